@@ -1,0 +1,195 @@
+"""The running server: registry, listeners and their order of start and stop.
+
+Start: load the startup models into the registry (their workers start loading in the
+background), bind every listener, then print ``Model server started.``. Stop (SIGTERM/SIGINT):
+close the listeners, let in-flight requests finish up to the drain timeout, stop the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import __version__
+from .archive import InvalidModel, list_store, name_from_path, open_artifact
+from .config import Address, ServerConfig
+from .dialects.torchserve_inference import TorchServeInference
+from .dialects.torchserve_management import TorchServeManagement
+from .dialects.torchserve_metrics import TorchServeMetrics
+from .errors import ServeError
+from .listener import Listener
+from .model_spec import Defaults, build_spec
+from .openapi import build_openapi
+from .registry import ModelRegistry, ModelVersion
+
+logger = logging.getLogger("modelserver")
+
+DRAIN_SECONDS = 30.0
+STARTED_LINE = "Model server started."
+
+
+def require_c_parser() -> None:
+    """aiohttp's pure-Python HTTP parser is several times slower; refuse to run on it."""
+    from aiohttp import http_parser
+
+    if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
+        raise SystemExit(
+            "aiohttp's C HTTP parser is not available (AIOHTTP_NO_EXTENSIONS set, or a build without extensions); "
+            "refusing to run on the pure-Python parser."
+        )
+
+
+def max_frame_size(config: ServerConfig) -> int:
+    """Large enough for a full batch of maximum-size requests plus framing."""
+    biggest_batch = max([1, *(_batch_sizes(config.models))])
+    return 16 * 1024 * 1024 + max(config.max_request_size, config.max_response_size) * biggest_batch
+
+
+def _batch_sizes(models: Any) -> list[int]:
+    sizes = []
+    for versions in models.values():
+        for entry in versions.values():
+            value = entry.get("batchSize") if isinstance(entry, dict) else None
+            if isinstance(value, int) and value > 0:
+                sizes.append(value)
+    return sizes
+
+
+class ModelServer:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.registry = ModelRegistry()
+        self.defaults = Defaults(
+            workers=config.default_workers_per_model,
+            job_queue_size=config.job_queue_size,
+            response_timeout=config.default_response_timeout,
+            startup_timeout=config.default_startup_timeout,
+        )
+        self._frame_size = max_frame_size(config)
+        self._servers: list[asyncio.AbstractServer] = []
+        self._http: list[web.Server] = []
+        self._stopped = asyncio.Event()
+        self._descriptions: dict[int, dict[str, Any]] = {}
+
+    # -- models ----------------------------------------------------------------------------------
+
+    def startup_models(self) -> list[tuple[str | None, Path]]:
+        """``load_models``: ``all`` or ``[name=]path`` entries, paths relative to the model store."""
+        store = Path(self.config.model_store) if self.config.model_store else None
+        entries: list[tuple[str | None, Path]] = []
+        for item in self.config.load_models:
+            if item.lower() == "all":
+                if store is None:
+                    raise ServeError("load_models=all needs a model store (--model-store)")
+                entries.extend((None, path) for path in list_store(store))
+                continue
+            name, _, location = item.rpartition("=")
+            path = Path(location)
+            if not path.is_absolute() and store is not None:
+                path = store / path
+            entries.append((name or None, path))
+        return entries
+
+    def add_model(self, path: Path, name: str | None, loaded_at_startup: bool = False) -> ModelVersion:
+        artifact = open_artifact(path, name)
+        entry = self.config.models.get(artifact.name, {}).get(artifact.version, {})
+        spec = build_spec(artifact, entry, self.defaults, url=path.name, loaded_at_startup=loaded_at_startup)
+        version = ModelVersion(
+            spec,
+            gpu_count=self.config.number_of_gpu,
+            decode_input_request=self.config.decode_input_request,
+            max_frame_size=self._frame_size,
+        )
+        self.registry.add(version)
+        version.scale(spec.min_workers)
+        logger.info(
+            "Model %s version %s from %s: %d worker(s), batchSize %d, maxBatchDelay %d ms",
+            spec.name,
+            spec.version,
+            path,
+            spec.min_workers,
+            spec.batch_size,
+            spec.max_batch_delay_ms,
+        )
+        return version
+
+    def load_startup_models(self) -> None:
+        for name, path in self.startup_models():
+            try:
+                self.add_model(path, name or (None if path.is_dir() else name_from_path(path)), loaded_at_startup=True)
+            except InvalidModel as err:
+                logger.error("Failed to load model from %s: %s", path, err.message)
+
+    # -- listeners -------------------------------------------------------------------------------
+
+    def listeners(self) -> list[tuple[Address, Listener]]:
+        cfg = self.config
+        inference = TorchServeInference(self.registry, lambda: self._describe(inference_listener))
+        management = TorchServeManagement(self.registry, lambda: self._describe(management_listener))
+        metrics = TorchServeMetrics(lambda: self._describe(metrics_listener))
+        if cfg.inference_address == cfg.management_address:
+            inference_listener = management_listener = Listener(
+                "inference", [inference, management], cfg.max_request_size
+            )
+            result = [(cfg.inference_address, inference_listener)]
+        else:
+            inference_listener = Listener("inference", [inference], cfg.max_request_size)
+            management_listener = Listener("management", [management], cfg.max_request_size)
+            result = [(cfg.inference_address, inference_listener), (cfg.management_address, management_listener)]
+        metrics_listener = Listener("metrics", [metrics], cfg.max_request_size)
+        result.append((cfg.metrics_address, metrics_listener))
+        return result
+
+    def _describe(self, listener: Listener) -> dict[str, Any]:
+        key = id(listener)
+        if key not in self._descriptions:
+            self._descriptions[key] = build_openapi(listener.router.routes, "TorchServe APIs", __version__)
+        return self._descriptions[key]
+
+    async def _bind(self, address: Address, listener: Listener) -> None:
+        http_server = listener.make_server(handler_cancellation=True, access_log=None)
+        loop = asyncio.get_running_loop()
+        if address.scheme == "unix":
+            Path(address.path).unlink(missing_ok=True)
+            server = await loop.create_unix_server(http_server, address.path)
+        else:
+            server = await loop.create_server(http_server, address.host, address.port, reuse_address=True)
+        self._servers.append(server)
+        self._http.append(http_server)
+        logger.info("%s API bound to: %s", listener.name.title(), address)
+
+    async def start(self) -> None:
+        self.load_startup_models()
+        for address, listener in self.listeners():
+            await self._bind(address, listener)
+        print(STARTED_LINE, flush=True)
+
+    async def serve_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+        await self.start()
+        await self._stopped.wait()
+        await self.shutdown()
+
+    def _on_signal(self) -> None:
+        if self._stopped.is_set():
+            logger.warning("Second stop signal: exiting now")
+            sys.exit(1)
+        self._stopped.set()
+
+    async def shutdown(self, drain: float = DRAIN_SECONDS) -> None:
+        logger.info("Stopping: no new connections, draining in-flight requests")
+        for server in self._servers:
+            server.close()
+        for http_server in self._http:
+            await http_server.shutdown(drain)
+        logger.info("Listeners closed; stopping workers")
+        await self.registry.stop()
+        logger.info("Model server stopped.")

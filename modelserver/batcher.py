@@ -1,0 +1,103 @@
+"""Dynamic batching: one bounded queue per model version, pulled by its free workers.
+
+A free worker calls :meth:`BatchQueue.next_batch`. It waits, without a deadline, for the first
+job; from the moment it holds that job it waits up to ``max_batch_delay`` for ``batch_size - 1``
+more (TorchServe's ``pollBatch``). Only one worker collects at a time, so two idle workers never
+split a batch that one of them could fill; with a backlog a full batch goes out at once.
+
+Jobs sit in a deque behind an event rather than in an ``asyncio.Queue``: cancelling a waiting
+``Queue.get()`` under a timeout has lost items before (cpython#92824). Jobs whose client left are
+skipped, and jobs past their deadline are answered here, before they cost compute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+
+from .errors import RequestExpired, ServeError
+from .types import Job
+
+
+class QueueFull(Exception):
+    """Raised by :meth:`BatchQueue.put` when ``capacity`` jobs are already waiting."""
+
+
+class BatchQueue:
+    def __init__(
+        self,
+        capacity: int,
+        batch_size: int = 1,
+        max_batch_delay: float = 0.1,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.capacity = capacity
+        self.batch_size = max(1, batch_size)
+        self.max_batch_delay = max(0.0, max_batch_delay)
+        self._items: deque[Job] = deque()
+        self._grew = asyncio.Event()
+        self._collecting = asyncio.Lock()
+        self._clock = clock or asyncio.get_running_loop().time
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def remaining_capacity(self) -> int:
+        return max(0, self.capacity - len(self._items))
+
+    def put(self, job: Job) -> None:
+        if len(self._items) >= self.capacity:
+            raise QueueFull
+        job.enqueued_at = self._clock()
+        self._items.append(job)
+        self._grew.set()
+
+    def requeue(self, jobs: list[Job]) -> None:
+        """Put jobs back at the head, in order (their worker went away before running them)."""
+        self._items.extendleft(reversed([j for j in jobs if not j.cancelled]))
+        if self._items:
+            self._grew.set()
+
+    def fail_all(self, error: ServeError) -> None:
+        while self._items:
+            self._items.popleft().fail(error)
+
+    async def next_batch(self) -> list[Job]:
+        """Wait for the next batch: at least one live job, at most ``batch_size``."""
+        async with self._collecting:
+            while True:
+                await self._wait_for(lambda: bool(self._items), None)
+                deadline = self._clock() + self.max_batch_delay
+                await self._wait_for(lambda: len(self._items) >= self.batch_size, deadline)
+                batch = self._take()
+                if batch:
+                    return batch
+
+    async def _wait_for(self, ready: Callable[[], bool], deadline: float | None) -> None:
+        while not ready():
+            self._grew.clear()
+            if deadline is None:
+                await self._grew.wait()
+                continue
+            left = deadline - self._clock()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._grew.wait()
+
+    def _take(self) -> list[Job]:
+        batch: list[Job] = []
+        now = self._clock()
+        while self._items and len(batch) < self.batch_size:
+            job = self._items.popleft()
+            if job.cancelled:
+                continue
+            if job.deadline is not None and now > job.deadline:
+                job.fail(RequestExpired())
+                continue
+            batch.append(job)
+        return batch

@@ -1,0 +1,170 @@
+"""``modelserver``: TorchServe's command line (``--start``, ``--stop``, ``--foreground``, ...).
+
+``--start`` without ``--foreground`` starts the server as a detached child and returns at once,
+like ``torchserve --start``; the child prints ``Model server started.`` on the same terminal
+when every listener is bound. The pid file is ``$TMPDIR/.model_server.pid``, as TorchServe's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import __version__
+from .config import CliOptions, ConfigError, ServerConfig, load_config
+
+ALREADY_RUNNING = "TorchServe is already running, please use torchserve --stop to stop TorchServe."
+NOT_RUNNING = "TorchServe is not currently running."
+STOPPED = "TorchServe has stopped."
+LOG_FORMAT = "%(asctime)s [%(levelname)-5s] %(name)s - %(message)s"
+
+
+def pid_file() -> Path:
+    return Path(tempfile.gettempdir()) / ".model_server.pid"
+
+
+def running_pid() -> int | None:
+    """The pid in the pid file if that process is alive, else None (a stale file is removed)."""
+    path = pid_file()
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        path.unlink(missing_ok=True)
+        return None
+    return pid
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelserver", description="A fast model server speaking TorchServe's APIs.")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--start", action="store_true", help="start the model server (the default)")
+    action.add_argument("--stop", action="store_true", help="stop the running model server")
+    action.add_argument("-v", "--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--foreground", action="store_true", help="run in the foreground instead of detaching")
+    parser.add_argument("--model-store", dest="model_store", help="the model store directory")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="models to load at start: all, name=path, or path (relative to the model store)",
+    )
+    parser.add_argument("--ts-config", dest="ts_config", help="configuration file (config.properties)")
+    parser.add_argument(
+        "--ncs", "--no-config-snapshots", dest="ncs", action="store_true", help="do not read or write config snapshots"
+    )
+    parser.add_argument(
+        "--dt",
+        "--disable-token-auth",
+        dest="disable_token_auth",
+        action="store_true",
+        help="disable token authorization",
+    )
+    parser.add_argument(
+        "--enable-model-api",
+        dest="enable_model_api",
+        action="store_true",
+        help="allow registering and unregistering models through the management API",
+    )
+    parser.add_argument(
+        "--log-config", dest="log_config", help="accepted for compatibility; logging is configured here"
+    )
+    parser.add_argument("--workflow-store", dest="workflow_store", help="accepted for compatibility")
+    parser.add_argument("--plugins-path", "--ppath", dest="plugins_path", help="accepted for compatibility")
+    return parser
+
+
+def stop() -> int:
+    pid = running_pid()
+    if pid is None:
+        print(NOT_RUNNING)
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    pid_file().unlink(missing_ok=True)
+    Path("key_file.json").unlink(missing_ok=True)
+    print(STOPPED)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    options = CliOptions(
+        ts_config=args.ts_config,
+        model_store=args.model_store,
+        models=tuple(args.models),
+        ncs=args.ncs,
+        disable_token_auth=args.disable_token_auth,
+        enable_model_api=args.enable_model_api,
+    )
+    config = load_config(options, os.environ)
+    if not config.model_store and config.load_models and any("=" not in m or m == "all" for m in config.load_models):
+        raise ConfigError("Missing mandatory parameter --model-store")
+    return config
+
+
+def run_foreground(config: ServerConfig) -> int:
+    import uvloop
+
+    from .app import require_c_parser
+
+    require_c_parser()
+    path = pid_file()
+    path.write_text(str(os.getpid()))
+    try:
+        uvloop.run(_serve(config))
+    finally:
+        if path.exists() and path.read_text().strip() == str(os.getpid()):
+            path.unlink()
+    return 0
+
+
+async def _serve(config: ServerConfig) -> None:
+    from .app import ModelServer
+
+    await ModelServer(config).serve_forever()
+
+
+def start_detached(argv: list[str]) -> int:
+    """Re-run ourselves with ``--foreground`` in a new session, like ``torchserve --start``."""
+    args = [sys.executable, "-m", "modelserver", *argv, "--foreground"]
+    child = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL)
+    pid_file().write_text(str(child.pid))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"modelserver {__version__}")
+        return 0
+    if args.stop:
+        return stop()
+    if running_pid() is not None and running_pid() != os.getpid():
+        print(ALREADY_RUNNING)
+        return 1
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout)
+    try:
+        config = _config(args)
+    except ConfigError as err:
+        print(f"modelserver: configuration error: {err}", file=sys.stderr)
+        return 2
+    for key in config.unknown_keys:
+        logging.getLogger("modelserver.config").debug("unknown key kept: %s", key)
+    if not args.foreground:
+        return start_detached(argv)
+    return run_foreground(config)

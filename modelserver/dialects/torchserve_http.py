@@ -1,0 +1,56 @@
+"""TorchServe's HTTP conventions, shared by its inference, management and metrics APIs.
+
+Every response carries ``x-request-id`` and the no-cache headers; JSON is pretty-printed with a
+2-space indent and a trailing newline (Gson's output); every error is
+``{"code", "type", "message"}`` and closes the connection, as TorchServe's Netty handler does.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import RequestTooLarge, ServeError
+
+NO_CACHE_HEADERS = {
+    "Pragma": "no-cache",
+    "Cache-Control": "no-cache; no-store, must-revalidate, private",
+    "Expires": "Thu, 01 Jan 1970 00:00:00 UTC",
+}
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+def response_headers(request_id: str) -> dict[str, str]:
+    headers = {"x-request-id": request_id}
+    headers.update(NO_CACHE_HEADERS)
+    return headers
+
+
+def json_body(value: Any) -> bytes:
+    return (json.dumps(value, indent=2) + "\n").encode()
+
+
+def json_response(value: Any, status: int = 200, request_id: str | None = None) -> web.Response:
+    headers = response_headers(request_id or new_request_id())
+    headers["Content-Type"] = "application/json"
+    return web.Response(status=status, body=json_body(value), headers=headers)
+
+
+def error_response(error: ServeError, request: web.BaseRequest | None = None) -> web.Response:
+    """TorchServe's error shape; 413 is a bare status with an empty body, as TorchServe sends it."""
+    request_id = new_request_id()
+    if isinstance(error, RequestTooLarge):
+        headers = response_headers(request_id)
+        response = web.Response(status=413, headers=headers)
+        response.force_close()
+        return response
+    body = {"code": error.status, "type": error.type_name, "message": error.message}
+    response = json_response(body, error.status, request_id)
+    response.force_close()
+    return response

@@ -1,0 +1,89 @@
+"""One HTTP listener: aiohttp's low-level server, our router, and the dialects mounted on it.
+
+Every request goes: match method + path -> route (404 / 405 + ``Allow`` otherwise) -> the
+route's handler. A :class:`~modelserver.errors.ServeError` raised anywhere below is rendered by
+the dialect that owns the route, in that dialect's error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+from aiohttp import web, web_protocol, web_request
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+
+from .errors import MethodNotAllowed, ResourceNotFound, ServeError
+from .router import MatchKind, Route, Router
+
+logger = logging.getLogger("modelserver.http")
+
+RouteHandler = Callable[[web.BaseRequest, dict[str, str]], Awaitable[web.StreamResponse]]
+
+
+class Dialect(Protocol):
+    """What a listener needs from a dialect: its routes and how it shows an error."""
+
+    def routes(self) -> Iterable[Route]: ...
+
+    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse: ...
+
+
+class Listener:
+    """Routes requests for one address to the dialects mounted on it."""
+
+    def __init__(self, name: str, dialects: Iterable[Dialect], max_request_size: int) -> None:
+        self.name = name
+        self.router = Router()
+        self._owner: dict[int, Dialect] = {}
+        self._fallback: Dialect | None = None
+        self.max_request_size = max_request_size
+        for dialect in dialects:
+            self._fallback = self._fallback or dialect
+            for route in dialect.routes():
+                self.router.add(route)
+                self._owner[id(route)] = dialect
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        match = self.router.match(request.method, request.raw_path)
+        route = match.route
+        dialect = self._owner.get(id(route), self._fallback) if route is not None else self._fallback
+        try:
+            if match.kind is MatchKind.FULL:
+                assert route is not None
+                return await route.handler(request, match.params)
+            if match.kind is MatchKind.METHOD_NOT_ALLOWED:
+                raise MethodNotAllowed(match.allowed)
+            raise ResourceNotFound()
+        except ServeError as error:
+            return self._error(dialect, error, match, request)
+        except Exception:
+            logger.exception("Unexpected error handling %s %s", request.method, request.path)
+            return self._error(dialect, ServeError("Internal server error."), match, request)
+
+    @staticmethod
+    def _error(dialect: Dialect | None, error: ServeError, match: Any, request: web.BaseRequest) -> web.StreamResponse:
+        if dialect is None:
+            raise error
+        response = dialect.error_response(error, request)
+        if isinstance(error, MethodNotAllowed) and error.allowed:
+            response.headers["Allow"] = match.allow_header()
+        return response
+
+    def make_server(self, **kwargs: Any) -> web.Server:
+        max_size = self.max_request_size
+        loop = asyncio.get_running_loop()
+
+        def request_factory(
+            message: RawRequestMessage,
+            payload: StreamReader,
+            protocol: web_protocol.RequestHandler,  # type: ignore[type-arg]
+            writer: Any,
+            task: Any,
+        ) -> web.BaseRequest:
+            return web_request.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=max_size)
+
+        return web.Server(self.handle, request_factory=request_factory, **kwargs)  # type: ignore[arg-type]

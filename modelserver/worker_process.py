@@ -1,0 +1,72 @@
+"""Spawning one worker process with a private socket, and forwarding its output to the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
+model_log = logging.getLogger("MODEL_LOG")
+
+
+async def spawn_worker(
+    name: str, device: str, model_dir: str, max_frame_size: int, environ: Mapping[str, str] | None = None
+) -> tuple[asyncio.subprocess.Process, socket.socket]:
+    """Start ``python -m workers`` holding one end of a socketpair; return the process and our end.
+
+    The socket is never on disk and nobody else can connect to it. The worker's cwd is the model
+    directory and its ``PYTHONPATH`` starts with it, as in TorchServe, so handler files import
+    their neighbours.
+    """
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for sock in (ours, theirs):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    env = dict(os.environ if environ is None else environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (model_dir, _PROJECT_ROOT, env.get("PYTHONPATH", "")) if p)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "workers",
+            "--fd",
+            str(theirs.fileno()),
+            "--name",
+            name,
+            "--device",
+            device,
+            "--max-frame-size",
+            str(max_frame_size),
+            pass_fds=(theirs.fileno(),),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=model_dir,
+            env=env,
+        )
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    return process, ours
+
+
+async def forward_output(stream: asyncio.StreamReader | None, prefix: str) -> None:
+    """Log each line a worker prints, prefixed with its name (``W-9000-echo_1.0-stdout``)."""
+    if stream is None:
+        return
+    while True:
+        try:
+            line = await stream.readline()
+        except ValueError:  # a line longer than the reader's limit: take what is there
+            line = await stream.read(64 * 1024)
+        if not line:
+            return
+        model_log.info("%s MODEL_LOG - %s", prefix, line.decode("utf-8", "replace").rstrip())

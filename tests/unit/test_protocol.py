@@ -1,0 +1,553 @@
+"""Tests for workers/protocol.py: framing, validation, FrameDecoder and SocketChannel."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from workers.protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    HEADER,
+    MAX_FRAME_SIZE_LIMIT,
+    PROTOCOL_VERSION,
+    REQUIRED_FIELDS,
+    SMALL_FRAME_SIZE,
+    FrameDecoder,
+    ProtocolError,
+    SocketChannel,
+    decode_payload,
+    encode,
+    max_frame_size_for,
+)
+
+TIMEOUT = 10.0
+
+# --- strategies --------------------------------------------------------------------------------
+
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40)
+    | st.binary(max_size=200)
+)
+values = st.recursive(
+    leaves,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _message_of(kind: str) -> st.SearchStrategy[dict]:
+    fields = st.fixed_dictionaries(
+        dict.fromkeys(REQUIRED_FIELDS[kind], values),
+        optional={"body": st.binary(max_size=2000), "extra": values, "ünï": st.text()},
+    )
+    return fields.map(lambda found: {**found, "kind": kind})
+
+
+messages = st.sampled_from(sorted(REQUIRED_FIELDS)).flatmap(_message_of)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def frame(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload)) + payload
+
+
+def packed(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def feed_in_pieces(decoder: FrameDecoder, data: bytes, cuts: list[int]) -> list[dict]:
+    """Feed ``data`` split at the sorted positions in ``cuts``."""
+    out: list[dict] = []
+    bounds = [0, *sorted(cuts), len(data)]
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        out.extend(decoder.feed(data[start:end]))
+    return out
+
+
+def receive_like_asyncio(decoder: FrameDecoder, data: bytes, read_sizes: Iterator[int]) -> list[dict]:
+    """Play the event loop: recv_into the buffer from get_buffer at most ``size`` bytes at a time."""
+    out: list[dict] = []
+    offset = 0
+    while offset < len(data):
+        buffer = decoder.get_buffer(-1)
+        assert len(buffer) > 0
+        count = min(len(buffer), next(read_sizes), len(data) - offset)
+        buffer[:count] = data[offset : offset + count]
+        offset += count
+        out.extend(decoder.buffer_updated(count))
+    return out
+
+
+def item(job_id: int, body: bytes) -> dict:
+    return {"id": job_id, "status": 200, "reason": "", "headers": {}, "content_type": "text/plain", "body": body}
+
+
+def realistic_messages() -> list[dict]:
+    job = {
+        "id": 7,
+        "request_id": "3f0c6c9e-0d57-4c5e-9f0e-5ad3c0a1b2c3",
+        "headers": {"Content-Type": "image/jpeg", "url_path": "/predictions/m", "explain": "False", "data": "x"},
+        "inputs": [
+            ["data", "image/jpeg", b"\xff\xd8\xff\x00binary"],
+            ["t", "", {"dtype": "f4", "shape": [2], "data": b"\0" * 8}],
+        ],
+        "method": "predict",
+    }
+    return [
+        {"kind": "hello", "version": PROTOCOL_VERSION, "pid": 1234, "device": "cuda:0"},
+        {
+            "kind": "load",
+            "model_name": "m",
+            "model_version": "1.0",
+            "model_dir": "/tmp/m",
+            "handler": "image_classifier",
+            "batch_size": 4,
+            "gpu_id": None,
+            "envelope": "",
+            "limit_max_image_pixels": True,
+            "decode_input_request": True,
+            "manifest": {"model": {"modelName": "m"}},
+            "model_yaml_config": {},
+        },
+        {"kind": "loaded", "status": 200, "message": "loaded"},
+        {"kind": "infer", "jobs": [job]},
+        {"kind": "result", "items": [item(7, b"\x00\x01"), {**item(8, b""), "error": "boom"}]},
+        {"kind": "chunk", **item(7, "ünïcødé".encode())},
+        {"kind": "cancel", "ids": [7, 8]},
+        {"kind": "shutdown"},
+    ]
+
+
+@contextmanager
+def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    left, right = socket.socketpair()
+    left.settimeout(TIMEOUT)
+    right.settimeout(TIMEOUT)
+    try:
+        yield left, right
+    finally:
+        left.close()
+        right.close()
+
+
+@contextmanager
+def in_thread(target: Callable[[], None]) -> Iterator[None]:
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            target()
+        except BaseException as err:  # reported to the test below
+            errors.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield
+    thread.join(TIMEOUT)
+    assert not thread.is_alive(), "sender thread hung"
+    assert not errors, errors
+
+
+# --- encode ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("message", realistic_messages(), ids=lambda m: m["kind"])
+def test_encode_frame_layout(message: dict) -> None:
+    data = encode(message)
+    assert isinstance(data, bytes)
+    (length,) = HEADER.unpack_from(data)
+    assert length == len(data) - HEADER.size
+    assert msgpack.unpackb(data[HEADER.size :], raw=False) == message
+    assert decode_payload(data[HEADER.size :]) == message
+
+
+def test_encode_accepts_any_mapping() -> None:
+    message = types.MappingProxyType({"kind": "cancel", "ids": [1]})
+    assert FrameDecoder().feed(encode(message)) == [{"kind": "cancel", "ids": [1]}]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"ids": [1]},
+        {"kind": b"cancel", "ids": [1]},
+        {"kind": "nope"},
+        {"kind": "cancel"},
+        {"kind": "loaded", "status": 200},
+        {"kind": "cancel", "ids": object()},
+        {"kind": "cancel", "ids": 2**64},
+        [("kind", "shutdown")],
+        "shutdown",
+    ],
+)
+def test_encode_rejects_bad_messages(message: Any) -> None:
+    with pytest.raises(ProtocolError):
+        encode(message)
+
+
+def test_encode_rejects_oversized_frame() -> None:
+    message = {"kind": "chunk", **item(1, b"x" * 1000)}
+    assert encode(message, max_frame_size=2000)
+    with pytest.raises(ProtocolError, match="exceeds"):
+        encode(message, max_frame_size=1000)
+
+
+def test_frame_size_limits() -> None:
+    assert DEFAULT_MAX_FRAME_SIZE == 64 * 1024 * 1024 + 2 * 6_553_500
+    assert max_frame_size_for(6_553_500, 2) == DEFAULT_MAX_FRAME_SIZE
+    assert max_frame_size_for(2**31, 8) == MAX_FRAME_SIZE_LIMIT
+    with pytest.raises(ValueError):
+        max_frame_size_for(100, 0)
+    with pytest.raises(ValueError):
+        FrameDecoder(max_frame_size=0)
+    with pytest.raises(ValueError):
+        FrameDecoder(max_frame_size=2**32)
+
+
+# --- FrameDecoder round trips ------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(batch=st.lists(messages, min_size=1, max_size=5), data=st.data())
+def test_feed_roundtrip_split_anywhere(batch: list[dict], data: st.DataObject) -> None:
+    stream = b"".join(encode(message) for message in batch)
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=20), label="cuts")
+    assert feed_in_pieces(FrameDecoder(), stream, cuts) == batch
+
+
+@settings(max_examples=50, deadline=None)
+@given(batch=st.lists(messages, min_size=1, max_size=3))
+def test_feed_roundtrip_one_byte_at_a_time(batch: list[dict]) -> None:
+    stream = b"".join(encode(message) for message in batch)
+    decoder = FrameDecoder()
+    assert feed_in_pieces(decoder, stream, list(range(1, len(stream)))) == batch
+    assert decoder.pending == 0
+    decoder.check_eof()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    batch=st.lists(messages, min_size=1, max_size=5),
+    read_sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=20),
+)
+def test_buffered_protocol_roundtrip(batch: list[dict], read_sizes: list[int]) -> None:
+    stream = b"".join(encode(message) for message in batch)
+    sizes = iter(read_sizes * (len(stream) // min(read_sizes) + 1))
+    assert receive_like_asyncio(FrameDecoder(), stream, sizes) == batch
+
+
+def test_multiple_frames_in_one_feed() -> None:
+    batch = realistic_messages()
+    stream = b"".join(encode(message) for message in batch)
+    assert FrameDecoder().feed(stream) == batch
+    assert FrameDecoder().feed(stream * 50) == batch * 50
+
+
+@pytest.mark.parametrize("piece", [997, 4096, SMALL_FRAME_SIZE, 256 * 1024, 1 << 30])
+def test_mixed_small_and_large_frames(piece: int) -> None:
+    sizes = [0, 10, SMALL_FRAME_SIZE - 200, SMALL_FRAME_SIZE + 1, 100_000, 300_000, 1_000_000, 5]
+    batch = [{"kind": "chunk", **item(n, bytes([n % 251]) * n)} for n in sizes]
+    stream = b"".join(encode(message) for message in batch)
+    cuts = list(range(piece, len(stream), piece))
+    assert feed_in_pieces(FrameDecoder(), stream, cuts) == batch
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(0, 400_000), min_size=1, max_size=4), data=st.data())
+def test_roundtrip_large_frames_split_anywhere(sizes: list[int], data: st.DataObject) -> None:
+    batch = [{"kind": "chunk", **item(n, bytes([n % 251]) * n)} for n in sizes]
+    stream = b"".join(encode(message) for message in batch)
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=30), label="cuts")
+    assert feed_in_pieces(FrameDecoder(), stream, cuts) == batch
+    read_sizes = data.draw(st.lists(st.integers(512, 1 << 20), min_size=1, max_size=10), label="read_sizes")
+    sizes_iter = itertools.cycle(read_sizes)
+    assert receive_like_asyncio(FrameDecoder(), stream, sizes_iter) == batch
+
+
+def test_large_payload_is_received_in_place() -> None:
+    body = bytes(range(256)) * 4096  # 1 MiB
+    data = encode({"kind": "chunk", **item(1, body)})
+    length = len(data) - HEADER.size
+    decoder = FrameDecoder()
+    assert decoder.feed(data[:100]) == []
+    buffer = decoder.get_buffer(-1)
+    assert len(buffer) == length - 96  # exactly the rest of this payload, nothing shared
+    buffer[:1000] = data[100:1100]
+    assert decoder.buffer_updated(1000) == []
+    assert decoder.pending == 1100
+    assert len(decoder.get_buffer(-1)) == length - 1096
+    [message] = decoder.feed(data[1100:])
+    assert message["body"] == body
+    assert decoder.pending == 0
+    assert len(decoder.get_buffer(-1)) > SMALL_FRAME_SIZE  # back to the shared buffer
+
+
+def test_buffer_updated_rejects_more_than_handed_out() -> None:
+    decoder = FrameDecoder()
+    with pytest.raises(ValueError):
+        decoder.buffer_updated(len(decoder.get_buffer(-1)) + 1)
+
+
+# --- FrameDecoder errors -----------------------------------------------------------------------
+
+MALFORMED_PAYLOADS = {
+    "invalid msgpack": b"\xc1",
+    "truncated msgpack": packed({"kind": "cancel", "ids": [1, 2, 3]})[:-1],
+    "trailing bytes": packed({"kind": "shutdown"}) + b"\x00",
+    "two objects": packed({"kind": "shutdown"}) * 2,
+    "non-map": packed(["kind", "shutdown"]),
+    "scalar": packed(5),
+    "map without kind": packed({"ids": [1]}),
+    "non-str kind": packed({"kind": 3}),
+    "bytes kind": packed({"kind": b"shutdown"}),
+    "unknown kind": packed({"kind": "reboot"}),
+    "missing required field": packed({"kind": "hello", "version": 1, "pid": 3}),
+    "ext type": packed({"kind": "cancel", "ids": msgpack.ExtType(5, b"abc")}),
+    "empty ext type": b"\x82\xa4kind\xa6cancel\xa3ids\xc7\x00\x05",
+    "timestamp ext": packed({"kind": "cancel", "ids": msgpack.Timestamp(1, 2)}),
+    "int map key": packed({"kind": "cancel", "ids": [], 1: 2}),
+    "invalid utf-8": b"\x82\xa4kind\xa6cancel\xa3ids\xa1\xff",
+    "deep nesting": b"\x82\xa4kind\xa6cancel\xa3ids" + b"\x91" * 100_000 + b"\xc0",
+}
+
+
+@pytest.mark.parametrize("payload", list(MALFORMED_PAYLOADS.values()), ids=list(MALFORMED_PAYLOADS))
+def test_malformed_payload_raises(payload: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        decode_payload(payload)
+    with pytest.raises(ProtocolError):
+        FrameDecoder().feed(frame(payload))
+
+
+def test_msgpack_errors_are_chained() -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_payload(b"\xc1")
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_zero_length_raises_from_header() -> None:
+    with pytest.raises(ProtocolError, match="zero-length"):
+        FrameDecoder().feed(HEADER.pack(0))
+
+
+@pytest.mark.parametrize("length", [1025, 2**32 - 1])
+def test_oversized_length_raises_from_header(length: int) -> None:
+    decoder = FrameDecoder(max_frame_size=1024)
+    with pytest.raises(ProtocolError, match="exceeds"):
+        decoder.feed(HEADER.pack(length))  # no payload follows, and none is waited for
+
+
+def test_oversized_payload_with_default_limit_raises_at_once() -> None:
+    with pytest.raises(ProtocolError):
+        FrameDecoder().feed(HEADER.pack(DEFAULT_MAX_FRAME_SIZE + 1))
+
+
+def test_decoder_stays_failed() -> None:
+    decoder = FrameDecoder()
+    with pytest.raises(ProtocolError):
+        decoder.feed(HEADER.pack(0))
+    with pytest.raises(ProtocolError, match="failed earlier"):
+        decoder.feed(encode({"kind": "shutdown"}))
+    with pytest.raises(ProtocolError):
+        decoder.get_buffer(-1)
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4, 5, 20])
+def test_truncated_frame_at_eof(cut: int) -> None:
+    data = encode({"kind": "cancel", "ids": list(range(10))})
+    decoder = FrameDecoder()
+    assert decoder.feed(data[:cut]) == []
+    with pytest.raises(ProtocolError, match="truncated frame"):
+        decoder.check_eof()
+
+
+def test_truncated_large_frame_at_eof() -> None:
+    data = encode({"kind": "chunk", **item(1, b"x" * 200_000)})
+    decoder = FrameDecoder()
+    assert decoder.feed(data[:-1]) == []
+    with pytest.raises(ProtocolError, match="truncated frame"):
+        decoder.check_eof()
+
+
+@settings(max_examples=500, deadline=None)
+@given(garbage=st.binary(max_size=3000))
+def test_garbage_decodes_or_raises_protocol_error(garbage: bytes) -> None:
+    for decoder_input in (garbage, frame(garbage)):
+        decoder = FrameDecoder(max_frame_size=4096)
+        try:
+            result = decoder.feed(decoder_input)
+            decoder.check_eof()
+        except ProtocolError:
+            continue
+        assert all(isinstance(message, dict) and message["kind"] in REQUIRED_FIELDS for message in result)
+    with suppress(ProtocolError):
+        assert decode_payload(garbage)["kind"] in REQUIRED_FIELDS
+
+
+plausible_maps = st.dictionaries(
+    st.sampled_from(["kind", "ids", "status", "message", "jobs", "items", "pid", "version", "device"]),
+    st.sampled_from(sorted(REQUIRED_FIELDS)) | values,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(obj=plausible_maps | values, garble=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=3))
+def test_plausible_garbage_decodes_or_raises_protocol_error(obj: Any, garble: list[tuple[int, int]]) -> None:
+    payload = bytearray(packed(obj))
+    for position, value in garble:
+        payload[position % len(payload)] = value
+    try:
+        message = decode_payload(bytes(payload))
+    except ProtocolError:
+        return
+    assert REQUIRED_FIELDS[message["kind"]] <= message.keys()
+
+
+# --- SocketChannel -----------------------------------------------------------------------------
+
+
+def test_socket_channel_roundtrip_with_sending_thread() -> None:
+    batch = realistic_messages()
+    with socket_pair() as (left, right):
+        sender, receiver = SocketChannel(left), SocketChannel(right)
+
+        def send_all() -> None:
+            for message in batch:
+                sender.send(message)
+            sender.close()
+
+        with in_thread(send_all):
+            received = [receiver.recv() for _ in batch]
+            assert receiver.recv() is None
+    assert received == batch
+
+
+def test_socket_channel_20_mb_body() -> None:
+    body = bytes(range(256)) * (20 * 1024 * 1024 // 256)
+    message = {"kind": "result", "items": [item(1, body)]}
+    with socket_pair() as (left, right):
+        sender, receiver = SocketChannel(left), SocketChannel(right)
+        with in_thread(lambda: sender.send(message)):
+            received = receiver.recv()
+    assert received is not None
+    assert received["items"][0]["body"] == body
+
+
+def test_socket_channel_concurrent_senders_keep_frames_whole() -> None:
+    threads, per_thread = 4, 50
+    with socket_pair() as (left, right):
+        sender, receiver = SocketChannel(left), SocketChannel(right)
+
+        def send_many(worker: int) -> None:
+            for n in range(per_thread):
+                sender.send({"kind": "chunk", **item(worker * 1000 + n, bytes([worker]) * (n * 997))})
+
+        workers = [threading.Thread(target=send_many, args=(w,), daemon=True) for w in range(threads)]
+        for thread in workers:
+            thread.start()
+        received = [receiver.recv() for _ in range(threads * per_thread)]
+        for thread in workers:
+            thread.join(TIMEOUT)
+    ids = sorted(message["id"] for message in received if message is not None)
+    assert ids == sorted(w * 1000 + n for w in range(threads) for n in range(per_thread))
+    for message in received:
+        assert message is not None
+        assert message["body"] == bytes([message["id"] // 1000]) * (message["id"] % 1000 * 997)
+
+
+def test_socket_channel_clean_eof() -> None:
+    with socket_pair() as (left, right):
+        left.close()
+        assert SocketChannel(right).recv() is None
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4, 10])
+def test_socket_channel_truncated_frame(cut: int) -> None:
+    data = encode({"kind": "cancel", "ids": list(range(10))})
+    with socket_pair() as (left, right):
+        left.sendall(data[:cut])
+        left.close()
+        with pytest.raises(ProtocolError, match="truncated frame"):
+            SocketChannel(right).recv()
+
+
+def test_socket_channel_zero_length() -> None:
+    with socket_pair() as (left, right):
+        left.sendall(HEADER.pack(0))  # the writer stays open: the error must not wait for more
+        with pytest.raises(ProtocolError, match="zero-length"):
+            SocketChannel(right).recv()
+
+
+def test_socket_channel_oversized_raises_without_waiting_for_payload() -> None:
+    with socket_pair() as (left, right):
+        left.sendall(HEADER.pack(2000))  # the writer stays open: waiting would time out instead
+        with pytest.raises(ProtocolError, match="exceeds"):
+            SocketChannel(right, max_frame_size=1000).recv()
+
+
+@pytest.mark.parametrize("payload", list(MALFORMED_PAYLOADS.values()), ids=list(MALFORMED_PAYLOADS))
+def test_socket_channel_malformed_payload(payload: bytes) -> None:
+    with socket_pair() as (left, right):
+        left.sendall(frame(payload))
+        with pytest.raises(ProtocolError):
+            SocketChannel(right).recv()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(garbage=st.binary(max_size=3000))
+def test_socket_channel_garbage_never_hangs(garbage: bytes) -> None:
+    with socket_pair() as (left, right):
+        left.sendall(garbage)
+        left.close()
+        channel = SocketChannel(right, max_frame_size=4096)
+        try:
+            while (message := channel.recv()) is not None:
+                assert message["kind"] in REQUIRED_FIELDS
+        except ProtocolError:
+            pass
+
+
+def test_socket_channel_close_wakes_blocked_reader() -> None:
+    with socket_pair() as (_left, right):
+        channel = SocketChannel(right)
+        outcome: list[object] = []
+
+        def read() -> None:
+            try:
+                outcome.append(channel.recv())
+            except OSError as err:
+                outcome.append(err)
+
+        thread = threading.Thread(target=read, daemon=True)
+        thread.start()
+        thread.join(0.2)
+        channel.close()
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+    assert outcome and (outcome[0] is None or isinstance(outcome[0], OSError))
+
+
+def test_socket_channel_send_rejects_bad_message_without_writing() -> None:
+    with socket_pair() as (left, right):
+        with pytest.raises(ProtocolError):
+            SocketChannel(left).send({"kind": "nope"})
+        right.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            right.recv(1)

@@ -1,0 +1,275 @@
+"""Run one batch of jobs through a loaded handler and answer each job with an item map (docs/protocol.md).
+
+This is TorchServe's ``Service.predict`` plus ``create_predict_response``: the same handler input
+(``data`` = one dict per request), the same error statuses and messages, the same encoding of the
+returned elements. Failures answer every job of the batch and never take the worker down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import Any
+
+from .context import BatchBinding, Context, RequestProcessor
+from .streaming import RequestCancelled
+
+logger = logging.getLogger(__name__)
+
+
+EmitChunk = Callable[[dict[str, Any]], None]
+IsCancelled = Callable[[int], bool]
+
+
+class BatchError(Exception):
+    """A failure that answers every job of the batch with one status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class OutputEncodingError(BatchError):
+    """A returned element is neither str, bytes, a Tensor nor JSON-serialisable."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "Unsupported model output data type.")
+
+
+# -- request side ---------------------------------------------------------------------------------
+
+
+def decode_value(content_type: str, value: Any, decode: bool) -> Any:
+    """Decode one input as TorchServe's worker does; tensor maps and other non-bytes values pass through."""
+    if not isinstance(value, bytes | bytearray | memoryview):
+        return value
+    raw = bytearray(value)
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if not decode:
+        return raw
+    if mime == "application/json":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            logger.warning("Failed json decoding of input data. Forwarding encoded payload", exc_info=True)
+            return raw
+    if mime.startswith("text"):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            logger.warning("Failed utf-8 decoding of input data. Forwarding encoded payload", exc_info=True)
+    return raw
+
+
+def build_data(job: Mapping[str, Any], decode: bool) -> dict[str, Any]:
+    """The handler's view of one request: ``{input name: value}`` (a repeated name: the last one wins)."""
+    return {name: decode_value(content_type, value, decode) for name, content_type, value in job.get("inputs") or []}
+
+
+def request_headers(job: Mapping[str, Any]) -> dict[str, Any]:
+    """Request headers as TorchServe shows them: ``{input name: {"content-type": ct}}`` overlaid by the job headers.
+
+    A job header that merely repeats an input's content type as a plain string keeps TorchServe's
+    nested shape, so ``get_request_header(idx, "body")`` returns ``{"content-type": ...}`` either way.
+    """
+    headers: dict[str, Any] = {name: {"content-type": ct} for name, ct, _ in job.get("inputs") or []}
+    for key, value in (job.get("headers") or {}).items():
+        current = headers.get(key)
+        if not (isinstance(current, dict) and current.get("content-type") == value):
+            headers[key] = value
+    return headers
+
+
+# -- response side --------------------------------------------------------------------------------
+
+
+def encode_output(value: Any) -> bytes:
+    """bytes as they are, str as UTF-8, a Tensor via ``torch.save``, anything else as ``json.dumps(x, indent=2)``."""
+    try:
+        return _encode(value)
+    except (TypeError, ValueError) as exc:
+        logger.warning("Unable to serialize model output.", exc_info=True)
+        raise OutputEncodingError() from exc
+
+
+def _encode(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    torch = sys.modules.get("torch")  # a handler returning a Tensor has imported torch; we never do
+    if torch is not None and isinstance(value, torch.Tensor):
+        buffer = io.BytesIO()
+        torch.save(value, buffer)
+        return buffer.getvalue()
+    return json.dumps(value, indent=2).encode("utf-8")
+
+
+def response_fields(context: Context, idx: int) -> dict[str, Any]:
+    """Status, reason, headers and content type the handler set for request ``idx`` (default 200, none)."""
+    code, phrase = context.get_response_status(idx)
+    headers = {str(k): str(v) for k, v in context.get_response_headers(idx).items()}
+    return {
+        "status": int(code) if code is not None else 200,
+        "reason": phrase or "",
+        "headers": headers,
+        "content_type": str(context.get_response_content_type(idx) or ""),
+    }
+
+
+def error_item(job_id: int, status: int, message: str) -> dict[str, Any]:
+    return {"id": job_id, "status": status, "reason": "", "headers": {}, "content_type": "", "error": message}
+
+
+def check_outputs(ret: Any, expected: int, model_name: str) -> list[Any]:
+    """The handler must return a list with one element per request."""
+    if not isinstance(ret, list):
+        logger.warning("model: %s, Invalid return type: %s.", model_name, type(ret))
+        raise BatchError(503, "Invalid model predict output")
+    if len(ret) != expected:
+        logger.warning(
+            "model: %s, number of batch response mismatched, expect: %d, got: %d.", model_name, expected, len(ret)
+        )
+        raise BatchError(503, "number of batch response mismatched")
+    return ret
+
+
+def classify_exception(exc: BaseException) -> tuple[int, str]:
+    """Map a handler failure to TorchServe's status and message, logging the traceback as it does."""
+    if isinstance(exc, BatchError | RequestCancelled):
+        return exc.status, exc.message
+    if isinstance(exc, MemoryError):
+        logger.error("System out of memory", exc_info=exc)
+        return 507, "Out of resources"
+    fields = prediction_exception_fields(exc)
+    if fields is not None:
+        logger.error("Prediction error", exc_info=exc)
+        return fields
+    if "CUDA" in str(exc):
+        logger.error("CUDA out of memory", exc_info=exc)
+        return 507, "Out of resources"
+    logger.warning("Invoking custom service failed.", exc_info=exc)
+    return 503, "Prediction failed"
+
+
+def prediction_exception_fields(exc: BaseException) -> tuple[int, str] | None:
+    """``(error_code, message)`` of any ``PredictionException`` (our shim's or the real ``ts`` package's)."""
+    if not any(cls.__name__ == "PredictionException" for cls in type(exc).__mro__):
+        return None
+    try:
+        status = int(exc.error_code)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    message = getattr(exc, "message", None)
+    return status, str(message) if message is not None else str(exc)
+
+
+def _never_cancelled(_job_id: int) -> bool:
+    return False
+
+
+# -- one batch ------------------------------------------------------------------------------------
+
+
+class _Batch:
+    """The jobs of one ``infer`` frame and the callbacks that reach the frontend while the handler runs."""
+
+    def __init__(
+        self, context: Context, jobs: Sequence[Mapping[str, Any]], emit_chunk: EmitChunk, cancelled: IsCancelled
+    ) -> None:
+        self.context = context
+        self.job_ids = [int(job["id"]) for job in jobs]
+        self.request_ids = {idx: str(job.get("request_id", "")) for idx, job in enumerate(jobs)}
+        self._emit_chunk = emit_chunk
+        self._cancelled = cancelled
+
+    def binding(self) -> BatchBinding:
+        return BatchBinding(self.job_ids, self._cancelled, self.send_intermediate)
+
+    def send_intermediate(self, ret: Sequence[Any], req_id_map: Mapping[int, Any], message: str, code: int) -> None:
+        """Emit one chunk per listed, still-connected request; all of them gone raises :class:`RequestCancelled`."""
+        targets = [idx for idx in req_id_map if not self.context.is_cancelled(idx)]
+        if req_id_map and not targets:
+            raise RequestCancelled()
+        if code != 200:
+            for idx in targets:
+                self._emit_chunk(error_item(self.job_ids[idx], code, message))
+            return
+        bodies = {idx: encode_output(ret[idx]) for idx in targets}
+        for idx in targets:
+            self.context.set_response_header(idx, "ts_stream_next", "true")
+            self._emit_chunk(self.item(idx, bodies[idx]))
+
+    def final_item(self, idx: int, output: Any) -> dict[str, Any]:
+        """The last response of a request; after streamed pieces TorchServe flips ``ts_stream_next`` to false."""
+        if self.context.get_response_headers(idx).get("ts_stream_next") == "true":
+            self.context.set_response_header(idx, "ts_stream_next", "false")
+        return self.item(idx, encode_output(output))
+
+    def item(self, idx: int, body: bytes) -> dict[str, Any]:
+        return {"id": self.job_ids[idx], **response_fields(self.context, idx), "body": body}
+
+    def failed(self, status: int, message: str) -> list[dict[str, Any]]:
+        return [error_item(job_id, status, message) for job_id in self.job_ids]
+
+
+class Service:
+    """A loaded handler: its context, its entry point ``handle(data, context)`` and the input decoding policy."""
+
+    def __init__(self, context: Context, entry_point: Callable[[Any, Any], Any], decode_input_request: bool = True):
+        self._context = context
+        self._entry_point = entry_point
+        self._decode = decode_input_request
+
+    @property
+    def context(self) -> Context:
+        return self._context
+
+    @property
+    def entry_point(self) -> Callable[[Any, Any], Any]:
+        return self._entry_point
+
+    def run_batch(
+        self, jobs: list[dict[str, Any]], emit_chunk: EmitChunk, cancelled: IsCancelled | None = None
+    ) -> list[dict[str, Any]]:
+        """Run ``handle`` once for ``jobs`` and return one item map per job, in job order.
+
+        ``emit_chunk`` receives streamed pieces (``send_intermediate_predict_response`` or a
+        generator handler); ``cancelled(job_id)`` tells whether a job's client went away.
+        """
+        if not jobs:
+            return []
+        batch = _Batch(self._context, jobs, emit_chunk, cancelled or _never_cancelled)
+        data = [build_data(job, self._decode) for job in jobs]
+        processors = [RequestProcessor(request_headers(job)) for job in jobs]
+        self._context._bind_batch(batch.request_ids, processors, batch.binding())
+        try:
+            return self._predict(data, batch)
+        except Exception as exc:
+            return batch.failed(*classify_exception(exc))
+        finally:
+            self._context._unbind_batch()
+
+    def _predict(self, data: list[dict[str, Any]], batch: _Batch) -> list[dict[str, Any]]:
+        # TorchServe prints a PredictionTime metric line per batch; printing on the hot path costs more than a
+        # small handler does, so backend timings will travel in result frames with the metrics API instead.
+        ret = self._entry_point(data, self._context)
+        if inspect.isgenerator(ret):
+            ret = self._drain(ret, batch, len(data))
+        outputs = check_outputs(ret, len(data), self._context.model_name)
+        items = [batch.final_item(idx, output) for idx, output in enumerate(outputs)]
+        return items
+
+    def _drain(self, gen: Generator[Any, None, Any], batch: _Batch, size: int) -> list[bytes]:
+        """A generator handler yields one list per step (an element per request); each step is streamed."""
+        with contextlib.closing(gen):
+            for piece in gen:
+                check_outputs(piece, size, self._context.model_name)
+                batch.send_intermediate(piece, batch.request_ids, "Intermediate Prediction success", 200)
+        return [b""] * size

@@ -1,0 +1,398 @@
+"""Wire format shared by the frontend and its workers (see ``docs/protocol.md``).
+
+The frontend and a worker talk over one private, connected Unix stream socket. Every message is
+one frame::
+
+     0                   1                   2                   3
+     0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    +---------------------------------------------------------------+
+    |              payload length N (uint32, big-endian)            |
+    +---------------------------------------------------------------+
+    |                                                               |
+    :           payload: N bytes, exactly one msgpack map           :
+    |                                                               |
+    +---------------------------------------------------------------+
+
+``N == 0`` and ``N > max_frame_size`` are errors, detected from the header alone. The payload is
+a msgpack map with a ``str`` key ``kind`` naming one of :data:`REQUIRED_FIELDS` and carrying at
+least that kind's fields. ``bin`` values decode to ``bytes``; ext types (timestamps included) are
+errors. Anything malformed raises :class:`ProtocolError`, the only error this module raises for
+bad data.
+
+This module is pure: no environment reads, no torch, no policy about what to do with a broken
+peer. :class:`FrameDecoder` serves the frontend's asyncio side (``asyncio.BufferedProtocol``);
+:class:`SocketChannel` serves the worker's blocking side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import msgpack
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "HEADER",
+    "ITEM_FIELDS",
+    "JOB_FIELDS",
+    "MAX_FRAME_SIZE_LIMIT",
+    "PROTOCOL_VERSION",
+    "REQUIRED_FIELDS",
+    "FrameDecoder",
+    "ProtocolError",
+    "SocketChannel",
+    "decode_payload",
+    "encode",
+    "max_frame_size_for",
+]
+
+PROTOCOL_VERSION = 1
+"""Sent by the worker in ``hello``; the frontend refuses a worker speaking another version."""
+
+HEADER = struct.Struct("!I")
+"""The frame header: the payload length as an unsigned 32-bit big-endian integer."""
+
+MAX_FRAME_SIZE_LIMIT = 2**32 - 1
+"""The largest payload length the header can express."""
+
+FRAME_SIZE_HEADROOM = 64 * 1024 * 1024
+"""Room for everything besides request bodies: responses, headers, tensors, msgpack overhead."""
+
+TORCHSERVE_MAX_REQUEST_SIZE = 6_553_500
+"""TorchServe's default ``max_request_size`` in bytes."""
+
+DEFAULT_MAX_FRAME_SIZE = FRAME_SIZE_HEADROOM + 2 * TORCHSERVE_MAX_REQUEST_SIZE
+"""64 MiB of headroom plus two default-sized TorchServe requests (80,215,864 bytes).
+
+Servers with a larger ``max_request_size`` or ``batchSize`` should pass
+:func:`max_frame_size_for` to both peers instead.
+"""
+
+SMALL_FRAME_SIZE = 64 * 1024
+"""Frames with a payload up to this size are assembled in :class:`FrameDecoder`'s shared buffer."""
+
+_SHARED_BUFFER_SIZE = 4 * SMALL_FRAME_SIZE
+
+ITEM_FIELDS = frozenset({"id", "status", "reason", "headers", "content_type"})
+"""Fields of an item map (in ``result.items`` and as a ``chunk``); it also has ``body`` or ``error``."""
+
+JOB_FIELDS = frozenset({"id", "request_id", "headers", "inputs", "method"})
+"""Fields of a job map in ``infer.jobs``."""
+
+REQUIRED_FIELDS: dict[str, frozenset[str]] = {
+    "hello": frozenset({"version", "pid", "device"}),
+    "load": frozenset(
+        {
+            "model_name",
+            "model_version",
+            "model_dir",
+            "handler",
+            "batch_size",
+            "gpu_id",
+            "envelope",
+            "limit_max_image_pixels",
+            "decode_input_request",
+            "manifest",
+            "model_yaml_config",
+        }
+    ),
+    "loaded": frozenset({"status", "message"}),
+    "infer": frozenset({"jobs"}),
+    "result": frozenset({"items"}),
+    "chunk": ITEM_FIELDS,
+    "cancel": frozenset({"ids"}),
+    "shutdown": frozenset(),
+}
+"""Top-level fields every message of a kind must carry, besides ``kind`` itself.
+
+Only presence is checked here; nested job and item maps and the value types are the receiver's
+business (see :data:`JOB_FIELDS` and :data:`ITEM_FIELDS`).
+"""
+
+
+class ProtocolError(Exception):
+    """A frame or message that breaks the protocol: the peer that sent it is broken."""
+
+
+def max_frame_size_for(max_request_size: int, batch_size: int) -> int:
+    """Return the frame limit for a server: 64 MiB headroom plus a full batch of maximal requests."""
+    if max_request_size < 0 or batch_size < 1:
+        raise ValueError("max_request_size must be >= 0 and batch_size >= 1")
+    return min(FRAME_SIZE_HEADROOM + max_request_size * batch_size, MAX_FRAME_SIZE_LIMIT)
+
+
+def _check_max_frame_size(max_frame_size: int) -> int:
+    if not 0 < max_frame_size <= MAX_FRAME_SIZE_LIMIT:
+        raise ValueError(f"max_frame_size must be in 1..{MAX_FRAME_SIZE_LIMIT}, got {max_frame_size}")
+    return max_frame_size
+
+
+def _validate(message: Mapping[str, Any]) -> None:
+    """Check that ``message`` has a known ``kind`` and that kind's required fields."""
+    kind = message.get("kind")
+    if not isinstance(kind, str):
+        raise ProtocolError(f"message has no str 'kind' (got {type(kind).__name__})")
+    required = REQUIRED_FIELDS.get(kind)
+    if required is None:
+        raise ProtocolError(f"unknown message kind {kind!r}")
+    missing = required.difference(message.keys())
+    if missing:
+        raise ProtocolError(f"{kind!r} message is missing {', '.join(sorted(missing))}")
+
+
+def encode(message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+    """Return one whole frame (header + msgpack payload) for ``message``, ready for a single write.
+
+    Raises :class:`ProtocolError` if the message has no known ``kind`` or lacks a required field,
+    holds a value msgpack cannot pack, or packs to more than ``max_frame_size`` bytes.
+    """
+    if not isinstance(message, Mapping):
+        raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
+    _validate(message)
+    try:
+        payload = msgpack.packb(message if isinstance(message, dict) else dict(message), use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ProtocolError(f"cannot pack {message['kind']!r} message: {err}") from err
+    if len(payload) > max_frame_size:
+        raise ProtocolError(f"{message['kind']!r} frame of {len(payload)} bytes exceeds {max_frame_size}")
+    return HEADER.pack(len(payload)) + payload
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise ProtocolError(f"msgpack ext type {code} is not allowed")
+
+
+def decode_payload(payload: bytes | bytearray | memoryview, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> dict:
+    """Decode one frame payload into a validated message dict.
+
+    The payload must be exactly one msgpack map (no trailing bytes) with a known ``kind`` and its
+    required fields. Strings are UTF-8 ``str``, ``bin`` is ``bytes``, map keys are ``str`` or
+    ``bytes``, and ext types are refused. Raises :class:`ProtocolError` otherwise.
+    """
+    size = len(payload)
+    if not 0 < size <= max_frame_size:
+        raise ProtocolError(f"payload of {size} bytes is outside 1..{max_frame_size}")
+    try:
+        message = msgpack.unpackb(
+            payload,
+            raw=False,
+            strict_map_key=True,
+            ext_hook=_reject_ext,
+            max_str_len=size,
+            max_bin_len=size,
+            max_array_len=size,
+            max_map_len=size,
+            max_ext_len=0,
+        )
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, msgpack.UnpackException) as err:
+        raise ProtocolError(f"invalid msgpack payload: {err}") from err
+    if not isinstance(message, dict):
+        raise ProtocolError(f"payload is a msgpack {type(message).__name__}, not a map")
+    _validate(message)
+    return message
+
+
+def _frame_length(header: bytes | bytearray | memoryview, max_frame_size: int, offset: int = 0) -> int:
+    (length,) = HEADER.unpack_from(header, offset)
+    if length == 0:
+        raise ProtocolError("zero-length frame")
+    if length > max_frame_size:
+        raise ProtocolError(f"frame of {length} bytes exceeds max_frame_size {max_frame_size}")
+    return length
+
+
+class FrameDecoder:
+    """Incremental frame decoder for the frontend's asyncio side.
+
+    Use it from an ``asyncio.BufferedProtocol``::
+
+        def get_buffer(self, sizehint):          return self.decoder.get_buffer(sizehint)
+        def buffer_updated(self, nbytes):         for msg in self.decoder.buffer_updated(nbytes): ...
+        def eof_received(self):                   self.decoder.check_eof()
+
+    or call :meth:`feed` with received bytes. Small frames are assembled in one reusable buffer;
+    once a header announces a payload larger than :data:`SMALL_FRAME_SIZE`, a ``bytearray`` of
+    exactly that size is allocated and :meth:`get_buffer` hands out its unfilled tail, so the
+    kernel writes the payload straight into place and the payload is decoded without a copy::
+
+        shared buffer:  [ consumed | start .. partial frame .. end | free tail -> get_buffer ]
+        large payload:  [ filled ........................ | unfilled tail -> get_buffer ]
+
+    Memory is bounded by ``max_frame_size``. Zero and oversized lengths raise at once from the
+    header. After any :class:`ProtocolError` the decoder stays failed and raises on every call.
+    """
+
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        self.max_frame_size = _check_max_frame_size(max_frame_size)
+        self._shared = bytearray(_SHARED_BUFFER_SIZE)
+        self._shared_view = memoryview(self._shared)
+        self._start = 0  # first unconsumed byte in the shared buffer
+        self._end = 0  # end of received bytes in the shared buffer
+        self._large: bytearray | None = None  # payload of a large frame being received
+        self._large_filled = 0
+        self._failed: ProtocolError | None = None
+
+    @property
+    def pending(self) -> int:
+        """Bytes received that do not yet form a complete frame (0 at a frame boundary)."""
+        if self._large is not None:
+            return HEADER.size + self._large_filled
+        return self._end - self._start
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Return a non-empty writable buffer for the next received bytes (``sizehint`` is ignored)."""
+        self._raise_if_failed()
+        if self._large is not None:
+            return memoryview(self._large)[self._large_filled :]
+        if self._start == self._end:
+            self._start = self._end = 0
+        elif len(self._shared) - self._end < SMALL_FRAME_SIZE + HEADER.size:
+            self._compact()
+        return self._shared_view[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> list[dict]:
+        """Account for ``nbytes`` written into the last :meth:`get_buffer`; return completed messages."""
+        self._raise_if_failed()
+        try:
+            if self._large is not None:
+                return self._large_updated(nbytes)
+            return self._shared_updated(nbytes)
+        except ProtocolError as err:
+            self._failed = err
+            raise
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[dict]:
+        """Copy ``data`` in through :meth:`get_buffer`/:meth:`buffer_updated`; return completed messages."""
+        view = memoryview(data).cast("B")
+        messages: list[dict] = []
+        offset = 0
+        while offset < len(view):
+            buffer = self.get_buffer(len(view) - offset)
+            count = min(len(buffer), len(view) - offset)
+            buffer[:count] = view[offset : offset + count]
+            offset += count
+            messages.extend(self.buffer_updated(count))
+        return messages
+
+    def check_eof(self) -> None:
+        """Call at end of stream: raise :class:`ProtocolError` if it ended inside a frame."""
+        self._raise_if_failed()
+        if self.pending:
+            self._failed = ProtocolError(f"truncated frame: stream ended with {self.pending} bytes pending")
+            raise self._failed
+
+    def _raise_if_failed(self) -> None:
+        if self._failed is not None:
+            raise ProtocolError(f"decoder failed earlier: {self._failed}")
+
+    def _compact(self) -> None:
+        pending = self._end - self._start
+        self._shared[:pending] = self._shared[self._start : self._end]
+        self._start, self._end = 0, pending
+
+    def _large_updated(self, nbytes: int) -> list[dict]:
+        assert self._large is not None
+        if not 0 <= nbytes <= len(self._large) - self._large_filled:
+            raise ValueError(f"buffer_updated({nbytes}) exceeds the buffer handed out")
+        self._large_filled += nbytes
+        if self._large_filled < len(self._large):
+            return []
+        payload, self._large, self._large_filled = self._large, None, 0
+        return [decode_payload(payload, self.max_frame_size)]
+
+    def _shared_updated(self, nbytes: int) -> list[dict]:
+        if not 0 <= nbytes <= len(self._shared) - self._end:
+            raise ValueError(f"buffer_updated({nbytes}) exceeds the buffer handed out")
+        self._end += nbytes
+        messages: list[dict] = []
+        while self._end - self._start >= HEADER.size:
+            length = _frame_length(self._shared, self.max_frame_size, self._start)
+            body_start = self._start + HEADER.size
+            available = self._end - body_start
+            if available >= length:
+                payload = self._shared_view[body_start : body_start + length]
+                self._start = body_start + length
+                messages.append(decode_payload(payload, self.max_frame_size))
+            elif length > SMALL_FRAME_SIZE:
+                self._start_large(length, body_start)
+                break
+            else:
+                break
+        return messages
+
+    def _start_large(self, length: int, body_start: int) -> None:
+        """Move a large frame's partial payload out of the shared buffer into its own bytearray."""
+        available = self._end - body_start
+        self._large = bytearray(length)
+        self._large[:available] = self._shared_view[body_start : self._end]
+        self._large_filled = available
+        self._start = self._end = 0
+
+
+class SocketChannel:
+    """Blocking framed channel over a connected stream socket, for the worker side.
+
+    One thread reads with :meth:`recv`; any number of threads may :meth:`send` (a lock keeps each
+    frame whole, so a handler thread can stream ``chunk`` frames while the reader thread waits for
+    ``cancel``). Socket errors and timeouts propagate as ``OSError``; bad data raises
+    :class:`ProtocolError`.
+    """
+
+    def __init__(self, sock: socket.socket, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+        self.sock = sock
+        self.max_frame_size = _check_max_frame_size(max_frame_size)
+        self._send_lock = threading.Lock()
+        self._header = bytearray(HEADER.size)
+
+    def recv(self) -> dict | None:
+        """Return the next message, or ``None`` on a clean end of stream at a frame boundary.
+
+        Raises :class:`ProtocolError` for a malformed frame, including ``"truncated frame"`` when
+        the stream ends inside one, and a bad length before reading any of its payload.
+        """
+        received = self._recv_into(memoryview(self._header))
+        if received == 0:
+            return None
+        if received < HEADER.size:
+            raise ProtocolError(f"truncated frame: stream ended after {received} header bytes")
+        length = _frame_length(self._header, self.max_frame_size)
+        payload = bytearray(length)
+        received = self._recv_into(memoryview(payload))
+        if received < length:
+            raise ProtocolError(f"truncated frame: stream ended after {received} of {length} payload bytes")
+        return decode_payload(payload, self.max_frame_size)
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        """Encode ``message`` and write its frame whole; safe to call from several threads."""
+        frame = encode(message, self.max_frame_size)
+        with self._send_lock:
+            self.sock.sendall(frame)
+
+    def close(self) -> None:
+        """Shut the socket down (waking a thread blocked in :meth:`recv`) and close it."""
+        with contextlib.suppress(OSError):  # already shut down, or the peer is gone
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+    def __enter__(self) -> SocketChannel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _recv_into(self, view: memoryview) -> int:
+        """Fill ``view`` from the socket; return how many bytes arrived before end of stream."""
+        filled = 0
+        while filled < len(view):
+            count = self.sock.recv_into(view[filled:])
+            if count == 0:
+                break
+            filled += count
+        return filled
