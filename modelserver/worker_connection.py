@@ -102,6 +102,7 @@ class WorkerConnection:
         self._inflight: dict[int, Job] = {}
         self._progress: asyncio.Event = asyncio.Event()
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -116,18 +117,22 @@ class WorkerConnection:
         return self.failing_since is None or time.monotonic() - self.failing_since < max_retry_seconds
 
     async def stop(self, grace: float = 5.0) -> None:
+        """Ask the worker to exit after its current batch; kill it if it has not within ``grace`` seconds.
+
+        The life-cycle task is never cancelled mid-step (a cancelled spawn would orphan its process):
+        it sees ``_stopping``, cleans up and returns by itself.
+        """
         self._stopping = True
-        if self._channel is not None:
+        self._stop_requested.set()
+        if self._channel is not None and self.state is WorkerState.READY:
             self._channel.send({"kind": "shutdown"})
-        process = self._process
-        if process is not None and process.returncode is None:
+        else:
+            self._kill()  # still loading: there is nothing to finish
+        if self._task is not None:
             try:
-                await asyncio.wait_for(process.wait(), grace)
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
             except TimeoutError:
                 self._kill()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.state = WorkerState.STOPPED
 
@@ -161,13 +166,16 @@ class WorkerConnection:
             attempt = min(attempt + 1, len(BACKOFF_SECONDS) - 1)
             delay = min(BACKOFF_SECONDS[attempt], _RETRY_CAP_SECONDS)
             logger.info("Retry worker: %d in %d seconds.", self.worker_id, delay)
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), delay)
 
     async def _start_process(self) -> None:
         self.state = WorkerState.STARTING
         self.start_time = time.time()
         process, sock = await spawn_worker(self.name, self.device, self.model.spec.model_dir, self._max_frame_size)
         self._process, self.pid = process, process.pid
+        if self._stopping:
+            raise WorkerFailed("stopping")
         asyncio.create_task(forward_output(process.stdout, f"{self.name}-stdout"))
         asyncio.create_task(forward_output(process.stderr, f"{self.name}-stderr"))
         loop = asyncio.get_running_loop()
@@ -206,7 +214,7 @@ class WorkerConnection:
         assert self._channel is not None
         queue = self.model.queue
         closed = self._channel.closed
-        while True:
+        while not self._stopping:
             getter = asyncio.ensure_future(queue.next_batch())
             done, _ = await asyncio.wait({getter, closed}, return_when="FIRST_COMPLETED")
             if getter not in done:
@@ -283,12 +291,12 @@ class WorkerConnection:
         if self._channel is not None:
             self._channel._close(None)
             self._channel = None
-        process, self._process = self._process, None
+        process = self._process
         if process is not None:
             if process.returncode is None and not self._stopping:
                 self._kill()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), 10)
-            if process.returncode is None:
-                self._kill()
-                await process.wait()
+            self._kill()
+            await process.wait()
+            self._process = None

@@ -8,9 +8,11 @@ through :class:`~workers.protocol.SocketChannel`, whose ``send`` is thread-safe.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -19,8 +21,6 @@ from typing import Any
 from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, SocketChannel
 
 logger = logging.getLogger("workers")
-
-_STOP = {"kind": "shutdown"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,7 +59,10 @@ class _Inbox:
                     self.work.put(message)
         except (ProtocolError, OSError) as err:
             logger.error("Frontend connection broken: %s", err)
-        self.work.put(_STOP)
+        # The frontend is gone: nobody will read our results, and a handler may be stuck. Leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _load(channel: SocketChannel, message: dict[str, Any]) -> Any:
@@ -98,8 +101,20 @@ def serve(channel: SocketChannel, device: str) -> int:
             return 1
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL us if the frontend dies, even while a handler is stuck in C code."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     from .ts_compat import install_ts_shim
 

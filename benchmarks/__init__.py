@@ -1,0 +1,1 @@
+"""Load benchmarks for the model server: ``python -m benchmarks`` (see benchmarks/README.md)."""

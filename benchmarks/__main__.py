@@ -1,0 +1,5 @@
+import sys
+
+from .run_load import main
+
+sys.exit(main())

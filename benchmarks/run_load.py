@@ -1,0 +1,522 @@
+"""Benchmark the model server's echo model against a bare aiohttp echo, and write the results.
+
+Steps: start ``python -m modelserver`` (echo model, 1 worker, batch 1, token auth off) on free ports in a temporary
+directory and time it from spawn to its first answer; wait until the worker is READY; run the load generator at
+each concurrency; read the frontend's and the worker's RSS; stop it. Then start ``benchmarks.bare_echo`` and run the
+same points. Every process started here is stopped by PID in a ``finally``, children included.
+
+    python -m benchmarks [--duration 8] [--warmup 2] [--concurrency 1,16,64] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bare_echo import READY_LINE as BARE_READY_LINE
+from .loadgen import LoadResult, LoadSpec, measure
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO_MODEL = ROOT / "examples" / "model_store" / "echo"
+DEFAULT_OUT = ROOT / "benchmarks" / "results"
+STARTED_LINE = "Model server started."
+HOST = "127.0.0.1"
+BODY = b'{"id": 42, "name": "benchmark", "tags": ["echo", "json"], "values": [1, 2, 3, 4, 5], "text": "hello, world!"}'
+CONTENT_TYPE = "application/json"
+START_TIMEOUT_S = 60.0
+STOP_GRACE_S = 20.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- processes ------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (fields 14 and 15 of /proc/PID/stat), or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float | None:
+    """VmRSS of a process in MB (MiB), from /proc/PID/status."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """(pid, start ticks) of every live descendant of ``pid``, found through the PPid lines in /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            parents.setdefault(int(stat.rpartition(")")[2].split()[1]), []).append(int(entry.name))
+    found: list[tuple[int, int]] = []
+    pending = [pid]
+    while pending:
+        for child in parents.get(pending.pop(), []):
+            ticks = proc_start_ticks(child)
+            if ticks is not None:
+                found.append((child, ticks))
+                pending.append(child)
+    return found
+
+
+def signal_if_same(pid: int, ticks: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to ``pid`` only if it is still the process that started at ``ticks`` (no PID reuse accident)."""
+    if proc_start_ticks(pid) != ticks:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+        return True
+    return False
+
+
+def wait_gone(pid: int, ticks: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while proc_start_ticks(pid) == ticks:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+@dataclass
+class Managed:
+    """A process started by this benchmark, with its log; :meth:`stop` ends it and any children it left."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+    spawned_at: float
+    known_children: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-chars:]
+        return ""
+
+    def stop(self) -> None:
+        children = dict([*self.known_children, *descendants(self.pid)])
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pid, ticks in children.items():
+            if signal_if_same(pid, ticks, signal.SIGTERM) and not wait_gone(pid, ticks, 5.0):
+                signal_if_same(pid, ticks, signal.SIGKILL)
+                wait_gone(pid, ticks, 5.0)
+
+
+def spawn(name: str, command: Sequence[str], workdir: Path, env: dict[str, str]) -> Managed:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        spawned_at = time.perf_counter()
+        process = subprocess.Popen(
+            list(command), cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
+    return Managed(name, process, log, spawned_at)
+
+
+# -- pinning and machine information --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pinning:
+    server_prefix: tuple[str, ...]
+    client_cpus: frozenset[int] | None
+    note: str
+
+
+def choose_pinning() -> Pinning:
+    """Servers on core 0 and the load generator on core 1, when taskset exists and there are two cores to use."""
+    taskset = shutil.which("taskset")
+    cores = sorted(os.sched_getaffinity(0))
+    if taskset is None or len(cores) < 2:
+        reason = "taskset not found" if taskset is None else f"only {len(cores)} core(s) available"
+        return Pinning((), None, f"not pinned ({reason}): servers and load generator share the cores")
+    server, client = cores[0], cores[1]
+    note = f"servers (frontend + worker, or the bare echo) pinned to core {server}; load generator to core {client}"
+    return Pinning((taskset, "-c", str(server)), frozenset({client}), note)
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def version_of(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "aiohttp": version_of("aiohttp"),
+        "uvloop": version_of("uvloop"),
+        "msgpack": version_of("msgpack"),
+    }
+
+
+# -- HTTP probes (stdlib only, outside the measured windows) --------------------------------------------------------
+
+
+def post(url: str, body: bytes, timeout: float) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": CONTENT_TYPE})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def get_json(url: str, timeout: float = 10.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_for_answer(managed: Managed, url: str, timeout: float = START_TIMEOUT_S) -> float:
+    """Seconds from spawn until ``url`` answered a POST with 200 and the echoed body."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if managed.process.poll() is not None:
+            raise RuntimeError(f"{managed.name} exited with {managed.process.returncode}:\n{managed.log_tail()}")
+        try:
+            status, payload = post(url, BODY, timeout=max(0.1, deadline - time.monotonic()))
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.005)
+            continue
+        if status == 200 and payload == BODY:
+            return time.perf_counter() - managed.spawned_at
+        time.sleep(0.005)
+    raise TimeoutError(f"{managed.name} did not answer {url} within {timeout:.0f} s:\n{managed.log_tail()}")
+
+
+def ready_worker_pid(management: str, model: str, timeout: float = START_TIMEOUT_S) -> int:
+    """The pid of the model's single READY worker, from the describe API."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+            workers = get_json(f"{management}/models/{model}")[0]["workers"]
+            ready = [w["pid"] for w in workers if w["status"] == "READY"]
+            if len(ready) == len(workers) == 1:
+                return int(ready[0])
+        time.sleep(0.05)
+    raise TimeoutError(f"model {model} has no READY worker after {timeout:.0f} s")
+
+
+# -- the two targets ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    pids: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def write_server_config(workdir: Path) -> tuple[Path, dict[str, str]]:
+    store = workdir / "model_store"
+    shutil.copytree(ECHO_MODEL, store / "echo", ignore=shutil.ignore_patterns("__pycache__"))
+    addresses = {key: f"http://{HOST}:{free_port()}" for key in ("inference", "management", "metrics")}
+    models = {"echo": {"1.0": {"minWorkers": 1, "maxWorkers": 1, "batchSize": 1, "maxBatchDelay": 100}}}
+    properties = {
+        "inference_address": addresses["inference"],
+        "management_address": addresses["management"],
+        "metrics_address": addresses["metrics"],
+        "model_store": str(store),
+        "load_models": "echo",
+        "default_workers_per_model": "1",
+        "disable_token_authorization": "true",
+        "models": json.dumps(models),
+    }
+    config = workdir / "config.properties"
+    config.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
+    return config, addresses
+
+
+def child_env(workdir: Path) -> dict[str, str]:
+    """Our environment, with TMPDIR in the run's directory (the server's pid file goes there) and unbuffered output."""
+    env = {**os.environ, "TMPDIR": str(workdir), "PYTHONUNBUFFERED": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def start_model_server(workdir: Path, pinning: Pinning, started: list[Managed]) -> Target:
+    config, addresses = write_server_config(workdir)
+    command = [*pinning.server_prefix, sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs"]
+    managed = spawn("modelserver", [*command, "--ts-config", str(config)], workdir, child_env(workdir))
+    started.append(managed)
+    url = f"{addresses['inference']}/predictions/echo"
+    start_s = wait_for_answer(managed, url)
+    worker = ready_worker_pid(addresses["management"], "echo")
+    managed.known_children.append((worker, proc_start_ticks(worker) or 0))
+    pids = {"frontend": managed.pid, "worker": worker}
+    extra = {"start_s": round(start_s, 3), "rss_idle_mb": {role: rss_mb(pid) for role, pid in pids.items()}}
+    return Target("modelserver", url, pids, extra)
+
+
+def start_bare_echo(workdir: Path, pinning: Pinning, started: list[Managed]) -> Target:
+    port = free_port()
+    command = [*pinning.server_prefix, sys.executable, "-m", "benchmarks.bare_echo", "--host", HOST]
+    command += ["--port", str(port)]
+    managed = spawn("bare_echo", command, workdir, child_env(workdir))
+    started.append(managed)
+    url = f"http://{HOST}:{port}/predictions/echo"
+    start_s = wait_for_answer(managed, url)
+    if BARE_READY_LINE not in managed.log_tail():
+        raise RuntimeError(f"bare echo answered but did not print {BARE_READY_LINE!r}")
+    pids = {"server": managed.pid}
+    extra = {"start_s": round(start_s, 3), "rss_idle_mb": {"server": rss_mb(managed.pid)}}
+    return Target("bare aiohttp", url, pids, extra)
+
+
+# -- measuring ------------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def client_affinity(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run the load generator (this process) on ``cpus``, and restore the previous affinity afterwards."""
+    if cpus is None:
+        yield
+        return
+    previous = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
+def measure_point(target: Target, concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
+    spec = LoadSpec(
+        url=target.url,
+        body=BODY,
+        content_type=CONTENT_TYPE,
+        concurrency=concurrency,
+        duration=duration,
+        warmup=warmup,
+        expect_body=BODY,
+    )
+    cpu_before = {role: cpu_seconds(pid) for role, pid in target.pids.items()}
+    wall_before = time.perf_counter()
+    result: LoadResult = measure(spec)
+    wall = time.perf_counter() - wall_before
+    server_cpu = {}
+    for role, pid in target.pids.items():
+        before, after = cpu_before[role], cpu_seconds(pid)
+        server_cpu[role] = None if before is None or after is None else round(100 * (after - before) / wall, 1)
+    return {"target": target.name, **asdict(result), "server_cpu_pct": server_cpu}
+
+
+def measure_target(
+    target: Target, concurrencies: Sequence[int], duration: float, warmup: float, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    points = []
+    for concurrency in concurrencies:
+        point = measure_point(target, concurrency, duration, warmup)
+        log(
+            f"  {target.name:<12} c={concurrency:<4} {point['requests_per_s']:>9.1f} req/s  "
+            f"p50 {_ms(point['p50_ms'])} ms  p99 {_ms(point['p99_ms'])} ms  "
+            f"errors {point['errors']}  non-2xx {point['non_2xx']}"
+        )
+        points.append(point)
+    target.extra["rss_after_load_mb"] = {role: rss_mb(pid) for role, pid in target.pids.items()}
+    return points
+
+
+# -- the report -----------------------------------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _cpu(point: dict[str, Any]) -> str:
+    values = [v for v in point["server_cpu_pct"].values() if v is not None]
+    return " + ".join(f"{v:.0f}" for v in values) if values else "-"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    machine, settings = report["machine"], report["settings"]
+    server, bare = report["targets"]["modelserver"], report["targets"]["bare aiohttp"]
+    bare_rps = {p["concurrency"]: p["requests_per_s"] for p in report["points"] if p["target"] == "bare aiohttp"}
+    lines = [
+        f"# Echo benchmark ({report['generated_at']})",
+        "",
+        f"- Machine: {machine['cpu_model']}, {machine['cores']} cores; Python {machine['python']}; "
+        f"aiohttp {machine['aiohttp']}, uvloop {machine['uvloop']}, msgpack {machine['msgpack']}",
+        f"- Pinning: {settings['pinning']}",
+        f"- Load: closed loop, keep-alive, {settings['body_bytes']}-byte JSON body, "
+        f"{settings['warmup_s']:g} s warm-up + {settings['duration_s']:g} s measured per point; "
+        "aiohttp client on uvloop",
+        "",
+        "| target | conc. | req/s | % of bare | p50 ms | p90 ms | p99 ms | errors | non-2xx "
+        "| server CPU | client CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for point in report["points"]:
+        ceiling = bare_rps.get(point["concurrency"])
+        share = f"{100 * point['requests_per_s'] / ceiling:.0f}%" if ceiling else "-"
+        lines.append(
+            f"| {point['target']} | {point['concurrency']} | {point['requests_per_s']:.0f} | {share} "
+            f"| {_ms(point['p50_ms'])} | {_ms(point['p90_ms'])} | {_ms(point['p99_ms'])} "
+            f"| {point['errors']} | {point['non_2xx']} | {_cpu(point)} | {point['client_cpu_pct']:.0f} |"
+        )
+    idle, after = server["rss_idle_mb"], server["rss_after_load_mb"]
+    lines += [
+        "",
+        "| model server | value |",
+        "|---|---:|",
+        f"| start: spawn to first `POST /predictions/echo` answer | {server['start_s']:.2f} s |",
+        f"| RSS frontend, idle / after load | {idle['frontend']} / {after['frontend']} MB |",
+        f"| RSS echo worker, idle / after load | {idle['worker']} / {after['worker']} MB |",
+        f"| RSS bare aiohttp echo, after load (for scale) | {bare['rss_after_load_mb']['server']} MB |",
+        "",
+        "Server CPU % is frontend + worker for the model server (100 = one core busy), averaged over warm-up and",
+        "measurement. Client CPU % near 100 means the load generator, not the server, set the pace.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], out: Path) -> str:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "echo-latest.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = render_markdown(report)
+    (out / "echo-latest.md").write_text(table)
+    return table
+
+
+# -- the command line -----------------------------------------------------------------------------------------------
+
+
+def parse_concurrency(text: str) -> list[int]:
+    values = [int(part) for part in text.split(",") if part.strip()]
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, got {text!r}")
+    return values
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per point (default 8)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per point (default 2)")
+    parser.add_argument("--concurrency", type=parse_concurrency, default=[1, 16, 64], help="e.g. 1,16,64")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for echo-latest.json and .md")
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    pinning = choose_pinning()
+    log(f"Pinning: {pinning.note}")
+    report: dict[str, Any] = {
+        "generated_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "machine": machine_info(),
+        "settings": {
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "concurrency": args.concurrency,
+            "body_bytes": len(BODY),
+            "content_type": CONTENT_TYPE,
+            "pinning": pinning.note,
+            "client": "aiohttp + uvloop (benchmarks.loadgen)",
+        },
+        "targets": {},
+        "points": [],
+    }
+    with tempfile.TemporaryDirectory(prefix="modelserver-bench-") as tmp:
+        for starter in (start_model_server, start_bare_echo):
+            started: list[Managed] = []
+            workdir = Path(tmp) / starter.__name__
+            workdir.mkdir()
+            try:
+                target = starter(workdir, pinning, started)
+                log(f"{target.name}: answering {target.extra['start_s']:.2f} s after spawn; pids {target.pids}")
+                with client_affinity(pinning.client_cpus):
+                    points = measure_target(target, args.concurrency, args.duration, args.warmup, log)
+                report["points"].extend(points)
+                report["targets"][target.name] = {"url": target.url, **target.extra}
+            finally:
+                for managed in reversed(started):
+                    managed.stop()
+    return report
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # so the finally blocks stop the servers
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    report = run(args, log)
+    table = write_report(report, args.out)
+    print(table, end="")
+    log(f"Wrote {args.out / 'echo-latest.json'} and {args.out / 'echo-latest.md'}")
+    return 0
