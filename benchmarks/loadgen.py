@@ -21,7 +21,7 @@ import sys
 import time
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
@@ -49,8 +49,8 @@ class LoadSpec:
     warmup: float = 2.0
     timeout: float = 10.0
     max_requests: int = DEFAULT_MAX_REQUESTS
-    expect_body: bytes | None = None
-    """When set, a 2xx answer with another body counts as an error (``mismatch``)."""
+    check: Callable[[bytes], bool] | None = None
+    """When set, a 2xx answer whose body it rejects counts as an error (``mismatch``)."""
 
     def validate(self) -> None:
         parts = urlsplit(self.url)
@@ -148,7 +148,7 @@ async def _connection(session: aiohttp.ClientSession, spec: LoadSpec, recorder: 
             await asyncio.sleep(ERROR_PAUSE_S)
             continue
         ended = clock()
-        if spec.expect_body is not None and 200 <= status < 300 and payload != spec.expect_body:
+        if spec.check is not None and 200 <= status < 300 and not spec.check(payload):
             recorder.error(ended, f"mismatch: got {len(payload)} bytes")
             continue
         recorder.answer(started, ended, status)

@@ -20,14 +20,14 @@ from tests.server import EXAMPLE_MODELS, free_port, start_server
 pytestmark = pytest.mark.e2e
 
 
-def cli(*args: str, tmp: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+def cli(*args: str, tmp: Path, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the CLI to completion. Output goes through files: a detached server keeps its stdout open."""
     out, err = tmp / f"out-{time.monotonic_ns()}.txt", tmp / f"err-{time.monotonic_ns()}.txt"
     with out.open("w") as stdout, err.open("w") as stderr:
         code = subprocess.run(
             [sys.executable, "-m", "modelserver", *args],
             cwd=tmp,
-            env={**os.environ, "TMPDIR": str(tmp)},
+            env={**os.environ, "TMPDIR": str(tmp), **(env or {})},
             stdout=stdout,
             stderr=stderr,
             timeout=timeout,
@@ -48,6 +48,16 @@ def test_malformed_value_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "job_queue_size" in result.stderr
     assert "lots" in result.stderr
+
+
+def test_refuses_the_pure_python_http_parser(tmp_path: Path) -> None:
+    config = tmp_path / "config.properties"
+    config.write_text(f"inference_address=http://127.0.0.1:{free_port()}\n")
+    result = cli(
+        "--start", "--foreground", "--ncs", "--ts-config", str(config), tmp=tmp_path, env={"AIOHTTP_NO_EXTENSIONS": "1"}
+    )
+    assert result.returncode != 0
+    assert "C HTTP parser is not available" in result.stderr
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
