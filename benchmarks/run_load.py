@@ -31,8 +31,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import loadgen, wrk
 from .bare_echo import READY_LINE as BARE_READY_LINE
-from .loadgen import LoadResult, LoadSpec, measure
+from .loadgen import LoadResult, LoadSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_MODEL = ROOT / "examples" / "model_store" / "echo"
@@ -45,6 +46,10 @@ CONTENT_TYPE = "application/json"
 START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 20.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLIENTS: dict[str, tuple[str, Callable[[LoadSpec], LoadResult]]] = {
+    "aiohttp": ("aiohttp client on uvloop (benchmarks.loadgen)", loadgen.measure),
+    "wrk": ("wrk, one thread, Lua POST script (benchmarks.wrk)", wrk.measure),
+}
 
 
 # -- processes ------------------------------------------------------------------------------------------------------
@@ -363,7 +368,7 @@ def client_affinity(cpus: frozenset[int] | None) -> Iterator[None]:
         os.sched_setaffinity(0, previous)
 
 
-def measure_point(target: Target, concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
+def measure_point(target: Target, client: str, concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
     spec = LoadSpec(
         url=target.url,
         body=BODY,
@@ -375,7 +380,7 @@ def measure_point(target: Target, concurrency: int, duration: float, warmup: flo
     )
     cpu_before = {role: cpu_seconds(pid) for role, pid in target.pids.items()}
     wall_before = time.perf_counter()
-    result: LoadResult = measure(spec)
+    result = CLIENTS[client][1](spec)
     wall = time.perf_counter() - wall_before
     server_cpu = {}
     for role, pid in target.pids.items():
@@ -384,12 +389,10 @@ def measure_point(target: Target, concurrency: int, duration: float, warmup: flo
     return {"target": target.name, **asdict(result), "server_cpu_pct": server_cpu}
 
 
-def measure_target(
-    target: Target, concurrencies: Sequence[int], duration: float, warmup: float, log: Callable[[str], None]
-) -> list[dict[str, Any]]:
+def measure_target(target: Target, args: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, Any]]:
     points = []
-    for concurrency in concurrencies:
-        point = measure_point(target, concurrency, duration, warmup)
+    for concurrency in args.concurrency:
+        point = measure_point(target, args.client, concurrency, args.duration, args.warmup)
         log(
             f"  {target.name:<12} c={concurrency:<4} {point['requests_per_s']:>9.1f} req/s  "
             f"p50 {_ms(point['p50_ms'])} ms  p99 {_ms(point['p99_ms'])} ms  "
@@ -424,7 +427,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- Pinning: {settings['pinning']}",
         f"- Load: closed loop, keep-alive, {settings['body_bytes']}-byte JSON body, "
         f"{settings['warmup_s']:g} s warm-up + {settings['duration_s']:g} s measured per point; "
-        "aiohttp client on uvloop",
+        f"client: {settings['client']}",
         "",
         "| target | conc. | req/s | % of bare | p50 ms | p90 ms | p99 ms | errors | non-2xx "
         "| server CPU | client CPU |",
@@ -478,7 +481,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per point (default 2)")
     parser.add_argument("--concurrency", type=parse_concurrency, default=[1, 16, 64], help="e.g. 1,16,64")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for echo-latest.json and .md")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--client", choices=sorted(CLIENTS), default="aiohttp", help="load generator (wrk only if it is on PATH)"
+    )
+    args = parser.parse_args(argv)
+    if args.client == "wrk" and not wrk.available():
+        parser.error("--client wrk: wrk is not on PATH")
+    return args
 
 
 def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
@@ -494,7 +503,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
             "body_bytes": len(BODY),
             "content_type": CONTENT_TYPE,
             "pinning": pinning.note,
-            "client": "aiohttp + uvloop (benchmarks.loadgen)",
+            "client": CLIENTS[args.client][0],
         },
         "targets": {},
         "points": [],
@@ -508,7 +517,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
                 target = starter(workdir, pinning, started)
                 log(f"{target.name}: answering {target.extra['start_s']:.2f} s after spawn; pids {target.pids}")
                 with client_affinity(pinning.client_cpus):
-                    points = measure_target(target, args.concurrency, args.duration, args.warmup, log)
+                    points = measure_target(target, args, log)
                 report["points"].extend(points)
                 report["targets"][target.name] = {"url": target.url, **target.extra}
             finally:

@@ -5,6 +5,11 @@ job; from the moment it holds that job it waits up to ``max_batch_delay`` for ``
 more (TorchServe's ``pollBatch``). Only one worker collects at a time, so two idle workers never
 split a batch that one of them could fill; with a backlog a full batch goes out at once.
 
+A busy worker may collect its *next* batch ahead of time (``prefetch=True``), but only while no
+idle worker of the model is waiting: an idle worker always gets the work first. Prefetched jobs
+still count against ``capacity`` until their batch starts (:meth:`BatchQueue.started`), so
+``job_queue_size`` means what it means in TorchServe.
+
 Jobs sit in a deque behind an event rather than in an ``asyncio.Queue``: cancelling a waiting
 ``Queue.get()`` under a timeout has lost items before (cpython#92824). Jobs whose client left are
 skipped, and jobs past their deadline are answered here, before they cost compute.
@@ -37,19 +42,34 @@ class BatchQueue:
         self.batch_size = max(1, batch_size)
         self.max_batch_delay = max(0.0, max_batch_delay)
         self._items: deque[Job] = deque()
-        self._grew = asyncio.Event()
+        self._grew = asyncio.Event()  # set whenever something a waiter looks at changes
         self._collecting = asyncio.Lock()
+        self._idle_collectors = 0
+        self._prefetched = 0  # jobs handed to a busy worker whose batch has not started yet
         self._clock = clock or asyncio.get_running_loop().time
 
     def __len__(self) -> int:
         return len(self._items)
 
     @property
+    def pending(self) -> int:
+        """Jobs waiting for a worker to start them: queued plus prefetched."""
+        return len(self._items) + self._prefetched
+
+    @property
     def remaining_capacity(self) -> int:
-        return max(0, self.capacity - len(self._items))
+        return max(0, self.capacity - self.pending)
+
+    def hold(self, count: int) -> None:
+        """A busy worker took ``count`` jobs it will start later: they still count against capacity."""
+        self._prefetched += count
+
+    def started(self, count: int) -> None:
+        """A prefetched batch of ``count`` jobs started running (or went back to the queue)."""
+        self._prefetched = max(0, self._prefetched - count)
 
     def put(self, job: Job) -> None:
-        if len(self._items) >= self.capacity:
+        if self.pending >= self.capacity:
             raise QueueFull
         job.enqueued_at = self._clock()
         self._items.append(job)
@@ -65,8 +85,22 @@ class BatchQueue:
         while self._items:
             self._items.popleft().fail(error)
 
-    async def next_batch(self) -> list[Job]:
-        """Wait for the next batch: at least one live job, at most ``batch_size``."""
+    async def next_batch(self, prefetch: bool = False) -> list[Job]:
+        """Wait for the next batch: at least one live job, at most ``batch_size``.
+
+        ``prefetch``: the caller is busy; it takes work only while no idle caller is waiting.
+        """
+        if prefetch:
+            await self._wait_for(lambda: self._idle_collectors == 0 and bool(self._items), None)
+            return await self._collect()
+        self._idle_collectors += 1
+        try:
+            return await self._collect()
+        finally:
+            self._idle_collectors -= 1
+            self._grew.set()
+
+    async def _collect(self) -> list[Job]:
         async with self._collecting:
             while True:
                 await self._wait_for(lambda: bool(self._items), None)

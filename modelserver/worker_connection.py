@@ -3,8 +3,17 @@
 The frontend side of docs/protocol.md. A :class:`WorkerConnection` spawns its process, waits
 for ``hello``, sends ``load`` (bounded by ``startupTimeout``), then pulls batches from the model's
 :class:`~modelserver.batcher.BatchQueue` and demultiplexes ``result`` and ``chunk`` frames to the
-jobs by id. When the process dies every job in flight is answered at once (500 "Worker died.")
-and the worker is started again after a back-off (TorchServe's Fibonacci schedule, capped).
+jobs by id.
+
+While the worker runs one batch the next one may already be on its socket (``MAX_OUTSTANDING``),
+so the worker never waits for a busy event loop between batches; that second batch is collected
+only when no other worker of the model is idle. The worker answers batches in order, one
+``result`` frame each, so the oldest outstanding batch is always the running one: its
+``responseTimeout`` runs from when it started, and each streamed chunk restarts it.
+
+When the process dies, the running batch is answered at once (500 "Worker died."), a batch that
+had not started goes back to the head of the queue, and the worker is started again after a
+back-off (TorchServe's Fibonacci schedule, capped).
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import logging
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +43,7 @@ logger = logging.getLogger("modelserver.worker")
 # TorchServe's retry schedule in seconds; the index advances before use, so the first wait is 1 s.
 BACKOFF_SECONDS = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
 _RETRY_CAP_SECONDS = 60
+MAX_OUTSTANDING = 2
 
 
 class WorkerState(enum.Enum):
@@ -100,7 +111,10 @@ class WorkerConnection:
         self._channel: _Channel | None = None
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._inflight: dict[int, Job] = {}
-        self._progress: asyncio.Event = asyncio.Event()
+        self._batches: deque[list[Job]] = deque()  # sent, not yet answered; [0] is running
+        self._slot_freed: asyncio.Event = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed_out = False
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -117,13 +131,14 @@ class WorkerConnection:
         return self.failing_since is None or time.monotonic() - self.failing_since < max_retry_seconds
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Ask the worker to exit after its current batch; kill it if it has not within ``grace`` seconds.
+        """Ask the worker to exit after the batches it holds; kill it if it has not within ``grace`` seconds.
 
         The life-cycle task is never cancelled mid-step (a cancelled spawn would orphan its process):
         it sees ``_stopping``, cleans up and returns by itself.
         """
         self._stopping = True
         self._stop_requested.set()
+        self._slot_freed.set()
         if self._channel is not None and self.state is WorkerState.READY:
             self._channel.send({"kind": "shutdown"})
         else:
@@ -152,10 +167,12 @@ class WorkerConnection:
                 if self.failing_since is not None:
                     logger.info("Auto recovery succeeded, reset recoveryStartTS")
                 self.failing_since, attempt = None, 0
-                await self._serve()
+                await self._serve_until_closed()
             except WorkerFailed as err:
                 if not self._stopping:
                     logger.warning("%s: %s", self.name, err)
+            except Exception:
+                logger.exception("%s: unexpected failure; restarting the worker", self.name)
             finally:
                 await self._cleanup()
             if self._stopping:
@@ -210,57 +227,106 @@ class WorkerConnection:
             raise WorkerFailed("Worker disconnected")
         raise WorkerFailed(f"no {kind!r} within {timeout:.0f} s (startupTimeout)")
 
-    async def _serve(self) -> None:
-        assert self._channel is not None
-        queue = self.model.queue
-        closed = self._channel.closed
-        while not self._stopping:
-            getter = asyncio.ensure_future(queue.next_batch())
-            done, _ = await asyncio.wait({getter, closed}, return_when="FIRST_COMPLETED")
-            if getter not in done:
-                getter.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    batch = await getter
-                    queue.requeue(batch)
-                raise WorkerFailed("Worker disconnected")
-            await self._run_batch(getter.result())
+    # -- feeding batches ------------------------------------------------------------------------
 
-    async def _run_batch(self, batch: list[Job]) -> None:
+    async def _serve_until_closed(self) -> None:
+        """Feed batches until the socket closes (death, kill on timeout) or a stop finishes the feed."""
         assert self._channel is not None
-        self._inflight = {job.id: job for job in batch}
+        closed = self._channel.closed
+        feeder = asyncio.create_task(self._feed(), name=f"{self.name}-feed")
+        await asyncio.wait({feeder, closed}, return_when="FIRST_COMPLETED")
+        if not feeder.done():
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeder
+        elif feeder.exception() is not None:
+            raise feeder.exception()  # type: ignore[misc]
+        if self._stopping and not self._batches:
+            return
+        await closed
+        raise WorkerFailed("response timeout" if self._timed_out else "Worker disconnected")
+
+    async def _feed(self) -> None:
+        """Keep up to ``MAX_OUTSTANDING`` batches on the worker's socket until stopped.
+
+        Cancelling this task is safe: jobs leave the queue only in a synchronous step that also sends them.
+        """
+        queue = self.model.queue
+        while not self._stopping:
+            if len(self._batches) >= MAX_OUTSTANDING:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            batch = await queue.next_batch(prefetch=bool(self._batches))
+            if self._stopping or self._channel is None:
+                queue.requeue(batch)
+                return
+            self._dispatch(batch)
+        while self._batches:  # stopping: let the worker finish what it holds
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    def _dispatch(self, batch: list[Job]) -> None:
+        assert self._channel is not None
+        for job in batch:
+            self._inflight[job.id] = job
+        self._batches.append(batch)
         self.model.note_dispatch(batch)
         self._channel.send({"kind": "infer", "jobs": [job.to_wire() for job in batch]})
-        timeout = self.model.spec.response_timeout
-        while self._inflight:
-            self._progress.clear()
-            waiter = asyncio.ensure_future(self._progress.wait())
-            done, _ = await asyncio.wait({waiter, self._channel.closed}, timeout=timeout, return_when="FIRST_COMPLETED")
-            waiter.cancel()
-            if self._channel.closed in done:
-                raise WorkerFailed("Worker disconnected")
-            if not done:
-                logger.error(
-                    "%s: no response in %d s; Number or consecutive unsuccessful inference 1", self.name, timeout
-                )
-                self._kill()
-                raise WorkerFailed("response timeout")
+        if len(self._batches) == 1:
+            self._arm_timer()
+        else:
+            self.model.queue.hold(len(batch))
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self.model.spec.response_timeout, self._on_timeout)
+
+    def _disarm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        logger.error(
+            "%s: no response in %d s; Number or consecutive unsuccessful inference 1",
+            self.name,
+            self.model.spec.response_timeout,
+        )
+        self._timed_out = True
+        self._kill()
 
     # -- frames from the worker -----------------------------------------------------------------
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["kind"]
         if kind == "result":
-            for item in message["items"]:
-                self._deliver(item, last=True)
+            self._on_result(message["items"])
         elif kind == "chunk":
             self._deliver(message, last=False)
+            self._arm_timer()
         elif kind in self._replies:
             future = self._replies[kind]
             if not future.done():
                 future.set_result(message)
         else:
             logger.warning("%s sent an unexpected %r frame", self.name, kind)
-        self._progress.set()
+
+    def _on_result(self, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            self._deliver(item, last=True)
+        if self._batches:
+            for job in self._batches.popleft():  # a job the worker did not answer must not wait forever
+                if self._inflight.pop(job.id, None) is not None:
+                    job.fail(BackendError("number of batch response mismatched", 503))
+        if self._batches:
+            self._arm_timer()  # the next batch starts running now
+            self.model.queue.started(len(self._batches[0]))
+        else:
+            self._disarm_timer()
+        self._slot_freed.set()
 
     def _deliver(self, item: dict[str, Any], last: bool) -> None:
         job = self._inflight.pop(item["id"], None) if last else self._inflight.get(item["id"])
@@ -282,12 +348,26 @@ class WorkerConnection:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._process.pid, signal.SIGKILL)
 
+    def _release_jobs(self) -> None:
+        """The running batch gets "Worker died."; batches the worker never started go back to the queue."""
+        self._disarm_timer()
+        batches, self._batches = list(self._batches), deque()
+        inflight, self._inflight = self._inflight, {}
+        if batches:
+            waiting = [job for batch in batches[1:] for job in batch]
+            self.model.queue.started(len(waiting))
+            self.model.queue.requeue([job for job in waiting if job.id in inflight])
+            running = {job.id for job in batches[0]}
+            for job_id, job in inflight.items():
+                if job_id in running:
+                    job.fail(WorkerDied())
+        self._slot_freed.set()
+
     async def _cleanup(self) -> None:
         if self.state is not WorkerState.STOPPED:
             self.state = WorkerState.STARTING
-        inflight, self._inflight = self._inflight, {}
-        for job in inflight.values():
-            job.fail(WorkerDied())
+        self._release_jobs()
+        self._timed_out = False
         if self._channel is not None:
             self._channel._close(None)
             self._channel = None

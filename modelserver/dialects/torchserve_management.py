@@ -140,5 +140,5 @@ def _describe(model: ModelVersion) -> dict[str, Any]:
             }
             for w in model.workers
         ],
-        "jobQueueStatus": {"remainingCapacity": model.queue.remaining_capacity, "pendingRequests": len(model.queue)},
+        "jobQueueStatus": {"remainingCapacity": model.queue.remaining_capacity, "pendingRequests": model.queue.pending},
     }

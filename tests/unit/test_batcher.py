@@ -142,3 +142,36 @@ def test_requeue_puts_jobs_back_at_the_head_in_order() -> None:
         return [job.request_id for job in await queue.next_batch()]
 
     assert run(scenario()) == ["req-0", "req-1"]
+
+
+def test_prefetch_yields_to_an_idle_collector() -> None:
+    async def scenario() -> tuple[int, bool]:
+        queue = BatchQueue(capacity=10, batch_size=1, max_batch_delay=0.0)
+        busy = asyncio.create_task(queue.next_batch(prefetch=True))
+        idle = asyncio.create_task(queue.next_batch())
+        await asyncio.sleep(0.01)
+        queue.put(make_job(0))
+        batch = await asyncio.wait_for(idle, 1)
+        await asyncio.sleep(0.01)
+        prefetch_waiting = not busy.done()
+        queue.put(make_job(1))
+        prefetched = await asyncio.wait_for(busy, 1)
+        return len(batch) + len(prefetched), prefetch_waiting
+
+    assert run(scenario()) == (2, True)
+
+
+def test_held_jobs_count_against_capacity_until_started() -> None:
+    async def scenario() -> None:
+        queue = BatchQueue(capacity=2)
+        queue.put(make_job(0))
+        queue.put(make_job(1))
+        batch = await queue.next_batch(prefetch=True)
+        queue.hold(len(batch))
+        with pytest.raises(QueueFull):
+            queue.put(make_job(2))
+        queue.started(len(batch))
+        queue.put(make_job(3))
+        assert queue.pending == 2
+
+    run(scenario())
