@@ -88,7 +88,7 @@ class ModelVersion:
             asyncio.create_task(self.workers.pop().stop())
 
     def healthy(self) -> bool:
-        alive = sum(w.healthy(self.spec.max_retry_timeout) for w in self.workers)
+        alive = sum(w.healthy(self.spec.max_retry_timeout, self.spec.loaded_at_startup) for w in self.workers)
         return alive >= self.spec.min_workers
 
     @property

@@ -106,6 +106,7 @@ class WorkerConnection:
         self.pid: int | None = None
         self.start_time = time.time()
         self.failing_since: float | None = None
+        self.ever_ready = False
         self._max_frame_size = max_frame_size
         self._process: asyncio.subprocess.Process | None = None
         self._channel: _Channel | None = None
@@ -126,9 +127,17 @@ class WorkerConnection:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
-    def healthy(self, max_retry_seconds: float) -> bool:
-        """TorchServe's rule: a worker is unhealthy once it has failed continuously for too long."""
-        return self.failing_since is None or time.monotonic() - self.failing_since < max_retry_seconds
+    def healthy(self, max_retry_seconds: float, loaded_at_startup: bool = False) -> bool:
+        """TorchServe's rule: a worker is unhealthy once it has failed continuously for too long.
+
+        Our addition: a startup model's worker that has never loaded and has failed is unhealthy at once,
+        so ``/ping`` does not call a server healthy whose startup models cannot load.
+        """
+        if self.failing_since is None:
+            return True
+        if loaded_at_startup and not self.ever_ready:
+            return False
+        return time.monotonic() - self.failing_since < max_retry_seconds
 
     async def stop(self, grace: float = 5.0) -> None:
         """Ask the worker to exit after the batches it holds; kill it if it has not within ``grace`` seconds.
@@ -213,6 +222,7 @@ class WorkerConnection:
         if loaded["status"] != 200:
             raise WorkerFailed(f"failed to load model: {loaded['status']} {loaded['message']}")
         self.state = WorkerState.READY
+        self.ever_ready = True
         logger.info("%s ready: model %s loaded in %.0f ms", self.name, spec.name, (time.monotonic() - started) * 1000)
 
     async def _reply(self, kind: str, timeout: float) -> dict[str, Any]:

@@ -167,7 +167,10 @@ class TorchServeInference:
                 if piece.body:
                     await response.write(piece.body)
         except ServeError:
-            response.force_close()  # the worker died mid-stream: end the connection, leave the body truncated
+            # The worker died mid-stream: cut the connection so the client sees a truncated chunked body,
+            # never a clean end (aiohttp's own write_eof then fails quietly on the closed transport).
+            if request.transport is not None:
+                request.transport.abort()
             return response
         except (asyncio.CancelledError, ConnectionError):
             model.cancel(job)

@@ -79,7 +79,10 @@ def test_startup_timeout_bounds_model_load(server: RunningServer) -> None:
     [described] = server.describe("slowload")
     assert described["startupTimeout"] == 2
     assert all(w["status"] == "UNLOADING" for w in described["workers"])
-    # the model is registered but not ready: its requests queue while the worker restarts
+    ping = requests.get(f"{server.inference}/ping", timeout=10)
+    assert ping.status_code == 500
+    assert ping.json() == {"status": "Unhealthy"}
+    # kit still serves while slowload's worker keeps retrying
     response = requests.post(f"{server.inference}/predictions/kit", json={"op": "info"}, timeout=10)
     assert response.status_code == 200
 
