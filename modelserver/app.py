@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .archive import InvalidModel, list_store, name_from_path, open_artifact
+from .archive import InvalidModel, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
@@ -97,16 +97,21 @@ class ModelServer:
         return entries
 
     def add_model(self, path: Path, name: str | None, loaded_at_startup: bool = False) -> ModelVersion:
-        artifact = open_artifact(path, name)
-        entry = self.config.models.get(artifact.name, {}).get(artifact.version, {})
-        spec = build_spec(artifact, entry, self.defaults, url=path.name, loaded_at_startup=loaded_at_startup)
-        version = ModelVersion(
-            spec,
-            gpu_count=self.config.number_of_gpu,
-            decode_input_request=self.config.decode_input_request,
-            max_frame_size=self._frame_size,
-        )
-        self.registry.add(version)
+        artifact = open_artifact(path, name, self.config.properties.get("default_service_handler"))
+        try:
+            entry = self.config.models.get(artifact.name, {}).get(artifact.version, {})
+            spec = build_spec(artifact, entry, self.defaults, url=path.name, loaded_at_startup=loaded_at_startup)
+            version = ModelVersion(
+                spec,
+                artifact=artifact,
+                gpu_count=self.config.number_of_gpu,
+                decode_input_request=self.config.decode_input_request,
+                max_frame_size=self._frame_size,
+            )
+            self.registry.add(version)
+        except BaseException:
+            release(artifact)
+            raise
         version.scale(spec.min_workers)
         logger.info(
             "Model %s version %s from %s: %d worker(s), batchSize %d, maxBatchDelay %d ms",
@@ -122,7 +127,7 @@ class ModelServer:
     def load_startup_models(self) -> None:
         for name, path in self.startup_models():
             try:
-                self.add_model(path, name or (None if path.is_dir() else name_from_path(path)), loaded_at_startup=True)
+                self.add_model(path, name, loaded_at_startup=True)
             except InvalidModel as err:
                 logger.error("Failed to load model from %s: %s", path, err.message)
 

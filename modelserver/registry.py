@@ -8,6 +8,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from workers.protocol import DEFAULT_MAX_FRAME_SIZE
+
+from .archive import ModelArtifact, release
 from .batcher import BatchQueue, QueueFull
 from .errors import ModelNotFound, ModelVersionNotFound, NoWorker, ServerShuttingDown
 from .model_spec import ModelSpec
@@ -24,8 +27,17 @@ _gpu_round_robin = itertools.count()
 class ModelVersion:
     """One served model version: its settings, its queue and its workers."""
 
-    def __init__(self, spec: ModelSpec, *, gpu_count: int, decode_input_request: bool, max_frame_size: int) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        artifact: ModelArtifact | None = None,
+        gpu_count: int = 0,
+        decode_input_request: bool = True,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
         self.spec = spec
+        self.artifact = artifact
         self.queue = BatchQueue(spec.job_queue_size, spec.batch_size, spec.max_batch_delay_ms / 1000)
         self.workers: list[WorkerConnection] = []
         self._gpu_count = gpu_count
@@ -99,6 +111,8 @@ class ModelVersion:
         workers, self.workers = self.workers, []
         await asyncio.gather(*(w.stop() for w in workers))
         self.queue.fail_all(ServerShuttingDown())
+        if self.artifact is not None:  # workers ran inside the unpacked archive: remove it only now
+            release(self.artifact)
 
 
 class ModelRegistry:

@@ -20,12 +20,15 @@ from typing import Any
 
 from .context import TS_COMPAT_VERSION, Context
 from .handler_runner import Service
+from .handlers import BUILTIN_HANDLERS
 from .ts_compat import install_ts_shim
 
 logger = logging.getLogger(__name__)
 
 EntryPoint = Callable[[Any, Any], Any]
 Initializer = Callable[[Context], Any]
+
+_BUILTIN_PREFIX = "ts.torch_handler."
 
 
 class LoadError(Exception):
@@ -106,8 +109,14 @@ def split_handler(handler: str) -> tuple[str, str | None]:
 
 
 def import_handler(handler: str) -> tuple[ModuleType, str | None]:
-    """Import the handler's own module, falling back to a built-in only if that module does not exist."""
+    """Import the handler's own module, falling back to a built-in only if that module does not exist.
+
+    ``ts.torch_handler.<name>`` spelled out in full is TorchServe's built-in itself: ours, never a look-up.
+    """
     module_name, function_name = split_handler(handler)
+    builtin_name = module_name.removeprefix(_BUILTIN_PREFIX)
+    if builtin_name != module_name and builtin_name in BUILTIN_HANDLERS:
+        return import_builtin_handler(builtin_name, handler), function_name
     try:
         return importlib.import_module(module_name), function_name
     except ModuleNotFoundError as exc:
@@ -117,7 +126,15 @@ def import_handler(handler: str) -> tuple[ModuleType, str | None]:
 
 
 def import_builtin_handler(name: str, handler: str) -> ModuleType:
-    full_name = f"ts.torch_handler.{name}"
+    """A built-in handler: ours (``workers.handlers``) for TorchServe's defaults, else ``ts.torch_handler.<name>``.
+
+    Ours is imported directly, not through the ``ts.torch_handler`` re-export, because the loader looks for
+    the one class the module itself defines.
+    """
+    ours = BUILTIN_HANDLERS.get(name)
+    if ours is not None:
+        return importlib.import_module(ours)
+    full_name = f"{_BUILTIN_PREFIX}{name}"
     try:
         return importlib.import_module(full_name)
     except ModuleNotFoundError as exc:
