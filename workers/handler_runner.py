@@ -17,6 +17,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any
 
 from .context import BatchBinding, Context, RequestProcessor
+from .json_output import dumps_indent2
 from .streaming import RequestCancelled
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def _encode(value: Any) -> bytes:
         buffer = io.BytesIO()
         torch.save(value, buffer)
         return buffer.getvalue()
-    return json.dumps(value, indent=2).encode("utf-8")
+    return dumps_indent2(value).encode("utf-8")
 
 
 def response_fields(context: Context, idx: int) -> dict[str, Any]:

@@ -369,6 +369,14 @@ class SocketChannel:
             raise ProtocolError(f"truncated frame: stream ended after {received} of {length} payload bytes")
         return decode_payload(payload, self.max_frame_size)
 
+    def readable(self) -> bool:
+        """True if :meth:`recv` would not block for long: bytes (or the end of stream) are waiting."""
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        return True
+
     def send(self, message: Mapping[str, Any]) -> None:
         """Encode ``message`` and write its frame whole; safe to call from several threads."""
         frame = encode(message, self.max_frame_size)

@@ -1,8 +1,8 @@
 """The worker's socket loop: say hello, load the handler, run batches, honour cancels.
 
-A reader thread owns the socket's receiving side, so a ``cancel`` reaches the handler (through
-``context.is_cancelled``) while a batch runs; the main thread runs the handler. Both send
-through :class:`~workers.protocol.SocketChannel`, whose ``send`` is thread-safe.
+One thread reads and writes the socket; a ``cancel`` reaches a running handler when it asks
+(``context.is_cancelled``, ``send_intermediate_predict_response``). Handlers that start threads of
+their own may still send: :class:`~workers.protocol.SocketChannel`'s ``send`` is thread-safe.
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import argparse
 import contextlib
 import logging
 import os
-import queue
 import signal
 import socket
 import sys
-import threading
+from collections import deque
 from typing import Any
 
 from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, SocketChannel
@@ -33,36 +32,50 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class _Inbox:
-    """Frames from the frontend: work goes to a queue, cancels to a set the handler can read."""
+    """Frames from the frontend, read on the one thread the worker has.
+
+    Between batches the worker blocks in :meth:`next`. While a handler runs, nobody reads the
+    socket until the handler asks whether a job was cancelled (``context.is_cancelled`` or
+    ``send_intermediate_predict_response``): :meth:`is_cancelled` then takes in whatever frames are
+    waiting, without blocking. Cancels are recorded; other frames (the next batch, a shutdown)
+    wait their turn. No thread hand-off sits on the hot path.
+    """
 
     def __init__(self, channel: SocketChannel) -> None:
         self.channel = channel
-        self.work: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.pending: deque[dict[str, Any]] = deque()
         self.cancelled: set[int] = set()
-        self._lock = threading.Lock()
+
+    def next(self) -> dict[str, Any]:
+        while not self.pending:
+            self._take(self._recv())
+        return self.pending.popleft()
 
     def is_cancelled(self, job_id: int) -> bool:
-        with self._lock:
-            return job_id in self.cancelled
+        while self.channel.readable():
+            self._take(self._recv())
+        return job_id in self.cancelled
 
     def forget(self, job_ids: list[int]) -> None:
-        with self._lock:
-            self.cancelled.difference_update(job_ids)
+        self.cancelled.difference_update(job_ids)
 
-    def read_forever(self) -> None:
+    def _take(self, message: dict[str, Any]) -> None:
+        if message["kind"] == "cancel":
+            self.cancelled.update(message["ids"])
+        else:
+            self.pending.append(message)
+
+    def _recv(self) -> dict[str, Any]:
         try:
-            while (message := self.channel.recv()) is not None:
-                if message["kind"] == "cancel":
-                    with self._lock:
-                        self.cancelled.update(message["ids"])
-                else:
-                    self.work.put(message)
+            message = self.channel.recv()
         except (ProtocolError, OSError) as err:
             logger.error("Frontend connection broken: %s", err)
-        # The frontend is gone: nobody will read our results, and a handler may be stuck. Leave now.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+            message = None
+        if message is None:  # the frontend is gone: nobody will read our results
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        return message
 
 
 def _load(channel: SocketChannel, message: dict[str, Any]) -> Any:
@@ -79,11 +92,10 @@ def _load(channel: SocketChannel, message: dict[str, Any]) -> Any:
 
 def serve(channel: SocketChannel, device: str) -> int:
     inbox = _Inbox(channel)
-    threading.Thread(target=inbox.read_forever, name="frontend-reader", daemon=True).start()
     channel.send({"kind": "hello", "version": PROTOCOL_VERSION, "pid": os.getpid(), "device": device})
     service = None
     while True:
-        message = inbox.work.get()
+        message = inbox.next()
         kind = message["kind"]
         if kind == "shutdown":
             return 0

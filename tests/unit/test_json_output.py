@@ -1,0 +1,63 @@
+"""The fast indented JSON writer gives exactly json.dumps(value, indent=2), errors included."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import OrderedDict
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workers.json_output import dumps_indent2
+
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+keys = st.text() | st.integers() | st.floats() | st.booleans() | st.none()
+values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=5) | st.tuples(children, children) | st.dictionaries(keys, children, max_size=5)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=500)
+@given(values)
+def test_same_text_as_json_dumps(value) -> None:
+    assert dumps_indent2(value) == json.dumps(value, indent=2)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [math.nan, math.inf, -math.inf, 1e16, 1.5e-7, -0.0],
+        {"é": "ünïcode ✓", "emoji": "🙂", "ctl": '\x00\n\t"'},
+        OrderedDict(b=1, a=2),
+        [True, 1, 1.0, False, 0],
+        [[], {}, [[]], {"a": {}}],
+    ],
+)
+def test_edge_cases(value) -> None:
+    assert dumps_indent2(value) == json.dumps(value, indent=2)
+
+
+class Number(int):
+    def __repr__(self) -> str:
+        return "custom"
+
+
+def test_subclasses_and_unknown_types_fall_back_to_json_dumps() -> None:
+    assert dumps_indent2([Number(3)]) == json.dumps([Number(3)], indent=2)
+    with pytest.raises(TypeError):
+        dumps_indent2({"x": object()})
+    with pytest.raises(TypeError):
+        dumps_indent2({(1, 2): "tuple key"})
+
+
+def test_circular_reference_raises_like_json_dumps() -> None:
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps_indent2(loop)
