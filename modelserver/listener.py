@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web, web_protocol, web_request
@@ -17,11 +17,15 @@ from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
 from .errors import MethodNotAllowed, ResourceNotFound, ServeError
-from .router import MatchKind, Route, Router
+from .router import Match, MatchKind, Route, Router
 
 logger = logging.getLogger("modelserver.http")
 
 RouteHandler = Callable[[web.BaseRequest, dict[str, str]], Awaitable[web.StreamResponse]]
+Guard = Callable[[web.BaseRequest, Match], None]
+"""Runs before dispatch (e.g. token auth); raises a ServeError to refuse the request."""
+Observer = Callable[[web.BaseRequest, web.StreamResponse], None]
+"""Runs after the handler with the response it returned (e.g. request counters); must be cheap."""
 
 
 class Dialect(Protocol):
@@ -35,8 +39,17 @@ class Dialect(Protocol):
 class Listener:
     """Routes requests for one address to the dialects mounted on it."""
 
-    def __init__(self, name: str, dialects: Iterable[Dialect], max_request_size: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        dialects: Iterable[Dialect],
+        max_request_size: int,
+        guards: Sequence[Guard] = (),
+        observers: Sequence[Observer] = (),
+    ) -> None:
         self.name = name
+        self.guards = list(guards)
+        self.observers = list(observers)
         self.router = Router()
         self._owner: dict[int, Dialect] = {}
         self._fallback: Dialect | None = None
@@ -52,17 +65,23 @@ class Listener:
         route = match.route
         dialect = self._owner.get(id(route), self._fallback) if route is not None else self._fallback
         try:
+            for guard in self.guards:
+                guard(request, match)
             if match.kind is MatchKind.FULL:
                 assert route is not None
-                return await route.handler(request, match.params)
-            if match.kind is MatchKind.METHOD_NOT_ALLOWED:
+                response = await route.handler(request, match.params)
+            elif match.kind is MatchKind.METHOD_NOT_ALLOWED:
                 raise MethodNotAllowed(match.allowed)
-            raise ResourceNotFound()
+            else:
+                raise ResourceNotFound()
         except ServeError as error:
-            return self._error(dialect, error, match, request)
+            response = self._error(dialect, error, match, request)
         except Exception:
             logger.exception("Unexpected error handling %s %s", request.method, request.path)
-            return self._error(dialect, ServeError("Internal server error."), match, request)
+            response = self._error(dialect, ServeError("Internal server error."), match, request)
+        for observer in self.observers:
+            observer(request, response)
+        return response
 
     @staticmethod
     def _error(dialect: Dialect | None, error: ServeError, match: Any, request: web.BaseRequest) -> web.StreamResponse:
