@@ -194,6 +194,8 @@ class ModelServer:
         for server in self._servers:
             server.close()
         for http_server in self._http:
+            http_server.pre_shutdown()  # idle keep-alive connections close now; busy ones after their response
+        for http_server in self._http:
             await http_server.shutdown(drain)
         logger.info("Listeners closed; stopping workers")
         await self.registry.stop()

@@ -164,3 +164,12 @@ def test_sigterm_stops_workers_and_exits_zero(tmp_path: Path) -> None:
         time.sleep(0.05)
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)
+
+
+def test_idle_keep_alive_connection_does_not_delay_shutdown(tmp_path: Path) -> None:
+    server = start_server(tmp_path, {"echo": EXAMPLE_MODELS / "echo"})
+    with requests.Session() as session:
+        assert session.get(f"{server.inference}/ping", timeout=5).status_code == 200  # the connection stays open
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 10
