@@ -262,8 +262,10 @@ class WorkerConnection:
         Cancelling this task is safe: jobs leave the queue only in a synchronous step that also sends them.
         """
         queue = self.model.queue
+        # A job handed to a busy worker can no longer expire in the queue: with clientTimeoutInMills, no prefetch.
+        depth = 1 if self.model.spec.client_timeout_ms else MAX_OUTSTANDING
         while not self._stopping:
-            if len(self._batches) >= MAX_OUTSTANDING:
+            if len(self._batches) >= depth:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue

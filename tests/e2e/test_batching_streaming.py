@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -185,3 +186,49 @@ def test_sigterm_under_load_drains_in_flight_requests(tmp_path: Path) -> None:
     for worker in (w1, w2):
         with pytest.raises(ProcessLookupError):
             os.kill(worker, 0)
+
+
+def test_second_sigterm_exits_at_once(tmp_path: Path) -> None:
+    server = start_server(tmp_path, {"kit": TEST_MODELS / "kit"})
+    [worker] = server.worker_pids("kit")
+    busy = threading.Thread(target=lambda: kit(server, {"op": "sleep", "seconds": 20}))
+    busy.start()
+    time.sleep(0.5)
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert server.process.poll() is None  # draining the 20 s request
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(10)
+    assert time.monotonic() - started < 3
+    busy.join(30)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)
+
+
+def test_client_timeout_answers_expired_requests_instead_of_running_them(tmp_path: Path) -> None:
+    store_model = tmp_path / "src" / "kit"
+    shutil.copytree(TEST_MODELS / "kit", store_model)
+    (store_model / "model-config.yaml").write_text("clientTimeoutInMills: 300\nminWorkers: 1\nmaxWorkers: 1\n")
+    manifest = json.loads((store_model / "MAR-INF" / "MANIFEST.json").read_text())
+    manifest["model"]["configFile"] = "model-config.yaml"
+    (store_model / "MAR-INF" / "MANIFEST.json").write_text(json.dumps(manifest))
+    server = start_server(tmp_path / "run", {"kit": store_model})
+    try:
+        busy = threading.Thread(target=lambda: kit(server, {"op": "sleep", "seconds": 1.0}))
+        busy.start()
+        time.sleep(0.2)
+        expired = kit(server, {"op": "info"})  # waits behind the busy batch for longer than 300 ms
+        busy.join(30)
+        assert expired.status_code == 503
+        assert expired.json()["type"] == "ServiceUnavailableException"
+        assert kit(server, {"op": "info"}).status_code == 200
+    finally:
+        assert server.stop() == 0
