@@ -112,10 +112,12 @@ class _Recorder:
         self.attempts += 1
         return True
 
-    def answer(self, started: float, ended: float, status: int) -> None:
+    def answer(self, started: float, ended: float, status: int, payload: bytes) -> None:
         if self.window.start <= ended <= self.window.end:
             self.latencies.append(ended - started)
             self.statuses[status] += 1
+            if not 200 <= status < 300 and len(self.error_samples) < ERROR_SAMPLES:
+                self.error_samples.append(f"HTTP {status}: {payload[:200]!r}")
 
     def error(self, ended: float, reason: str) -> None:
         if self.window.start <= ended <= self.window.end:
@@ -151,7 +153,7 @@ async def _connection(session: aiohttp.ClientSession, spec: LoadSpec, recorder: 
         if spec.check is not None and 200 <= status < 300 and not spec.check(payload):
             recorder.error(ended, f"mismatch: got {len(payload)} bytes")
             continue
-        recorder.answer(started, ended, status)
+        recorder.answer(started, ended, status, payload)
 
 
 async def run_load(spec: LoadSpec) -> LoadResult:

@@ -8,22 +8,27 @@ close the listeners, let in-flight requests finish up to the drain timeout, stop
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
+import ssl
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .archive import InvalidModel, list_store, open_artifact, release
+from . import __version__, auth, snapshot, tls
+from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
+from .dialects import torchserve_http
 from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
-from .errors import ServeError
+from .errors import InvalidSnapshot, ServeError
 from .listener import Listener
+from .metrics import ServerMetrics
 from .model_spec import Defaults, build_spec
 from .openapi import build_openapi
 from .registry import ModelRegistry, ModelVersion
@@ -45,9 +50,9 @@ def require_c_parser() -> None:
         )
 
 
-def max_frame_size(config: ServerConfig) -> int:
+def max_frame_size(config: ServerConfig, batch_size: int = 1) -> int:
     """Large enough for a full batch of maximum-size requests plus framing."""
-    biggest_batch = max([1, *(_batch_sizes(config.models))])
+    biggest_batch = max([1, batch_size, *(_batch_sizes(config.models))])
     return 16 * 1024 * 1024 + max(config.max_request_size, config.max_response_size) * biggest_batch
 
 
@@ -65,6 +70,7 @@ class ModelServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.registry = ModelRegistry()
+        self.metrics = ServerMetrics.from_config(config, lambda: iter(self.registry))
         self.defaults = Defaults(
             workers=config.default_workers_per_model,
             job_queue_size=config.job_queue_size,
@@ -76,6 +82,8 @@ class ModelServer:
         self._http: list[web.Server] = []
         self._stopped = asyncio.Event()
         self._descriptions: dict[int, dict[str, Any]] = {}
+        self.auth = auth.from_config(config)
+        self._ssl: ssl.SSLContext | None = None
 
     # -- models ----------------------------------------------------------------------------------
 
@@ -98,20 +106,8 @@ class ModelServer:
 
     def add_model(self, path: Path, name: str | None, loaded_at_startup: bool = False) -> ModelVersion:
         artifact = open_artifact(path, name, self.config.properties.get("default_service_handler"))
-        try:
-            entry = self.config.models.get(artifact.name, {}).get(artifact.version, {})
-            spec = build_spec(artifact, entry, self.defaults, url=path.name, loaded_at_startup=loaded_at_startup)
-            version = ModelVersion(
-                spec,
-                artifact=artifact,
-                gpu_count=self.config.number_of_gpu,
-                decode_input_request=self.config.decode_input_request,
-                max_frame_size=self._frame_size,
-            )
-            self.registry.add(version)
-        except BaseException:
-            release(artifact)
-            raise
+        version = self.create_version(artifact, url=path.name, loaded_at_startup=loaded_at_startup)
+        spec = version.spec
         version.scale(spec.min_workers)
         logger.info(
             "Model %s version %s from %s: %d worker(s), batchSize %d, maxBatchDelay %d ms",
@@ -124,20 +120,62 @@ class ModelServer:
         )
         return version
 
+    def create_version(
+        self,
+        artifact: ModelArtifact,
+        *,
+        url: str,
+        api: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        loaded_at_startup: bool = False,
+    ) -> ModelVersion:
+        """Build a version from an opened artifact and add it to the registry (409 if it is there already).
+
+        ``api``: a registration's settings, merged by TorchServe's precedence; ``overrides``: ModelSpec fields set
+        last (a snapshot restore). No worker is started here. The artifact is released on failure.
+        """
+        try:
+            entry = self.config.models.get(artifact.name, {}).get(artifact.version, {})
+            spec = build_spec(artifact, entry, self.defaults, api, url=url, loaded_at_startup=loaded_at_startup)
+            spec = dataclasses.replace(spec, **(overrides or {}))
+            version = ModelVersion(
+                spec,
+                artifact=artifact,
+                gpu_count=self.config.number_of_gpu,
+                decode_input_request=self.config.decode_input_request,
+                max_frame_size=max(self._frame_size, max_frame_size(self.config, spec.batch_size)),
+            )
+            version.metrics = self.metrics.for_version(spec.name, spec.version)
+            self.registry.add(version)
+        except BaseException:
+            release(artifact)
+            raise
+        return version
+
     def load_startup_models(self) -> None:
+        """``model_snapshot`` (a restart from a config snapshot) replaces ``load_models``."""
+        if snapshot.has_model_snapshot(self.config):
+            try:
+                snapshot.restore(self)
+            except InvalidSnapshot as err:
+                raise SystemExit(f"modelserver: cannot restore the config snapshot: {err.message}") from None
+            return
         for name, path in self.startup_models():
             try:
                 self.add_model(path, name, loaded_at_startup=True)
-            except InvalidModel as err:
+            except ServeError as err:
                 logger.error("Failed to load model from %s: %s", path, err.message)
+
+    def save_snapshot(self, kind: str = "snapshot") -> None:
+        snapshot.save_snapshot(self.config, self.registry, kind)
 
     # -- listeners -------------------------------------------------------------------------------
 
     def listeners(self) -> list[tuple[Address, Listener]]:
         cfg = self.config
         inference = TorchServeInference(self.registry, lambda: self._describe(inference_listener))
-        management = TorchServeManagement(self.registry, lambda: self._describe(management_listener))
-        metrics = TorchServeMetrics(lambda: self._describe(metrics_listener))
+        management = TorchServeManagement(self.registry, lambda: self._describe(management_listener), host=self)
+        metrics = TorchServeMetrics(lambda: self._describe(metrics_listener), self.metrics)
         if cfg.inference_address == cfg.management_address:
             inference_listener = management_listener = Listener(
                 "inference", [inference, management], cfg.max_request_size
@@ -148,7 +186,13 @@ class ModelServer:
             management_listener = Listener("management", [management], cfg.max_request_size)
             result = [(cfg.inference_address, inference_listener), (cfg.management_address, management_listener)]
         metrics_listener = Listener("metrics", [metrics], cfg.max_request_size)
-        result.append((cfg.metrics_address, metrics_listener))
+        if self.metrics.settings.api_enabled:  # enable_metrics_api=false: no metrics port at all
+            result.append((cfg.metrics_address, metrics_listener))
+        for _, listener in result:
+            listener.observers.append(self.metrics.observe_response)  # Requests2XX/4XX/5XX
+        if self.auth is not None:
+            scopes = {inference: auth.INFERENCE, management: auth.MANAGEMENT}
+            auth.protect(self.auth, [listener for _, listener in result], scopes)
         return result
 
     def _describe(self, listener: Listener) -> dict[str, Any]:
@@ -158,21 +202,28 @@ class ModelServer:
         return self._descriptions[key]
 
     async def _bind(self, address: Address, listener: Listener) -> None:
-        http_server = listener.make_server(handler_cancellation=True, access_log=None)
+        http_server = listener.make_server(handler_cancellation=True)
         loop = asyncio.get_running_loop()
         if address.scheme == "unix":
             Path(address.path).unlink(missing_ok=True)
             server = await loop.create_unix_server(http_server, address.path)
         else:
-            server = await loop.create_server(http_server, address.host, address.port, reuse_address=True)
+            context = self._ssl if address.is_tls else None
+            server = await loop.create_server(http_server, address.host, address.port, reuse_address=True, ssl=context)
         self._servers.append(server)
         self._http.append(http_server)
         logger.info("%s API bound to: %s", listener.name.title(), address)
 
     async def start(self) -> None:
+        torchserve_http.configure_cors(self.config.properties)
+        self._ssl = tls.server_context(self.config)
+        if self.auth is not None:
+            self.auth.write_key_file()
+        self.metrics.start()
         self.load_startup_models()
         for address, listener in self.listeners():
             await self._bind(address, listener)
+        self.save_snapshot("startup")
         print(STARTED_LINE, flush=True)
 
     async def serve_forever(self) -> None:
@@ -191,6 +242,7 @@ class ModelServer:
 
     async def shutdown(self, drain: float = DRAIN_SECONDS) -> None:
         logger.info("Stopping: no new connections, draining in-flight requests")
+        self.save_snapshot("shutdown")
         for server in self._servers:
             server.close()
         for http_server in self._http:
@@ -199,4 +251,7 @@ class ModelServer:
             await http_server.shutdown(drain)
         logger.info("Listeners closed; stopping workers")
         await self.registry.stop()
+        self.metrics.close()
+        if self.auth is not None:
+            self.auth.remove_key_file()
         logger.info("Model server stopped.")

@@ -17,13 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, logs, tls
 from .config import CliOptions, ConfigError, ServerConfig, load_config
 
 ALREADY_RUNNING = "TorchServe is already running, please use torchserve --stop to stop TorchServe."
 NOT_RUNNING = "TorchServe is not currently running."
 STOPPED = "TorchServe has stopped."
-LOG_FORMAT = "%(asctime)s [%(levelname)-5s] %(name)s - %(message)s"
 
 
 def pid_file() -> Path:
@@ -113,6 +112,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
     config = load_config(options, os.environ)
     if not config.model_store and config.load_models and any("=" not in m or m == "all" for m in config.load_models):
         raise ConfigError("Missing mandatory parameter --model-store")
+    tls.check_config(config)
     return config
 
 
@@ -122,11 +122,16 @@ def run_foreground(config: ServerConfig) -> int:
     from .app import require_c_parser
 
     require_c_parser()
+    logs.setup_files(config.log_location)
     path = pid_file()
     path.write_text(str(os.getpid()))
     try:
         uvloop.run(_serve(config))
+    except ConfigError as err:
+        print(f"modelserver: configuration error: {err}", file=sys.stderr)
+        return 2
     finally:
+        logs.close()
         if path.exists() and path.read_text().strip() == str(os.getpid()):
             path.unlink()
     return 0
@@ -157,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if running_pid() is not None and running_pid() != os.getpid():
         print(ALREADY_RUNNING)
         return 1
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stdout)
+    logs.setup_console()
     try:
         config = _config(args)
     except ConfigError as err:

@@ -87,6 +87,7 @@ _ENV_CONFIGURABLE_KEYS = (
     "max_response_size",
     "limit_max_image_pixels",
     "default_service_handler",
+    "max_download_size",
     "service_envelope",
     "model_server_home",
     "model_store",

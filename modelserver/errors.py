@@ -113,3 +113,133 @@ class WorkerDied(ServeError):
 class ServerShuttingDown(ServiceUnavailable):
     def __init__(self) -> None:
         super().__init__("Server is shutting down.")
+
+
+# -- management API ------------------------------------------------------------------------------
+
+
+class Conflict(ServeError):
+    status = 409
+    type_name = "ConflictStatusException"
+
+
+class VersionAlreadyRegistered(Conflict):
+    def __init__(self, model_name: str, version: str) -> None:
+        super().__init__(f"Model version {version} is already registered for model {model_name}")
+
+
+class UrlRequired(BadRequest):
+    def __init__(self) -> None:
+        super().__init__("Parameter url is required.")
+
+
+class InvalidRuntime(BadRequest):
+    def __init__(self, runtime: str) -> None:
+        super().__init__(f"Invalid RuntimeType value: {runtime}")
+
+
+class ArchiveNotFound(ServeError):
+    """The ``url`` of a registration names nothing we may load (TorchServe's ModelNotFoundException, 404)."""
+
+    status = 404
+    type_name = "ModelNotFoundException"
+
+
+class EmptyUrl(ArchiveNotFound):
+    def __init__(self) -> None:
+        super().__init__("empty url")
+
+
+class RelativeUrl(ArchiveNotFound):
+    def __init__(self, url: str) -> None:
+        super().__init__(f"Relative path is not allowed in url: {url}")
+
+
+class ModelFileNotFound(ArchiveNotFound):
+    def __init__(self, url: str) -> None:
+        super().__init__(f"Model not found at: {url}")
+
+
+class UrlNotAllowed(ArchiveNotFound):
+    def __init__(self, url: str) -> None:
+        super().__init__(f"Given URL {url} does not match any allowed URL(s)")
+
+
+class DownloadFailed(BadRequest):
+    type_name = "DownloadArchiveException"
+
+    def __init__(self, url: str, reason: str = "") -> None:
+        super().__init__(f"Failed to download archive from: {url}" + (f" ({reason})" if reason else ""))
+
+
+class AddressRefused(BadRequest):
+    """The download host is, or resolves to, a link-local, metadata, multicast or unspecified address."""
+
+    type_name = "DownloadArchiveException"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"Refusing to download from {url}: its host is a link-local, metadata, multicast or unspecified address"
+        )
+
+
+class ModelFileExists(ServeError):
+    def __init__(self, file_name: str) -> None:
+        super().__init__(f"Model file already exists {file_name}")
+
+
+class WorkersFailed(ServeError):
+    """Synchronous registration or scaling: a worker failed to load; the status is the worker's (500, 507)."""
+
+    def __init__(self, model_name: str, version: str | None, status: int) -> None:
+        shown = "null" if version is None else version  # TorchServe prints a Java null
+        super().__init__(f"Failed to start workers for model {model_name} version: {shown}", status)
+
+
+class MaxWorkersBelowMin(BadRequest):
+    def __init__(self) -> None:
+        super().__init__("max_worker cannot be less than min_worker.")
+
+
+class NegativeWorkers(ServeError):
+    """TorchServe answers ``min_worker < 0`` with a 500 (an IndexOutOfBounds inside it); we keep the status."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"min_worker cannot be negative: {count}")
+
+
+class CannotRemoveDefault(ServeError):
+    status = 403
+    type_name = "InvalidModelVersionException"
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(f"Cannot remove default version for model {model_name}")
+
+
+class DefaultVersionNotFound(ServeError):
+    status = 404
+    type_name = "ModelVersionNotFoundException"
+
+    def __init__(self, model_name: str, version: str) -> None:
+        super().__init__(f"Model version {version} does not exist for model {model_name}")
+
+
+class NoDescribeWorker(ServiceUnavailable):
+    def __init__(self, model_name: str) -> None:
+        super().__init__(
+            f'Model "{model_name}" has no worker to serve describe request. '
+            "Please use scale workers API to add workers."
+        )
+
+
+class ModelUnregistered(ServiceUnavailable):
+    """A request still queued when its model version was unregistered."""
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(f'Model "{model_name}" was unregistered before a worker took the request.')
+
+
+class InvalidSnapshot(ServeError):
+    """The ``model_snapshot`` a restart restores from cannot be restored (TorchServe's InvalidSnapshotException)."""
+
+    type_name = "InvalidSnapshotException"

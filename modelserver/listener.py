@@ -1,21 +1,24 @@
 """One HTTP listener: aiohttp's low-level server, our router, and the dialects mounted on it.
 
-Every request goes: match method + path -> route (404 / 405 + ``Allow`` otherwise) -> the
-route's handler. A :class:`~modelserver.errors.ServeError` raised anywhere below is rendered by
-the dialect that owns the route, in that dialect's error shape.
+Every request goes: match method + path -> the guards (token authorization, :mod:`modelserver.auth`;
+they see unmatched requests too) -> route (404 / 405 + ``Allow`` otherwise) -> the route's handler
+-> the observers. A :class:`~modelserver.errors.ServeError` raised anywhere below is rendered by
+the dialect that owns the route, in that dialect's error shape. aiohttp's access-log hook writes
+``access_log.log`` after the response is sent (:mod:`modelserver.logs`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from aiohttp import web, web_protocol, web_request
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
+from . import logs
 from .errors import MethodNotAllowed, ResourceNotFound, ServeError
 from .router import Match, MatchKind, Route, Router
 
@@ -51,14 +54,36 @@ class Listener:
         self.guards = list(guards)
         self.observers = list(observers)
         self.router = Router()
+        self.dialects: list[Dialect] = []
         self._owner: dict[int, Dialect] = {}
         self._fallback: Dialect | None = None
         self.max_request_size = max_request_size
         for dialect in dialects:
-            self._fallback = self._fallback or dialect
-            for route in dialect.routes():
-                self.router.add(route)
-                self._owner[id(route)] = dialect
+            self.mount(dialect)
+
+    def mount(self, dialect: Dialect) -> None:
+        """Add a dialect's routes. A route that repeats one already here (same path shape, methods and operation id,
+        like the API description that every TorchServe API has) is left out: the first dialect serves it."""
+        self.dialects.append(dialect)
+        self._fallback = self._fallback or dialect
+        for route in dialect.routes():
+            if self._repeats(route):
+                continue
+            self.router.add(route)
+            self._owner[id(route)] = dialect
+
+    def _repeats(self, route: Route) -> bool:
+        return any(
+            other.compiled.shape == route.compiled.shape
+            and other.methods == route.methods
+            and other.operation_id == route.operation_id
+            for other in self.router.routes
+        )
+
+    def owners(self) -> Iterator[tuple[Route, Dialect]]:
+        """Every route with the dialect that serves it."""
+        for route in self.router.routes:
+            yield route, self._owner[id(route)]
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         match = self.router.match(request.method, request.raw_path)
@@ -93,6 +118,10 @@ class Listener:
         return response
 
     def make_server(self, **kwargs: Any) -> web.Server:
+        """aiohttp's low-level server for this listener; the access log (:mod:`modelserver.logs`) is on when
+        configured, unless ``access_log`` is given."""
+        if "access_log" not in kwargs:
+            kwargs.update(logs.access_log_arguments())
         max_size = self.max_request_size
         loop = asyncio.get_running_loop()
 

@@ -85,13 +85,16 @@ class Job:
     __slots__ = (
         "cancelled",
         "deadline",
+        "dispatched_at",
         "enqueued_at",
         "future",
         "headers",
         "id",
         "inputs",
         "method",
+        "metrics",
         "request_id",
+        "started_at",
         "stream",
     )
 
@@ -111,6 +114,9 @@ class Job:
         self.deadline = deadline
         self.enqueued_at = 0.0
         self.cancelled = False
+        self.metrics: Any = None  # the metrics series an inference request updates (modelserver.metrics)
+        self.started_at = 0.0  # perf_counter stamps for the latency metrics
+        self.dispatched_at = 0.0
         self.stream: ResultStream | None = None
         self.future: asyncio.Future[InferenceResult | ResultStream] = asyncio.get_running_loop().create_future()
 

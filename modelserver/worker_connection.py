@@ -119,13 +119,24 @@ class WorkerConnection:
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._first_start: asyncio.Future[int] | None = None
 
     @property
     def device(self) -> str:
         return "cpu" if self.gpu_id is None else f"cuda:{self.gpu_id}"
 
     def start(self) -> None:
+        self._first_start = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def wait_ready(self) -> int:
+        """200 once the model has loaded, else the status of the first failed start (500; 507 out of memory)."""
+        assert self._first_start is not None, "start() the worker first"
+        return await asyncio.shield(self._first_start)
+
+    def _settle(self, status: int) -> None:
+        if self._first_start is not None and not self._first_start.done():
+            self._first_start.set_result(status)
 
     def healthy(self, max_retry_seconds: float, loaded_at_startup: bool = False) -> bool:
         """TorchServe's rule: a worker is unhealthy once it has failed continuously for too long.
@@ -159,6 +170,7 @@ class WorkerConnection:
                 self._kill()
                 await self._task
         self.state = WorkerState.STOPPED
+        self._settle(500)
 
     def cancel_job(self, job: Job) -> None:
         """Tell the worker a client went away while its job was in flight."""
@@ -184,6 +196,7 @@ class WorkerConnection:
                 logger.exception("%s: unexpected failure; restarting the worker", self.name)
             finally:
                 await self._cleanup()
+                self._settle(500)
             if self._stopping:
                 return
             if self.failing_since is None:
@@ -194,6 +207,8 @@ class WorkerConnection:
             logger.info("Retry worker: %d in %d seconds.", self.worker_id, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_requested.wait(), delay)
+            if not self._stopping:
+                self.model.metrics.worker_restarted()
 
     async def _start_process(self) -> None:
         self.state = WorkerState.STARTING
@@ -202,9 +217,11 @@ class WorkerConnection:
         self._process, self.pid = process, process.pid
         if self._stopping:
             raise WorkerFailed("stopping")
-        asyncio.create_task(forward_output(process.stdout, f"{self.name}-stdout"))
-        asyncio.create_task(forward_output(process.stderr, f"{self.name}-stderr"))
+        on_metric = self.model.metrics.backend_line
+        asyncio.create_task(forward_output(process.stdout, f"{self.name}-stdout", on_metric))
+        asyncio.create_task(forward_output(process.stderr, f"{self.name}-stderr", on_metric))
         loop = asyncio.get_running_loop()
+        self._replies = {kind: loop.create_future() for kind in ("hello", "loaded")}
         _, channel = await loop.create_unix_connection(
             lambda: _Channel(self._on_message, self._max_frame_size), sock=sock
         )
@@ -220,14 +237,17 @@ class WorkerConnection:
         left = max(0.0, spec.startup_timeout - (time.monotonic() - started))
         loaded = await self._reply("loaded", left)
         if loaded["status"] != 200:
+            self._settle(loaded["status"])
             raise WorkerFailed(f"failed to load model: {loaded['status']} {loaded['message']}")
         self.state = WorkerState.READY
         self.ever_ready = True
+        self._settle(200)
+        self.model.metrics.worker_loaded(self.name, time.time() - self.start_time)
         logger.info("%s ready: model %s loaded in %.0f ms", self.name, spec.name, (time.monotonic() - started) * 1000)
 
     async def _reply(self, kind: str, timeout: float) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[kind] = future
+        """Wait for ``hello`` or ``loaded``: its future exists before the socket opens, so an early frame waits."""
+        future = self._replies[kind]
         assert self._channel is not None
         done, _ = await asyncio.wait({future, self._channel.closed}, timeout=timeout, return_when="FIRST_COMPLETED")
         self._replies.pop(kind, None)
@@ -285,6 +305,7 @@ class WorkerConnection:
         self._batches.append(batch)
         self.model.note_dispatch(batch)
         self._channel.send({"kind": "infer", "jobs": [job.to_wire() for job in batch]})
+        self.model.metrics.sent()
         if len(self._batches) == 1:
             self._arm_timer()
         else:

@@ -7,8 +7,10 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from .metrics import METRIC_LINE_PREFIXES
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 model_log = logging.getLogger("MODEL_LOG")
@@ -58,8 +60,14 @@ async def spawn_worker(
     return process, ours
 
 
-async def forward_output(stream: asyncio.StreamReader | None, prefix: str) -> None:
-    """Log each line a worker prints, prefixed with its name (``W-9000-echo_1.0-stdout``)."""
+async def forward_output(
+    stream: asyncio.StreamReader | None, prefix: str, on_metric: Callable[[str], None] | None = None
+) -> None:
+    """Log each line a worker prints, prefixed with its name (``W-9000-echo_1.0-stdout``).
+
+    With ``on_metric``, ``[METRICS]`` lines (``context.metrics``) go to it instead of the log, as TorchServe's
+    frontend takes them out of the worker's output.
+    """
     if stream is None:
         return
     while True:
@@ -69,4 +77,8 @@ async def forward_output(stream: asyncio.StreamReader | None, prefix: str) -> No
             line = await stream.read(64 * 1024)
         if not line:
             return
-        model_log.info("%s MODEL_LOG - %s", prefix, line.decode("utf-8", "replace").rstrip())
+        text = line.decode("utf-8", "replace").rstrip()
+        if on_metric is not None and text.startswith(METRIC_LINE_PREFIXES):
+            on_metric(text)
+            continue
+        model_log.info("%s MODEL_LOG - %s", prefix, text)

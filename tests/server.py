@@ -1,7 +1,12 @@
-"""Start the real ``modelserver`` CLI on free ports, wait until it answers, stop it by PID."""
+"""Start the real ``modelserver`` CLI on free ports, wait until it answers, stop it by PID.
+
+Token authorization is off (``--disable-token-auth``) unless a test asks for it with ``auth=True``; then the
+harness's own management calls carry the management key from the server's ``key_file.json``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -35,13 +40,22 @@ class RunningServer:
     metrics: str
     log: Path
     extra: dict[str, str] = field(default_factory=dict)
+    auth: bool = False
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def keys(self) -> dict:
+        """The server's ``key_file.json`` (token authorization on)."""
+        return json.loads((self.workdir / "key_file.json").read_text())
+
+    def headers(self, scope: str) -> dict[str, str]:
+        """``Authorization: Bearer <key>`` for ``management``, ``inference`` or ``API``; none with auth off."""
+        return {"Authorization": f"Bearer {self.keys()[scope]['key']}"} if self.auth else {}
+
     def describe(self, model: str, version: str = "") -> list[dict]:
         url = f"{self.management}/models/{model}" + (f"/{version}" if version else "")
-        return requests.get(url, timeout=10).json()
+        return requests.get(url, headers=self.headers("management"), timeout=10).json()
 
     def worker_pids(self, model: str) -> list[int]:
         return [w["pid"] for w in self.describe(model)[0]["workers"] if w["status"] == "READY"]
@@ -79,8 +93,12 @@ def start_server(
     cli: Iterable[str] = (),
     wait_models: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
+    auth: bool = False,
 ) -> RunningServer:
-    """Copy ``models`` into a fresh model store and start the CLI with a generated config.properties."""
+    """Copy ``models`` into a fresh model store and start the CLI with a generated config.properties.
+
+    ``auth=False`` (the default) starts with ``--disable-token-auth``.
+    """
     store = tmp / "model_store"
     store.mkdir(parents=True, exist_ok=True)
     for name, source in models.items():
@@ -99,9 +117,11 @@ def start_server(
     config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
     run_env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", **(env or {})}
     log = tmp / "server.log"
+    command = [sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs", "--ts-config", str(config)]
+    command += [*cli] if auth else ["--disable-token-auth", *cli]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs", "--ts-config", str(config), *cli],
+            command,
             cwd=tmp,
             env=run_env,
             stdout=out,
@@ -115,6 +135,7 @@ def start_server(
         management=props["management_address"],
         metrics=props["metrics_address"],
         log=log,
+        auth=auth,
     )
     _wait_started(server)
     server.wait_ready(models.keys() if wait_models is None else wait_models)

@@ -8,7 +8,9 @@ Every response carries ``x-request-id`` and the no-cache headers; JSON is pretty
 from __future__ import annotations
 
 import json
+import random
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,13 +24,39 @@ NO_CACHE_HEADERS = {
 }
 
 
+CORS_KEYS = {
+    "cors_allowed_origin": "Access-Control-Allow-Origin",
+    "cors_allowed_methods": "Access-Control-Allow-Methods",
+    "cors_allowed_headers": "Access-Control-Allow-Headers",
+}
+
+_COMMON_HEADERS = dict(NO_CACHE_HEADERS)
+"""Sent on every response: the no-cache headers, plus the CORS headers once :func:`configure_cors` has run."""
+
+
+def configure_cors(properties: Mapping[str, str]) -> None:
+    """Set once at start from ``cors_allowed_origin/_methods/_headers``: TorchServe sends each non-empty one on every
+    response (a handler's own header wins) and has no preflight logic."""
+    _COMMON_HEADERS.clear()
+    _COMMON_HEADERS.update(NO_CACHE_HEADERS)
+    _COMMON_HEADERS.update({header: properties[key] for key, header in CORS_KEYS.items() if properties.get(key)})
+
+
+_random_bits = random.Random().getrandbits  # its own generator, seeded from the OS
+
+
 def new_request_id() -> str:
-    return str(uuid.uuid4())
+    """A version-4 UUID, as TorchServe's ``x-request-id``; from ``random``, not ``os.urandom``.
+
+    ``uuid.uuid4()`` costs a ``getrandom`` system call per request. A request id needs to be unique,
+    not secret, and the Mersenne Twister seeded from the OS at start gives that without the call.
+    """
+    return str(uuid.UUID(int=_random_bits(128), version=4))
 
 
 def response_headers(request_id: str) -> dict[str, str]:
     headers = {"x-request-id": request_id}
-    headers.update(NO_CACHE_HEADERS)
+    headers.update(_COMMON_HEADERS)
     return headers
 
 

@@ -135,6 +135,7 @@ class TorchServeInference:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.raw_headers}
         headers.update(extra)
         job = Job(http.new_request_id(), headers, inputs, method)
+        model.metrics.admit(job, explicit_version)  # counted before queueing, so a 503 counts too
         model.submit(job, explicit_version)
         try:
             outcome = await job.future
@@ -142,7 +143,11 @@ class TorchServeInference:
             model.cancel(job)
             raise
         if isinstance(outcome, ResultStream):
-            return await self._stream(request, model, job, outcome)
+            model.metrics.streams += 1
+            try:
+                return await self._stream(request, model, job, outcome)
+            finally:
+                model.metrics.streams -= 1
         return self._response(job.request_id, outcome)
 
     def _response(self, request_id: str, result: InferenceResult) -> web.Response:

@@ -1,47 +1,199 @@
-"""TorchServe's management API: list and describe models, and the API description.
+"""TorchServe's management API (spec section 4): register, scale, describe, list, unregister, set-default.
 
-Registering, scaling and unregistering arrive with the management issue; until then those
-calls answer as TorchServe does with the model API disabled (405).
+Every call answers with TorchServe's status codes and messages; success bodies are ``{"status": "..."}``, errors
+``{"code", "type", "message"}``. Registering and unregistering answer 405 unless ``enable_model_api=true`` (or
+``--enable-model-api``). ``POST /models`` takes its parameters from the query string, or from a JSON body when the
+request says ``Content-Type: application/json``. Where a registration's ``url`` may point, and how a download is
+guarded, is :mod:`modelserver.downloads`. Every call that changes the models writes a config snapshot.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from aiohttp import web
 
-from ..errors import BadRequest, ServeError
-from ..registry import ModelRegistry, ModelVersion
+from ..archive import ModelArtifact, open_artifact, release
+from ..downloads import DownloadPolicy, ModelSource, resolve_source
+from ..errors import (
+    BadRequest,
+    InvalidRuntime,
+    MaxWorkersBelowMin,
+    MethodNotAllowed,
+    NegativeWorkers,
+    NoDescribeWorker,
+    NoWorker,
+    ServeError,
+    UrlRequired,
+    WorkersFailed,
+)
+from ..registry import ModelHost, ModelRegistry, ModelVersion, wait_started
 from ..router import Route
-from ..worker_connection import WorkerState
+from ..types import Job, ResultStream
+from ..worker_connection import WorkerConnection, WorkerState
 from . import torchserve_http as http
 
+logger = logging.getLogger("modelserver.management")
+
 _GET = frozenset({"GET"})
+_PUT = frozenset({"PUT"})
+_DELETE = frozenset({"DELETE"})
+_OPTIONS = frozenset({"OPTIONS"})
+RUNTIMES = frozenset({"python", "LSP"})
+_TAGS = ("management",)
 
 
-def _int_param(request: web.BaseRequest, name: str, default: int) -> int:
+# -- parameters ----------------------------------------------------------------------------------
+
+
+def _int(value: Any, default: int) -> int:
+    """TorchServe's ``getIntParameter``: anything that is not an integer means the default."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
     try:
-        return int(request.query.get(name, default))
+        return int(str(value))
     except ValueError:
         return default
 
 
+def _bool(value: Any, default: bool) -> bool:
+    """Java's ``Boolean.parseBoolean``: true only for "true" in any case."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() == "true"
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class RegisterArgs:
+    """``POST /models`` parameters; negative numbers mean "not given", as in TorchServe's RegisterModelRequest."""
+
+    url: str | None
+    model_name: str | None
+    handler: str | None
+    runtime: str | None
+    batch_size: int
+    max_batch_delay: int
+    initial_workers: int
+    synchronous: bool
+    response_timeout: int
+    startup_timeout: int
+
+    @classmethod
+    def parse(cls, source: Mapping[str, Any], default_workers: int) -> RegisterArgs:
+        return cls(
+            url=_str(source.get("url")),
+            model_name=_str(source.get("model_name")) or None,
+            handler=_str(source.get("handler")) or None,
+            runtime=_str(source.get("runtime")),
+            batch_size=_int(source.get("batch_size"), -1),
+            max_batch_delay=_int(source.get("max_batch_delay"), -100),
+            initial_workers=_int(source.get("initial_workers"), default_workers),
+            synchronous=_bool(source.get("synchronous"), True),
+            response_timeout=_int(source.get("response_timeout"), -1),
+            startup_timeout=_int(source.get("startup_timeout"), -1),
+        )
+
+    def api_settings(self) -> dict[str, int]:
+        """For :func:`~modelserver.model_spec.build_spec`, which ignores values <= 0."""
+        return {
+            "batchSize": self.batch_size,
+            "maxBatchDelay": self.max_batch_delay,
+            "responseTimeout": self.response_timeout,
+            "startupTimeout": self.startup_timeout,
+        }
+
+
+async def _register_source(request: web.BaseRequest) -> Mapping[str, Any]:
+    """The JSON body when the request is ``application/json``, else the query string."""
+    if request.content_type.lower() != "application/json":
+        return request.query
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadRequest(f"Invalid JSON body: {err}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The JSON body must be an object.")
+    return body
+
+
+def _register_workers(yaml: Mapping[str, Any], initial: int) -> tuple[int, int]:
+    """A model-config.yaml with minWorkers > 0 and maxWorkers >= minWorkers wins over ``initial_workers``."""
+    low, high = yaml.get("minWorkers"), yaml.get("maxWorkers")
+    if isinstance(low, int) and isinstance(high, int) and 0 < low <= high:
+        return low, high
+    count = max(initial, 0)
+    return count, count
+
+
+def _status(message: str, status: int = 200) -> web.Response:
+    return http.json_response({"status": message}, status)
+
+
+# -- the dialect ---------------------------------------------------------------------------------
+
+
 class TorchServeManagement:
-    def __init__(self, registry: ModelRegistry, api_description: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        api_description: Callable[[], dict[str, Any]],
+        host: ModelHost | None = None,
+    ) -> None:
         self.registry = registry
         self._api_description = api_description
+        self._host = host
+        properties = host.config.properties if host is not None else {}
+        self._policy = DownloadPolicy.from_properties(properties)
 
     def routes(self) -> Iterable[Route]:
-        tags = ("management",)
+        yield from self._meta_routes()
+        yield from self._collection_routes()
+        yield from self._model_routes("/models/{model_name}", "Model")
+        yield from self._model_routes("/models/{model_name}/{model_version}", "Version")
         yield Route(
-            frozenset({"OPTIONS"}),
+            _PUT,
+            "/models/{model_name}/{model_version}/set-default",
+            self.set_default,
+            summary="Make a version the model's default version.",
+            operation_id="setDefault",
+            tags=_TAGS,
+            responses={200: "Default version updated", 404: "Model or version not found"},
+        )
+        yield Route(
+            _GET,
+            "/v1/models/{model_name}",
+            self.kserve_ready,
+            summary="KServe v1 readiness: whether the model has workers.",
+            operation_id="kserveV1ModelReady",
+            tags=_TAGS,
+            responses={200: "Readiness", 404: "Model not found"},
+        )
+
+    def _meta_routes(self) -> Iterable[Route]:
+        yield Route(
+            _OPTIONS,
             "/",
             self.api_description,
             summary="Get the API description.",
             operation_id="apiDescription",
-            tags=tags,
+            tags=_TAGS,
         )
         yield Route(
             _GET,
@@ -49,55 +201,304 @@ class TorchServeManagement:
             self.api_description,
             summary="Get the API description.",
             operation_id="apiDescriptionGet",
-            tags=tags,
+            tags=_TAGS,
         )
+
+    def _collection_routes(self) -> Iterable[Route]:
         yield Route(
             _GET,
             "/models",
             self.list_models,
             summary="List registered models (default versions).",
             operation_id="listModels",
-            tags=tags,
+            tags=_TAGS,
             responses={200: "Models"},
         )
-        describe = {
-            "summary": "Describe a model's versions and workers.",
-            "tags": tags,
-            "responses": {200: "Describe objects", 404: "Model or version not found"},
-        }
-        yield Route(_GET, "/models/{model_name}", self.describe, operation_id="describeModel", **describe)
         yield Route(
-            _GET, "/models/{model_name}/{model_version}", self.describe, operation_id="describeVersion", **describe
+            frozenset({"POST"}),
+            "/models",
+            self.register,
+            summary="Register a model (needs enable_model_api).",
+            operation_id="registerModel",
+            tags=_TAGS,
+            request_body="application/json",
+            responses={
+                200: "Registered",
+                202: "Registered; workers are starting",
+                400: "Bad request",
+                404: "Model archive not found or URL not allowed",
+                405: "Model API disabled",
+                409: "Version already registered",
+                500: "Workers failed to start",
+            },
+        )
+
+    def _model_routes(self, pattern: str, name: str) -> Iterable[Route]:
+        found = {404: "Model or version not found"}
+        yield Route(
+            _GET,
+            pattern,
+            self.describe,
+            summary="Describe a model's versions and workers.",
+            operation_id=f"describe{name}",
+            tags=_TAGS,
+            responses={200: "Describe objects", 503: "No worker for a customized describe", **found},
+        )
+        yield Route(
+            _PUT,
+            pattern,
+            self.scale,
+            summary="Scale a model's workers.",
+            operation_id=f"scale{name}",
+            tags=_TAGS,
+            responses={200: "Scaled", 202: "Scaling", 400: "max_worker < min_worker", 500: "Workers failed", **found},
+        )
+        yield Route(
+            _DELETE,
+            pattern,
+            self.unregister,
+            summary="Unregister a model version (needs enable_model_api).",
+            operation_id=f"unregister{name}",
+            tags=_TAGS,
+            responses={200: "Unregistered", 403: "Default version", 405: "Model API disabled", **found},
+        )
+        yield Route(
+            _OPTIONS,
+            pattern,
+            self.model_api,
+            summary="The model's management API description.",
+            operation_id=f"options{name}",
+            tags=_TAGS,
+            responses={200: "OpenAPI document", **found},
         )
 
     def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
         return http.error_response(error, request)
 
+    @property
+    def host(self) -> ModelHost:
+        if self._host is None:
+            raise MethodNotAllowed()
+        return self._host
+
+    def _require_model_api(self) -> ModelHost:
+        host = self.host
+        if not host.config.enable_model_api:
+            raise MethodNotAllowed()
+        return host
+
+    # -- reading -----------------------------------------------------------------------------
+
     async def api_description(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
         return http.json_response(self._api_description())
 
+    async def model_api(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+        self.registry.resolve(params["model_name"], params.get("model_version"))
+        document = self._api_description()
+        paths = {p: v for p, v in document.get("paths", {}).items() if p.startswith("/models/{model_name}")}
+        return http.json_response({**document, "paths": paths})
+
     async def list_models(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
-        limit = _int_param(request, "limit", 100)
+        """TorchServe's ``getModelList``: ``nextPageToken`` whenever the page ends at or before the last name."""
+        limit = _int(request.query.get("limit"), 100)
         limit = 100 if limit < 0 or limit > 100 else limit
-        start = max(0, _int_param(request, "next_page_token", 0))
+        start = max(0, _int(request.query.get("next_page_token"), 0))
         names = self.registry.names()
-        page = names[start : start + limit]
+        last = start + limit
         body: dict[str, Any] = {}
-        if start + limit < len(names):
-            body["nextPageToken"] = str(start + limit)
+        if last <= len(names):
+            body["nextPageToken"] = str(last)
+        page = names[start : min(last, len(names))]
         body["models"] = [{"modelName": n, "modelUrl": self.registry.resolve(n).spec.url} for n in page]
         return http.json_response(body)
 
     async def describe(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
         name, version = params["model_name"], params.get("model_version")
         if version == "all":
-            self.registry.resolve(name)
-            versions = [v for v in self.registry if v.spec.name == name]
-        else:
-            versions = [self.registry.resolve(name, version)]
-        if request.query.get("customized", "false").lower() == "true":
-            raise BadRequest("customized=true describe is not supported yet")
-        return http.json_response([_describe(v) for v in versions])
+            return http.json_response([_describe(v) for v in self.registry.versions(name)])
+        model = self.registry.resolve(name, version)
+        body = _describe(model)
+        if _bool(request.query.get("customized"), False):
+            metadata = await _customized_metadata(request, model)
+            if metadata is not None:
+                body["customizedMetadata"] = metadata
+        return http.json_response([body])
+
+    async def kserve_ready(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+        name = params["model_name"].split(":")[0]
+        model = self.registry.resolve(name)
+        return http.json_response({"name": name, "ready": bool(model.workers)})
+
+    # -- changing ----------------------------------------------------------------------------
+
+    async def register(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+        host = self._require_model_api()
+        args = RegisterArgs.parse(await _register_source(request), _configured_workers(host))
+        if args.url is None:
+            raise UrlRequired()
+        if args.runtime is not None and args.runtime not in RUNTIMES:
+            raise InvalidRuntime(args.runtime)
+        version = await self._create(host, args)
+        spec = version.spec
+        if spec.min_workers == 0:
+            host.save_snapshot()
+            return _status(
+                f'Model "{spec.name}" Version: {spec.version} registered with 0 initial workers. '
+                "Use scale workers API to add workers for the model."
+            )
+        started = version.scale(spec.min_workers, spec.max_workers)
+        host.save_snapshot()
+        if not args.synchronous:
+            return _status("Processing worker updates...", 202)
+        return await self._finish_register(host, version, started)
+
+    async def _create(self, host: ModelHost, args: RegisterArgs) -> ModelVersion:
+        """Fetch or find the archive, open it and add the version; a download is deleted if anything fails."""
+        source = await resolve_source(args.url, host.config.model_store, self._policy)
+        try:
+            artifact = await _open(source.path, args.model_name, host.config.properties.get("default_service_handler"))
+            artifact = _with_overrides(artifact, args.handler, args.runtime)
+            low, high = _register_workers(artifact.yaml_config, args.initial_workers)
+            version = host.create_version(
+                artifact,
+                url=args.url or "",
+                api=args.api_settings(),
+                overrides={"min_workers": low, "max_workers": high},
+            )
+        except BaseException:
+            _discard_download(source)
+            raise
+        version.downloaded = source.downloaded
+        logger.info("Registered model %s version %s from %s", version.spec.name, version.spec.version, args.url)
+        return version
+
+    async def _finish_register(
+        self, host: ModelHost, version: ModelVersion, started: list[WorkerConnection]
+    ) -> web.Response:
+        spec = version.spec
+        status = await wait_started(started)
+        if status != 200:
+            await self._drop(version)
+            host.save_snapshot()
+            raise WorkersFailed(spec.name, spec.version, status)
+        return _status(
+            f'Model "{spec.name}" Version: {spec.version} registered with {spec.min_workers} initial workers'
+        )
+
+    async def _drop(self, version: ModelVersion) -> None:
+        """Undo a registration whose workers failed, unless someone unregistered it meanwhile."""
+        spec = version.spec
+        if self.registry.holds(version):
+            self.registry.remove(spec.name, spec.version, force=True)
+            await version.unload()
+
+    async def scale(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+        query = request.query
+        name = params["model_name"]
+        version = params.get("model_version") or query.get("model_version")
+        low = _int(query.get("min_worker"), 1)
+        high = _int(query.get("max_worker"), low)
+        if high < low:
+            raise MaxWorkersBelowMin()
+        model = self.registry.resolve(name, version)
+        if low < 0:
+            raise NegativeWorkers(low)
+        started = model.set_workers(low, high)
+        self.host.save_snapshot()
+        if not _bool(query.get("synchronous"), False):
+            return _status("Processing worker updates...", 202)
+        status = await wait_started(started)
+        if status != 200:
+            raise WorkersFailed(name, version, status)
+        return _status(f"Workers scaled to {low} for model: {name}" + (f", version: {version}" if version else ""))
+
+    async def unregister(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+        host = self._require_model_api()
+        name = params["model_name"]
+        version = self.registry.remove(name, params.get("model_version"))
+        await version.unload()
+        logger.info("Unregistered model %s version %s", name, version.spec.version)
+        host.save_snapshot()
+        return _status(f'Model "{name}" unregistered')
+
+    async def set_default(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+        name, version = params["model_name"], params["model_version"]
+        self.registry.set_default(name, version)
+        self.host.save_snapshot()
+        return _status(f'Default version successfully updated for model "{name}" to "{version}"')
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _configured_workers(host: ModelHost) -> int:
+    """``initial_workers`` defaults to the configured ``default_workers_per_model``, 0 when it is not set."""
+    return max(0, _int(host.config.properties.get("default_workers_per_model"), 0))
+
+
+async def _open(path: Path, name: str | None, default_handler: str | None) -> ModelArtifact:
+    """Unpack off the event loop; if the request goes away meanwhile, the unpacked directory is still removed."""
+    task = asyncio.ensure_future(asyncio.to_thread(open_artifact, path, name, default_handler))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_release_result)
+        raise
+
+
+def _release_result(task: asyncio.Future[ModelArtifact]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        release(task.result())
+
+
+def _with_overrides(artifact: ModelArtifact, handler: str | None, runtime: str | None) -> ModelArtifact:
+    """The ``handler`` and ``runtime`` of a registration replace the manifest's."""
+    if handler is None and runtime is None:
+        return artifact
+    manifest = dict(artifact.manifest)
+    if handler is not None:
+        manifest["model"] = {**manifest.get("model", {}), "handler": handler}
+    if runtime is not None:
+        manifest["runtime"] = runtime
+    return dataclasses.replace(artifact, handler=handler or artifact.handler, manifest=MappingProxyType(manifest))
+
+
+def _discard_download(source: ModelSource) -> None:
+    if source.downloaded is not None:
+        source.downloaded.unlink(missing_ok=True)
+
+
+async def _customized_metadata(request: web.BaseRequest, model: ModelVersion) -> Any:
+    """Run the handler's ``describe_handle`` through the model's queue (a job with header ``describe: True``)."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.raw_headers}
+    headers["describe"] = "True"
+    job = Job(http.new_request_id(), headers, [], "describe")
+    try:
+        model.submit(job)
+    except NoWorker:
+        raise NoDescribeWorker(model.spec.name) from None
+    try:
+        outcome = await job.future
+    except asyncio.CancelledError:
+        model.cancel(job)
+        raise
+    result = outcome.first if isinstance(outcome, ResultStream) else outcome
+    return _parse_metadata(result.body)
+
+
+def _parse_metadata(body: bytes) -> Any:
+    """JSON when the handler's answer parses as JSON, else the text; None (omitted) when it is empty."""
+    if not body:
+        return None
+    text = body.decode("utf-8", errors="replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _start_time(started: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)) + f".{int(started * 1000) % 1000:03d}Z"
 
 
 def _describe(model: ModelVersion) -> dict[str, Any]:
@@ -106,7 +507,7 @@ def _describe(model: ModelVersion) -> dict[str, Any]:
         "modelName": spec.name,
         "modelVersion": spec.version,
         "modelUrl": spec.url,
-        "runtime": "python",
+        "runtime": str(spec.manifest.get("runtime") or "python"),
         "minWorkers": spec.min_workers,
         "maxWorkers": spec.max_workers,
         "batchSize": spec.batch_size,
@@ -130,8 +531,7 @@ def _describe(model: ModelVersion) -> dict[str, Any]:
         "workers": [
             {
                 "id": str(w.worker_id),
-                "startTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(w.start_time))
-                + f".{int(w.start_time * 1000) % 1000:03d}Z",
+                "startTime": _start_time(w.start_time),
                 "status": "READY" if w.state is WorkerState.READY else "UNLOADING",
                 "memoryUsage": 0,
                 "pid": w.pid if w.pid is not None else -1,

@@ -1,6 +1,8 @@
-"""TorchServe's metrics port. In TorchServe's default ``metrics_mode=log`` nothing is registered
-with Prometheus, so ``/metrics`` answers 200 with an empty body; the Prometheus families arrive
-with the metrics issue.
+"""TorchServe's metrics port: ``/metrics`` (any method) in the Prometheus text format.
+
+What is on it depends on ``metrics_mode`` (:mod:`modelserver.metrics`): nothing in TorchServe's default ``log`` mode
+(200 with an empty body), the three ``ts_*`` counters in ``legacy`` mode, every family in ``prometheus`` mode.
+Repeated ``name[]`` query parameters keep only the samples with those names.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ServeError
+from ..metrics import CONTENT_TYPE, ServerMetrics
 from ..router import ANY, Route
 from . import torchserve_http as http
 
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE
 
 
 class TorchServeMetrics:
-    def __init__(self, api_description: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, api_description: Callable[[], dict[str, Any]], metrics: ServerMetrics | None = None) -> None:
         self._api_description = api_description
+        self._metrics = metrics
 
     def routes(self) -> Iterable[Route]:
         yield Route(
@@ -56,4 +60,7 @@ class TorchServeMetrics:
     async def metrics(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
         headers = http.response_headers(http.new_request_id())
         headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
-        return web.Response(body=b"", headers=headers)
+        body = b""
+        if self._metrics is not None:
+            body = self._metrics.exposition(request.query.getall("name[]", ())).encode("utf-8")
+        return web.Response(body=body, headers=headers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -81,11 +82,13 @@ def test_detached_start_second_instance_and_stop(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                    break
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 400:
+                    break  # up, and token authorization is on by default
             except requests.ConnectionError:
                 time.sleep(0.05)
-        assert requests.get(f"http://127.0.0.1:{port}/ping", timeout=5).json() == {"status": "Healthy"}
+        key = json.loads((tmp_path / "key_file.json").read_text())["inference"]["key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        assert requests.get(f"http://127.0.0.1:{port}/ping", headers=headers, timeout=5).json() == {"status": "Healthy"}
         second = cli("--start", "--ncs", "--ts-config", str(config), tmp=tmp_path)
         assert second.returncode == 1
         assert "TorchServe is already running, please use torchserve --stop to stop TorchServe." in second.stdout
@@ -95,6 +98,7 @@ def test_detached_start_second_instance_and_stop(tmp_path: Path) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         assert not (tmp_path / ".model_server.pid").exists()
+        assert not (tmp_path / "key_file.json").exists()
         assert "TorchServe is not currently running." in cli("--stop", tmp=tmp_path).stdout
     finally:
         with contextlib.suppress(ProcessLookupError):

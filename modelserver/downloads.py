@@ -1,0 +1,365 @@
+"""Where a registration's ``url`` points, and fetching it into the model store without becoming an SSRF tool.
+
+``POST /models?url=`` takes a model-store file name, a directory, a ``file://`` URL or an ``http(s)://`` URL
+(TorchServe's ``ModelArchive.downloadModel``). A URL that matches one of the ``allowed_urls`` regexes (default
+``file://.*|http(s)?://.*``) is copied into the model store under its file name; a URL that matches none is refused
+(404 ``Given URL ... does not match any allowed URL(s)``); anything else is a name in the store (or a directory).
+
+On top of TorchServe's rules (CVE-2023-43654 and the gaps after its fix), a download:
+
+* refuses ``..`` anywhere in the URL, also percent-encoded (``%2e%2e``, ``%252e%252e``), before any request;
+* refuses hosts that are, or resolve to, a link-local, metadata, multicast or unspecified address: every address a
+  name resolves to is checked, and the connection uses only the addresses checked (no DNS-rebinding window);
+  loopback and private addresses are allowed;
+* follows redirects itself, at most :data:`MAX_REDIRECTS`, each hop re-checked against ``allowed_urls``, the
+  ``..`` rule and the address rules; a redirect never leaves http(s);
+* stops at ``max_download_size`` bytes (default 10 GiB), streaming into a hidden temporary file in the store that
+  becomes the archive only when complete; a failed or refused download leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import re
+import secrets
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+from yarl import URL
+
+from .errors import (
+    AddressRefused,
+    ArchiveNotFound,
+    DownloadFailed,
+    EmptyUrl,
+    ModelFileExists,
+    ModelFileNotFound,
+    RelativeUrl,
+    UrlNotAllowed,
+)
+
+logger = logging.getLogger("modelserver.downloads")
+
+DEFAULT_ALLOWED_URLS = r"file://.*|http(s)?://.*"
+DEFAULT_MAX_DOWNLOAD_SIZE = 10 << 30
+MAX_REDIRECTS = 5
+# TorchServe's VALID_URL_PATTERN ("file?" also matches "fil://"): a URL that must match allowed_urls.
+_URL_LIKE = re.compile(r"file?://.*|http(s)?://.*", re.I | re.S)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 1 << 20
+_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=120)
+_ANY_FAMILY = socket.AF_UNSPEC
+_METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "169.254.170.2")
+)
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """``allowed_urls`` and the download size cap, read from the configuration properties."""
+
+    allowed: tuple[re.Pattern[str], ...]
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_SIZE
+    max_redirects: int = MAX_REDIRECTS
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, str]) -> DownloadPolicy:
+        patterns = properties.get("allowed_urls", DEFAULT_ALLOWED_URLS).split(",")
+        return cls(tuple(_compile(p.strip()) for p in patterns if p.strip()), _max_bytes(properties))
+
+    def allows(self, url: str) -> bool:
+        return any(pattern.fullmatch(url) for pattern in self.allowed)
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, re.I | re.S)
+    except re.error as err:
+        logger.error("allowed_urls: ignoring invalid regex %r (%s); it matches nothing", pattern, err)
+        return re.compile(r"(?!)")
+
+
+def _max_bytes(properties: Mapping[str, str]) -> int:
+    value = properties.get("max_download_size", "")
+    try:
+        return int(value) if int(value) > 0 else DEFAULT_MAX_DOWNLOAD_SIZE
+    except ValueError:
+        return DEFAULT_MAX_DOWNLOAD_SIZE
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What to open: ``path``, a file or directory; ``downloaded`` is set when the registration created it."""
+
+    path: Path
+    downloaded: Path | None = None
+
+
+# -- the url parameter ---------------------------------------------------------------------------
+
+
+async def resolve_source(url: str | None, store: str | None, policy: DownloadPolicy) -> ModelSource:
+    """The model ``url`` names: fetched into the store when it is an allowed URL, else found locally."""
+    if not url:
+        raise EmptyUrl()
+    if has_traversal(url):
+        raise RelativeUrl(url)
+    if store is None:
+        raise ArchiveNotFound("Model store has not been configured.")
+    if not _is_download(url, policy):
+        return ModelSource(local_path(url, Path(store)))
+    name = store_file_name(url)
+    target = Path(store) / name
+    if target.exists():
+        raise ModelFileExists(name)
+    await fetch(url, target, policy)
+    return ModelSource(target, target)
+
+
+def _is_download(url: str, policy: DownloadPolicy) -> bool:
+    """True for an allowed URL; 404 for a URL no pattern allows; False for a plain name (TorchServe's validateURL)."""
+    if not _URL_LIKE.fullmatch(url):
+        return False
+    if not policy.allows(url):
+        raise UrlNotAllowed(url)
+    return True
+
+
+def has_traversal(url: str) -> bool:
+    """``..`` in the URL as given or after percent-decoding it (repeatedly, so ``%252e`` counts too)."""
+    text = url
+    for _ in range(4):
+        if ".." in text:
+            return True
+        decoded = unquote(text)
+        if decoded == text:
+            return False
+        text = decoded
+    return True  # still decoding after four rounds: nobody needs that
+
+
+def store_file_name(url: str) -> str:
+    """The archive's name in the store: the last segment of the URL path, decoded; never a path of its own."""
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    if not name or name.startswith(".") or any(c in name for c in "/\\\x00"):
+        raise DownloadFailed(url, "the URL path does not end in a usable file name")
+    return name
+
+
+def local_path(url: str, store: Path) -> Path:
+    """A store file named by the url's last segment, a directory (as given, or in the store), else 404."""
+    in_store = store / Path(url).name
+    if in_store.is_file():
+        return in_store
+    given = Path(url)
+    if given.is_dir():
+        return given
+    if in_store.is_dir():
+        return in_store
+    raise ModelFileNotFound(url)
+
+
+# -- fetching ------------------------------------------------------------------------------------
+
+
+async def fetch(url: str, target: Path, policy: DownloadPolicy) -> None:
+    """Copy ``url`` to ``target`` (which must not exist) through a hidden part file; nothing is left on failure."""
+    part = target.with_name(f".{target.name}.{secrets.token_hex(8)}.part")
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as err:
+        raise DownloadFailed(url, f"cannot write to the model store: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if url.lower().startswith("file:"):
+                await asyncio.to_thread(_copy_local, url, out, policy.max_bytes)
+            else:
+                await _download(url, out, policy)
+        _publish(part, target)
+        logger.info("Downloaded %s to %s", url, target)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _publish(part: Path, target: Path) -> None:
+    """Give the finished part file its name, never replacing a file that appeared meanwhile."""
+    try:
+        os.link(part, target)
+    except FileExistsError:
+        raise ModelFileExists(target.name) from None
+    except OSError:  # a file system without hard links: the check and the rename are then two steps
+        if target.exists():
+            raise ModelFileExists(target.name) from None
+        os.rename(part, target)
+
+
+def _copy_local(url: str, out: IO[bytes], max_bytes: int) -> None:
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise DownloadFailed(url, "a file URL must name a local file")
+    try:
+        with open(unquote(parts.path), "rb") as source:
+            _copy_capped(source, out, max_bytes, url)
+    except OSError as err:
+        raise DownloadFailed(url, err.strerror or type(err).__name__) from None
+
+
+def _copy_capped(source: IO[bytes], out: IO[bytes], max_bytes: int, url: str) -> None:
+    copied = 0
+    while chunk := source.read(_CHUNK):
+        copied += len(chunk)
+        if copied > max_bytes:
+            raise DownloadFailed(url, f"larger than the {max_bytes}-byte download limit")
+        out.write(chunk)
+
+
+async def _download(url: str, out: IO[bytes], policy: DownloadPolicy) -> None:
+    resolver = GuardedResolver()
+    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
+    async with aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT, trust_env=False) as session:
+        try:
+            await _follow(session, resolver, url, out, policy)
+        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise DownloadFailed(url, str(err) or type(err).__name__) from None
+
+
+async def _follow(
+    session: aiohttp.ClientSession, resolver: GuardedResolver, url: str, out: IO[bytes], policy: DownloadPolicy
+) -> None:
+    """GET ``url``, following up to ``max_redirects`` redirects by hand, each hop checked before it is requested."""
+    current = url
+    for _ in range(policy.max_redirects + 1):
+        await resolver.check_url(current)
+        headers = {"Accept-Encoding": "identity"}
+        async with session.get(URL(current), allow_redirects=False, headers=headers) as response:
+            if response.status in _REDIRECTS:
+                current = next_hop(current, response.headers.get("Location"), policy)
+                continue
+            if response.status != 200:
+                raise DownloadFailed(url, f"HTTP {response.status}")
+            await _save_body(response, out, policy.max_bytes, url)
+            return
+    raise DownloadFailed(url, f"more than {policy.max_redirects} redirects")
+
+
+def next_hop(current: str, location: str | None, policy: DownloadPolicy) -> str:
+    """The redirect target, held to the same rules as the URL the client gave."""
+    if not location:
+        raise DownloadFailed(current, "a redirect without a Location")
+    if has_traversal(location):
+        raise RelativeUrl(location)
+    target = str(URL(current).join(URL(location)))
+    if URL(target).scheme not in ("http", "https") or not policy.allows(target):
+        raise UrlNotAllowed(target)
+    logger.info("Download of %s redirected to %s", current, target)
+    return target
+
+
+async def _save_body(response: aiohttp.ClientResponse, out: IO[bytes], max_bytes: int, url: str) -> None:
+    if response.content_length is not None and response.content_length > max_bytes:
+        raise DownloadFailed(url, f"larger than the {max_bytes}-byte download limit")
+    received = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        received += len(chunk)
+        if received > max_bytes:
+            raise DownloadFailed(url, f"larger than the {max_bytes}-byte download limit")
+        await asyncio.to_thread(out.write, chunk)
+
+
+# -- addresses -----------------------------------------------------------------------------------
+
+
+def forbidden_address(address: Address) -> bool:
+    """Link-local (169.254/16, fe80::/10), cloud metadata, multicast or unspecified, also when embedded in IPv6."""
+    embedded = _embedded_ipv4(address)
+    if embedded is not None and forbidden_address(embedded):
+        return True
+    return (
+        address.is_link_local
+        or address.is_multicast
+        or address.is_unspecified
+        or address in _METADATA_ADDRESSES
+        or (address.version == 4 and address in _THIS_NETWORK)
+    )
+
+
+def _embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    if address.version != 6:
+        return None
+    assert isinstance(address, ipaddress.IPv6Address)
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _parse_address(text: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+class AddressForbidden(OSError):
+    """Raised by :class:`GuardedResolver` for a name that resolves to a forbidden address."""
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves with getaddrinfo and refuses any answer holding a forbidden address.
+
+    The connector connects only to the addresses this returns, so what was checked is what is used.
+    """
+
+    def __init__(self) -> None:
+        self._inner = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        bad = [r["host"] for r in results if _is_forbidden_text(r["host"])]
+        if bad:
+            raise AddressForbidden(f"{host} resolves to forbidden address(es) {', '.join(bad)}")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+    async def check_url(self, url: str) -> None:
+        """Refuse (400) a URL whose host is, or resolves to, any forbidden address; before any request."""
+        host = URL(url).raw_host
+        if not host:
+            raise DownloadFailed(url, "the URL has no host")
+        literal = _parse_address(host)
+        if literal is not None:
+            if forbidden_address(literal):
+                raise AddressRefused(url)
+            return
+        try:
+            await self.resolve(host, 0, _ANY_FAMILY)
+        except AddressForbidden:
+            raise AddressRefused(url) from None
+        except OSError as err:
+            raise DownloadFailed(url, f"cannot resolve {host}: {err}") from None
+
+
+def _is_forbidden_text(text: str) -> bool:
+    address = _parse_address(text)
+    return address is None or forbidden_address(address)
