@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from ..errors import RequestTooLarge, ServeError
+from ..router import Route
 
 NO_CACHE_HEADERS = {
     "Pragma": "no-cache",
@@ -82,3 +83,37 @@ def error_response(error: ServeError, request: web.BaseRequest | None = None) ->
     response = json_response(body, error.status, request_id)
     response.force_close()
     return response
+
+
+OPTIONS = frozenset({"OPTIONS"})
+GET = frozenset({"GET"})
+
+
+class TorchServeDialect:
+    """What TorchServe's inference, management and metrics APIs share: the error shape and the
+    API description (``OPTIONS /`` and ``GET /api-description``, served without a token)."""
+
+    tag = ""
+
+    def __init__(self, api_description: Callable[[], dict[str, Any]]) -> None:
+        self._api_description = api_description
+
+    def description_routes(self) -> Iterator[Route]:
+        for methods, path, operation in (
+            (OPTIONS, "/", "apiDescription"),
+            (GET, "/api-description", "apiDescriptionGet"),
+        ):
+            yield Route(
+                methods,
+                path,
+                self.api_description,
+                summary="Get the API description.",
+                operation_id=operation,
+                tags=(self.tag,),
+            )
+
+    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
+        return error_response(error, request)
+
+    async def api_description(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+        return json_response(self._api_description())

@@ -30,31 +30,18 @@ _PREDICT_RESPONSES = {
 }
 
 
-class TorchServeInference:
+class TorchServeInference(http.TorchServeDialect):
     """The routes of TorchServe's inference port, over the model registry."""
 
+    tag = "inference"
+
     def __init__(self, registry: ModelRegistry, api_description: Callable[[], dict[str, Any]]) -> None:
+        super().__init__(api_description)
         self.registry = registry
-        self._api_description = api_description
 
     def routes(self) -> Iterable[Route]:
         yield Route(ANY, "/ping", self.ping, summary="Get TorchServe status.", operation_id="ping", tags=("inference",))
-        yield Route(
-            frozenset({"OPTIONS"}),
-            "/",
-            self.api_description,
-            summary="Get the API description.",
-            operation_id="apiDescription",
-            tags=("inference",),
-        )
-        yield Route(
-            frozenset({"GET"}),
-            "/api-description",
-            self.api_description,
-            summary="Get the API description.",
-            operation_id="apiDescriptionGet",
-            tags=("inference",),
-        )
+        yield from self.description_routes()
         for prefix, method in (("predictions", "predict"), ("explanations", "explain")):
             handler = self._inference_handler(method)
             meta: dict[str, Any] = {"tags": ("inference",), "request_body": "*/*", "responses": _PREDICT_RESPONSES}
@@ -94,18 +81,12 @@ class TorchServeInference:
                 responses=_PREDICT_RESPONSES,
             )
 
-    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
-        return http.error_response(error, request)
-
     # -- handlers --------------------------------------------------------------------------------
 
     async def ping(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
         if self.registry.healthy():
             return http.json_response({"status": "Healthy"})
         return http.json_response({"status": "Unhealthy"}, 500)
-
-    async def api_description(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
-        return http.json_response(self._api_description())
 
     def _inference_handler(self, method: str) -> Callable[[web.BaseRequest, dict[str, str]], Any]:
         async def handler(request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:

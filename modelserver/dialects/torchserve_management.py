@@ -32,7 +32,6 @@ from ..errors import (
     NegativeWorkers,
     NoDescribeWorker,
     NoWorker,
-    ServeError,
     UrlRequired,
     WorkersFailed,
 )
@@ -149,21 +148,23 @@ def _status(message: str, status: int = 200) -> web.Response:
 # -- the dialect ---------------------------------------------------------------------------------
 
 
-class TorchServeManagement:
+class TorchServeManagement(http.TorchServeDialect):
+    tag = "management"
+
     def __init__(
         self,
         registry: ModelRegistry,
         api_description: Callable[[], dict[str, Any]],
         host: ModelHost | None = None,
     ) -> None:
+        super().__init__(api_description)
         self.registry = registry
-        self._api_description = api_description
         self._host = host
         properties = host.config.properties if host is not None else {}
         self._policy = DownloadPolicy.from_properties(properties)
 
     def routes(self) -> Iterable[Route]:
-        yield from self._meta_routes()
+        yield from self.description_routes()
         yield from self._collection_routes()
         yield from self._model_routes("/models/{model_name}", "Model")
         yield from self._model_routes("/models/{model_name}/{model_version}", "Version")
@@ -184,24 +185,6 @@ class TorchServeManagement:
             operation_id="kserveV1ModelReady",
             tags=_TAGS,
             responses={200: "Readiness", 404: "Model not found"},
-        )
-
-    def _meta_routes(self) -> Iterable[Route]:
-        yield Route(
-            _OPTIONS,
-            "/",
-            self.api_description,
-            summary="Get the API description.",
-            operation_id="apiDescription",
-            tags=_TAGS,
-        )
-        yield Route(
-            _GET,
-            "/api-description",
-            self.api_description,
-            summary="Get the API description.",
-            operation_id="apiDescriptionGet",
-            tags=_TAGS,
         )
 
     def _collection_routes(self) -> Iterable[Route]:
@@ -272,9 +255,6 @@ class TorchServeManagement:
             responses={200: "OpenAPI document", **found},
         )
 
-    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
-        return http.error_response(error, request)
-
     @property
     def host(self) -> ModelHost:
         if self._host is None:
@@ -288,9 +268,6 @@ class TorchServeManagement:
         return host
 
     # -- reading -----------------------------------------------------------------------------
-
-    async def api_description(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
-        return http.json_response(self._api_description())
 
     async def model_api(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
         self.registry.resolve(params["model_name"], params.get("model_version"))

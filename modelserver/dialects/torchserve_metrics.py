@@ -12,7 +12,6 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import ServeError
 from ..metrics import CONTENT_TYPE, ServerMetrics
 from ..router import ANY, Route
 from . import torchserve_http as http
@@ -20,28 +19,15 @@ from . import torchserve_http as http
 PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE
 
 
-class TorchServeMetrics:
+class TorchServeMetrics(http.TorchServeDialect):
+    tag = "metrics"
+
     def __init__(self, api_description: Callable[[], dict[str, Any]], metrics: ServerMetrics | None = None) -> None:
-        self._api_description = api_description
+        super().__init__(api_description)
         self._metrics = metrics
 
     def routes(self) -> Iterable[Route]:
-        yield Route(
-            frozenset({"OPTIONS"}),
-            "/",
-            self.api_description,
-            summary="Get the API description.",
-            operation_id="apiDescription",
-            tags=("metrics",),
-        )
-        yield Route(
-            frozenset({"GET"}),
-            "/api-description",
-            self.api_description,
-            summary="Get the API description.",
-            operation_id="apiDescriptionGet",
-            tags=("metrics",),
-        )
+        yield from self.description_routes()
         yield Route(
             ANY,
             "/metrics",
@@ -50,12 +36,6 @@ class TorchServeMetrics:
             operation_id="metrics",
             tags=("metrics",),
         )
-
-    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
-        return http.error_response(error, request)
-
-    async def api_description(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
-        return http.json_response(self._api_description())
 
     async def metrics(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
         headers = http.response_headers(http.new_request_id())
