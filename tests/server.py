@@ -6,6 +6,7 @@ harness's own management calls carry the management key from the server's ``key_
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -23,6 +24,12 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 TEST_MODELS = ROOT / "tests" / "models"
 EXAMPLE_MODELS = ROOT / "examples" / "model_store"
+
+
+def _die_with_test_runner() -> None:
+    """In the child before exec: a server outlives no killed pytest (Linux ``PR_SET_PDEATHSIG``)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -126,6 +133,7 @@ def start_server(
             env=run_env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_test_runner,
             text=True,
         )
     server = RunningServer(
