@@ -201,6 +201,7 @@ class MetricsSettings:
 
     @classmethod
     def from_config(cls, config: ServerConfig) -> MetricsSettings:
+        """A relative ``metrics_config`` is looked up in the working directory, then next to the config file."""
         props = config.properties
         path = props.get("metrics_config")
         if path and not os.path.isabs(path) and config.config_file:
@@ -249,7 +250,7 @@ class Series:
     __slots__ = ()
 
     def update(self, value: float) -> None:
-        """Counters add, gauges set, histograms observe, log series write a line."""
+        """Counters add, gauges set, histograms observe, log series record a line."""
 
 
 NULL_SERIES = Series()
@@ -311,15 +312,17 @@ class LogSeries(Series):
     An update only records the time and value in its :class:`MetricLog`; the lines are formatted later.
     """
 
-    __slots__ = ("_record", "head", "tail")
+    __slots__ = ("_add_source", "_add_time", "_add_value", "head", "tail")
 
     def __init__(self, log: MetricLog, name: str, unit: str, dimensions: Iterable[tuple[str, str]], host: str) -> None:
-        self._record = log.record
+        self._add_time, self._add_value, self._add_source = log.appenders()
         self.head = f"{name}.{unit}:"
         self.tail = "|#" + ",".join(f"{k}:{v}" for k, v in dimensions) + f"|#hostname:{host}"
 
     def update(self, value: float) -> None:
-        self._record(self, value)
+        self._add_time(time.time())
+        self._add_value(value)
+        self._add_source(self)
 
 
 # --- families ------------------------------------------------------------------------------------------------------
@@ -560,14 +563,15 @@ class MetricLog:
         self._stamp = ""
         self._task: asyncio.Task[None] | None = None
 
-    def record(self, series: LogSeries | str, value: float = 0.0) -> None:
-        """One update of ``series``, or one finished line (a backend metric)."""
-        self._times.append(time.time())
-        self._values.append(value)
-        self._sources.append(series)
+    def appenders(self) -> tuple[Callable[[float], None], Callable[[float], None], Callable[[Any], None]]:
+        """How a :class:`LogSeries` records an update: the time, the value, itself (the lists are cleared in place)."""
+        return self._times.append, self._values.append, self._sources.append
 
     def write(self, line: str) -> None:
-        self.record(line)
+        """A finished line (a backend metric)."""
+        self._times.append(time.time())
+        self._values.append(0.0)
+        self._sources.append(line)
 
     def open(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -583,7 +587,10 @@ class MetricLog:
         while True:
             await asyncio.sleep(self._flush_seconds)
             if self._sources:
-                self.flush()
+                try:
+                    self.flush()
+                except OSError as err:  # the lines are dropped, the next ones are tried again
+                    logger.error("Cannot write %s: %s", self.path, err)
 
     def lines(self) -> list[str]:
         """Flush, then what ``memory`` holds."""
@@ -612,7 +619,12 @@ class MetricLog:
             if isinstance(source, str):
                 lines.append(f"{prefix}{source}{suffix}")
                 continue
-            number = repr(value) if 1e-3 <= value < 1e7 else java_double(value)
+            if value == 1.0:  # a count
+                number = "1.0"
+            elif 1e-3 <= value < 1e7:
+                number = repr(value)
+            else:
+                number = java_double(value)
             lines.append(f"{prefix}{source.head}{number}{source.tail}{suffix}")
         del self._times[:], self._values[:], self._sources[:]
         return "".join(lines)
