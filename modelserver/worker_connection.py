@@ -5,14 +5,16 @@ for ``hello``, sends ``load`` (bounded by ``startupTimeout``), then pulls batche
 :class:`~modelserver.batcher.BatchQueue` and demultiplexes ``result`` and ``chunk`` frames to the
 jobs by id.
 
-While the worker runs one batch the next one may already be on its socket (``MAX_OUTSTANDING``),
-so the worker never waits for a busy event loop between batches; that second batch is collected
-only when no other worker of the model is idle. The worker answers batches in order, one
-``result`` frame each, so the oldest outstanding batch is always the running one: its
-``responseTimeout`` runs from when it started, and each streamed chunk restarts it.
+While the worker runs one batch the next ones may already be on its socket (up to
+``MAX_OUTSTANDING`` in all), so the worker never waits for a busy event loop between batches, and
+frontend and worker wake each other less often; those batches are collected only when no other
+worker of the model is idle. (Depth 4 against 2 measured +25-45% echo throughput at c=16 and
+c=64.) The worker answers batches in order, one ``result`` frame each, so the oldest outstanding
+batch is always the running one: its ``responseTimeout`` runs from when it started, and each
+streamed chunk restarts it.
 
-When the process dies, the running batch is answered at once (500 "Worker died."), a batch that
-had not started goes back to the head of the queue, and the worker is started again after a
+When the process dies, the running batch is answered at once (500 "Worker died."), batches that
+had not started go back to the head of the queue, and the worker is started again after a
 back-off (TorchServe's Fibonacci schedule, capped).
 """
 
@@ -43,7 +45,7 @@ logger = logging.getLogger("modelserver.worker")
 # TorchServe's retry schedule in seconds; the index advances before use, so the first wait is 1 s.
 BACKOFF_SECONDS = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
 _RETRY_CAP_SECONDS = 60
-MAX_OUTSTANDING = 2
+MAX_OUTSTANDING = 4
 
 
 class WorkerState(enum.Enum):
