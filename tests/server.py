@@ -32,6 +32,17 @@ def _die_with_test_runner() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Wait until process ``pid`` no longer exists (or ``timeout`` passes; the caller asserts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ import pytest
 import requests
 import urllib3
 
-from tests.server import TEST_MODELS, RunningServer, start_server
+from tests.server import TEST_MODELS, RunningServer, start_server, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -211,13 +211,7 @@ def test_second_sigterm_exits_at_once(tmp_path: Path) -> None:
     assert time.monotonic() - started < 3
     busy.join(30)
     assert len(outcome) == 1 and isinstance(outcome[0], requests.ConnectionError)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    wait_gone(worker, 5)
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from modelserver import __version__
-from tests.server import EXAMPLE_MODELS, free_port, start_server
+from tests.server import EXAMPLE_MODELS, free_port, start_server, wait_gone
 
 pytestmark = pytest.mark.e2e
 
@@ -159,13 +159,7 @@ def test_sigterm_stops_workers_and_exits_zero(tmp_path: Path) -> None:
     server = start_server(tmp_path, {"echo": EXAMPLE_MODELS / "echo"})
     [worker] = server.worker_pids("echo")
     assert server.stop() == 0
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
+    wait_gone(worker, 10)
     with pytest.raises(ProcessLookupError):
         os.kill(worker, 0)
 

@@ -31,17 +31,7 @@ needs_pillow = pytest.mark.skipif(not HAS_PILLOW, reason="Pillow is not installe
 needs_captum = pytest.mark.skipif(not HAS_CAPTUM, reason="captum is not installed")
 
 
-@pytest.fixture(autouse=True)
-def isolated_imports(tmp_path: Path):
-    """Model and handler module names repeat across tests: forget modules loaded from tmp dirs, restore sys.path."""
-    saved_path = list(sys.path)
-    saved_modules = set(sys.modules)
-    yield
-    sys.path[:] = saved_path
-    for name in set(sys.modules) - saved_modules:
-        file = getattr(sys.modules[name], "__file__", None) or ""
-        if file.startswith(str(tmp_path)):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("isolated_imports")
 
 
 # -- models and model directories -----------------------------------------------------------------

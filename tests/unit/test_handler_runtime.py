@@ -17,18 +17,7 @@ import pytest
 from workers.handler_loader import LoadError, load_service
 from workers.handler_runner import Service
 
-
-@pytest.fixture(autouse=True)
-def isolated_imports(tmp_path: Path):
-    """Handler module names repeat across tests: forget modules loaded from tmp dirs and restore sys.path."""
-    saved_path = list(sys.path)
-    saved_modules = set(sys.modules)
-    yield
-    sys.path[:] = saved_path
-    for name in set(sys.modules) - saved_modules:
-        file = getattr(sys.modules[name], "__file__", None) or ""
-        if file.startswith(str(tmp_path)):
-            del sys.modules[name]
+pytestmark = pytest.mark.usefixtures("isolated_imports")
 
 
 def write(model_dir: Path, source: str, name: str = "handler.py") -> None:
