@@ -85,6 +85,15 @@ class BatchQueue:
         while self._items:
             self._items.popleft().fail(error)
 
+    def take_ready(self, prefetch: bool = False) -> list[Job]:
+        """A full batch at once if one is waiting, else ``[]``: no await, no lock, no delay to wait out.
+
+        ``prefetch`` has the meaning it has in :meth:`next_batch`. This is the path of a loaded server, where the
+        queue holds work whenever a worker has room; :meth:`next_batch` is for waiting."""
+        if len(self._items) < self.batch_size or (prefetch and self._idle_collectors):
+            return []
+        return self._take()
+
     async def next_batch(self, prefetch: bool = False) -> list[Job]:
         """Wait for the next batch: at least one live job, at most ``batch_size``.
 

@@ -71,17 +71,38 @@ class ModelVersion:
         self._gpu_count = gpu_count
         self._decode_input_request = decode_input_request
         self._max_frame_size = max_frame_size
+        self._direct = spec.batch_size == 1
+        """With batch size 1 and an empty queue, a job goes straight to a worker with room: the queue, its collector
+        and the worker's feeding task are for waiting work, and the batch-forming delay never applies to one job."""
 
     def submit(self, job: Job, explicit_version: bool = False) -> None:
         """Queue a job; 503 at once when there is no worker or the queue is full."""
         if not self.workers:
             raise NoWorker(self.spec.name, self.spec.version if explicit_version else None)
+        if self._direct and not self.queue:
+            worker = self._worker_with_room()
+            if worker is not None:
+                worker.take_now([job])
+                return
         if self.spec.client_timeout_ms:
             job.deadline = asyncio.get_running_loop().time() + self.spec.client_timeout_ms / 1000
         try:
             self.queue.put(job)
         except QueueFull:
             raise NoWorker(self.spec.name, self.spec.version if explicit_version else None) from None
+
+    def _worker_with_room(self) -> WorkerConnection | None:
+        """The worker to take a job now: an idle one first, else the one with the fewest batches outstanding."""
+        best, best_load = None, 0
+        for worker in self.workers:
+            if worker.free_slots <= 0:
+                continue
+            load = worker.outstanding
+            if load == 0:
+                return worker
+            if best is None or load < best_load:
+                best, best_load = worker, load
+        return best
 
     def cancel(self, job: Job) -> None:
         """The client went away: drop the job if queued, or tell its worker if running."""

@@ -5,13 +5,17 @@ for ``hello``, sends ``load`` (bounded by ``startupTimeout``), then pulls batche
 :class:`~modelserver.batcher.BatchQueue` and demultiplexes ``result`` and ``chunk`` frames to the
 jobs by id.
 
-While the worker runs one batch the next ones may already be on its socket (up to
-``MAX_OUTSTANDING`` in all), so the worker never waits for a busy event loop between batches, and
-frontend and worker wake each other less often; those batches are collected only when no other
-worker of the model is idle. (Depth 4 against 2 measured +25-45% echo throughput at c=16 and
-c=64.) The worker answers batches in order, one ``result`` frame each, so the oldest outstanding
-batch is always the running one: its ``responseTimeout`` runs from when it started, and each
-streamed chunk restarts it.
+While the worker runs one batch the next ones may already be on its socket, so the worker never
+waits for a busy event loop between batches, and frontend and worker wake each other less often.
+How many: about ``PREFETCH_WORK_S`` of work by the measured time per batch, between
+``MIN_OUTSTANDING`` and ``MAX_OUTSTANDING`` (16 for the echo model, 2 for a 10 ms model, whose
+jobs then stay in the shared queue where any worker can take them). Those batches are collected
+only when no other worker of the model is idle. Under load the socket is topped up from the
+callback that delivers a result (:meth:`WorkerConnection._refill`), and with batch size 1 an idle
+worker takes a job straight from the request (:meth:`WorkerConnection.take_now`). The worker
+answers batches in order, one ``result`` frame each, so the oldest outstanding batch is always the
+running one: its ``responseTimeout`` runs from when it started, and each streamed chunk restarts
+it.
 
 When the process dies, the running batch is answered at once (500 "Worker died."), batches that
 had not started go back to the head of the queue, and the worker is started again after a
@@ -45,7 +49,12 @@ logger = logging.getLogger("modelserver.worker")
 # TorchServe's retry schedule in seconds; the index advances before use, so the first wait is 1 s.
 BACKOFF_SECONDS = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
 _RETRY_CAP_SECONDS = 60
-MAX_OUTSTANDING = 4
+MIN_OUTSTANDING = 2
+MAX_OUTSTANDING = 16
+PREFETCH_WORK_S = 0.001
+"""How much work (by the measured time per batch) to keep queued on a worker's socket: enough that the worker never
+waits for the frontend, little enough that a slow model's jobs stay in the shared queue, where any worker can take
+them."""
 
 
 class WorkerState(enum.Enum):
@@ -117,11 +126,16 @@ class WorkerConnection:
         self._batches: deque[list[Job]] = deque()  # sent, not yet answered; [0] is running
         self._slot_freed: asyncio.Event = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
+        self._head_started = 0.0  # loop time when the running batch started or last streamed
         self._timed_out = False
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._first_start: asyncio.Future[int] | None = None
+        # A job handed to a busy worker can no longer expire in the queue: with clientTimeoutInMills, no prefetch.
+        self._fixed_depth = 1 if model.spec.client_timeout_ms else 0
+        self._depth = self._fixed_depth or MIN_OUTSTANDING
+        self._batch_seconds = PREFETCH_WORK_S  # moving average of the time a batch takes, from start to result
 
     @property
     def device(self) -> str:
@@ -279,26 +293,44 @@ class WorkerConnection:
         raise WorkerFailed("response timeout" if self._timed_out else "Worker disconnected")
 
     async def _feed(self) -> None:
-        """Keep up to ``MAX_OUTSTANDING`` batches on the worker's socket until stopped.
+        """Keep up to ``self._depth`` batches on the worker's socket until stopped.
 
         Cancelling this task is safe: jobs leave the queue only in a synchronous step that also sends them.
         """
         queue = self.model.queue
-        # A job handed to a busy worker can no longer expire in the queue: with clientTimeoutInMills, no prefetch.
-        depth = 1 if self.model.spec.client_timeout_ms else MAX_OUTSTANDING
         while not self._stopping:
-            if len(self._batches) >= depth:
+            if len(self._batches) >= self._depth:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            batch = await queue.next_batch(prefetch=bool(self._batches))
+            prefetch = bool(self._batches)
+            batch = queue.take_ready(prefetch) or await queue.next_batch(prefetch)
             if self._stopping or self._channel is None:
                 queue.requeue(batch)
                 return
+            if len(self._batches) >= self._depth:  # filled by direct dispatch (take_now) while we waited
+                queue.requeue(batch)
+                continue
             self._dispatch(batch)
         while self._batches:  # stopping: let the worker finish what it holds
             self._slot_freed.clear()
             await self._slot_freed.wait()
+
+    @property
+    def free_slots(self) -> int:
+        """How many more batches this worker takes now: 0 unless it is ready and serving."""
+        if self.state is not WorkerState.READY or self._stopping or self._channel is None:
+            return 0
+        return self._depth - len(self._batches)
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._batches)
+
+    def take_now(self, batch: list[Job]) -> None:
+        """Send a batch straight from the submitting request, without a round through the queue and this worker's
+        feeding task (the model's :meth:`~modelserver.registry.ModelVersion.submit` checks ``free_slots`` first)."""
+        self._dispatch(batch)
 
     def _dispatch(self, batch: list[Job]) -> None:
         assert self._channel is not None
@@ -314,17 +346,29 @@ class WorkerConnection:
             self.model.queue.hold(len(batch))
 
     def _arm_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(self.model.spec.response_timeout, self._on_timeout)
+        """The running batch started (or streamed a chunk) now: its ``responseTimeout`` counts from here.
+
+        One timer per worker stays armed while batches run and checks the deadline when it fires, so a batch costs a
+        clock read instead of scheduling and cancelling a timer."""
+        loop = asyncio.get_running_loop()
+        self._head_started = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_at(self._head_started + self.model.spec.response_timeout, self._check_timeout)
 
     def _disarm_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _on_timeout(self) -> None:
+    def _check_timeout(self) -> None:
         self._timer = None
+        if not self._batches:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._head_started + self.model.spec.response_timeout
+        if loop.time() < deadline:
+            self._timer = loop.call_at(deadline, self._check_timeout)
+            return
         logger.error(
             "%s: no response in %d s; Number or consecutive unsuccessful inference 1",
             self.name,
@@ -356,12 +400,31 @@ class WorkerConnection:
             for job in self._batches.popleft():  # a job the worker did not answer must not wait forever
                 if self._inflight.pop(job.id, None) is not None:
                     job.fail(BackendError("number of batch response mismatched", 503))
+            if not self._fixed_depth:
+                self._adapt_depth()
         if self._batches:
             self._arm_timer()  # the next batch starts running now
             self.model.queue.started(len(self._batches[0]))
-        else:
-            self._disarm_timer()
-        self._slot_freed.set()
+        self._refill()
+        if len(self._batches) < self._depth:
+            self._slot_freed.set()
+
+    def _adapt_depth(self) -> None:
+        """Keep about ``PREFETCH_WORK_S`` of work on the socket: 16 batches of a 50 us echo, 2 of a 10 ms model."""
+        took = asyncio.get_running_loop().time() - self._head_started
+        self._batch_seconds += (took - self._batch_seconds) * 0.2
+        wanted = int(PREFETCH_WORK_S / self._batch_seconds) + 1 if self._batch_seconds > 0 else MAX_OUTSTANDING
+        self._depth = min(MAX_OUTSTANDING, max(MIN_OUTSTANDING, wanted))
+
+    def _refill(self) -> None:
+        """Send the batches that are ready in the queue now, up to this worker's free slots, from the callback that
+        freed them: under load the worker's socket is topped up without waking the feeding task."""
+        queue = self.model.queue
+        while self.free_slots > 0:
+            batch = queue.take_ready(prefetch=bool(self._batches))
+            if not batch:
+                return
+            self._dispatch(batch)
 
     def _deliver(self, item: dict[str, Any], last: bool) -> None:
         job = self._inflight.pop(item["id"], None) if last else self._inflight.get(item["id"])

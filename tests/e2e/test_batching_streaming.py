@@ -235,3 +235,21 @@ def test_client_timeout_answers_expired_requests_instead_of_running_them(tmp_pat
         assert kit(server, {"op": "info"}).status_code == 200
     finally:
         assert server.stop() == 0
+
+
+def test_slow_jobs_spread_over_workers_and_workers_run_under_sched_batch(tmp_path: Path) -> None:
+    """Batches taken ahead by a busy worker must not starve an idle one: with a slow model the look-ahead stays
+    small, so twelve 0.3 s jobs on two workers are shared about evenly."""
+    server = start_server(tmp_path, {"kit": TEST_MODELS / "kit"}, properties={"default_workers_per_model": "2"})
+    try:
+        workers = set(server.worker_pids("kit"))
+        assert len(workers) == 2
+        if hasattr(os, "sched_getscheduler") and hasattr(os, "SCHED_BATCH"):
+            assert {os.sched_getscheduler(pid) for pid in workers} == {os.SCHED_BATCH}
+        answers = concurrently(12, lambda: kit(server, {"op": "sleep", "seconds": 0.3}))
+        assert [r.status_code for r in answers] == [200] * 12
+        served = [r.json()["pid"] for r in answers]
+        assert set(served) == workers
+        assert min(served.count(pid) for pid in workers) >= 4
+    finally:
+        assert server.stop() == 0

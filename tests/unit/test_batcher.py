@@ -175,3 +175,64 @@ def test_held_jobs_count_against_capacity_until_started() -> None:
         assert queue.pending == 2
 
     run(scenario())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=40),
+    batch_size=st.integers(min_value=1, max_value=9),
+    cancelled=st.sets(st.integers(min_value=0, max_value=39)),
+    use_ready=st.lists(st.booleans(), min_size=1, max_size=20),
+)
+def test_take_ready_mixed_with_next_batch_loses_nothing(
+    count: int, batch_size: int, cancelled: set[int], use_ready: list[bool]
+) -> None:
+    """The synchronous path and the waiting path take from one queue: together they give every live job once, in
+    order, and the synchronous path only ever gives full batches unless it skipped dead jobs."""
+
+    async def scenario() -> tuple[list[list[Job]], list[Job], list[bool]]:
+        queue = BatchQueue(capacity=100, batch_size=batch_size, max_batch_delay=0.0)
+        jobs = [make_job(i) for i in range(count)]
+        for i, job in enumerate(jobs):
+            queue.put(job)
+            job.cancelled = i in cancelled
+        batches: list[list[Job]] = []
+        partial_ready: list[bool] = []
+        step = 0
+        while any(not j.cancelled for j in queue._items):
+            batch = []
+            if use_ready[step % len(use_ready)]:
+                before = list(queue._items)
+                batch = queue.take_ready()
+                if len(before) < batch_size:
+                    assert batch == []
+                skipped = any(j.cancelled for j in before)
+                partial_ready.append(bool(batch) and len(batch) < batch_size and not skipped)
+            if not batch:  # nothing full was ready (or this step waits): the waiting path takes the rest
+                batch = await asyncio.wait_for(queue.next_batch(), 1)
+            if batch:
+                batches.append(batch)
+            step += 1
+        return batches, jobs, partial_ready
+
+    batches, jobs, partial_ready = run(scenario())
+    flat = [job for batch in batches for job in batch]
+    assert flat == [job for i, job in enumerate(jobs) if i not in cancelled]
+    assert all(1 <= len(batch) <= batch_size for batch in batches)
+    assert not any(partial_ready)
+
+
+def test_take_ready_leaves_work_to_an_idle_collector_when_prefetching() -> None:
+    async def scenario() -> tuple[list[Job], list[Job], int]:
+        queue = BatchQueue(capacity=10, batch_size=1, max_batch_delay=0.0)
+        idle = asyncio.create_task(queue.next_batch())
+        await asyncio.sleep(0.01)  # an idle worker is now waiting in next_batch
+        queue.put(make_job(0))
+        refused = queue.take_ready(prefetch=True)
+        taken_by_idle = await asyncio.wait_for(idle, 1)
+        queue.put(make_job(1))
+        prefetched = queue.take_ready(prefetch=True)  # nobody idle now
+        return refused, prefetched, len(taken_by_idle)
+
+    refused, prefetched, idle_count = run(scenario())
+    assert refused == [] and idle_count == 1 and len(prefetched) == 1
