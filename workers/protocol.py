@@ -27,9 +27,12 @@ peer. :class:`FrameDecoder` serves the frontend's asyncio side (``asyncio.Buffer
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import struct
 import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -349,39 +352,80 @@ class SocketChannel:
         self.sock = sock
         self.max_frame_size = _check_max_frame_size(max_frame_size)
         self._send_lock = threading.Lock()
-        self._header = bytearray(HEADER.size)
+        self._decoder = FrameDecoder(self.max_frame_size)
+        self._ready: deque[dict] = deque()  # decoded, not yet returned
+        self._held: list[bytes] = []  # frames sent with hold=True, written with the next flush
+        self._held_bytes = 0
+        self._held_since = 0.0
+        self._poll = select.poll()  # readiness without a wait, whatever the socket's timeout
+        self._poll.register(sock, select.POLLIN)
 
     def recv(self) -> dict | None:
         """Return the next message, or ``None`` on a clean end of stream at a frame boundary.
 
-        Raises :class:`ProtocolError` for a malformed frame, including ``"truncated frame"`` when
-        the stream ends inside one, and a bad length before reading any of its payload.
+        Reads whatever the socket holds in one call, so frames that arrived together cost one system call; a large
+        payload is received straight into its own buffer (:class:`FrameDecoder`). Raises :class:`ProtocolError`
+        for a malformed frame, including ``"truncated frame"`` when the stream ends inside one, and a bad length
+        before reading any of its payload.
         """
-        received = self._recv_into(memoryview(self._header))
-        if received == 0:
-            return None
-        if received < HEADER.size:
-            raise ProtocolError(f"truncated frame: stream ended after {received} header bytes")
-        length = _frame_length(self._header, self.max_frame_size)
-        payload = bytearray(length)
-        received = self._recv_into(memoryview(payload))
-        if received < length:
-            raise ProtocolError(f"truncated frame: stream ended after {received} of {length} payload bytes")
-        return decode_payload(payload, self.max_frame_size)
+        ready = self._ready
+        while not ready:
+            buffer = self._decoder.get_buffer()
+            if self._held and not self._poll.poll(0):  # never wait for the peer while it waits for what we hold
+                self.flush()
+            count = self.sock.recv_into(buffer)
+            if count == 0:
+                self._decoder.check_eof()
+                return None
+            ready.extend(self._decoder.buffer_updated(count))
+        return ready.popleft()
 
     def readable(self) -> bool:
-        """True if :meth:`recv` would not block for long: bytes (or the end of stream) are waiting."""
-        try:
-            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return False
-        return True
+        """True if :meth:`recv` would not block for long: a message is decoded, or bytes (or the end of stream) are
+        waiting."""
+        return bool(self._ready) or bool(self._poll.poll(0))
 
-    def send(self, message: Mapping[str, Any]) -> None:
-        """Encode ``message`` and write its frame whole; safe to call from several threads."""
+    @property
+    def has_ready(self) -> bool:
+        """A message has been received and decoded: :meth:`recv` returns it without a system call."""
+        return bool(self._ready)
+
+    def held_for(self) -> float:
+        """Seconds since the oldest frame still held (0 when none is)."""
+        return time.monotonic() - self._held_since if self._held else 0.0
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held_bytes
+
+    def send(self, message: Mapping[str, Any], hold: bool = False) -> None:
+        """Encode ``message`` and write its frame whole; safe to call from several threads.
+
+        ``hold=True`` keeps the frame to be written with the next frame sent without it (or :meth:`flush`, or a
+        :meth:`recv` that would block), so results of batches that arrived together leave in one write. Frames
+        always leave in the order they were sent."""
         frame = encode(message, self.max_frame_size)
         with self._send_lock:
+            if hold:
+                if not self._held:
+                    self._held_since = time.monotonic()
+                self._held.append(frame)
+                self._held_bytes += len(frame)
+                return
+            if self._held:
+                self._held.append(frame)
+                frame = self._take_held()
             self.sock.sendall(frame)
+
+    def flush(self) -> None:
+        """Write the held frames now."""
+        with self._send_lock:
+            if self._held:
+                self.sock.sendall(self._take_held())
+
+    def _take_held(self) -> bytes:
+        frames, self._held, self._held_bytes = self._held, [], 0
+        return b"".join(frames)
 
     def close(self) -> None:
         """Shut the socket down (waking a thread blocked in :meth:`recv`) and close it."""
@@ -394,13 +438,3 @@ class SocketChannel:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def _recv_into(self, view: memoryview) -> int:
-        """Fill ``view`` from the socket; return how many bytes arrived before end of stream."""
-        filled = 0
-        while filled < len(view):
-            count = self.sock.recv_into(view[filled:])
-            if count == 0:
-                break
-            filled += count
-        return filled

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections import deque
 from typing import Any
 
@@ -105,12 +106,31 @@ def serve(channel: SocketChannel, device: str) -> int:
                 return 1
         elif kind == "infer" and service is not None:
             jobs = message["jobs"]
+            started = time.monotonic()
             items = service.run_batch(jobs, lambda item: channel.send({"kind": "chunk", **item}), inbox.is_cancelled)
-            channel.send({"kind": "result", "items": items})
+            hold = _may_hold(channel, time.monotonic() - started)
+            channel.send({"kind": "result", "items": items}, hold=hold)
             inbox.forget([job["id"] for job in jobs])
         else:
             logger.error("Unexpected %r frame before the model was loaded", kind)
             return 1
+
+
+HOLD_SECONDS = 0.001
+HOLD_BYTES = 64 * 1024
+FAST_BATCH_SECONDS = 0.0002
+
+
+def _may_hold(channel: SocketChannel, batch_seconds: float) -> bool:
+    """Hold a result back while the next batch is already here, if batches are fast (this one took less than
+    ``FAST_BATCH_SECONDS``), for at most ``HOLD_SECONDS`` and ``HOLD_BYTES`` in all: a fast model's results then
+    leave in one write and wake the frontend once, while a slow model's results are never held."""
+    return (
+        batch_seconds < FAST_BATCH_SECONDS
+        and channel.has_ready
+        and channel.held_for() < HOLD_SECONDS
+        and channel.held_bytes < HOLD_BYTES
+    )
 
 
 def die_with_parent() -> None:

@@ -551,3 +551,37 @@ def test_socket_channel_send_rejects_bad_message_without_writing() -> None:
         right.setblocking(False)
         with pytest.raises(BlockingIOError):
             right.recv(1)
+
+
+def test_held_frames_leave_in_order_with_the_next_send() -> None:
+    with socket_pair() as (left, right):
+        sender, receiver = SocketChannel(left), SocketChannel(right)
+        sender.send({"kind": "cancel", "ids": [1]}, hold=True)
+        sender.send({"kind": "cancel", "ids": [2]}, hold=True)
+        assert sender.held_bytes > 0 and sender.held_for() >= 0.0
+        assert not receiver.readable()  # nothing written yet
+        sender.send({"kind": "cancel", "ids": [3]})
+        assert [receiver.recv()["ids"] for _ in range(3)] == [[1], [2], [3]]
+        assert sender.held_bytes == 0 and sender.held_for() == 0.0
+
+
+def test_recv_writes_held_frames_before_it_waits() -> None:
+    """A channel holding results must not wait for a peer that is waiting for those results."""
+    with socket_pair() as (left, right):
+        worker, frontend = SocketChannel(left), SocketChannel(right)
+        worker.send({"kind": "cancel", "ids": [7]}, hold=True)
+        got: list[dict | None] = []
+        with in_thread(lambda: got.append(worker.recv())):
+            assert frontend.recv() == {"kind": "cancel", "ids": [7]}
+            frontend.send({"kind": "shutdown"})
+        assert got == [{"kind": "shutdown"}]
+
+
+def test_frames_that_arrive_together_are_decoded_together() -> None:
+    with socket_pair() as (left, right):
+        left.sendall(b"".join(encode({"kind": "cancel", "ids": [n]}) for n in range(5)))
+        channel = SocketChannel(right)
+        assert channel.recv() == {"kind": "cancel", "ids": [0]}
+        assert channel.has_ready  # the other four came with the first read
+        assert [channel.recv()["ids"][0] for _ in range(4)] == [1, 2, 3, 4]
+        assert not channel.has_ready and not channel.readable()
