@@ -110,14 +110,6 @@ class ModelVersion:
         for worker in self.workers:
             worker.cancel_job(job)
 
-    def note_dispatch(self, batch: list[Job]) -> None:
-        """Hook for metrics: a batch left the queue for a worker."""
-        self.metrics.dispatched(batch)
-
-    def note_done(self, job: Job) -> None:
-        """Hook for metrics: a job got its final answer."""
-        self.metrics.done(job)
-
     def load_message(self, gpu_id: int | None) -> dict[str, Any]:
         spec = self.spec
         return {

@@ -362,7 +362,10 @@ class MatchKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """The router's answer. ``route`` and ``params`` are set for FULL; ``allowed`` for METHOD_NOT_ALLOWED only."""
+    """The router's answer. ``route`` and ``params`` are set for FULL; ``allowed`` for METHOD_NOT_ALLOWED only.
+
+    The router remembers its answers and gives the same object for the same method and path again: treat
+    ``params`` as read-only."""
 
     kind: MatchKind
     route: Route | None = None
@@ -428,6 +431,9 @@ def _decode(segment: str) -> str:
     return unquote_to_bytes(segment).decode("utf-8")
 
 
+CACHED_MATCHES = 4096
+CACHED_PATH_LENGTH = 256
+
 # One candidate: the bound matcher, the accepted methods (None = any), the route.
 _Entry = tuple[Callable[[Sequence[str]], dict[str, str] | None], frozenset[str] | None, Route]
 # Candidates by segment count: entry ``n`` for paths of n segments, the last entry for every longer path.
@@ -440,6 +446,8 @@ class Router:
     def __init__(self, routes: Iterable[Route] = ()) -> None:
         self._routes: list[Route] = []
         self._tables: dict[str, _Table] = {}
+        self._cache: dict[str, dict[str, Match]] = {}
+        self._cached = 0
         self._fallback: _Table = ((), ())
         for route in routes:
             self.add(route)
@@ -458,9 +466,30 @@ class Router:
                 )
         self._routes.append(route)
         self._rebuild()
+        self._cache.clear()
+        self._cached = 0
 
     def match(self, method: str, raw_path: str) -> Match:
-        """Find the route for ``method`` and a raw request path (the query string, if any, is ignored)."""
+        """Find the route for ``method`` and a raw request path (the query string, if any, is ignored).
+
+        Answers are remembered per method and path (paths up to ``CACHED_PATH_LENGTH`` characters, at most
+        ``CACHED_MATCHES`` of them, forgotten all at once when full): a server sees the same few paths again and
+        again, and a remembered answer costs two dictionary lookups."""
+        by_path = self._cache.get(method)
+        if by_path is not None:
+            found = by_path.get(raw_path)
+            if found is not None:
+                return found
+        found = self._match(method, raw_path)
+        if len(raw_path) <= CACHED_PATH_LENGTH:
+            if self._cached >= CACHED_MATCHES:
+                self._cache.clear()
+                self._cached = 0
+            self._cache.setdefault(method, {})[raw_path] = found
+            self._cached += 1
+        return found
+
+    def _match(self, method: str, raw_path: str) -> Match:
         segments = split_path(raw_path)
         if segments is None:
             return Match(_NOT_FOUND)

@@ -96,9 +96,9 @@ class _Channel(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._close(exc)
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any], checked: bool = True) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode(message, self._max_frame_size))
+            self.transport.write(encode(message, self._max_frame_size, checked))
 
     def _close(self, exc: BaseException | None) -> None:
         if self.transport is not None:
@@ -337,8 +337,8 @@ class WorkerConnection:
         for job in batch:
             self._inflight[job.id] = job
         self._batches.append(batch)
-        self.model.note_dispatch(batch)
-        self._channel.send({"kind": "infer", "jobs": [job.to_wire() for job in batch]})
+        self.model.metrics.dispatched(batch)
+        self._channel.send({"kind": "infer", "jobs": [job.to_wire() for job in batch]}, checked=False)
         self.model.metrics.sent()
         if len(self._batches) == 1:
             self._arm_timer()
@@ -437,7 +437,7 @@ class WorkerConnection:
         result = InferenceResult(item["status"], item["reason"], item["headers"], item["content_type"], item["body"])
         job.succeed(result, last)
         if last:
-            self.model.note_done(job)
+            self.model.metrics.done(job)
 
     # -- teardown ------------------------------------------------------------------------------
 

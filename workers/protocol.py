@@ -148,15 +148,18 @@ def _validate(message: Mapping[str, Any]) -> None:
         raise ProtocolError(f"{kind!r} message is missing {', '.join(sorted(missing))}")
 
 
-def encode(message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> bytes:
+def encode(message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, checked: bool = True) -> bytes:
     """Return one whole frame (header + msgpack payload) for ``message``, ready for a single write.
 
     Raises :class:`ProtocolError` if the message has no known ``kind`` or lacks a required field,
     holds a value msgpack cannot pack, or packs to more than ``max_frame_size`` bytes.
+    ``checked=False`` skips the kind and field check, for a message built by code whose shape is fixed (the
+    frontend's ``infer`` frame on the hot path); the receiver checks every frame anyway.
     """
-    if not isinstance(message, Mapping):
-        raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
-    _validate(message)
+    if checked:
+        if not isinstance(message, Mapping):
+            raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
+        _validate(message)
     try:
         payload = msgpack.packb(message if isinstance(message, dict) else dict(message), use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as err:

@@ -21,14 +21,31 @@ MULTIPART = "multipart/form-data"
 
 
 async def read_body(request: web.BaseRequest) -> bytes:
-    """The whole body, refused with 413 before reading when ``Content-Length`` is already too large."""
+    """The whole body, refused with 413 before reading when ``Content-Length`` is already too large, and as soon as
+    a chunked body grows past the limit.
+
+    Not ``request.read()``, which gathers into a ``bytearray`` and copies that into ``bytes``: a body that arrived
+    in one piece is passed on as the very object the parser made, a longer one costs one join."""
+    limit = request.client_max_size
     length = request.content_length
-    if length is not None and length > request.client_max_size:
+    if length is not None and length > limit:
         raise RequestTooLarge()
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise RequestTooLarge() from None
+    content = request.content
+    first = await content.readany()
+    if not first:
+        return b""
+    if len(first) > limit:
+        raise RequestTooLarge()
+    chunk = await content.readany()
+    if not chunk:
+        return first
+    chunks, size = [first, chunk], len(first) + len(chunk)
+    while size <= limit and (chunk := await content.readany()):
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise RequestTooLarge()
+    return b"".join(chunks)
 
 
 async def read_inputs(request: web.BaseRequest) -> list[Input]:

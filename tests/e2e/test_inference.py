@@ -196,6 +196,27 @@ def test_request_too_large(server: RunningServer) -> None:
     assert post(server, "/predictions/echo", data=b"x" * 100000).status_code == 200
 
 
+def test_chunked_bodies_are_joined_and_limited_without_a_content_length(server: RunningServer) -> None:
+    """A generator body goes out with Transfer-Encoding: chunked: the server sees no Content-Length, joins the
+    pieces in order, and refuses the body once it grows past max_request_size."""
+
+    def pieces(count: int, size: int):
+        for n in range(count):
+            yield bytes([65 + n % 26]) * size
+
+    joined = b"".join(pieces(10, 7000))
+    answer = post(server, "/predictions/echo", data=pieces(10, 7000))
+    assert answer.status_code == 200 and answer.content == joined
+    single = post(server, "/predictions/echo", data=pieces(1, 5))
+    assert single.status_code == 200 and single.content == b"AAAAA"
+    try:
+        refused = post(server, "/predictions/echo", data=pieces(30, 7000)).status_code
+    except requests.ConnectionError:
+        refused = 413  # the server may close the connection while the client still writes: also a refusal
+    assert refused == 413
+    assert post(server, "/predictions/echo", data=b"still serving").content == b"still serving"
+
+
 def test_openapi_document_is_valid(server: RunningServer) -> None:
     response = requests.options(server.inference + "/", timeout=10)
     assert response.status_code == 200

@@ -598,3 +598,36 @@ def test_match_never_raises(method: str, path: str) -> None:
         assert all(result.params.values())
     elif result.kind is MatchKind.METHOD_NOT_ALLOWED:
         assert result.allowed and method not in result.allowed
+
+
+@given(
+    paths=st.lists(
+        st.sampled_from(["/ping", "/predictions/a", "/predictions/a/2.0", "/models/a", "/nope", "/v1/models/m:predict"])
+        | st.text(alphabet="/abc%2F:.", max_size=12).map(lambda t: "/" + t),
+        max_size=40,
+    ),
+    methods=st.lists(st.sampled_from(["GET", "POST", "PUT", "DELETE", "OPTIONS"]), min_size=1, max_size=5),
+)
+def test_remembered_answers_equal_fresh_ones(paths: list[str], methods: list[str]) -> None:
+    cached, fresh_router = make_router(ALL_ROUTES), make_router(ALL_ROUTES)
+    for index, path in enumerate(paths * 2):  # every path twice: the second answer comes from the cache
+        method = methods[index % len(methods)]
+        assert cached.match(method, path) == fresh_router._match(method, path)
+
+
+def test_the_match_cache_is_bounded_and_forgets_when_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(router_module, "CACHED_MATCHES", 8)
+    table = make_router(ALL_ROUTES)
+    for n in range(20):
+        assert table.match("POST", f"/predictions/m{n}").params == {"model_name": f"m{n}"}
+        assert table._cached <= 8
+    long_path = "/predictions/" + "x" * 300
+    assert table.match("POST", long_path).kind is MatchKind.FULL
+    assert long_path not in table._cache.get("POST", {})
+
+
+def test_adding_a_route_forgets_remembered_answers() -> None:
+    table = make_router([(ANY, "/ping")])
+    assert table.match("GET", "/extra").kind is MatchKind.NOT_FOUND
+    table.add(Route(frozenset({"GET"}), "/extra", handler))
+    assert table.match("GET", "/extra").kind is MatchKind.FULL
