@@ -89,13 +89,24 @@ def batch_size_answer(payload: bytes) -> bool:
     return payload.strip().isdigit() and 1 <= int(payload) <= 64
 
 
+DIGIT_LABELS = frozenset(
+    {str(d) for d in range(10)} | {"zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"}
+)
+
+
 def digit_answer(payload: bytes) -> bool:
-    """The digits model answers with class probabilities keyed by the digit."""
+    """The digits model answers with its top class probabilities keyed by the class name (``index_to_name.json``
+    names them ``zero`` to ``nine``; a plain digit is accepted too)."""
     try:
         answer = json.loads(payload)
     except ValueError:
         return False
-    return isinstance(answer, dict) and bool(answer) and set(answer) <= {str(d) for d in range(10)}
+    return (
+        isinstance(answer, dict)
+        and bool(answer)
+        and set(answer) <= DIGIT_LABELS
+        and all(isinstance(v, float | int) and 0 <= v <= 1 for v in answer.values())
+    )
 
 
 @dataclass(frozen=True)
@@ -184,12 +195,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         "digits",
-        "Digits CNN (the bundled example), one 8x8 PNG per request, batch 1",
+        "Digits CNN (the bundled example as shipped: its model-config.yaml sets batch 8, maxBatchDelay 10 ms), "
+        "one 8x8 PNG per request",
         "digits",
         digit_png,
         "image/png",
         (1, 16, 64),
         digit_answer,
+        batch_size=8,
+        max_batch_delay_ms=10,
     ),
 )
 

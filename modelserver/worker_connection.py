@@ -76,6 +76,7 @@ class _Channel(asyncio.BufferedProtocol):
         self._max_frame_size = max_frame_size
         self.transport: asyncio.Transport | None = None
         self.closed: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._outgoing: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -97,8 +98,20 @@ class _Channel(asyncio.BufferedProtocol):
         self._close(exc)
 
     def send(self, message: dict[str, Any], checked: bool = True) -> None:
+        """Queue a frame; the frames of one event-loop pass leave together, in order, in one write at its end.
+
+        A result callback that tops up 16 batches then costs one system call (and one wake-up of the worker)
+        instead of 16."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._write_out)
+        self._outgoing.append(encode(message, self._max_frame_size, checked))
+
+    def _write_out(self) -> None:
+        frames, self._outgoing = self._outgoing, []
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode(message, self._max_frame_size, checked))
+            self.transport.writelines(frames)
 
     def _close(self, exc: BaseException | None) -> None:
         if self.transport is not None:
