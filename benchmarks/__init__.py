@@ -1,1 +1,2 @@
-"""Load benchmarks for the model server: ``python -m benchmarks`` (see benchmarks/README.md)."""
+"""Load benchmarks for the model server beside TorchServe, Mosec and a bare aiohttp echo:
+``python -m benchmarks run`` (see benchmarks/README.md)."""

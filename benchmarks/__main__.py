@@ -1,5 +1,5 @@
 import sys
 
-from .run_load import main
+from .cli import main
 
 sys.exit(main())

@@ -2,7 +2,9 @@
 
 The aiohttp client spends roughly 70 us of CPU per request, so on one core it tops out near 13k requests/s: enough
 for the model server, but it can hide the bare aiohttp ceiling. ``wrk`` costs a fraction of that. A Lua script
-makes it POST the body and print its summary as JSON; ``python -m benchmarks --client wrk`` uses it.
+makes it POST the body (read from a file, so binary bodies are sent byte for byte) with one thread, and print its
+summary as JSON; ``python -m benchmarks run --client wrk`` uses it. wrk does not read the answers' bodies: the runner
+checks a sample afterwards (:func:`benchmarks.probes.check_sample`).
 """
 
 from __future__ import annotations
@@ -38,20 +40,23 @@ def available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def lua_long_string(text: str) -> str:
-    """``text`` as a Lua long-bracket literal whose level does not occur in it. Lua drops a newline right after the
-    opening bracket, so one is put there: a body that starts with a newline keeps it."""
-    level = 0
-    while f"]{'=' * level}]" in text:
-        level += 1
-    equals = "=" * level
-    return f"[{equals}[\n{text}]{equals}]"
+def lua_string(text: str) -> str:
+    """``text`` as a double-quoted Lua string literal (for paths and header values)."""
+    if any(ord(char) < 32 for char in text):
+        raise ValueError(f"control characters are not allowed here: {text!r}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def script(spec: LoadSpec) -> str:
-    body = lua_long_string(spec.body.decode("utf-8"))
-    content_type = lua_long_string(spec.content_type)
-    setup = f'wrk.method = "POST"\nwrk.body = {body}\nwrk.headers["Content-Type"] = {content_type}\n'
+def script(spec: LoadSpec, body_file: Path) -> str:
+    """The Lua setup: POST the bytes of ``body_file``, read in binary mode (a body inlined in the script would be
+    decoded as text, and Lua normalises line ends inside long strings), and print the summary as JSON."""
+    setup = (
+        f'local body_file = assert(io.open({lua_string(str(body_file))}, "rb"))\n'
+        'wrk.body = body_file:read("*a")\n'
+        "body_file:close()\n"
+        'wrk.method = "POST"\n'
+        f'wrk.headers["Content-Type"] = {lua_string(spec.content_type)}\n'
+    )
     return setup + _DONE.replace("RESULT_PREFIX", RESULT_PREFIX)
 
 
@@ -79,8 +84,9 @@ def measure(spec: LoadSpec) -> LoadResult:
     ``non_2xx`` counts only what wrk counts: statuses of 400 and above."""
     spec.validate()
     with tempfile.TemporaryDirectory(prefix="wrk-") as tmp:
-        lua = Path(tmp) / "post.lua"
-        lua.write_text(script(spec))
+        body_file, lua = Path(tmp) / "body.bin", Path(tmp) / "post.lua"
+        body_file.write_bytes(spec.body)
+        lua.write_text(script(spec, body_file))
         if spec.warmup > 0:
             _run_wrk(spec, lua, spec.warmup)
         before, wall = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()

@@ -1,0 +1,98 @@
+"""What the runner installs when it is missing, so that one command works on a fresh machine: matplotlib (the
+``bench`` extra) and the example models' training packages (the ``examples`` extra) into the current Python
+environment with pip, and wrk with apt-get when running as root. Each returns None when the thing is there, or
+the reason it is not; nothing here raises for a failed install."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .scenarios import HANDLER_FILES
+from .targets.base import Log
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_REQUIREMENTS = ("matplotlib==3.11.2",)
+"""Keep equal to the ``bench`` extra in setup.cfg (a unit test checks)."""
+EXAMPLES_MODULES = ("torch", "sklearn", "PIL")
+PIP_TIMEOUT_S = 1800.0
+APT_TIMEOUT_S = 300.0
+EXAMPLES_TIMEOUT_S = 600.0
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
+
+def _run(command: list[str], timeout: float, log: Log, env: dict[str, str] | None = None) -> str | None:
+    """Run ``command`` in the checkout; None on success, else a one-line reason."""
+    log(f"  $ {' '.join(command)}")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"{command[0]}: {err}"
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        return f"`{' '.join(command)}` failed ({done.returncode}): {last[0]}"
+    return None
+
+
+def pip_install(requirements: list[str], log: Log) -> str | None:
+    failure = _run([sys.executable, "-m", "pip", "install", *requirements], PIP_TIMEOUT_S, log)
+    importlib.invalidate_caches()
+    return failure
+
+
+def ensure_matplotlib(log: Log) -> str | None:
+    if not missing_modules(("matplotlib",)):
+        return None
+    log(f"matplotlib is missing: installing the bench extra ({', '.join(BENCH_REQUIREMENTS)}) with pip")
+    failure = pip_install(list(BENCH_REQUIREMENTS), log)
+    if failure is None and missing_modules(("matplotlib",)):
+        failure = "matplotlib is still not importable after pip install"
+    return failure
+
+
+def ensure_wrk(log: Log) -> str | None:
+    """wrk on PATH, installed with ``apt-get install -y wrk`` if we are root and apt-get exists."""
+    if shutil.which("wrk"):
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return "wrk is not installed (and apt-get as root is not available to install it)"
+    log("wrk is missing: installing it with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    command = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    failure = _run(command, APT_TIMEOUT_S, log, env)
+    if failure is not None:  # the package lists may be missing on a fresh image
+        failure = _run(["apt-get", "update"], APT_TIMEOUT_S, log, env) or _run(command, APT_TIMEOUT_S, log, env)
+    if failure is None and not shutil.which("wrk"):
+        failure = "apt-get installed wrk but it is not on PATH"
+    return failure
+
+
+def ensure_digits_archive(log: Log) -> str | None:
+    """``examples/model_store/digits.mar``, built by ``python -m examples`` (installing the ``examples`` extra
+    first when torch, scikit-learn or Pillow is missing). The runner also needs scikit-learn and Pillow itself,
+    for the request body."""
+    archive = HANDLER_FILES["digits"].archive
+    assert archive is not None
+    missing = missing_modules(EXAMPLES_MODULES)
+    if missing:
+        log(f"digits needs {', '.join(missing)}: installing the examples extra with pip (torch is large)")
+        failure = pip_install(["-e", f"{ROOT}[examples]"], log)
+        if failure is not None:
+            return f"could not install the examples extra: {failure}"
+        if missing_modules(EXAMPLES_MODULES):
+            return f"{', '.join(missing_modules(EXAMPLES_MODULES))} still missing after installing the examples extra"
+    if archive.is_file():
+        return None
+    log(f"{archive} is missing: building the examples with `python -m examples`")
+    failure = _run([sys.executable, "-m", "examples"], EXAMPLES_TIMEOUT_S, log)
+    if failure is None and not archive.is_file():
+        failure = f"`python -m examples` did not write {archive}"
+    return failure

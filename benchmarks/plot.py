@@ -1,0 +1,56 @@
+"""``latest.png``: for each load scenario, throughput and p99 latency by concurrency, one bar colour per target
+(this server, TorchServe, Mosec, the bare aiohttp ceiling). matplotlib with the Agg backend (no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .report import TARGET_ORDER
+from .scenarios import SCENARIOS_BY_NAME
+
+COLOURS = {"modelserver": "#1f77b4", "torchserve": "#d62728", "mosec": "#2ca02c", "bare aiohttp": "#7f7f7f"}
+OTHER_COLOUR = "#9467bd"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [p for p in report["points"] if p["kind"] == "load"]
+    scenarios = [s for s in report["settings"]["scenarios"] if any(p["scenario"] == s for p in points)]
+    if not scenarios:
+        scenarios = ["(no load results)"]
+    figure, axes = plt.subplots(len(scenarios), 2, figsize=(12, 3.2 * len(scenarios)), squeeze=False)
+    for row, scenario in enumerate(scenarios):
+        mine = [p for p in points if p["scenario"] == scenario]
+        targets = sorted({p["target"] for p in mine}, key=lambda t: TARGET_ORDER.index(t) if t in TARGET_ORDER else 9)
+        levels = sorted({p["concurrency"] for p in mine})
+        width = 0.8 / max(len(targets), 1)
+        spec = SCENARIOS_BY_NAME.get(scenario)
+        for column, (key, label) in enumerate((("requests_per_s", "req/s"), ("p99_ms", "p99 ms"))):
+            axis = axes[row][column]
+            for index, target in enumerate(targets):
+                by_level = {p["concurrency"]: p.get(key) or 0 for p in mine if p["target"] == target}
+                xs = [i + (index - (len(targets) - 1) / 2) * width for i in range(len(levels))]
+                axis.bar(
+                    xs,
+                    [by_level.get(level, 0) for level in levels],
+                    width,
+                    label=target,
+                    color=COLOURS.get(target, OTHER_COLOUR),
+                )
+            if key == "requests_per_s" and spec is not None and spec.ideal_rps:
+                axis.axhline(spec.ideal_rps, color="black", linestyle="--", linewidth=1, label="ideal")
+            axis.set_xticks(range(len(levels)), [f"c={level}" for level in levels])
+            axis.set_ylabel(label)
+            axis.set_title(f"{spec.title if spec else scenario}: {label}", fontsize=9)
+            axis.grid(axis="y", alpha=0.3)
+            if targets:
+                axis.legend(fontsize=7)
+    figure.suptitle(f"Benchmark {report['generated_at']}", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)

@@ -1,0 +1,409 @@
+"""The results of a run: ``latest.json`` (everything), ``latest.md`` (the tables, with the project's targets as
+computed ratios) and ``latest.png`` (the plot, see :mod:`benchmarks.plot`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .scenarios import SCENARIOS_BY_NAME
+
+OURS, TORCHSERVE, MOSEC, CEILING = "modelserver", "torchserve", "mosec", "bare aiohttp"
+TARGET_ORDER = (OURS, TORCHSERVE, MOSEC, CEILING)
+NOISY_OTHER_CPU_PCT = 10.0
+"""A row during which the rest of the machine used more than this (% of one core) is marked as disturbed."""
+Point = dict[str, Any]
+
+
+# -- reading points -------------------------------------------------------------------------------------------------
+
+
+def failed_requests(point: Point) -> int:
+    """Errors, non-2xx answers and bad bodies in a point's reported run (and in the sample checked after wrk)."""
+    check = point.get("body_check", {})
+    sample = check.get("mismatches", 0) + check.get("non_2xx", 0) + check.get("failures", 0)
+    return point.get("errors", 0) + point.get("non_2xx", 0) + sample
+
+
+def find_point(points: list[Point], scenario: str, target: str, concurrency: int | None = None) -> Point | None:
+    for point in points:
+        same = point["scenario"] == scenario and point["target"] == target
+        if same and (concurrency is None or point.get("concurrency") == concurrency):
+            return point
+    return None
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def add_ceiling_shares(points: list[Point]) -> None:
+    """Each load point's requests/s as a share of the bare echo's in the same scenario at the same concurrency."""
+    for point in points:
+        if point.get("kind") != "load":
+            continue
+        ceiling = find_point(points, point["scenario"], CEILING, point["concurrency"])
+        share = ratio(point["requests_per_s"], ceiling["requests_per_s"] if ceiling else None)
+        point["ceiling_share"] = None if share is None else round(share, 4)
+
+
+def role_us(point: Point) -> tuple[float | None, float | None]:
+    """Frontend (or the bare server) and worker CPU microseconds per request; workers summed."""
+    per_role = point.get("cpu_us_per_request", {})
+    frontend = per_role.get("frontend", per_role.get("server"))
+    workers = [v for role, v in per_role.items() if role.startswith("worker")]
+    worker = None if not workers or any(v is None for v in workers) else sum(workers)
+    return frontend, worker
+
+
+def why_absent(report: dict[str, Any], target: str, scenario: str) -> str:
+    """The recorded reason a target has no result for a scenario."""
+    for skip in report.get("skipped", []):
+        if skip["target"] == target and skip["scenario"] in (None, scenario):
+            return f"{target} not run: {skip['reason']}"
+    if target not in report.get("targets", {}):
+        return f"{target} not requested"
+    if scenario not in report.get("settings", {}).get("scenarios", []):
+        return f"scenario {scenario} not run"
+    return f"no {target} result"
+
+
+# -- the project's targets, as computed ratios ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Goal:
+    label: str
+    goal: str
+    value: float | None
+    shown: str
+    passed: bool | None
+    """None when a needed result is missing (``note`` says why)."""
+    note: str = ""
+
+
+def _goal(
+    label: str,
+    goal: str,
+    value: float | None,
+    test: Callable[[float], bool],
+    fmt: Callable[[float], str],
+    missing: list[str],
+) -> Goal:
+    if value is None:
+        return Goal(label, goal, None, "-", None, "; ".join(dict.fromkeys(missing)) or "no result")
+    return Goal(label, goal, value, fmt(value), test(value))
+
+
+def goals(report: dict[str, Any]) -> list[Goal]:
+    points = report["points"]
+
+    def at(scenario: str, target: str, concurrency: int | None = 64) -> tuple[Point | None, list[str]]:
+        point = find_point(points, scenario, target, concurrency)
+        return point, [] if point else [why_absent(report, target, scenario)]
+
+    def rps(point: Point | None) -> float | None:
+        return point["requests_per_s"] if point else None
+
+    def p99(point: Point | None) -> float | None:
+        return point["p99_ms"] if point else None
+
+    times, pct, ms = (lambda v: f"{v:.2f}x"), (lambda v: f"{100 * v:.0f}%"), (lambda v: f"{v:.3f} ms")
+    ours, ours_missing = at("echo-json", OURS)
+    ts, ts_missing = at("echo-json", TORCHSERVE)
+    mosec, mosec_missing = at("echo-json", MOSEC)
+    bare, bare_missing = at("echo-json", CEILING)
+    cost, cost_missing = at("cost10ms-batch8", OURS)
+    ideal = SCENARIOS_BY_NAME["cost10ms-batch8"].ideal_rps
+    binary_shares = []
+    binary_missing: list[str] = []
+    for concurrency in SCENARIOS_BY_NAME["echo-binary"].concurrency:
+        mine, mine_missing = at("echo-binary", OURS, concurrency)
+        ceiling, ceiling_missing = at("echo-binary", CEILING, concurrency)
+        share = ratio(rps(mine), rps(ceiling))
+        if share is None:
+            binary_missing += mine_missing + ceiling_missing
+        else:
+            binary_shares.append(share)
+    binary = min(binary_shares) if binary_shares and not binary_missing else None
+    stream, stream_missing = at("stream", OURS, None)
+    first_delay = stream["first_piece_delay_ms"]["p50"] if stream else None
+    return [
+        _goal(
+            "echo JSON, batch 1, c=64: req/s, ours / TorchServe",
+            ">= 6x",
+            ratio(rps(ours), rps(ts)),
+            lambda v: v >= 6,
+            times,
+            ours_missing + ts_missing,
+        ),
+        _goal(
+            "echo JSON, batch 1, c=64: req/s, ours / Mosec",
+            "> 1x",
+            ratio(rps(ours), rps(mosec)),
+            lambda v: v > 1,
+            times,
+            ours_missing + mosec_missing,
+        ),
+        _goal(
+            "echo JSON, batch 1, c=64: req/s, ours / bare aiohttp",
+            ">= 60%",
+            ratio(rps(ours), rps(bare)),
+            lambda v: v >= 0.6,
+            pct,
+            ours_missing + bare_missing,
+        ),
+        _goal(
+            "echo JSON, batch 1, c=64: p99, ours / TorchServe",
+            "< 1x",
+            ratio(p99(ours), p99(ts)),
+            lambda v: v < 1,
+            times,
+            ours_missing + ts_missing,
+        ),
+        _goal(
+            "echo JSON, batch 1, c=64: errors + non-2xx, ours",
+            "0",
+            None if ours is None else float(failed_requests(ours)),
+            lambda v: v == 0,
+            lambda v: f"{v:.0f}",
+            ours_missing,
+        ),
+        _goal(
+            f"10 ms handler, batch 8, c=64: req/s / ideal {ideal:.0f}",
+            ">= 95%",
+            ratio(rps(cost), ideal),
+            lambda v: v >= 0.95,
+            pct,
+            cost_missing,
+        ),
+        _goal(
+            "100 KiB binary echo: req/s, ours / bare aiohttp, lowest over c=1,16,64",
+            ">= 50%",
+            binary,
+            lambda v: v >= 0.5,
+            pct,
+            binary_missing,
+        ),
+        _goal(
+            "streaming: first piece, handler to client, p50",
+            "<= 2 ms",
+            first_delay,
+            lambda v: v <= 2.0,
+            ms,
+            stream_missing,
+        ),
+    ]
+
+
+# -- Markdown -------------------------------------------------------------------------------------------------------
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def _other(value: float) -> str:
+    return f"**{value:.0f}%**" if value > NOISY_OTHER_CPU_PCT else f"{value:.0f}%"
+
+
+def _noise_line(report: dict[str, Any]) -> str:
+    points = report["points"]
+    noisy = [p for p in points if p.get("other_cpu_pct", 0) > NOISY_OTHER_CPU_PCT]
+    if not noisy:
+        return f"- Noise: no row ran with other CPU above {NOISY_OTHER_CPU_PCT:.0f}% of a core"
+    return (
+        f"- Noise: **{len(noisy)} of {len(points)} rows ran with other CPU above {NOISY_OTHER_CPU_PCT:.0f}% of a "
+        "core** (bold in the tables): other processes took CPU meanwhile; run again on a quiet machine"
+    )
+
+
+def _git_line(git: dict[str, Any] | None) -> str:
+    if not git:
+        return "unknown (no git)"
+    changed = git["changed_server_files"]
+    dirty = f", plus uncommitted changes to {', '.join(changed)}" if changed else ""
+    return f"commit {git['commit'][:12]}{dirty}"
+
+
+def _facts(facts: dict[str, Any]) -> str:
+    return ", ".join(f"{key} {str(value)[:60]}" for key, value in facts.items()) or "-"
+
+
+def _ordered_targets(names: set[str]) -> list[str]:
+    return sorted(names, key=lambda n: (TARGET_ORDER.index(n) if n in TARGET_ORDER else len(TARGET_ORDER), n))
+
+
+def _header(report: dict[str, Any]) -> list[str]:
+    machine, settings, packages = report["machine"], report["settings"], report.get("packages", {})
+    lines = [
+        f"# Benchmark results ({report['generated_at']})",
+        "",
+        f"- Machine: {machine['cpu_model']}, {machine['cores']} cores ({machine['cores_usable']} usable); "
+        f"Python {machine['python']}; {machine['platform']}",
+        "- Packages: " + ", ".join(f"{name} {version}" for name, version in packages.items()),
+        f"- Server code: {_git_line(report.get('git'))}",
+        f"- Pinning: {report['pinning']}",
+        f"- Load generator: {report['client']['description']} ({report['client']['note']})",
+        f"- Each point: {settings['warmup']:g} s warm-up, then {settings['repeats']} run(s) of "
+        f"{settings['duration']:g} s; a row is the median run by req/s (every run is in latest.json)"
+        + (" — quick run, not for comparison" if settings.get("quick") else ""),
+        _noise_line(report),
+    ]
+    for name in _ordered_targets(set(report["targets"])):
+        entry = report["targets"][name]
+        if "unavailable" in entry:
+            lines.append(f"- {name}: **not run**: {entry['unavailable']}")
+        else:
+            lines.append(f"- {name}: {_facts(entry.get('prepared', {}))}")
+    return lines
+
+
+def _goals_table(report: dict[str, Any]) -> list[str]:
+    lines = ["", "## Targets", "", "| target | goal | measured | result |", "|---|---|---:|---|"]
+    for goal in goals(report):
+        result = "n/a" if goal.passed is None else ("pass" if goal.passed else "**miss**")
+        note = f" ({goal.note})" if goal.note else ""
+        lines.append(f"| {goal.label} | {goal.goal} | {goal.shown} | {result}{note} |")
+    return lines
+
+
+def _not_run(report: dict[str, Any], scenario: str) -> list[str]:
+    skipped = [s for s in report.get("skipped", []) if s["scenario"] in (None, scenario)]
+    if not skipped:
+        return []
+    return ["", "Not run: " + "; ".join(f"{s['target']} ({s['reason']})" for s in skipped) + "."]
+
+
+def _load_table(report: dict[str, Any], scenario: str) -> list[str]:
+    spec = SCENARIOS_BY_NAME.get(scenario)
+    title = spec.title if spec else scenario
+    points = [p for p in report["points"] if p["scenario"] == scenario and p["kind"] == "load"]
+    efficiency = spec is not None and spec.ideal_rps is not None
+    lines = ["", f"## {title} (`{scenario}`)", ""]
+    if not points:
+        return lines + ["No results.", *_not_run(report, scenario)]
+    if efficiency and spec is not None:
+        lines += [f"Ideal: {spec.ideal_rps:.0f} req/s (batch size / handler cost).", ""]
+    head = "| target | conc. | req/s | % of ceiling |" + (" efficiency |" if efficiency else "")
+    head += " p50 ms | p90 ms | p99 ms | errors | non-2xx | frontend µs/req | worker µs/req | client CPU | other CPU |"
+    lines += [head, "|---|" + "---:|" * (head.count("|") - 2)]
+    order = {name: i for i, name in enumerate(TARGET_ORDER)}
+    for point in sorted(points, key=lambda p: (order.get(p["target"], 99), p["concurrency"])):
+        frontend, worker = role_us(point)
+        row = f"| {point['target']} | {point['concurrency']} | {point['requests_per_s']:.0f} "
+        row += f"| {_pct(point.get('ceiling_share'))} |"
+        if efficiency:
+            row += f" {_pct(point.get('efficiency'))} |"
+        row += (
+            f" {_f(point['p50_ms'])} | {_f(point['p90_ms'])} | {_f(point['p99_ms'])} | {failed_requests(point)} "
+            f"| {point['non_2xx']} | {_f(frontend, 0)} | {_f(worker, 0)} | {point['client_cpu_pct']:.0f}% "
+            f"| {_other(point['other_cpu_pct'])} |"
+        )
+        lines.append(row)
+    return lines + _not_run(report, scenario)
+
+
+def _stream_table(report: dict[str, Any], scenario: str) -> list[str]:
+    spec = SCENARIOS_BY_NAME.get(scenario)
+    title = spec.title if spec else scenario
+    points = [p for p in report["points"] if p["scenario"] == scenario and p["kind"] == "stream"]
+    lines = [
+        "",
+        f"## {title} (`{scenario}`)",
+        "",
+        "| target | requests | first piece ms p50 / p99 | handler→client, first piece, ms p50 / p99 "
+        "| handler→client, mean of pieces, ms p50 | gap between arrivals ms (handler's gap) | chunks/answer "
+        "| first before last sent | errors | frontend µs/req | worker µs/req | other CPU |",
+        "|---|" + "---:|" * 11,
+    ]
+    if not points:
+        return [*lines[:3], "No results.", *_not_run(report, scenario)]
+    for point in sorted(points, key=lambda p: TARGET_ORDER.index(p["target"]) if p["target"] in TARGET_ORDER else 9):
+        first, delay, mean = point["first_piece_ms"], point["first_piece_delay_ms"], point["piece_delay_mean_ms"]
+        frontend, worker = role_us(point)
+        lines.append(
+            f"| {point['target']} | {point['complete']}/{point['requests']} | {_f(first['p50'], 3)} / "
+            f"{_f(first['p99'], 3)} | {_f(delay['p50'], 3)} / {_f(delay['p99'], 3)} | {_f(mean['p50'], 3)} "
+            f"| {_f(point['arrival_gap_mean_ms'], 3)} ({_f(point['handler_gap_mean_ms'], 3)}) "
+            f"| {_f(point['chunks_mean'], 1)} | {_pct(point['separate_share'])} | {point['errors']} "
+            f"| {_f(frontend, 0)} | {_f(worker, 0)} | {_other(point['other_cpu_pct'])} |"
+        )
+    return lines + _not_run(report, scenario)
+
+
+def _mb(values: dict[str, float | None] | None) -> str:
+    if not values:
+        return "-"
+    return " + ".join(f"{role} {_f(mb, 1)}" for role, mb in values.items())
+
+
+def _batching(start: dict[str, Any]) -> str:
+    """The batching the target applied, when it reports it, marked when it is not the scenario's."""
+    applied = start.get("batching")
+    if not applied:
+        return "-"
+    shown = f"{applied['batch_size']} / {applied['max_batch_delay_ms']}"
+    spec = SCENARIOS_BY_NAME.get(start["scenario"])
+    if spec and (applied["batch_size"], applied["max_batch_delay_ms"]) != (spec.batch_size, spec.max_batch_delay_ms):
+        shown += f" (scenario: {spec.batch_size} / {spec.max_batch_delay_ms})"
+    return shown
+
+
+def _starts_table(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Start time and memory",
+        "",
+        "| target | scenario | batch / delay ms | start s | RSS idle MB | RSS after load MB |",
+        "|---|---|---|---:|---|---|",
+    ]
+    order = {name: i for i, name in enumerate(TARGET_ORDER)}
+    for start in sorted(report.get("starts", []), key=lambda s: order.get(s["target"], 99)):
+        lines.append(
+            f"| {start['target']} | {start['scenario']} | {_batching(start)} | {_f(start.get('start_s'))} "
+            f"| {_mb(start.get('rss_idle_mb'))} | {_mb(start.get('rss_after_load_mb'))} |"
+        )
+    return lines
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = _header(report) + _goals_table(report)
+    for scenario in report["settings"]["scenarios"]:
+        spec = SCENARIOS_BY_NAME.get(scenario)
+        lines += _stream_table(report, scenario) if spec and spec.kind == "stream" else _load_table(report, scenario)
+    lines += _starts_table(report)
+    lines += [
+        "",
+        "Start: from spawning the server to the first good answer to the scenario's request (the worker loaded). "
+        "CPU µs/req: the process's CPU time over all measured runs divided by the requests answered (TorchServe's "
+        "frontend is the JVM). client CPU and other CPU: % of one core during the reported run. How to read every "
+        "column: [benchmarks/README.md](../README.md).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# -- files ----------------------------------------------------------------------------------------------------------
+
+
+def write(report: dict[str, Any], out: Path, plot: Callable[[dict[str, Any], Path], None] | None) -> list[Path]:
+    """``latest.json``, ``latest.md`` and, when ``plot`` is given, ``latest.png`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    add_ceiling_shares(report["points"])
+    report["goals"] = [goal.__dict__ for goal in goals(report)]
+    written = [out / "latest.md", out / "latest.json"]
+    if plot is not None:
+        plot(report, out / "latest.png")
+        written.append(out / "latest.png")
+    written[0].write_text(render_markdown(report))
+    written[1].write_text(json.dumps(report, indent=2) + "\n")
+    return written

@@ -1,0 +1,199 @@
+"""The run: prepare every target once, then for each scenario start each target that supports it, measure its
+points, and stop it. Peers (TorchServe, Mosec) are imported only when asked for; one that cannot run here is
+skipped with its reason, recorded in the report. Every process started is stopped by PID in a ``finally``."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import importlib
+import tempfile
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .clients import Client, choose_client
+from .install import ensure_digits_archive
+from .machine import git_state, machine_info, package_versions
+from .measure import Settings, load_point, start_warmup, stream_point
+from .procs import Managed, Pinning, choose_pinning, client_affinity, rss_mb
+from .report import failed_requests
+from .scenarios import Scenario
+from .targets.bare import BarePeer
+from .targets.base import Log, Peer, Target, Unavailable
+from .targets.modelserver import ModelServerPeer
+
+OPTIONAL_PEERS = {
+    "torchserve": ("benchmarks.targets.torchserve", "TorchServePeer"),
+    "mosec": ("benchmarks.targets.mosec", "MosecPeer"),
+}
+LOG_TAIL_CHARS = 5000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    scenarios: tuple[Scenario, ...]
+    peers: tuple[str, ...]
+    """Names from :data:`OPTIONAL_PEERS`; this server and the bare echo always run."""
+    client: str
+    settings: Settings
+    cache: Path
+    quick: bool = False
+
+
+def load_peer(name: str) -> Peer:
+    """Import an optional peer; a missing module or class makes it unavailable, not the run fail."""
+    module_name, class_name = OPTIONAL_PEERS[name]
+    try:
+        module = importlib.import_module(module_name)
+        return getattr(module, class_name)()
+    except (ImportError, AttributeError) as err:
+        raise Unavailable(f"cannot load {module_name}.{class_name}: {type(err).__name__}: {err}") from err
+
+
+def scenario_blocker(scenario: Scenario, log: Log) -> str | None:
+    """Why no target can run ``scenario`` here (its inputs cannot be made), or None."""
+    if scenario.handler == "digits":
+        reason = ensure_digits_archive(log)
+        return None if reason is None else f"digits model unavailable: {reason}"
+    return None
+
+
+class Run:
+    """The state of one run: the report being filled in, and what every target needs."""
+
+    def __init__(self, options: RunOptions, log: Log) -> None:
+        self.options, self.log = options, log
+        self.pinning: Pinning = choose_pinning()
+        self.client: Client = choose_client(options.client, log)
+        self.report: dict[str, Any] = {
+            "generated_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "machine": machine_info(),
+            "packages": package_versions(),
+            "git": git_state(),
+            "pinning": self.pinning.note,
+            "client": {"name": self.client.name, "description": self.client.description, "note": self.client.note},
+            "settings": {
+                **asdict(options.settings),
+                "scenarios": [s.name for s in options.scenarios],
+                "peers": list(options.peers),
+                "quick": options.quick,
+            },
+            "targets": {},
+            "skipped": [],
+            "starts": [],
+            "points": [],
+        }
+
+    def skip(self, target: str, scenario: str | None, reason: str) -> None:
+        self.log(f"  skip {target}{f' / {scenario}' if scenario else ''}: {reason}")
+        self.report["skipped"].append({"target": target, "scenario": scenario, "reason": reason})
+
+    def prepared_peers(self) -> list[Peer]:
+        """This server, the asked-for peers and the bare echo, each prepared once; the unavailable ones left out."""
+        ready: list[Peer] = []
+        candidates: list[tuple[str, Any]] = [("modelserver", ModelServerPeer)]
+        candidates += [(name, lambda name=name: load_peer(name)) for name in self.options.peers]
+        candidates.append(("bare aiohttp", BarePeer))
+        for name, make in candidates:
+            try:
+                peer = make()
+                self.log(f"Preparing {peer.name}")
+                facts = peer.prepare(self.options.cache, self.log)
+            except Exception as err:  # Unavailable, or a peer's own failure: either way it is left out
+                reason = str(err) if isinstance(err, Unavailable) else f"failed: {type(err).__name__}: {err}"
+                self.report["targets"][name] = {"unavailable": reason}
+                self.skip(name, None, reason)
+                continue
+            self.report["targets"][peer.name] = {"prepared": facts}
+            ready.append(peer)
+        return ready
+
+    def measure(self, target: Target, scenario: Scenario) -> list[dict[str, Any]]:
+        """The scenario's points, each added to the report as soon as it is measured (a later failure keeps it)."""
+        settings = self.options.settings
+        if scenario.kind == "stream":
+            jobs = [functools.partial(stream_point, target, scenario, settings)]
+        else:
+            jobs = [
+                functools.partial(load_point, target, scenario, self.client, concurrency, settings)
+                for concurrency in scenario.concurrency
+            ]
+        points = []
+        with client_affinity(self.pinning.client_cpus):
+            if scenario.kind == "load":
+                start_warmup(target, scenario, self.client, settings)
+            for job in jobs:
+                points.append(job())
+                self.report["points"].append(points[-1])
+                self.log(f"  {summary_line(points[-1])}")
+        return points
+
+    def run_target(self, peer: Peer, scenario: Scenario, workdir: Path) -> None:
+        reason = peer.unsupported(scenario)
+        if reason is not None:
+            self.skip(peer.name, scenario.name, reason)
+            return
+        workdir.mkdir(parents=True)
+        started: list[Managed] = []
+        try:
+            target = peer.start(scenario, workdir, self.pinning, started, self.log)
+            self.log(f"  {peer.name}: answering {target.start_s or 0:.2f} s after spawn; pids {target.pids}")
+            points = self.measure(target, scenario)
+            start = {
+                "target": peer.name,
+                "scenario": scenario.name,
+                "start_s": target.start_s,
+                "pids": target.pids,
+                "rss_after_load_mb": {role: rss_mb(pid) for role, pid in target.pids.items()},
+                **target.extra,
+            }
+            if any(failed_requests(point) for point in points):
+                start["log_tail"] = target.log.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+            self.report["starts"].append(start)
+        except Unavailable as err:
+            self.skip(peer.name, scenario.name, str(err))
+        except Exception as err:  # one target failing must not lose the rest of a long run
+            self.log(traceback.format_exc())
+            tail = started[0].log_tail(LOG_TAIL_CHARS) if started else ""
+            self.skip(peer.name, scenario.name, f"failed: {type(err).__name__}: {str(err).splitlines()[0]}")
+            self.report["skipped"][-1]["log_tail"] = tail
+        finally:
+            for managed in reversed(started):
+                managed.stop()
+
+    def run(self) -> dict[str, Any]:
+        self.log(f"Pinning: {self.pinning.note}")
+        self.log(f"Load generator: {self.client.description} ({self.client.note})")
+        self.options.cache.mkdir(parents=True, exist_ok=True)
+        peers = self.prepared_peers()
+        with tempfile.TemporaryDirectory(prefix="modelserver-bench-") as tmp:
+            for scenario in self.options.scenarios:
+                self.log(f"Scenario {scenario.name}: {scenario.title}")
+                blocker = scenario_blocker(scenario, self.log)
+                for index, peer in enumerate(peers):
+                    if blocker is not None:
+                        self.skip(peer.name, scenario.name, blocker)
+                    else:
+                        self.run_target(peer, scenario, Path(tmp) / scenario.name / f"{index}-{peer.name[:20]}")
+        return self.report
+
+
+def summary_line(point: dict[str, Any]) -> str:
+    if point["kind"] == "stream":
+        first, delay = point["first_piece_ms"], point["first_piece_delay_ms"]
+        return (
+            f"{point['target']:<12} stream: first piece {first['p50']} ms, handler-to-client {delay['p50']} ms "
+            f"(p99 {delay['p99']}), pieces apart {point['separate_share']}, errors {point['errors']}"
+        )
+    cpu = point["cpu_us_per_request"]
+    return (
+        f"{point['target']:<12} c={point['concurrency']:<3} {point['requests_per_s']:>9.1f} req/s  "
+        f"p50 {point['p50_ms']} ms  p99 {point['p99_ms']} ms  errors {failed_requests(point)}  "
+        f"CPU us/req {cpu}  other CPU {point['other_cpu_pct']:.0f}%"
+    )
+
+
+def run(options: RunOptions, log: Log) -> dict[str, Any]:
+    return Run(options, log).run()

@@ -1,0 +1,109 @@
+"""This server as a benchmark target: ``python -m modelserver`` from a generated config.properties, serving the
+scenario's handler with one worker and the scenario's batching.
+
+A handler file is archived with our ``model-archiver --archive-format no-archive`` into a directory model (the
+handler and ``MAR-INF/MANIFEST.json``, like ``examples/model_store/echo``); a ready archive (``digits.mar``) is
+copied into the store as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import modelserver
+
+from ..machine import version_of
+from ..probes import child_env, effective_batching, ready_worker_pid, wait_for_answer
+from ..procs import HOST, Managed, Pinning, free_port, proc_start_ticks, rss_mb, spawn
+from ..scenarios import Scenario
+from .base import Log, Target, Unavailable
+
+MODEL_VERSION = "1.0"
+ARCHIVER_TIMEOUT_S = 120.0
+
+
+def archive_version(archive: Path) -> str:
+    """The model version in a .mar's manifest (the ``models`` setting is keyed by it)."""
+    with zipfile.ZipFile(archive) as mar:
+        return str(json.loads(mar.read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"])
+
+
+def build_store(scenario: Scenario, store: Path) -> tuple[str, str, str]:
+    """Put the scenario's model into ``store``; returns its name, version, and its entry in the store (what
+    ``load_models`` names)."""
+    spec = scenario.handler_spec
+    store.mkdir(parents=True, exist_ok=True)
+    if spec.archive is not None:
+        if not spec.archive.is_file():
+            raise Unavailable(f"{spec.archive} is missing (build it with `python -m examples`)")
+        shutil.copy2(spec.archive, store / spec.archive.name)
+        return spec.archive.stem, archive_version(spec.archive), spec.archive.name
+    assert spec.handler_file is not None
+    command = [sys.executable, "-m", "modelserver.model_archiver", "--model-name", spec.name]
+    command += ["--version", MODEL_VERSION, "--handler", str(spec.handler_file), "--export-path", str(store)]
+    command += ["--archive-format", "no-archive", "--force"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=ARCHIVER_TIMEOUT_S)
+    if done.returncode != 0:
+        raise RuntimeError(f"model-archiver failed for {spec.name}:\n{done.stdout}{done.stderr}")
+    return spec.name, MODEL_VERSION, spec.name
+
+
+def config_properties(
+    scenario: Scenario, model: str, version: str, entry: str, store: Path, addresses: dict[str, str]
+) -> str:
+    """Token authorization off and Prometheus metrics, as the bundled config.properties; one worker and the
+    scenario's batching for the model."""
+    settings = {
+        "minWorkers": 1,
+        "maxWorkers": 1,
+        "batchSize": scenario.batch_size,
+        "maxBatchDelay": scenario.max_batch_delay_ms,
+    }
+    properties = {
+        "inference_address": addresses["inference"],
+        "management_address": addresses["management"],
+        "metrics_address": addresses["metrics"],
+        "model_store": str(store),
+        "load_models": f"{model}={entry}",
+        "default_workers_per_model": "1",
+        "job_queue_size": "100",
+        "disable_token_authorization": "true",
+        "metrics_mode": "prometheus",
+        "models": json.dumps({model: {version: settings}}),
+    }
+    return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+class ModelServerPeer:
+    name = "modelserver"
+
+    def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
+        return {"version": modelserver.__version__, "python": sys.executable, "aiohttp": version_of("aiohttp")}
+
+    def unsupported(self, scenario: Scenario) -> str | None:
+        return None
+
+    def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:
+        model, version, entry = build_store(scenario, workdir / "model_store")
+        addresses = {key: f"http://{HOST}:{free_port()}" for key in ("inference", "management", "metrics")}
+        config = workdir / "config.properties"
+        config.write_text(config_properties(scenario, model, version, entry, workdir / "model_store", addresses))
+        command = [*pinning.server_prefix, sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs"]
+        managed = spawn("modelserver", [*command, "--ts-config", str(config)], workdir, child_env(workdir))
+        started.append(managed)
+        url = f"{addresses['inference']}/predictions/{model}"
+        start_s = wait_for_answer(managed, url, scenario.body(), scenario.content_type, scenario.check)
+        worker = ready_worker_pid(addresses["management"], model)
+        managed.known_children.append((worker, proc_start_ticks(worker) or 0))
+        pids = {"frontend": managed.pid, "worker": worker}
+        extra = {
+            "rss_idle_mb": {role: rss_mb(pid) for role, pid in pids.items()},
+            "batching": effective_batching(addresses["management"], model),
+        }
+        return Target(self.name, url, pids, managed.log, start_s=round(start_s, 3), extra=extra)
