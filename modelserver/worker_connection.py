@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from workers.protocol import FrameDecoder, ProtocolError, encode
+from workers.protocol import FrameDecoder, ProtocolError, encode_parts
 
 from .errors import BackendError, WorkerDied
 from .types import InferenceResult, Job
@@ -106,7 +106,7 @@ class _Channel(asyncio.BufferedProtocol):
             return
         if not self._outgoing:
             asyncio.get_running_loop().call_soon(self._write_out)
-        self._outgoing.append(encode(message, self._max_frame_size, checked))
+        self._outgoing += encode_parts(message, self._max_frame_size, checked)
 
     def _write_out(self) -> None:
         frames, self._outgoing = self._outgoing, []

@@ -90,7 +90,7 @@ def request_headers(job: Mapping[str, Any]) -> dict[str, Any]:
 # -- response side --------------------------------------------------------------------------------
 
 
-def encode_output(value: Any) -> bytes:
+def encode_output(value: Any) -> bytes | bytearray:
     """bytes as they are, str as UTF-8, a Tensor via ``torch.save``, anything else as ``json.dumps(x, indent=2)``."""
     try:
         return _encode(value)
@@ -99,9 +99,9 @@ def encode_output(value: Any) -> bytes:
         raise OutputEncodingError() from exc
 
 
-def _encode(value: Any) -> bytes:
+def _encode(value: Any) -> bytes | bytearray:
     if isinstance(value, bytes | bytearray):
-        return bytes(value)
+        return value  # msgpack packs either as bin: no copy here
     if isinstance(value, str):
         return value.encode("utf-8")
     torch = sys.modules.get("torch")  # a handler returning a Tensor has imported torch; we never do

@@ -156,6 +156,15 @@ def encode(message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_S
     ``checked=False`` skips the kind and field check, for a message built by code whose shape is fixed (the
     frontend's ``infer`` frame on the hot path); the receiver checks every frame anyway.
     """
+    header, payload = encode_parts(message, max_frame_size, checked)
+    return header + payload
+
+
+def encode_parts(
+    message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, checked: bool = True
+) -> tuple[bytes, bytes]:
+    """:func:`encode` as (header, payload), for a gathering write (``sendmsg``, ``writelines``): a frame carrying a
+    large body is then not copied once more just to put four bytes in front of it."""
     if checked:
         if not isinstance(message, Mapping):
             raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
@@ -166,7 +175,7 @@ def encode(message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_S
         raise ProtocolError(f"cannot pack {message['kind']!r} message: {err}") from err
     if len(payload) > max_frame_size:
         raise ProtocolError(f"{message['kind']!r} frame of {len(payload)} bytes exceeds {max_frame_size}")
-    return HEADER.pack(len(payload)) + payload
+    return HEADER.pack(len(payload)), payload
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
@@ -342,6 +351,10 @@ class FrameDecoder:
         self._start = self._end = 0
 
 
+HOLD_LIMIT = 64 * 1024
+"""Frames this large are written at once even when ``hold=True``: holding would save a system call but cost a copy."""
+
+
 class SocketChannel:
     """Blocking framed channel over a connected stream socket, for the worker side.
 
@@ -357,7 +370,7 @@ class SocketChannel:
         self._send_lock = threading.Lock()
         self._decoder = FrameDecoder(self.max_frame_size)
         self._ready: deque[dict] = deque()  # decoded, not yet returned
-        self._held: list[bytes] = []  # frames sent with hold=True, written with the next flush
+        self._held: list[bytes] = []  # headers and payloads of frames sent with hold=True, for the next write
         self._held_bytes = 0
         self._held_since = 0.0
         self._poll = select.poll()  # readiness without a wait, whatever the socket's timeout
@@ -405,30 +418,34 @@ class SocketChannel:
         """Encode ``message`` and write its frame whole; safe to call from several threads.
 
         ``hold=True`` keeps the frame to be written with the next frame sent without it (or :meth:`flush`, or a
-        :meth:`recv` that would block), so results of batches that arrived together leave in one write. Frames
-        always leave in the order they were sent."""
-        frame = encode(message, self.max_frame_size)
+        :meth:`recv` that would block), so results of batches that arrived together leave in one write. A frame
+        larger than ``HOLD_LIMIT`` is never held. Frames always leave in the order they were sent."""
+        header, payload = encode_parts(message, self.max_frame_size)
         with self._send_lock:
-            if hold:
+            if hold and len(payload) < HOLD_LIMIT:
                 if not self._held:
                     self._held_since = time.monotonic()
-                self._held.append(frame)
-                self._held_bytes += len(frame)
+                self._held += (header, payload)
+                self._held_bytes += len(header) + len(payload)
                 return
+            parts = [header, payload]
             if self._held:
-                self._held.append(frame)
-                frame = self._take_held()
-            self.sock.sendall(frame)
+                parts, self._held, self._held_bytes = [*self._held, *parts], [], 0
+            self._send_parts(parts)
 
     def flush(self) -> None:
         """Write the held frames now."""
         with self._send_lock:
             if self._held:
-                self.sock.sendall(self._take_held())
+                parts, self._held, self._held_bytes = self._held, [], 0
+                self._send_parts(parts)
 
-    def _take_held(self) -> bytes:
-        frames, self._held, self._held_bytes = self._held, [], 0
-        return b"".join(frames)
+    def _send_parts(self, parts: list[bytes]) -> None:
+        """One gathering write of ``parts`` (no join), finished with ``sendall`` if the kernel took only some."""
+        sent = self.sock.sendmsg(parts)
+        total = sum(len(part) for part in parts)
+        if sent < total:
+            self.sock.sendall(b"".join(parts)[sent:])
 
     def close(self) -> None:
         """Shut the socket down (waking a thread blocked in :meth:`recv`) and close it."""

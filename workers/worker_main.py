@@ -117,7 +117,7 @@ def serve(channel: SocketChannel, device: str) -> int:
 
 
 HOLD_SECONDS = 0.001
-HOLD_BYTES = 64 * 1024
+HOLD_BYTES = 64 * 1024  # in all; a single frame of HOLD_LIMIT (protocol.py) or more is never held
 FAST_BATCH_SECONDS = 0.0002
 
 

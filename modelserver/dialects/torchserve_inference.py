@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from aiohttp import web
@@ -171,8 +171,16 @@ class TorchServeInference(http.TorchServeDialect):
         return {**document, "paths": paths}
 
 
-def _headers(request_id: str, result: InferenceResult) -> CIMultiDict[str]:
-    """Our headers, then the handler's (case-insensitively replacing ours), then its content type."""
+def _headers(request_id: str, result: InferenceResult) -> MutableMapping[str, str]:
+    """Our headers, then the handler's (case-insensitively replacing ours), then its content type.
+
+    A plain dict when the handler set no headers of its own (the usual case): aiohttp copies whatever it is given
+    into a ``CIMultiDict`` anyway, so building one here would be done twice."""
+    if not result.headers:
+        plain = http.response_headers(request_id)
+        if result.content_type:
+            plain["Content-Type"] = result.content_type
+        return plain
     headers = CIMultiDict(http.response_headers(request_id))
     headers.update(result.headers)
     if result.content_type:

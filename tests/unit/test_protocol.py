@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from workers.protocol import (
     DEFAULT_MAX_FRAME_SIZE,
     HEADER,
+    HOLD_LIMIT,
     MAX_FRAME_SIZE_LIMIT,
     PROTOCOL_VERSION,
     REQUIRED_FIELDS,
@@ -27,6 +28,7 @@ from workers.protocol import (
     SocketChannel,
     decode_payload,
     encode,
+    encode_parts,
     max_frame_size_for,
 )
 
@@ -585,3 +587,21 @@ def test_frames_that_arrive_together_are_decoded_together() -> None:
         assert channel.has_ready  # the other four came with the first read
         assert [channel.recv()["ids"][0] for _ in range(4)] == [1, 2, 3, 4]
         assert not channel.has_ready and not channel.readable()
+
+
+def test_encode_parts_is_encode_split_at_the_header() -> None:
+    for message in realistic_messages():
+        header, payload = encode_parts(message)
+        assert header + payload == encode(message) and HEADER.unpack(header)[0] == len(payload)
+
+
+def test_a_large_frame_is_never_held_and_keeps_its_place() -> None:
+    big = bytes(range(256)) * (HOLD_LIMIT // 256 + 1)
+    with socket_pair() as (left, right):
+        sender, receiver = SocketChannel(left), SocketChannel(right)
+        sender.send({"kind": "cancel", "ids": [1]}, hold=True)
+        with in_thread(lambda: sender.send({"kind": "result", "items": [item(2, big)]}, hold=True)):
+            first, second = receiver.recv(), receiver.recv()
+        assert first == {"kind": "cancel", "ids": [1]}
+        assert second is not None and second["items"][0]["body"] == big
+        assert sender.held_bytes == 0
