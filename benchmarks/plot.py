@@ -1,5 +1,6 @@
 """``latest.png``: for each load scenario, throughput and p99 latency by concurrency, one bar colour per target
-(this server, TorchServe, Mosec, the bare aiohttp ceiling). matplotlib with the Agg backend (no display)."""
+(this server, TorchServe, Mosec, the bare aiohttp ceiling); then start time and memory with the echo model.
+matplotlib with the Agg backend (no display)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
     scenarios = [s for s in report["settings"]["scenarios"] if any(p["scenario"] == s for p in points)]
     if not scenarios:
         scenarios = ["(no load results)"]
-    figure, axes = plt.subplots(len(scenarios), 2, figsize=(12, 3.2 * len(scenarios)), squeeze=False)
+    starts = footprints(report)
+    rows = len(scenarios) + (1 if starts else 0)
+    figure, axes = plt.subplots(rows, 2, figsize=(12, 3.2 * rows), squeeze=False)
     for row, scenario in enumerate(scenarios):
         mine = [p for p in points if p["scenario"] == scenario]
         targets = sorted({p["target"] for p in mine}, key=lambda t: TARGET_ORDER.index(t) if t in TARGET_ORDER else 9)
@@ -46,11 +49,45 @@ def plot(report: dict[str, Any], path: Path) -> None:
                 axis.axhline(spec.ideal_rps, color="black", linestyle="--", linewidth=1, label="ideal")
             axis.set_xticks(range(len(levels)), [f"c={level}" for level in levels])
             axis.set_ylabel(label)
-            axis.set_title(f"{spec.title if spec else scenario}: {label}", fontsize=9)
+            axis.set_title(f"{scenario}: {label}", fontsize=9)
             axis.grid(axis="y", alpha=0.3)
             if targets:
                 axis.legend(fontsize=7)
-    figure.suptitle(f"Benchmark {report['generated_at']}", fontsize=10)
-    figure.tight_layout()
+    if starts:
+        plot_footprint(axes[-1], starts)
+    figure.suptitle(f"Benchmark {report['generated_at']} (scenarios: see latest.md)", fontsize=10)
+    figure.tight_layout(rect=(0, 0, 1, 0.985))
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+FOOTPRINT_SCENARIO = "echo-json"
+
+
+def footprints(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The start records of the echo scenario, one per target that started, in the report's target order."""
+    records = [s for s in report.get("starts", []) if s.get("scenario") == FOOTPRINT_SCENARIO and s.get("start_s")]
+    return sorted(records, key=lambda s: TARGET_ORDER.index(s["target"]) if s["target"] in TARGET_ORDER else 9)
+
+
+def plot_footprint(axes: Any, starts: list[dict[str, Any]]) -> None:
+    """Start to first answer (s) and resident memory when idle (MB, stacked by process) per target."""
+    names = [s["target"] for s in starts]
+    colours = [COLOURS.get(name, OTHER_COLOUR) for name in names]
+    left, right = axes
+    left.bar(range(len(names)), [s["start_s"] for s in starts], color=colours)
+    left.set_title(f"{FOOTPRINT_SCENARIO}: start to first answer", fontsize=9)
+    left.set_ylabel("s")
+    bottoms = [0.0] * len(names)
+    for process in ("frontend", "server", "worker", "launcher"):
+        heights = [float((s.get("rss_idle_mb") or {}).get(process) or 0) for s in starts]
+        if any(heights):
+            hatch = {"worker": "//", "launcher": ".."}.get(process)
+            right.bar(range(len(names)), heights, bottom=bottoms, color=colours, hatch=hatch, edgecolor="white")
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    legend = "plain: frontend or server, //: worker, ..: launcher"
+    right.set_title(f"{FOOTPRINT_SCENARIO}: idle memory, RSS ({legend})", fontsize=9)
+    right.set_ylabel("MB")
+    for axis in axes:
+        axis.set_xticks(range(len(names)), names)
+        axis.grid(axis="y", alpha=0.3)

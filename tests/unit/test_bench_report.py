@@ -172,3 +172,18 @@ def test_markdown_renders_with_peers_missing_and_scenarios_skipped(tmp_path: Pat
 def _shared(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
     add_ceiling_shares(points)
     return points
+
+
+def test_footprint_row_takes_the_echo_starts_in_target_order() -> None:
+    from benchmarks.plot import footprints
+
+    starts = [
+        {"target": "torchserve", "scenario": "echo-json", "start_s": 2.6, "rss_idle_mb": {"frontend": 185.0}},
+        {"target": "modelserver", "scenario": "digits", "start_s": 0.9},
+        {"target": "modelserver", "scenario": "echo-json", "start_s": 0.3, "rss_idle_mb": {"frontend": 45.0}},
+        {"target": "mosec", "scenario": "echo-json", "start_s": None},  # did not start: no bar
+    ]
+    assert [(s["target"], s["start_s"]) for s in footprints({"starts": starts})] == [
+        ("modelserver", 0.3),
+        ("torchserve", 2.6),
+    ]
