@@ -119,9 +119,11 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 def run_foreground(config: ServerConfig) -> int:
     import uvloop
 
+    from .allocator import keep_freed_memory
     from .app import require_c_parser
 
     require_c_parser()
+    keep_freed_memory()
     logs.setup_files(config.log_location)
     path = pid_file()
     path.write_text(str(os.getpid()))
