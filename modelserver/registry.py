@@ -63,7 +63,10 @@ class ModelVersion:
     ) -> None:
         self.spec = spec
         self.artifact = artifact
-        self.queue = BatchQueue(spec.job_queue_size, spec.batch_size, spec.max_batch_delay_ms / 1000)
+        self.loop = asyncio.get_running_loop()
+        """The server's loop, kept: on Python 3.11 every ``asyncio.get_running_loop()`` is a ``getpid()`` system call,
+        and the request path would make several per request."""
+        self.queue = BatchQueue(spec.job_queue_size, spec.batch_size, spec.max_batch_delay_ms / 1000, self.loop.time)
         self.workers: list[WorkerConnection] = []
         self.downloaded: Path | None = None
         """The archive a registration downloaded into the model store; deleted when the version is unregistered."""
@@ -85,7 +88,7 @@ class ModelVersion:
                 worker.take_now([job])
                 return
         if self.spec.client_timeout_ms:
-            job.deadline = asyncio.get_running_loop().time() + self.spec.client_timeout_ms / 1000
+            job.deadline = self.loop.time() + self.spec.client_timeout_ms / 1000
         try:
             self.queue.put(job)
         except QueueFull:

@@ -105,6 +105,7 @@ class Job:
         inputs: list[Input],
         method: str = "predict",
         deadline: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.id = next(_job_ids)
         self.request_id = request_id
@@ -118,7 +119,8 @@ class Job:
         self.started_at = 0.0  # perf_counter stamps for the latency metrics
         self.dispatched_at = 0.0
         self.stream: ResultStream | None = None
-        self.future: asyncio.Future[InferenceResult | ResultStream] = asyncio.get_running_loop().create_future()
+        loop = loop or asyncio.get_running_loop()
+        self.future: asyncio.Future[InferenceResult | ResultStream] = loop.create_future()
 
     def to_wire(self) -> dict[str, Any]:
         return {

@@ -75,7 +75,8 @@ class _Channel(asyncio.BufferedProtocol):
         self._decoder = FrameDecoder(max_frame_size)
         self._max_frame_size = max_frame_size
         self.transport: asyncio.Transport | None = None
-        self.closed: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self.closed: asyncio.Future[BaseException | None] = self._loop.create_future()
         self._outgoing: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,7 +106,7 @@ class _Channel(asyncio.BufferedProtocol):
         if self.transport is None or self.transport.is_closing():
             return
         if not self._outgoing:
-            asyncio.get_running_loop().call_soon(self._write_out)
+            self._loop.call_soon(self._write_out)
         self._outgoing += encode_parts(message, self._max_frame_size, checked)
 
     def _write_out(self) -> None:
@@ -363,7 +364,7 @@ class WorkerConnection:
 
         One timer per worker stays armed while batches run and checks the deadline when it fires, so a batch costs a
         clock read instead of scheduling and cancelling a timer."""
-        loop = asyncio.get_running_loop()
+        loop = self.model.loop
         self._head_started = loop.time()
         if self._timer is None:
             self._timer = loop.call_at(self._head_started + self.model.spec.response_timeout, self._check_timeout)
@@ -377,7 +378,7 @@ class WorkerConnection:
         self._timer = None
         if not self._batches:
             return
-        loop = asyncio.get_running_loop()
+        loop = self.model.loop
         deadline = self._head_started + self.model.spec.response_timeout
         if loop.time() < deadline:
             self._timer = loop.call_at(deadline, self._check_timeout)
@@ -424,7 +425,7 @@ class WorkerConnection:
 
     def _adapt_depth(self) -> None:
         """Keep about ``PREFETCH_WORK_S`` of work on the socket: 16 batches of a 50 us echo, 2 of a 10 ms model."""
-        took = asyncio.get_running_loop().time() - self._head_started
+        took = self.model.loop.time() - self._head_started
         self._batch_seconds += (took - self._batch_seconds) * 0.2
         wanted = int(PREFETCH_WORK_S / self._batch_seconds) + 1 if self._batch_seconds > 0 else MAX_OUTSTANDING
         self._depth = min(MAX_OUTSTANDING, max(MIN_OUTSTANDING, wanted))

@@ -115,7 +115,7 @@ class TorchServeInference(http.TorchServeDialect):
         inputs = await read_inputs(request)
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.raw_headers}
         headers.update(extra)
-        job = Job(http.new_request_id(), headers, inputs, method)
+        job = Job(http.new_request_id(), headers, inputs, method, loop=model.loop)
         model.metrics.admit(job, explicit_version)  # counted before queueing, so a 503 counts too
         model.submit(job, explicit_version)
         try:
