@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from workers.protocol import attach
+
 from .errors import ServeError
 
 _job_ids = itertools.count(1)
@@ -123,11 +125,12 @@ class Job:
         self.future: asyncio.Future[InferenceResult | ResultStream] = loop.create_future()
 
     def to_wire(self) -> dict[str, Any]:
+        """The job as the ``infer`` frame carries it; large bodies go as attachments (docs/protocol.md)."""
         return {
             "id": self.id,
             "request_id": self.request_id,
             "headers": self.headers,
-            "inputs": self.inputs,
+            "inputs": [(name, content_type, attach(value)) for name, content_type, value in self.inputs],
             "method": self.method,
         }
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from .context import BatchBinding, Context, RequestProcessor
 from .json_output import dumps_indent2
+from .protocol import attach
 from .streaming import RequestCancelled
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def decode_value(content_type: str, value: Any, decode: bool) -> Any:
     """Decode one input as TorchServe's worker does; tensor maps and other non-bytes values pass through."""
     if not isinstance(value, bytes | bytearray | memoryview):
         return value
-    raw = bytearray(value)
+    raw = value if type(value) is bytearray else bytearray(value)  # an attachment arrives as a bytearray of its own
     mime = (content_type or "").split(";", 1)[0].strip().lower()
     if not decode:
         return raw
@@ -214,7 +215,7 @@ class _Batch:
         return self.item(idx, encode_output(output))
 
     def item(self, idx: int, body: bytes) -> dict[str, Any]:
-        return {"id": self.job_ids[idx], **response_fields(self.context, idx), "body": body}
+        return {"id": self.job_ids[idx], **response_fields(self.context, idx), "body": attach(body)}
 
     def failed(self, status: int, message: str) -> list[dict[str, Any]]:
         return [error_item(job_id, status, message) for job_id in self.job_ids]

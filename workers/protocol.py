@@ -15,9 +15,16 @@ one frame::
 
 ``N == 0`` and ``N > max_frame_size`` are errors, detected from the header alone. The payload is
 a msgpack map with a ``str`` key ``kind`` naming one of :data:`REQUIRED_FIELDS` and carrying at
-least that kind's fields. ``bin`` values decode to ``bytes``; ext types (timestamps included) are
-errors. Anything malformed raises :class:`ProtocolError`, the only error this module raises for
-bad data.
+least that kind's fields. ``bin`` values decode to ``bytes``.
+
+Large bodies travel beside the map, not inside it (:data:`ATTACH_MIN` bytes or more, marked
+:class:`Attached` by the sender): each goes first in an *attachment frame*, whose header has the
+top bit set (:data:`ATTACHMENT_FLAG`) and whose payload is the raw bytes, and the map that follows
+holds ``ExtType(0, b"")`` where the body was, one per attachment, in order. The bytes then go from
+the sender's own object to the socket and from the socket into the receiver's own ``bytearray``,
+never through msgpack's buffers (two copies on each side). Any other ext type (timestamps
+included), an attachment no map claims, or a map claiming one that was not sent, is an error.
+Anything malformed raises :class:`ProtocolError`, the only error this module raises for bad data.
 
 This module is pure: no environment reads, no torch, no policy about what to do with a broken
 peer. :class:`FrameDecoder` serves the frontend's asyncio side (``asyncio.BufferedProtocol``);
@@ -39,6 +46,9 @@ from typing import Any
 import msgpack
 
 __all__ = [
+    "ATTACHMENT_FLAG",
+    "ATTACH_MIN",
+    "Attached",
     "DEFAULT_MAX_FRAME_SIZE",
     "HEADER",
     "ITEM_FIELDS",
@@ -49,8 +59,10 @@ __all__ = [
     "FrameDecoder",
     "ProtocolError",
     "SocketChannel",
+    "attach",
     "decode_payload",
     "encode",
+    "encode_parts",
     "max_frame_size_for",
 ]
 
@@ -60,8 +72,11 @@ PROTOCOL_VERSION = 1
 HEADER = struct.Struct("!I")
 """The frame header: the payload length as an unsigned 32-bit big-endian integer."""
 
-MAX_FRAME_SIZE_LIMIT = 2**32 - 1
-"""The largest payload length the header can express."""
+ATTACHMENT_FLAG = 0x8000_0000
+"""Set in a frame header: the payload is an attachment (raw bytes) of the next message, not msgpack."""
+
+MAX_FRAME_SIZE_LIMIT = ATTACHMENT_FLAG - 1
+"""The largest payload length the header can express beside its attachment flag (2 GiB - 1)."""
 
 FRAME_SIZE_HEADROOM = 64 * 1024 * 1024
 """Room for everything besides request bodies: responses, headers, tensors, msgpack overhead."""
@@ -80,6 +95,30 @@ SMALL_FRAME_SIZE = 64 * 1024
 """Frames with a payload up to this size are assembled in :class:`FrameDecoder`'s shared buffer."""
 
 _SHARED_BUFFER_SIZE = 4 * SMALL_FRAME_SIZE
+
+ATTACH_MIN = SMALL_FRAME_SIZE
+"""Bodies of this many bytes or more are worth an attachment frame: below it, a copy costs less than the extra
+header, and the frame is received into the shared buffer anyway."""
+
+_ATTACHMENT_EXT = 0
+_ATTACHMENT_MARK = msgpack.ExtType(_ATTACHMENT_EXT, b"")
+_ATTACHMENT_HEADER = struct.Struct("!I")
+
+
+class Attached:
+    """A body to send as an attachment frame: put it where the bytes would go in a message."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self.data = data
+
+
+def attach(value: Any) -> Any:
+    """``value`` marked :class:`Attached` when it is bytes-like and at least :data:`ATTACH_MIN` long, else itself."""
+    if isinstance(value, bytes | bytearray) and len(value) >= ATTACH_MIN:
+        return Attached(value)
+    return value
 
 ITEM_FIELDS = frozenset({"id", "status", "reason", "headers", "content_type"})
 """Fields of an item map (in ``result.items`` and as a ``chunk``); it also has ``body`` or ``error``."""
@@ -123,7 +162,9 @@ class ProtocolError(Exception):
 
 
 def max_frame_size_for(max_request_size: int, batch_size: int) -> int:
-    """Return the frame limit for a server: 64 MiB headroom plus a full batch of maximal requests."""
+    """Return the frame limit for a server: 64 MiB headroom plus a full batch of maximal requests.
+
+    It bounds each frame and also a message with its attachments (what the receiver holds before decoding it)."""
     if max_request_size < 0 or batch_size < 1:
         raise ValueError("max_request_size must be >= 0 and batch_size >= 1")
     return min(FRAME_SIZE_HEADROOM + max_request_size * batch_size, MAX_FRAME_SIZE_LIMIT)
@@ -149,55 +190,94 @@ def _validate(message: Mapping[str, Any]) -> None:
 
 
 def encode(message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, checked: bool = True) -> bytes:
-    """Return one whole frame (header + msgpack payload) for ``message``, ready for a single write.
+    """Return ``message`` as bytes ready for a single write: its attachment frames, if any, then its frame.
 
     Raises :class:`ProtocolError` if the message has no known ``kind`` or lacks a required field,
     holds a value msgpack cannot pack, or packs to more than ``max_frame_size`` bytes.
     ``checked=False`` skips the kind and field check, for a message built by code whose shape is fixed (the
     frontend's ``infer`` frame on the hot path); the receiver checks every frame anyway.
     """
-    header, payload = encode_parts(message, max_frame_size, checked)
-    return header + payload
+    return b"".join(encode_parts(message, max_frame_size, checked))
 
 
 def encode_parts(
     message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, checked: bool = True
-) -> tuple[bytes, bytes]:
-    """:func:`encode` as (header, payload), for a gathering write (``sendmsg``, ``writelines``): a frame carrying a
-    large body is then not copied once more just to put four bytes in front of it."""
+) -> list[bytes | bytearray | memoryview]:
+    """:func:`encode` as the pieces of a gathering write (``sendmsg``, ``writelines``): headers, the attached bodies
+    as the very objects the caller gave, and the payload. Nothing is copied just to put four bytes in front of it.
+
+    Raises :class:`ProtocolError` if the message (with its attachments) packs to more than ``max_frame_size``."""
     if checked:
         if not isinstance(message, Mapping):
             raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
         _validate(message)
+    parts: list[bytes | bytearray | memoryview] = []
+
+    def mark(value: Any) -> Any:
+        if type(value) is Attached:
+            parts.append(_ATTACHMENT_HEADER.pack(ATTACHMENT_FLAG | len(value.data)))
+            parts.append(value.data)
+            return _ATTACHMENT_MARK
+        raise TypeError(f"can not serialize {type(value).__name__!r} object")
+
     try:
-        payload = msgpack.packb(message if isinstance(message, dict) else dict(message), use_bin_type=True)
+        payload = msgpack.packb(message if isinstance(message, dict) else dict(message), use_bin_type=True, default=mark)
     except (TypeError, ValueError, OverflowError) as err:
         raise ProtocolError(f"cannot pack {message['kind']!r} message: {err}") from err
-    if len(payload) > max_frame_size:
-        raise ProtocolError(f"{message['kind']!r} frame of {len(payload)} bytes exceeds {max_frame_size}")
-    return HEADER.pack(len(payload)), payload
+    size = len(payload)
+    if parts:
+        size += sum(len(part) for part in parts[1::2])
+    if size > max_frame_size:
+        raise ProtocolError(f"{message['kind']!r} frame of {size} bytes exceeds {max_frame_size}")
+    parts.append(HEADER.pack(len(payload)))
+    parts.append(payload)
+    return parts
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
     raise ProtocolError(f"msgpack ext type {code} is not allowed")
 
 
-def decode_payload(payload: bytes | bytearray | memoryview, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> dict:
+class _Claim:
+    """The ``ext_hook`` of a message with attachments: each attachment mark takes the next attachment, in order."""
+
+    __slots__ = ("attachments", "taken")
+
+    def __init__(self, attachments: list[bytearray]) -> None:
+        self.attachments = attachments
+        self.taken = 0
+
+    def __call__(self, code: int, data: bytes) -> bytearray:
+        if code != _ATTACHMENT_EXT or data:
+            raise ProtocolError(f"msgpack ext type {code} is not allowed")
+        if self.taken == len(self.attachments):
+            raise ProtocolError("the message claims an attachment that was not sent")
+        self.taken += 1
+        return self.attachments[self.taken - 1]
+
+
+def decode_payload(
+    payload: bytes | bytearray | memoryview,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    attachments: list[bytearray] | None = None,
+) -> dict:
     """Decode one frame payload into a validated message dict.
 
     The payload must be exactly one msgpack map (no trailing bytes) with a known ``kind`` and its
     required fields. Strings are UTF-8 ``str``, ``bin`` is ``bytes``, map keys are ``str`` or
-    ``bytes``, and ext types are refused. Raises :class:`ProtocolError` otherwise.
+    ``bytes``; the attachment marks become the ``attachments`` (``bytearray``, not copied), which must
+    all be claimed, and other ext types are refused. Raises :class:`ProtocolError` otherwise.
     """
     size = len(payload)
     if not 0 < size <= max_frame_size:
         raise ProtocolError(f"payload of {size} bytes is outside 1..{max_frame_size}")
+    claim = _Claim(attachments) if attachments else None
     try:
         message = msgpack.unpackb(
             payload,
             raw=False,
             strict_map_key=True,
-            ext_hook=_reject_ext,
+            ext_hook=claim or _reject_ext,
             max_str_len=size,
             max_bin_len=size,
             max_array_len=size,
@@ -208,19 +288,25 @@ def decode_payload(payload: bytes | bytearray | memoryview, max_frame_size: int 
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as err:
         raise ProtocolError(f"invalid msgpack payload: {err}") from err
+    if claim is not None and claim.taken != len(claim.attachments):
+        raise ProtocolError(f"{len(claim.attachments) - claim.taken} attachment(s) sent but not claimed")
     if not isinstance(message, dict):
         raise ProtocolError(f"payload is a msgpack {type(message).__name__}, not a map")
     _validate(message)
     return message
 
 
-def _frame_length(header: bytes | bytearray | memoryview, max_frame_size: int, offset: int = 0) -> int:
+def _frame_length(header: bytes | bytearray | memoryview, max_frame_size: int, offset: int = 0) -> tuple[int, bool]:
+    """The payload length and whether the frame is an attachment."""
     (length,) = HEADER.unpack_from(header, offset)
+    attachment = length >= ATTACHMENT_FLAG
+    if attachment:
+        length -= ATTACHMENT_FLAG
     if length == 0:
         raise ProtocolError("zero-length frame")
     if length > max_frame_size:
         raise ProtocolError(f"frame of {length} bytes exceeds max_frame_size {max_frame_size}")
-    return length
+    return length, attachment
 
 
 class FrameDecoder:
@@ -240,8 +326,10 @@ class FrameDecoder:
         shared buffer:  [ consumed | start .. partial frame .. end | free tail -> get_buffer ]
         large payload:  [ filled ........................ | unfilled tail -> get_buffer ]
 
-    Memory is bounded by ``max_frame_size``. Zero and oversized lengths raise at once from the
-    header. After any :class:`ProtocolError` the decoder stays failed and raises on every call.
+    Attachment frames are kept, each in a ``bytearray`` of its own, until the message that claims
+    them arrives. Memory is bounded by ``max_frame_size`` (a frame, and a message's attachments in
+    all). Zero and oversized lengths raise at once from the header. After any
+    :class:`ProtocolError` the decoder stays failed and raises on every call.
     """
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
@@ -252,14 +340,18 @@ class FrameDecoder:
         self._end = 0  # end of received bytes in the shared buffer
         self._large: bytearray | None = None  # payload of a large frame being received
         self._large_filled = 0
+        self._large_is_attachment = False
+        self._attachments: list[bytearray] = []  # received, waiting for the message that claims them
+        self._attached_bytes = 0
         self._failed: ProtocolError | None = None
 
     @property
     def pending(self) -> int:
-        """Bytes received that do not yet form a complete frame (0 at a frame boundary)."""
+        """Bytes received that do not yet form a complete message (0 at a message boundary)."""
+        waiting = self._attached_bytes + HEADER.size * len(self._attachments)
         if self._large is not None:
-            return HEADER.size + self._large_filled
-        return self._end - self._start
+            return waiting + HEADER.size + self._large_filled
+        return waiting + self._end - self._start
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Return a non-empty writable buffer for the next received bytes (``sizehint`` is ignored)."""
@@ -320,7 +412,10 @@ class FrameDecoder:
         if self._large_filled < len(self._large):
             return []
         payload, self._large, self._large_filled = self._large, None, 0
-        return [decode_payload(payload, self.max_frame_size)]
+        if self._large_is_attachment:
+            self._attachments.append(payload)
+            return []
+        return [self._decode(payload)]
 
     def _shared_updated(self, nbytes: int) -> list[dict]:
         if not 0 <= nbytes <= len(self._shared) - self._end:
@@ -328,28 +423,53 @@ class FrameDecoder:
         self._end += nbytes
         messages: list[dict] = []
         while self._end - self._start >= HEADER.size:
-            length = _frame_length(self._shared, self.max_frame_size, self._start)
+            length, attachment = _frame_length(self._shared, self.max_frame_size, self._start)
+            if attachment:
+                self._count_attachment(length)
             body_start = self._start + HEADER.size
             available = self._end - body_start
             if available >= length:
                 payload = self._shared_view[body_start : body_start + length]
                 self._start = body_start + length
-                messages.append(decode_payload(payload, self.max_frame_size))
+                if attachment:
+                    self._attachments.append(bytearray(payload))
+                else:
+                    messages.append(self._decode(payload))
             elif length > SMALL_FRAME_SIZE:
-                self._start_large(length, body_start)
+                self._start_large(length, body_start, attachment)
                 break
             else:
+                if attachment:  # counted again when the rest of it has arrived
+                    self._attached_bytes -= length
                 break
         return messages
 
-    def _start_large(self, length: int, body_start: int) -> None:
+    def _count_attachment(self, length: int) -> None:
+        self._attached_bytes += length
+        if self._attached_bytes > self.max_frame_size:
+            raise ProtocolError(f"attachments of {self._attached_bytes} bytes exceed max_frame_size {self.max_frame_size}")
+
+    def _decode(self, payload: bytes | bytearray | memoryview) -> dict:
+        attachments = self._attachments
+        if not attachments:
+            return decode_payload(payload, self.max_frame_size)
+        if len(payload) + self._attached_bytes > self.max_frame_size:
+            raise ProtocolError(f"message with attachments exceeds max_frame_size {self.max_frame_size}")
+        self._attachments, self._attached_bytes = [], 0
+        return decode_payload(payload, self.max_frame_size, attachments)
+
+    def _start_large(self, length: int, body_start: int, attachment: bool) -> None:
         """Move a large frame's partial payload out of the shared buffer into its own bytearray."""
         available = self._end - body_start
         self._large = bytearray(length)
         self._large[:available] = self._shared_view[body_start : self._end]
         self._large_filled = available
+        self._large_is_attachment = attachment
         self._start = self._end = 0
 
+
+MAX_IOVECS = 512
+"""At most this many pieces in one ``sendmsg`` (Linux takes 1024); more are joined first."""
 
 HOLD_LIMIT = 64 * 1024
 """Frames this large are written at once even when ``hold=True``: holding would save a system call but cost a copy."""
@@ -370,7 +490,7 @@ class SocketChannel:
         self._send_lock = threading.Lock()
         self._decoder = FrameDecoder(self.max_frame_size)
         self._ready: deque[dict] = deque()  # decoded, not yet returned
-        self._held: list[bytes] = []  # headers and payloads of frames sent with hold=True, for the next write
+        self._held: list[bytes | bytearray | memoryview] = []  # frames sent with hold=True, for the next write
         self._held_bytes = 0
         self._held_since = 0.0
         self._poll = select.poll()  # readiness without a wait, whatever the socket's timeout
@@ -420,15 +540,14 @@ class SocketChannel:
         ``hold=True`` keeps the frame to be written with the next frame sent without it (or :meth:`flush`, or a
         :meth:`recv` that would block), so results of batches that arrived together leave in one write. A frame
         larger than ``HOLD_LIMIT`` is never held. Frames always leave in the order they were sent."""
-        header, payload = encode_parts(message, self.max_frame_size)
+        parts = encode_parts(message, self.max_frame_size)
         with self._send_lock:
-            if hold and len(payload) < HOLD_LIMIT:
+            if hold and len(parts) == 2 and len(parts[1]) < HOLD_LIMIT:  # small, and no attachments
                 if not self._held:
                     self._held_since = time.monotonic()
-                self._held += (header, payload)
-                self._held_bytes += len(header) + len(payload)
+                self._held += parts
+                self._held_bytes += len(parts[0]) + len(parts[1])
                 return
-            parts = [header, payload]
             if self._held:
                 parts, self._held, self._held_bytes = [*self._held, *parts], [], 0
             self._send_parts(parts)
@@ -440,12 +559,17 @@ class SocketChannel:
                 parts, self._held, self._held_bytes = self._held, [], 0
                 self._send_parts(parts)
 
-    def _send_parts(self, parts: list[bytes]) -> None:
+    def _send_parts(self, parts: list[bytes | bytearray | memoryview]) -> None:
         """One gathering write of ``parts`` (no join), finished with ``sendall`` if the kernel took only some."""
+        if len(parts) > MAX_IOVECS:
+            parts = [b"".join(parts)]
         sent = self.sock.sendmsg(parts)
-        total = sum(len(part) for part in parts)
-        if sent < total:
-            self.sock.sendall(b"".join(parts)[sent:])
+        for part in parts:
+            if sent >= len(part):
+                sent -= len(part)
+                continue
+            self.sock.sendall(memoryview(part)[sent:])  # the rest of this part, then the parts after it
+            sent = 0
 
     def close(self) -> None:
         """Shut the socket down (waking a thread blocked in :meth:`recv`) and close it."""

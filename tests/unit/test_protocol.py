@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workers.protocol import (
+    ATTACH_MIN,
+    ATTACHMENT_FLAG,
     DEFAULT_MAX_FRAME_SIZE,
     HEADER,
     HOLD_LIMIT,
@@ -23,9 +25,11 @@ from workers.protocol import (
     PROTOCOL_VERSION,
     REQUIRED_FIELDS,
     SMALL_FRAME_SIZE,
+    Attached,
     FrameDecoder,
     ProtocolError,
     SocketChannel,
+    attach,
     decode_payload,
     encode,
     encode_parts,
@@ -605,3 +609,99 @@ def test_a_large_frame_is_never_held_and_keeps_its_place() -> None:
         assert first == {"kind": "cancel", "ids": [1]}
         assert second is not None and second["items"][0]["body"] == big
         assert sender.held_bytes == 0
+
+
+# --- attachments ---------------------------------------------------------------------------------
+
+
+def _result_with(*bodies: bytes) -> dict[str, Any]:
+    items = [
+        {"id": index, "status": 200, "reason": "", "headers": {}, "content_type": "", "body": attach(body)}
+        for index, body in enumerate(bodies)
+    ]
+    return {"kind": "result", "items": items}
+
+
+def test_a_large_body_is_sent_as_the_very_object_in_an_attachment_frame() -> None:
+    body = bytes(range(256)) * (ATTACH_MIN // 256)
+    parts = encode_parts(_result_with(body, b"small"))
+    assert len(parts) == 4 and parts[1] is body  # header, body, header, payload: the body is not copied
+    assert HEADER.unpack(parts[0])[0] == ATTACHMENT_FLAG | len(body)
+    assert body not in parts[3] and b"small" in parts[3]
+    assert encode_parts(_result_with(body[:-1]))[1] != body[:-1]  # below ATTACH_MIN: inside the map
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.sampled_from([10, ATTACH_MIN, ATTACH_MIN + 1, 3 * SMALL_FRAME_SIZE + 7]), min_size=1, max_size=4),
+    cuts=st.lists(st.integers(min_value=1, max_value=5 * SMALL_FRAME_SIZE), min_size=1, max_size=12),
+)
+def test_attachments_round_trip_through_any_split(sizes: list[int], cuts: list[int]) -> None:
+    bodies = [bytes([index + 1]) * size for index, size in enumerate(sizes)]
+    messages = [_result_with(*bodies), {"kind": "cancel", "ids": [7]}, _result_with(bodies[-1])]
+    stream = b"".join(encode(message) for message in messages)
+    decoder, received, offset = FrameDecoder(), [], 0
+    for cut in itertools.cycle(cuts):
+        if offset >= len(stream):
+            break
+        received += decoder.feed(stream[offset : offset + cut])
+        offset += cut
+    assert decoder.pending == 0
+    assert [[item["body"] for item in m["items"]] for m in (received[0], received[2])] == [bodies, bodies[-1:]]
+    assert received[1] == {"kind": "cancel", "ids": [7]}
+    attached = [item["body"] for item in received[0]["items"] if len(item["body"]) >= ATTACH_MIN]
+    assert attached and all(type(body) is bytearray for body in attached)
+
+
+def _attachment_frame(data: bytes) -> bytes:
+    return HEADER.pack(ATTACHMENT_FLAG | len(data)) + data
+
+
+def _frame(payload: bytes) -> bytes:
+    return HEADER.pack(len(payload)) + payload
+
+
+MARK = msgpack.ExtType(0, b"")
+
+
+@pytest.mark.parametrize(
+    ("stream", "error"),
+    [
+        (_attachment_frame(b"x" * 5) + encode({"kind": "cancel", "ids": [1]}), "not claimed"),
+        (_frame(msgpack.packb({"kind": "cancel", "ids": [MARK]})), "not sent"),
+        (_attachment_frame(b"x") + _frame(msgpack.packb({"kind": "cancel", "ids": [MARK, MARK]})), "not sent"),
+        (_attachment_frame(b"x") + _frame(msgpack.packb({"kind": "cancel", "ids": [msgpack.ExtType(1, b"")]})), "ext"),
+        (_attachment_frame(b"x") + _frame(msgpack.packb({"kind": "cancel", "ids": [msgpack.ExtType(0, b"a")]})), "ext"),
+    ],
+)
+def test_attachments_must_match_their_marks(stream: bytes, error: str) -> None:
+    with pytest.raises(ProtocolError, match=error):
+        FrameDecoder().feed(stream)
+
+
+def test_attachments_are_bounded_by_max_frame_size_before_their_bytes_arrive() -> None:
+    decoder = FrameDecoder(max_frame_size=1000)
+    decoder.feed(_attachment_frame(b"a" * 600))
+    with pytest.raises(ProtocolError, match="exceed"):
+        decoder.feed(HEADER.pack(ATTACHMENT_FLAG | 600))  # 1200 in all: refused from the header
+    with pytest.raises(ProtocolError, match="exceeds"):
+        encode({"kind": "cancel", "ids": [Attached(b"a" * 600), Attached(b"b" * 600)]}, max_frame_size=1000)
+
+
+def test_a_stream_that_ends_after_an_attachment_is_truncated() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(_attachment_frame(b"y" * (ATTACH_MIN + 5)))
+    assert decoder.pending == ATTACH_MIN + 5 + HEADER.size
+    with pytest.raises(ProtocolError, match="truncated"):
+        decoder.check_eof()
+
+
+def test_socket_channel_sends_attachments_at_once_and_receives_bytearrays() -> None:
+    body = bytes(range(256)) * (2 * HOLD_LIMIT // 256)
+    with socket_pair() as (left, right):
+        sender, receiver = SocketChannel(left), SocketChannel(right)
+        sender.send(_result_with(body), hold=True)  # an attachment is never held
+        assert receiver.readable()
+        received = receiver.recv()
+        assert received is not None
+        assert type(received["items"][0]["body"]) is bytearray and received["items"][0]["body"] == body
