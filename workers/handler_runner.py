@@ -18,7 +18,6 @@ from typing import Any
 
 from .context import BatchBinding, Context, RequestProcessor
 from .json_output import dumps_indent2
-from .protocol import attach
 from .streaming import RequestCancelled
 
 logger = logging.getLogger(__name__)
@@ -215,7 +214,7 @@ class _Batch:
         return self.item(idx, encode_output(output))
 
     def item(self, idx: int, body: bytes) -> dict[str, Any]:
-        return {"id": self.job_ids[idx], **response_fields(self.context, idx), "body": attach(body)}
+        return {"id": self.job_ids[idx], **response_fields(self.context, idx), "body": body}
 
     def failed(self, status: int, message: str) -> list[dict[str, Any]]:
         return [error_item(job_id, status, message) for job_id in self.job_ids]

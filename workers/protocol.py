@@ -120,6 +120,7 @@ def attach(value: Any) -> Any:
         return Attached(value)
     return value
 
+
 ITEM_FIELDS = frozenset({"id", "status", "reason", "headers", "content_type"})
 """Fields of an item map (in ``result.items`` and as a ``chunk``); it also has ``body`` or ``error``."""
 
@@ -221,7 +222,9 @@ def encode_parts(
         raise TypeError(f"can not serialize {type(value).__name__!r} object")
 
     try:
-        payload = msgpack.packb(message if isinstance(message, dict) else dict(message), use_bin_type=True, default=mark)
+        payload = msgpack.packb(
+            message if isinstance(message, dict) else dict(message), use_bin_type=True, default=mark
+        )
     except (TypeError, ValueError, OverflowError) as err:
         raise ProtocolError(f"cannot pack {message['kind']!r} message: {err}") from err
     size = len(payload)
@@ -235,6 +238,8 @@ def encode_parts(
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
+    if code == _ATTACHMENT_EXT and not data:
+        raise ProtocolError("the message claims an attachment that was not sent")
     raise ProtocolError(f"msgpack ext type {code} is not allowed")
 
 
@@ -447,7 +452,9 @@ class FrameDecoder:
     def _count_attachment(self, length: int) -> None:
         self._attached_bytes += length
         if self._attached_bytes > self.max_frame_size:
-            raise ProtocolError(f"attachments of {self._attached_bytes} bytes exceed max_frame_size {self.max_frame_size}")
+            raise ProtocolError(
+                f"attachments of {self._attached_bytes} bytes exceed max_frame_size {self.max_frame_size}"
+            )
 
     def _decode(self, payload: bytes | bytearray | memoryview) -> dict:
         attachments = self._attachments

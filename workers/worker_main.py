@@ -18,7 +18,7 @@ import time
 from collections import deque
 from typing import Any
 
-from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, SocketChannel
+from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, SocketChannel, attach
 
 logger = logging.getLogger("workers")
 
@@ -107,13 +107,23 @@ def serve(channel: SocketChannel, device: str) -> int:
         elif kind == "infer" and service is not None:
             jobs = message["jobs"]
             started = time.monotonic()
-            items = service.run_batch(jobs, lambda item: channel.send({"kind": "chunk", **item}), inbox.is_cancelled)
+            items = service.run_batch(
+                jobs, lambda item: channel.send({"kind": "chunk", **_attached(item)}), inbox.is_cancelled
+            )
             hold = _may_hold(channel, time.monotonic() - started)
-            channel.send({"kind": "result", "items": items}, hold=hold)
+            channel.send({"kind": "result", "items": [_attached(item) for item in items]}, hold=hold)
             inbox.forget([job["id"] for job in jobs])
         else:
             logger.error("Unexpected %r frame before the model was loaded", kind)
             return 1
+
+
+def _attached(item: dict[str, Any]) -> dict[str, Any]:
+    """The item with a large body marked to travel as an attachment frame (docs/protocol.md)."""
+    body = item.get("body")
+    if body is not None:
+        item["body"] = attach(body)
+    return item
 
 
 HOLD_SECONDS = 0.001

@@ -98,6 +98,14 @@ def test_stream_of_n_pieces_arrives_as_n_chunks_first_before_the_end(server: Run
     assert first_at is not None and first_at < total - 1.0
 
 
+def test_large_pieces_stream_whole_and_in_order(server: RunningServer) -> None:
+    """Pieces of 64 KiB and more travel from the worker as attachment frames (docs/protocol.md)."""
+    with stream(server, {"count": 4, "pad": 70_000}) as response:
+        assert response.status_code == 200
+        pieces = list(response.raw.read_chunked(decode_content=False))
+    assert b"".join(pieces) == b"".join(f"piece-{i};{'x' * 70_000}".encode() for i in range(4)) + b"end"
+
+
 def test_client_closing_a_stream_stops_the_handler(server: RunningServer, tmp_path: Path) -> None:
     progress = tmp_path / "progress.json"
     with stream(server, {"count": 50, "pause": 0.1, "progress": str(progress)}) as response:

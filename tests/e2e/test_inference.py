@@ -60,6 +60,31 @@ def test_echo_raw_body(server: RunningServer) -> None:
     assert response.content == payload
 
 
+@pytest.mark.parametrize("size", [65_535, 65_536, 99_000])
+def test_echo_large_raw_body_is_returned_byte_for_byte(server: RunningServer, size: int) -> None:
+    """From 64 KiB on, bodies travel to the worker and back as attachment frames (docs/protocol.md)."""
+    payload = os.urandom(size)
+    response = post(server, "/predictions/echo", data=payload, headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 200
+    assert response.content == payload
+
+
+def test_concurrent_large_bodies_each_come_back_to_their_own_client(server: RunningServer) -> None:
+    payloads = [os.urandom(70_000 + index) for index in range(12)]
+    answers: dict[int, bytes] = {}
+
+    def send(index: int) -> None:
+        headers = {"Content-Type": "application/octet-stream"}
+        answers[index] = post(server, "/predictions/echo", data=payloads[index], headers=headers).content
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(payloads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert [answers.get(index) == payload for index, payload in enumerate(payloads)] == [True] * len(payloads)
+
+
 def test_echo_json_is_decoded_and_reencoded(server: RunningServer) -> None:
     response = post(server, "/predictions/echo", json={"a": [1, 2, 3]})
     assert response.status_code == 200

@@ -1,4 +1,5 @@
-"""Streams ``count`` pieces, ``pause`` seconds apart, recording its progress in ``progress`` (a file).
+"""Streams ``count`` pieces (each padded with ``pad`` x's), ``pause`` seconds apart, recording its progress in
+``progress`` (a file).
 
 The progress file is the side effect a test reads to see that a client's disconnect stopped it:
 ``send_intermediate_predict_response`` raises once the client is gone, and the handler records that.
@@ -15,11 +16,13 @@ def handle(data, context):
         return None
     spec = data[0].get("body") or {}
     count, pause, progress = spec.get("count", 3), spec.get("pause", 0.0), spec.get("progress")
+    padding = "x" * spec.get("pad", 0)
     sent = 0
     state = "finished"
     try:
         for i in range(count):
-            send_intermediate_predict_response([f"piece-{i};"] * len(data), context.request_ids, "part", 200, context)
+            pieces = [f"piece-{i};{padding}"] * len(data)
+            send_intermediate_predict_response(pieces, context.request_ids, "part", 200, context)
             sent += 1
             if progress:
                 with open(progress, "w") as f:
