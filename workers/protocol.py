@@ -212,29 +212,40 @@ def encode_parts(
         if not isinstance(message, Mapping):
             raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
         _validate(message)
-    parts: list[bytes | bytearray | memoryview] = []
-
-    def mark(value: Any) -> Any:
-        if type(value) is Attached:
-            parts.append(_ATTACHMENT_HEADER.pack(ATTACHMENT_FLAG | len(value.data)))
-            parts.append(value.data)
-            return _ATTACHMENT_MARK
-        raise TypeError(f"can not serialize {type(value).__name__!r} object")
-
+    packing = _packing
     try:
-        payload = msgpack.packb(
-            message if isinstance(message, dict) else dict(message), use_bin_type=True, default=mark
-        )
+        payload = packing.packer.pack(message if isinstance(message, dict) else dict(message))
     except (TypeError, ValueError, OverflowError) as err:
+        packing.packer.reset()
+        packing.parts = []
         raise ProtocolError(f"cannot pack {message['kind']!r} message: {err}") from err
     size = len(payload)
+    parts = packing.parts
     if parts:
+        packing.parts = []
         size += sum(len(part) for part in parts[1::2])
     if size > max_frame_size:
         raise ProtocolError(f"{message['kind']!r} frame of {size} bytes exceeds {max_frame_size}")
-    parts.append(HEADER.pack(len(payload)))
-    parts.append(payload)
-    return parts
+    return [*parts, HEADER.pack(len(payload)), payload]
+
+
+class _Packing(threading.local):
+    """A msgpack ``Packer`` per thread, reused (``packb`` builds one per call), and the attachment frames of the
+    message it is packing (its ``default`` hook meets each :class:`Attached` body)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes | bytearray | memoryview] = []
+        self.packer = msgpack.Packer(use_bin_type=True, autoreset=True, default=self.mark)
+
+    def mark(self, value: Any) -> Any:
+        if type(value) is Attached:
+            self.parts.append(_ATTACHMENT_HEADER.pack(ATTACHMENT_FLAG | len(value.data)))
+            self.parts.append(value.data)
+            return _ATTACHMENT_MARK
+        raise TypeError(f"can not serialize {type(value).__name__!r} object")
+
+
+_packing = _Packing()
 
 
 def _reject_ext(code: int, data: bytes) -> Any:
