@@ -102,7 +102,6 @@ header, and the frame is received into the shared buffer anyway."""
 
 _ATTACHMENT_EXT = 0
 _ATTACHMENT_MARK = msgpack.ExtType(_ATTACHMENT_EXT, b"")
-_ATTACHMENT_HEADER = struct.Struct("!I")
 
 
 class Attached:
@@ -239,7 +238,7 @@ class _Packing(threading.local):
 
     def mark(self, value: Any) -> Any:
         if type(value) is Attached:
-            self.parts.append(_ATTACHMENT_HEADER.pack(ATTACHMENT_FLAG | len(value.data)))
+            self.parts.append(HEADER.pack(ATTACHMENT_FLAG | len(value.data)))
             self.parts.append(value.data)
             return _ATTACHMENT_MARK
         raise TypeError(f"can not serialize {type(value).__name__!r} object")
@@ -264,10 +263,8 @@ class _Claim:
         self.taken = 0
 
     def __call__(self, code: int, data: bytes) -> bytearray:
-        if code != _ATTACHMENT_EXT or data:
-            raise ProtocolError(f"msgpack ext type {code} is not allowed")
-        if self.taken == len(self.attachments):
-            raise ProtocolError("the message claims an attachment that was not sent")
+        if code != _ATTACHMENT_EXT or data or self.taken == len(self.attachments):
+            _reject_ext(code, data)
         self.taken += 1
         return self.attachments[self.taken - 1]
 
