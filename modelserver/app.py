@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__, auth, snapshot, tls
+from . import __version__, aiohttp_adapter, auth, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects import torchserve_http
@@ -30,8 +30,9 @@ from .errors import InvalidSnapshot, ServeError
 from .listener import Listener
 from .metrics import ServerMetrics
 from .model_spec import Defaults, build_spec
+from .model_version import ModelVersion
 from .openapi import build_openapi
-from .registry import ModelRegistry, ModelVersion
+from .registry import ModelRegistry
 
 logger = logging.getLogger("modelserver")
 
@@ -70,12 +71,14 @@ class ModelServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.registry = ModelRegistry()
-        self.metrics = ServerMetrics.from_config(config, lambda: iter(self.registry))
+        self.metrics = ServerMetrics.from_config(config, self._version_gauges)
         self.defaults = Defaults(
             workers=config.default_workers_per_model,
             job_queue_size=config.job_queue_size,
             response_timeout=config.default_response_timeout,
             startup_timeout=config.default_startup_timeout,
+            protocol=config.default_protocol,
+            envelope=config.service_envelope,
         )
         self._frame_size = max_frame_size(config)
         self._servers: list[asyncio.AbstractServer] = []
@@ -84,6 +87,9 @@ class ModelServer:
         self._descriptions: dict[int, dict[str, Any]] = {}
         self.auth = auth.from_config(config)
         self._ssl: ssl.SSLContext | None = None
+
+    def _version_gauges(self) -> list[tuple[str, str, int, int]]:
+        return [(v.spec.name, v.spec.version, v.queue.pending, v.metrics.streams) for v in self.registry]
 
     # -- models ----------------------------------------------------------------------------------
 
@@ -140,12 +146,12 @@ class ModelServer:
             spec = dataclasses.replace(spec, **(overrides or {}))
             version = ModelVersion(
                 spec,
+                self.metrics.for_version(spec.name, spec.version),
                 artifact=artifact,
                 gpu_count=self.config.number_of_gpu,
                 decode_input_request=self.config.decode_input_request,
                 max_frame_size=max(self._frame_size, max_frame_size(self.config, spec.batch_size)),
             )
-            version.metrics = self.metrics.for_version(spec.name, spec.version)
             self.registry.add(version)
         except BaseException:
             release(artifact)
@@ -176,20 +182,23 @@ class ModelServer:
         inference = TorchServeInference(self.registry, lambda: self._describe(inference_listener))
         management = TorchServeManagement(self.registry, lambda: self._describe(management_listener), host=self)
         metrics = TorchServeMetrics(lambda: self._describe(metrics_listener), self.metrics)
+        families = {"torchserve": [inference]}
+        served = [dialect for family in cfg.inference_protocols for dialect in families.get(family, ())]
+        resolve = {"protocol_of": self.registry.protocol_of, "default_protocol": cfg.default_protocol}
         if cfg.inference_address == cfg.management_address:
             inference_listener = management_listener = Listener(
-                "inference", [inference, management], cfg.max_request_size
+                "inference", [*served, management], cfg.max_request_size, **resolve
             )
             result = [(cfg.inference_address, inference_listener)]
         else:
-            inference_listener = Listener("inference", [inference], cfg.max_request_size)
-            management_listener = Listener("management", [management], cfg.max_request_size)
+            inference_listener = Listener("inference", served, cfg.max_request_size, **resolve)
+            management_listener = Listener("management", [management], cfg.max_request_size, **resolve)
             result = [(cfg.inference_address, inference_listener), (cfg.management_address, management_listener)]
         metrics_listener = Listener("metrics", [metrics], cfg.max_request_size)
         if self.metrics.settings.api_enabled:  # enable_metrics_api=false: no metrics port at all
             result.append((cfg.metrics_address, metrics_listener))
         for _, listener in result:
-            listener.observers.append(self.metrics.observe_response)  # Requests2XX/4XX/5XX
+            listener.observers.append(self.metrics.observe_status)  # Requests2XX/4XX/5XX
         if self.auth is not None:
             scopes = {inference: auth.INFERENCE, management: auth.MANAGEMENT}
             auth.protect(self.auth, [listener for _, listener in result], scopes)
@@ -202,7 +211,7 @@ class ModelServer:
         return self._descriptions[key]
 
     async def _bind(self, address: Address, listener: Listener) -> None:
-        http_server = listener.make_server(handler_cancellation=True)
+        http_server = aiohttp_adapter.make_server(listener, handler_cancellation=True)
         loop = asyncio.get_running_loop()
         if address.scheme == "unix":
             Path(address.path).unlink(missing_ok=True)

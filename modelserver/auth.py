@@ -38,12 +38,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from .config import ConfigError, ServerConfig
 from .dialects import torchserve_http as http
 from .errors import ServeError
-from .router import ANY, Match, Route
+from .http_messages import Request, Response
+from .router import ANY, Route
 
 if TYPE_CHECKING:
     from .listener import Dialect, Listener
@@ -328,8 +327,7 @@ class TokenGuard:
         self._scopes = dict(scopes)
         self._default = default
 
-    def __call__(self, request: web.BaseRequest, match: Match) -> None:
-        route = match.route
+    def __call__(self, request: Request, route: Route | None) -> None:
         scopes = self._scopes.get(id(route), self._default) if route is not None else self._default
         if scopes and not self._auth.allows(scopes, request.headers.get("Authorization")):
             raise InvalidKey()
@@ -353,10 +351,10 @@ class TokenApi:
             auth=PUBLIC,  # checked by the handler: its failures say "Authentication", not "Authorization"
         )
 
-    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
+    def error_response(self, error: ServeError, request: Request) -> Response:
         return http.error_response(error, request)
 
-    async def token(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def token(self, request: Request, params: dict[str, str]) -> Response:
         if not self._auth.allows((API,), request.headers.get("Authorization")):
             raise InvalidKey(AUTHENTICATION_FAILED)
         scope = request.query.get("type")
@@ -369,7 +367,7 @@ class TokenApi:
             raise InvalidKey(AUTHENTICATION_FAILED) from None
         headers = http.response_headers(http.new_request_id())
         headers["Content-Type"] = "application/json"
-        return web.Response(body=b"\n", headers=headers)  # TorchServe sends an empty JSON string plus "\n"
+        return Response(200, headers, b"\n")  # TorchServe sends an empty JSON string plus "\n"
 
 
 def protect(auth: TokenAuthorization, listeners: Iterable[Listener], scopes: Mapping[Dialect, str]) -> None:

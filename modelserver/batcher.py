@@ -142,7 +142,7 @@ class BatchQueue:
             if job.deadline is not None and now > job.deadline:
                 job.fail(RequestExpired())
                 continue
-            if batch and "describe" in (job.method, batch[0].method):  # a describe job always runs alone
+            if batch and (job.solo or batch[0].solo):  # a solo job (a describe call) runs in a batch of its own
                 self._items.appendleft(job)
                 break
             batch.append(job)

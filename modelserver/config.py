@@ -25,7 +25,8 @@ from types import MappingProxyType
 from typing import Any
 
 from modelserver import devices
-from modelserver.properties import PropertiesSyntaxError, parse_properties, substitute_env
+from modelserver.properties import ConfigError, PropertiesSyntaxError, parse_properties, substitute_env
+from modelserver.protocols import API_FAMILIES, MODEL_PROTOCOLS, TORCHSERVE
 
 __all__ = [
     "ENV_OVERRIDES",
@@ -41,10 +42,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("modelserver.config")
-
-
-class ConfigError(Exception):
-    """A configuration problem that stops startup; the message names the key (or file) and the bad value."""
 
 
 # --- keys ----------------------------------------------------------------------------------------------------------
@@ -114,6 +111,10 @@ _ENV_CONFIGURABLE_KEYS = (
     "ts_header_key_sequence_end",
     "disable_token_authorization",
     "enable_model_api",
+    # Our own keys.
+    "default_protocol",
+    "inference_protocols",
+    "count_distribution_bucket",
 )
 
 # Keys read only from the file or CLI. ``ts_open_inference_protocol`` is here on purpose: the environment variable
@@ -294,6 +295,12 @@ class ServerConfig:
     """``$METRICS_LOCATION``, absolute."""
     config_file: str | None = None
     """Absolute path of the file actually read, if any."""
+    service_envelope: str = ""
+    """TorchServe's ``service_envelope``: the request envelope every TorchServe handler is wrapped in."""
+    default_protocol: str = TORCHSERVE
+    """The protocol of a model that names none, and what shared routes mean for an unknown model."""
+    inference_protocols: tuple[str, ...] = API_FAMILIES
+    """The API families served on the inference address."""
     properties: Mapping[str, str] = field(default_factory=_empty_mapping)
     """Every key after precedence (file < CLI < env), unknown ones included, as strings."""
     unknown_keys: tuple[str, ...] = ()
@@ -450,6 +457,9 @@ def _build(
         log_location=_location(environ, "LOG_LOCATION", cwd),
         metrics_location=_location(environ, "METRICS_LOCATION", cwd),
         config_file=config_file,
+        service_envelope=(properties.get("service_envelope") or "").strip(),
+        default_protocol=_get_choice(properties, "default_protocol", TORCHSERVE, MODEL_PROTOCOLS),
+        inference_protocols=_get_choices(properties, "inference_protocols", API_FAMILIES),
         properties=MappingProxyType(dict(properties)),
         unknown_keys=unknown,
     )
@@ -474,6 +484,28 @@ _MAX_SHOWN = 200
 def _shown(value: str) -> str:
     """``repr`` of a value for an error message, shortened if it is long (a ``models=`` JSON can be)."""
     return repr(value) if len(value) <= _MAX_SHOWN else repr(value[:_MAX_SHOWN]) + "..."
+
+
+def _get_choice(properties: Mapping[str, str], key: str, default: str, known: tuple[str, ...]) -> str:
+    value = properties.get(key)
+    if value is None or not value.strip():
+        return default
+    choice = value.strip().lower()
+    if choice not in known:
+        raise ConfigError(f"{key}={value!r}: expected one of {', '.join(known)}")
+    return choice
+
+
+def _get_choices(properties: Mapping[str, str], key: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated subset of ``known``, in the given order, without repeats; all of them when not set."""
+    value = properties.get(key)
+    if value is None or not value.strip():
+        return known
+    choices = tuple(dict.fromkeys(item.strip().lower() for item in value.split(",") if item.strip()))
+    unknown = [choice for choice in choices if choice not in known]
+    if unknown or not choices:
+        raise ConfigError(f"{key}={value!r}: expected a comma-separated list of {', '.join(known)}")
+    return choices
 
 
 def _get_bool(properties: Mapping[str, str], key: str, default: bool) -> bool:

@@ -1,34 +1,34 @@
-"""One HTTP listener: aiohttp's low-level server, our router, and the dialects mounted on it.
+"""One HTTP listener: our router and the dialects mounted on it, over our request/response interface.
 
-Every request goes: match method + path -> the guards (token authorization, :mod:`modelserver.auth`;
-they see unmatched requests too) -> route (404 / 405 + ``Allow`` otherwise) -> the route's handler
--> the observers. A :class:`~modelserver.errors.ServeError` raised anywhere below is rendered by
-the dialect that owns the route, in that dialect's error shape. aiohttp's access-log hook writes
-``access_log.log`` after the response is sent (:mod:`modelserver.logs`).
+Every request goes: match method + path -> for a route shared by several protocols, the variant of
+the protocol of the model the path names (the server's default protocol for an unknown model) ->
+the guards (token authorization, :mod:`modelserver.auth`; they see unmatched requests too) -> the
+route's handler (404 / 405 + ``Allow`` when nothing matched). A
+:class:`~modelserver.errors.ServeError` raised anywhere below is rendered by the dialect that owns
+the chosen route, in that dialect's error shape. The HTTP server below (:mod:`modelserver.aiohttp_adapter`)
+builds the request, calls :meth:`Listener.dispatch` and the observers, and writes the response.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from aiohttp import web, web_protocol, web_request
-from aiohttp.http_parser import RawRequestMessage
-from aiohttp.streams import StreamReader
-
-from . import logs
 from .errors import MethodNotAllowed, ResourceNotFound, ServeError
+from .http_messages import AnyResponse, Request, Response
 from .router import Match, MatchKind, Route, Router
 
 logger = logging.getLogger("modelserver.http")
 
-RouteHandler = Callable[[web.BaseRequest, dict[str, str]], Awaitable[web.StreamResponse]]
-Guard = Callable[[web.BaseRequest, Match], None]
-"""Runs before dispatch (e.g. token auth); raises a ServeError to refuse the request."""
-Observer = Callable[[web.BaseRequest, web.StreamResponse], None]
-"""Runs after the handler with the response it returned (e.g. request counters); must be cheap."""
+RouteHandler = Callable[[Request, dict[str, str]], Awaitable[AnyResponse]]
+Guard = Callable[[Request, "Route | None"], None]
+"""Runs before dispatch with the route chosen (None when nothing matched), e.g. token auth; raises a ServeError to
+refuse the request."""
+Observer = Callable[[int], None]
+"""Runs after the handler with the status of the response it returned (e.g. request counters); must be cheap."""
+ProtocolOf = Callable[[str], "str | None"]
+"""The protocol of a model by name (None for an unknown model)."""
 
 
 class Dialect(Protocol):
@@ -36,7 +36,7 @@ class Dialect(Protocol):
 
     def routes(self) -> Iterable[Route]: ...
 
-    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse: ...
+    def error_response(self, error: ServeError, request: Request) -> Response: ...
 
 
 class Listener:
@@ -49,12 +49,16 @@ class Listener:
         max_request_size: int,
         guards: Sequence[Guard] = (),
         observers: Sequence[Observer] = (),
+        protocol_of: ProtocolOf | None = None,
+        default_protocol: str = "torchserve",
     ) -> None:
         self.name = name
         self.guards = list(guards)
         self.observers = list(observers)
         self.router = Router()
         self.dialects: list[Dialect] = []
+        self.protocol_of = protocol_of
+        self.default_protocol = default_protocol
         self._owner: dict[int, Dialect] = {}
         self._fallback: Dialect | None = None
         self.max_request_size = max_request_size
@@ -63,7 +67,8 @@ class Listener:
 
     def mount(self, dialect: Dialect) -> None:
         """Add a dialect's routes. A route that repeats one already here (same path shape, methods and operation id,
-        like the API description that every TorchServe API has) is left out: the first dialect serves it."""
+        like the API description that every TorchServe API has) is left out: the first dialect serves it. A route
+        of another protocol on the same path and methods becomes a variant of a shared route (:mod:`.router`)."""
         self.dialects.append(dialect)
         self._fallback = self._fallback or dialect
         for route in dialect.routes():
@@ -77,61 +82,52 @@ class Listener:
             other.compiled.shape == route.compiled.shape
             and other.methods == route.methods
             and other.operation_id == route.operation_id
+            and other.protocol == route.protocol
             for other in self.router.routes
         )
 
     def owners(self) -> Iterator[tuple[Route, Dialect]]:
-        """Every route with the dialect that serves it."""
+        """Every route (a shared route's variants too) with the dialect that serves it."""
         for route in self.router.routes:
-            yield route, self._owner[id(route)]
+            variants = self.router.variants(route)
+            for each in variants.values() if variants else (route,):
+                yield each, self._owner[id(each)]
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        match = self.router.match(request.method, request.raw_path)
+    def choose(self, match: Match) -> Route | None:
+        """The route that serves a match: for a shared route, the variant of the named model's protocol."""
         route = match.route
+        variants = match.variants
+        if variants is None or route is None:
+            return route
+        name = match.params.get(route.model_param or "")
+        protocol = self.protocol_of(name) if self.protocol_of is not None and name else None
+        return variants.get(protocol or self.default_protocol) or variants.get(self.default_protocol) or route
+
+    async def dispatch(self, request: Request) -> AnyResponse:
+        match = self.router.match(request.method, request.raw_path)
+        route = match.route if match.variants is None else self.choose(match)
         dialect = self._owner.get(id(route), self._fallback) if route is not None else self._fallback
         try:
             for guard in self.guards:
-                guard(request, match)
-            if match.kind is MatchKind.FULL:
-                assert route is not None
-                response = await route.handler(request, match.params)
-            elif match.kind is MatchKind.METHOD_NOT_ALLOWED:
+                guard(request, route)
+            if route is not None:
+                return await route.handler(request, match.params)
+            if match.kind is MatchKind.METHOD_NOT_ALLOWED:
                 raise MethodNotAllowed(match.allowed)
-            else:
-                raise ResourceNotFound()
+            raise ResourceNotFound()
         except ServeError as error:
-            response = self._error(dialect, error, match, request)
+            return self._error(dialect, error, match, request)
         except Exception:
             logger.exception("Unexpected error handling %s %s", request.method, request.path)
-            response = self._error(dialect, ServeError("Internal server error."), match, request)
-        for observer in self.observers:
-            observer(request, response)
-        return response
+            return self._error(dialect, ServeError("Internal server error."), match, request)
 
     @staticmethod
-    def _error(dialect: Dialect | None, error: ServeError, match: Any, request: web.BaseRequest) -> web.StreamResponse:
+    def _error(dialect: Dialect | None, error: ServeError, match: Match, request: Request) -> Response:
         if dialect is None:
             raise error
         response = dialect.error_response(error, request)
         if isinstance(error, MethodNotAllowed) and error.allowed:
-            response.headers["Allow"] = match.allow_header()
+            headers = dict(response.headers or {})
+            headers["Allow"] = match.allow_header()
+            response.headers = headers
         return response
-
-    def make_server(self, **kwargs: Any) -> web.Server:
-        """aiohttp's low-level server for this listener; the access log (:mod:`modelserver.logs`) is on when
-        configured, unless ``access_log`` is given."""
-        if "access_log" not in kwargs:
-            kwargs.update(logs.access_log_arguments())
-        max_size = self.max_request_size
-        loop = asyncio.get_running_loop()
-
-        def request_factory(
-            message: RawRequestMessage,
-            payload: StreamReader,
-            protocol: web_protocol.RequestHandler,  # type: ignore[type-arg]
-            writer: Any,
-            task: Any,
-        ) -> web.BaseRequest:
-            return web_request.BaseRequest(message, payload, protocol, writer, task, loop, client_max_size=max_size)
-
-        return web.Server(self.handle, request_factory=request_factory, **kwargs)  # type: ignore[arg-type]

@@ -6,6 +6,11 @@ Precedence (TorchServe's ``ModelManager.createModel``):
 - ``responseTimeout``/``startupTimeout``: ``model-config.yaml`` > API / ``models=`` > the server defaults.
 - ``minWorkers``/``maxWorkers``: a yaml with min > 0 and max >= min wins over ``models=``, which wins over
   ``default_workers_per_model``.
+
+Our own keys, in ``model-config.yaml`` or a ``models=`` entry (yaml wins): ``protocol`` (what the routes several
+protocols share mean for this model: ``torchserve``, ``kserve`` or ``angel``; default ``default_protocol``),
+``workerRuntime`` (what the worker runs: ``torchserve`` for a TorchServe handler) and ``serviceEnvelope`` (a
+TorchServe request envelope for this model; default ``service_envelope``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,12 @@ from types import MappingProxyType
 from typing import Any
 
 from .archive import ModelArtifact
+from .errors import BadRequest
+
+PROTOCOLS = ("torchserve", "kserve", "angel")
+"""The model protocols: they decide what a route shared by several protocols means for a model."""
+RUNTIMES = ("torchserve",)
+"""What a worker can run (the ``load`` message's ``runtime``)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,9 @@ class ModelSpec:
     device_ids: tuple[int, ...] = ()
     url: str = ""
     loaded_at_startup: bool = False
+    protocol: str = "torchserve"
+    runtime: str = "torchserve"
+    envelope: str = ""
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -50,6 +64,8 @@ class Defaults:
     job_queue_size: int
     response_timeout: int
     startup_timeout: int
+    protocol: str = "torchserve"
+    envelope: str = ""
 
 
 def _positive(mapping: Mapping[str, Any], key: str) -> int | None:
@@ -75,6 +91,24 @@ def _workers(yaml: Mapping[str, Any], entry: Mapping[str, Any], default: int) ->
     low = default if low is None else low
     high = _positive(entry, "maxWorkers")
     return low, max(low, high if high is not None else low)
+
+
+class InvalidModelSetting(BadRequest):
+    """A model's ``protocol`` or ``workerRuntime`` is not one we know."""
+
+    def __init__(self, model_name: str, key: str, value: Any, known: tuple[str, ...]) -> None:
+        choices = ", ".join(repr(k) for k in known if k)
+        super().__init__(f"Invalid {key} {value!r} for model {model_name}; expected one of {choices}")
+
+
+def _choice(
+    name: str, key: str, yaml: Mapping[str, Any], entry: Mapping[str, Any], default: str, known: tuple[str, ...]
+) -> str:
+    value = yaml.get(key, entry.get(key, default))
+    text = str(value).strip().lower() if value is not None else default
+    if text not in known:
+        raise InvalidModelSetting(name, key, value, known)
+    return text
 
 
 def build_spec(
@@ -127,4 +161,7 @@ def build_spec(
         device_ids=tuple(int(i) for i in device_ids if isinstance(i, int) and i >= 0),
         url=url,
         loaded_at_startup=loaded_at_startup,
+        protocol=_choice(artifact.name, "protocol", yaml, entry, defaults.protocol, PROTOCOLS),
+        runtime=_choice(artifact.name, "workerRuntime", yaml, entry, "torchserve", RUNTIMES),
+        envelope=str(yaml.get("serviceEnvelope", entry.get("serviceEnvelope", defaults.envelope)) or "").strip(),
     )

@@ -29,6 +29,10 @@ _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 _ENV_REFERENCE = re.compile(r"\$\$([^$]{2,})\$\$")
 
 
+class ConfigError(Exception):
+    """A configuration problem that stops startup; the message names the key (or file) and the bad value."""
+
+
 class PropertiesSyntaxError(ValueError):
     """The text cannot be read as Java properties (only a malformed ``\\uXXXX`` escape does that)."""
 
@@ -51,7 +55,6 @@ def substitute_env(value: str, environ: Mapping[str, str], *, key: str | None = 
     The replacement is literal (Java's ``appendReplacement`` would interpret ``$`` and ``\\`` in it; we do not).
     A missing variable is a startup error naming it, and the key when ``key`` is given.
     """
-    from modelserver.config import ConfigError  # config imports this module, so import at call time
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)

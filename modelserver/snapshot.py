@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 from .archive import open_artifact
 from .config import ServerConfig
 from .errors import InvalidSnapshot, ServeError
-from .registry import ModelHost, ModelRegistry, ModelVersion
+from .model_version import ModelVersion
+from .registry import ModelHost, ModelRegistry
 
 logger = logging.getLogger("modelserver.snapshot")
 

@@ -1,9 +1,12 @@
 """The currency between dialects and the core: jobs going in, results and streamed pieces coming out.
 
-A dialect turns an HTTP request into a :class:`Job` and awaits ``job.future``; it resolves to an
-:class:`InferenceResult`, or to a :class:`ResultStream` when the handler sends intermediate
-responses, or fails with a :class:`~modelserver.errors.ServeError`. Nothing here knows HTTP or
-sockets. ``Job`` uses ``__slots__`` because one is made per request on the hot path.
+A dialect decodes an HTTP request into a :class:`Job` and hands it to the core inference call
+(:meth:`~modelserver.model_version.ModelVersion.infer`), which answers with an :class:`InferenceResult`, or
+with a :class:`ResultStream` when the handler sends intermediate responses, or raises a
+:class:`~modelserver.errors.ServeError`. A job carries opaque body inputs (TorchServe's ``data``
+rows), typed :class:`~workers.tensors.Tensor` inputs (the tensor protocols), request parameters and
+requested outputs; a result carries a body and, for tensor runtimes, output tensors. Nothing here
+knows HTTP or sockets. ``Job`` uses ``__slots__`` because one is made per request on the hot path.
 """
 
 from __future__ import annotations
@@ -11,40 +14,61 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from workers.protocol import attach
 
 from .errors import ServeError
 
+if TYPE_CHECKING:
+    from workers.tensors import Tensor
+
 _job_ids = itertools.count(1)
 
 Input = tuple[str, str, Any]
-"""``(name, content_type, value)``: value is bytes, or a tensor map ``{dtype, shape, data}``."""
+"""``(name, content_type, value)``: one opaque input (a form field, a multipart part, or the body) as bytes."""
+
+PREDICT = "predict"
+EXPLAIN = "explain"
+DESCRIBE = "describe"
 
 
 class InferenceResult:
-    """One answer for one job: the handler's status, headers, content type and body."""
+    """One answer for one job: status, reason, headers and content type the handler set, its body, and output
+    tensors when the model's runtime answers with tensors."""
 
-    __slots__ = ("body", "content_type", "headers", "reason", "status")
+    __slots__ = ("body", "content_type", "headers", "parameters", "reason", "status", "tensors")
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str], content_type: str, body: bytes) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: dict[str, str],
+        content_type: str,
+        body: bytes | bytearray,
+        tensors: list[Tensor] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
         self.status = status
         self.reason = reason
         self.headers = headers
         self.content_type = content_type
         self.body = body
+        self.tensors = tensors
+        self.parameters = parameters
 
 
 class ResultStream:
-    """The pieces of a streamed answer, in order; the first piece is already here when a dialect sees it.
+    """The pieces of a streamed answer, in order: an async iterator of :class:`InferenceResult`.
 
-    The worker connection pushes pieces and closes the stream with the final piece, or with an
-    error (the worker died): iteration then raises it, and the dialect ends the chunked body there.
+    The first piece is already here when a dialect gets the stream. The worker connection pushes pieces and ends
+    the stream with the final piece, or with an error (the worker died): iteration then raises it. Whoever
+    consumes the stream must :meth:`aclose` it when done, whatever happened: the core then records the outcome
+    and, if the stream did not end, cancels the job (its client went away).
     """
 
-    __slots__ = ("_done", "_error", "_pieces", "_waiter", "first")
+    __slots__ = ("_closer", "_done", "_error", "_pieces", "_sent_first", "_waiter", "first")
 
     def __init__(self, first: InferenceResult) -> None:
         self.first = first
@@ -52,6 +76,17 @@ class ResultStream:
         self._done = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._sent_first = False
+        self._closer: Callable[[ResultStream], None] | None = None
+
+    @property
+    def ended(self) -> bool:
+        """The final piece (or an error) has arrived."""
+        return self._done
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
 
     def push(self, piece: InferenceResult, last: bool = False) -> None:
         self._pieces.append(piece)
@@ -67,22 +102,63 @@ class ResultStream:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def __aiter__(self) -> AsyncIterator[InferenceResult]:
-        yield self.first
-        while True:
-            while self._pieces:
-                yield self._pieces.popleft()
+    def on_close(self, closer: Callable[[ResultStream], None]) -> None:
+        """Run ``closer`` once, at :meth:`aclose` (the core's bookkeeping)."""
+        self._closer = closer
+
+    def __aiter__(self) -> ResultStream:
+        return self
+
+    async def __anext__(self) -> InferenceResult:
+        if not self._sent_first:
+            self._sent_first = True
+            return self.first
+        while not self._pieces:
             if self._done:
                 if self._error is not None:
                     raise self._error
-                return
+                raise StopAsyncIteration
             self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-            self._waiter = None
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._pieces.popleft()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer(self)
+
+
+class BodyChunks:
+    """A :class:`ResultStream` as the bytes of its pieces' bodies (TorchServe streams bodies as they are)."""
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: ResultStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes | bytearray:
+        piece = await self._stream.__anext__()
+        return piece.body
+
+    async def aclose(self) -> None:
+        self._stream.close()
 
 
 class Job:
-    """One inference request on its way to a worker."""
+    """One inference request on its way to a worker.
+
+    ``method`` is ``predict``, ``explain``, ``describe`` or a named method of the model; ``url_path`` is the extra
+    path of ``/predictions/{m}/{v}/{path}``; ``solo`` makes the job run in a batch of its own (a describe call).
+    """
 
     __slots__ = (
         "cancelled",
@@ -95,9 +171,14 @@ class Job:
         "inputs",
         "method",
         "metrics",
+        "outputs",
+        "parameters",
         "request_id",
+        "solo",
         "started_at",
         "stream",
+        "tensors",
+        "url_path",
     )
 
     def __init__(
@@ -105,8 +186,13 @@ class Job:
         request_id: str,
         headers: dict[str, str],
         inputs: list[Input],
-        method: str = "predict",
-        deadline: float | None = None,
+        method: str = PREDICT,
+        *,
+        url_path: str = "",
+        tensors: list[Tensor] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        outputs: list[dict[str, Any]] | None = None,
+        solo: bool = False,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.id = next(_job_ids)
@@ -114,10 +200,15 @@ class Job:
         self.headers = headers
         self.inputs = inputs
         self.method = method
-        self.deadline = deadline
+        self.url_path = url_path
+        self.tensors = tensors
+        self.parameters = parameters
+        self.outputs = outputs
+        self.solo = solo
+        self.deadline: float | None = None
         self.enqueued_at = 0.0
         self.cancelled = False
-        self.metrics: Any = None  # the metrics series an inference request updates (modelserver.metrics)
+        self.metrics: Any = None  # the metrics series an admitted request updates (modelserver.metrics)
         self.started_at = 0.0  # perf_counter stamps for the latency metrics
         self.dispatched_at = 0.0
         self.stream: ResultStream | None = None
@@ -126,13 +217,22 @@ class Job:
 
     def to_wire(self) -> dict[str, Any]:
         """The job as the ``infer`` frame carries it; large bodies go as attachments (docs/protocol.md)."""
-        return {
+        wire = {
             "id": self.id,
             "request_id": self.request_id,
             "headers": self.headers,
             "inputs": [(name, content_type, attach(value)) for name, content_type, value in self.inputs],
             "method": self.method,
         }
+        if self.url_path:
+            wire["url_path"] = self.url_path
+        if self.tensors:
+            wire["tensors"] = [tensor.to_wire() for tensor in self.tensors]
+        if self.parameters:
+            wire["parameters"] = dict(self.parameters)
+        if self.outputs:
+            wire["outputs"] = self.outputs
+        return wire
 
     def succeed(self, result: InferenceResult, last: bool = True) -> None:
         """Deliver a final result (``last``) or a streamed piece."""
@@ -154,4 +254,4 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.future.done() and (self.stream is None or self.stream._done)
+        return self.future.done() and (self.stream is None or self.stream.ended)

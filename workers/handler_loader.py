@@ -21,6 +21,7 @@ from typing import Any
 from .context import TS_COMPAT_VERSION, Context
 from .handler_runner import Service
 from .handlers import BUILTIN_HANDLERS
+from .runtimes import LoadError
 from .ts_compat import install_ts_shim
 
 logger = logging.getLogger(__name__)
@@ -29,15 +30,6 @@ EntryPoint = Callable[[Any, Any], Any]
 Initializer = Callable[[Context], Any]
 
 _BUILTIN_PREFIX = "ts.torch_handler."
-
-
-class LoadError(Exception):
-    """Loading failed; ``status`` is 507 for an out-of-memory failure, else 500, and ``str()`` is the message."""
-
-    def __init__(self, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
 
 
 def load_service(load: Mapping[str, Any]) -> Service:

@@ -18,13 +18,11 @@ from typing import Any
 
 from .context import BatchBinding, Context, RequestProcessor
 from .json_output import dumps_indent2
+from .runtimes import EmitChunk, IsCancelled
 from .streaming import RequestCancelled
+from .tensors import Tensor, TensorError
 
 logger = logging.getLogger(__name__)
-
-
-EmitChunk = Callable[[dict[str, Any]], None]
-IsCancelled = Callable[[int], bool]
 
 
 class BatchError(Exception):
@@ -47,7 +45,7 @@ class OutputEncodingError(BatchError):
 
 
 def decode_value(content_type: str, value: Any, decode: bool) -> Any:
-    """Decode one input as TorchServe's worker does; tensor maps and other non-bytes values pass through."""
+    """Decode one input as TorchServe's worker does; a value that is not bytes-like passes through."""
     if not isinstance(value, bytes | bytearray | memoryview):
         return value
     raw = value if type(value) is bytearray else bytearray(value)  # an attachment arrives as a bytearray of its own
@@ -69,21 +67,37 @@ def decode_value(content_type: str, value: Any, decode: bool) -> Any:
 
 
 def build_data(job: Mapping[str, Any], decode: bool) -> dict[str, Any]:
-    """The handler's view of one request: ``{input name: value}`` (a repeated name: the last one wins)."""
-    return {name: decode_value(content_type, value, decode) for name, content_type, value in job.get("inputs") or []}
+    """The handler's view of one request: ``{input name: value}`` (a repeated name: the last one wins), then
+    ``{tensor name: numpy array}`` for each tensor of the job (numpy is imported only for a job with tensors)."""
+    data = {name: decode_value(content_type, value, decode) for name, content_type, value in job.get("inputs") or []}
+    for wire in job.get("tensors") or ():
+        tensor = Tensor.from_wire(wire)
+        if type(tensor.data) is bytes:  # small data came inside the frame: give the handler a writable array too
+            tensor.data = bytearray(tensor.data)
+        data[tensor.name] = tensor.as_numpy()
+    return data
 
 
 def request_headers(job: Mapping[str, Any]) -> dict[str, Any]:
-    """Request headers as TorchServe shows them: ``{input name: {"content-type": ct}}`` overlaid by the job headers.
+    """Request headers as TorchServe shows them: ``{input name: {"content-type": ct}}`` overlaid by the client's
+    headers, then the headers TorchServe's frontend adds for the job's ``method``.
 
-    A job header that merely repeats an input's content type as a plain string keeps TorchServe's
-    nested shape, so ``get_request_header(idx, "body")`` returns ``{"content-type": ...}`` either way.
+    A client header that merely repeats an input's content type as a plain string keeps TorchServe's nested shape,
+    so ``get_request_header(idx, "body")`` returns ``{"content-type": ...}`` either way. ``describe`` gets
+    ``describe: "True"``; any other method gets ``url_path`` (the job's, ``""`` when absent) and ``explain``
+    (``"True"`` for ``explain``, else ``"False"``), overriding client headers of those names.
     """
     headers: dict[str, Any] = {name: {"content-type": ct} for name, ct, _ in job.get("inputs") or []}
     for key, value in (job.get("headers") or {}).items():
         current = headers.get(key)
         if not (isinstance(current, dict) and current.get("content-type") == value):
             headers[key] = value
+    method = job.get("method") or "predict"
+    if method == "describe":
+        headers["describe"] = "True"
+    else:
+        headers["url_path"] = str(job.get("url_path") or "")
+        headers["explain"] = "True" if method == "explain" else "False"
     return headers
 
 
@@ -237,17 +251,22 @@ class Service:
         return self._entry_point
 
     def run_batch(
-        self, jobs: list[dict[str, Any]], emit_chunk: EmitChunk, cancelled: IsCancelled | None = None
+        self, jobs: list[dict[str, Any]], emit_chunk: EmitChunk, is_cancelled: IsCancelled | None = None
     ) -> list[dict[str, Any]]:
-        """Run ``handle`` once for ``jobs`` and return one item map per job, in job order.
+        """Run ``handle`` once for ``jobs`` and return one item map per job, in job order (the TorchServe
+        runtime's :meth:`~workers.runtimes.Runtime.run_batch`).
 
         ``emit_chunk`` receives streamed pieces (``send_intermediate_predict_response`` or a
-        generator handler); ``cancelled(job_id)`` tells whether a job's client went away.
+        generator handler); ``is_cancelled(job_id)`` tells whether a job's client went away.
         """
         if not jobs:
             return []
-        batch = _Batch(self._context, jobs, emit_chunk, cancelled or _never_cancelled)
-        data = [build_data(job, self._decode) for job in jobs]
+        batch = _Batch(self._context, jobs, emit_chunk, is_cancelled or _never_cancelled)
+        try:
+            data = [build_data(job, self._decode) for job in jobs]
+        except (TensorError, ImportError) as exc:  # the frontend validates tensors; numpy is a dependency
+            logger.error("Cannot give the handler its tensors: %s", exc)
+            return batch.failed(500, f"Cannot give the handler its tensors: {exc}")
         processors = [RequestProcessor(request_headers(job)) for job in jobs]
         self._context._bind_batch(batch.request_ids, processors, batch.binding())
         try:

@@ -1,8 +1,11 @@
-"""The worker's socket loop: say hello, load the handler, run batches, honour cancels.
+"""The worker's socket loop: say hello, load the model's runtime, run batches, honour cancels.
+
+What runs the model is a :class:`~workers.runtimes.Runtime` chosen by the ``load`` message's ``runtime``; this loop
+knows no runtime in particular.
 
 One thread reads and writes the socket; a ``cancel`` reaches a running handler when it asks
 (``context.is_cancelled``, ``send_intermediate_predict_response``). Handlers that start threads of
-their own may still send: :class:`~workers.protocol.SocketChannel`'s ``send`` is thread-safe.
+their own may still send: :class:`~workers.socket_channel.SocketChannel`'s ``send`` is thread-safe.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ import time
 from collections import deque
 from typing import Any
 
-from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, SocketChannel, attach
+from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, attach
+from .runtimes import LoadError, Runtime, load_runtime
+from .socket_channel import SocketChannel
+from .tensors import Tensor
 
 logger = logging.getLogger("workers")
 
@@ -79,35 +85,33 @@ class _Inbox:
         return message
 
 
-def _load(channel: SocketChannel, message: dict[str, Any]) -> Any:
-    from .handler_loader import LoadError, load_service
-
+def _load(channel: SocketChannel, message: dict[str, Any]) -> Runtime | None:
     try:
-        service = load_service(message)
+        runtime = load_runtime(message)
     except LoadError as err:
         channel.send({"kind": "loaded", "status": err.status, "message": str(err)})
         return None
     channel.send({"kind": "loaded", "status": 200, "message": f"loaded model {message['model_name']}"})
-    return service
+    return runtime
 
 
 def serve(channel: SocketChannel, device: str) -> int:
     inbox = _Inbox(channel)
     channel.send({"kind": "hello", "version": PROTOCOL_VERSION, "pid": os.getpid(), "device": device})
-    service = None
+    runtime = None
     while True:
         message = inbox.next()
         kind = message["kind"]
         if kind == "shutdown":
             return 0
         if kind == "load":
-            service = _load(channel, message)
-            if service is None:
+            runtime = _load(channel, message)
+            if runtime is None:
                 return 1
-        elif kind == "infer" and service is not None:
+        elif kind == "infer" and runtime is not None:
             jobs = message["jobs"]
             started = time.monotonic()
-            items = service.run_batch(
+            items = runtime.run_batch(
                 jobs, lambda item: channel.send({"kind": "chunk", **_attached(item)}), inbox.is_cancelled
             )
             hold = _may_hold(channel, time.monotonic() - started)
@@ -119,15 +123,19 @@ def serve(channel: SocketChannel, device: str) -> int:
 
 
 def _attached(item: dict[str, Any]) -> dict[str, Any]:
-    """The item with a large body marked to travel as an attachment frame (docs/protocol.md)."""
+    """The item with a large body marked to travel as an attachment frame, and its output tensors as tensor maps
+    (whose large data travel the same way; docs/protocol.md)."""
     body = item.get("body")
     if body is not None:
         item["body"] = attach(body)
+    tensors = item.get("tensors")
+    if tensors:
+        item["tensors"] = [tensor.to_wire() if isinstance(tensor, Tensor) else tensor for tensor in tensors]
     return item
 
 
 HOLD_SECONDS = 0.001
-HOLD_BYTES = 64 * 1024  # in all; a single frame of HOLD_LIMIT (protocol.py) or more is never held
+HOLD_BYTES = 64 * 1024  # in all; a single frame of HOLD_LIMIT (socket_channel.py) or more is never held
 FAST_BATCH_SECONDS = 0.0002
 
 
@@ -169,9 +177,6 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     yield_to_frontend_on_wakeup()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
-    from .ts_compat import install_ts_shim
-
-    install_ts_shim()
     sock = socket.socket(fileno=args.fd)
     channel = SocketChannel(sock, args.max_frame_size)
     try:

@@ -1,6 +1,6 @@
 """HTTP request bodies -> handler inputs, as TorchServe hands them to a handler.
 
-- ``multipart/form-data``: one input per part (a repeated name: the last one wins); file parts
+- ``multipart/form-data``: one input per named part (a repeated name: the last one wins); file parts
   keep their own content type, plain fields have content type "".
 - ``application/x-www-form-urlencoded``: one input per field, content type "".
 - anything else: the whole body as the input ``body``, with the request's mime type (parameters
@@ -11,71 +11,39 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from aiohttp import BodyPartReader, web
-
 from ..errors import BadRequest, RequestTooLarge
+from ..http_messages import Request
+from ..multipart import MultipartError, boundary_of, parse_multipart
 from ..types import Input
 
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
 
-async def read_body(request: web.BaseRequest) -> bytes:
-    """The whole body, refused with 413 before reading when ``Content-Length`` is already too large, and as soon as
-    a chunked body grows past the limit.
-
-    Not ``request.read()``, which gathers into a ``bytearray`` and copies that into ``bytes``: a body that arrived
-    in one piece is passed on as the very object the parser made, a longer one costs one join."""
-    limit = request.client_max_size
-    length = request.content_length
-    if length is not None and length > limit:
-        raise RequestTooLarge()
-    content = request.content
-    first = await content.readany()
-    if not first:
-        return b""
-    if len(first) > limit:
-        raise RequestTooLarge()
-    chunk = await content.readany()
-    if not chunk:
-        return first
-    chunks, size = [first, chunk], len(first) + len(chunk)
-    while size <= limit and (chunk := await content.readany()):
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > limit:
-        raise RequestTooLarge()
-    return b"".join(chunks)
-
-
-async def read_inputs(request: web.BaseRequest) -> list[Input]:
-    mime = request.content_type if "Content-Type" in request.headers else ""
+async def read_inputs(request: Request) -> list[Input]:
+    mime = request.content_type
     if mime == MULTIPART:
         return await _multipart_inputs(request)
-    body = await read_body(request)
+    body = await request.read_body()
     if mime == FORM_URLENCODED:
         fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         return [(name, "", value.encode("utf-8")) for name, value in fields.items()]
     return [("body", mime, body)]
 
 
-async def _multipart_inputs(request: web.BaseRequest) -> list[Input]:
+async def _multipart_inputs(request: Request) -> list[Input]:
     length = request.content_length
-    if length is not None and length > request.client_max_size:
+    if length is not None and length > request.max_body_size:
         raise RequestTooLarge()
-    fields: dict[str, Input] = {}
-    total = 0
+    body = await request.read_body()
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader) or part.name is None:
-                continue
-            value = bytes(await part.read(decode=False))
-            total += len(value)
-            if total > request.client_max_size:
-                raise RequestTooLarge()
-            content_type = part.headers.get("Content-Type", "") if part.filename is not None else ""
-            fields[part.name] = (part.name, content_type, value)
-    except (ValueError, AssertionError) as err:
+        parts = parse_multipart(body, boundary_of(request.headers.get("Content-Type", "")))
+    except MultipartError as err:
         raise BadRequest(f"Invalid multipart body: {err}") from err
+    fields: dict[str, Input] = {}
+    for part in parts:
+        if part.name is None:
+            continue
+        content_type = part.content_type if part.filename is not None else ""
+        fields[part.name] = (part.name, content_type, bytes(part.data))
     return list(fields.values())

@@ -12,9 +12,8 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from aiohttp import web
-
 from ..errors import RequestTooLarge, ServeError
+from ..http_messages import Request, Response
 from ..router import Route
 
 NO_CACHE_HEADERS = {
@@ -68,24 +67,20 @@ def json_body(value: Any) -> bytes:
     return (json.dumps(value, indent=2) + "\n").encode()
 
 
-def json_response(value: Any, status: int = 200, request_id: str | None = None) -> web.Response:
+def json_response(value: Any, status: int = 200, request_id: str | None = None, close: bool = False) -> Response:
     headers = response_headers(request_id or new_request_id())
     headers["Content-Type"] = "application/json"
-    return web.Response(status=status, body=json_body(value), headers=headers)
+    return Response(status, headers, json_body(value), close=close)
 
 
-def error_response(error: ServeError, request: web.BaseRequest | None = None) -> web.Response:
-    """TorchServe's error shape; 413 is a bare status with an empty body, as TorchServe sends it."""
+def error_response(error: ServeError, request: Request | None = None) -> Response:
+    """TorchServe's error shape; 413 is a bare status with an empty body, as TorchServe sends it. Errors close the
+    connection, as TorchServe's Netty handler does."""
     request_id = new_request_id()
     if isinstance(error, RequestTooLarge):
-        headers = response_headers(request_id)
-        response = web.Response(status=413, headers=headers)
-        response.force_close()
-        return response
+        return Response(413, response_headers(request_id), close=True)
     body = {"code": error.status, "type": error.type_name, "message": error.message}
-    response = json_response(body, error.status, request_id)
-    response.force_close()
-    return response
+    return json_response(body, error.status, request_id, close=True)
 
 
 OPTIONS = frozenset({"OPTIONS"})
@@ -115,8 +110,8 @@ class TorchServeDialect:
                 tags=(self.tag,),
             )
 
-    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
+    def error_response(self, error: ServeError, request: Request) -> Response:
         return error_response(error, request)
 
-    async def api_description(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def api_description(self, request: Request, params: dict[str, str]) -> Response:
         return json_response(self._api_description())

@@ -20,8 +20,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from aiohttp import web
-
 from ..archive import ModelArtifact, open_artifact, release
 from ..downloads import DownloadPolicy, ModelSource, resolve_source
 from ..errors import (
@@ -35,10 +33,13 @@ from ..errors import (
     UrlRequired,
     WorkersFailed,
 )
-from ..registry import ModelHost, ModelRegistry, ModelVersion, wait_started
+from ..http_messages import Request, Response
+from ..model_version import ModelVersion
+from ..registry import ModelHost, ModelRegistry, wait_started
 from ..router import Route
-from ..types import Job, ResultStream
-from ..worker_connection import WorkerConnection, WorkerState
+from ..types import DESCRIBE, Job, ResultStream
+from ..worker_connection import WorkerConnection
+from ..worker_plan import WorkerState
 from . import torchserve_http as http
 
 logger = logging.getLogger("modelserver.management")
@@ -119,12 +120,12 @@ class RegisterArgs:
         }
 
 
-async def _register_source(request: web.BaseRequest) -> Mapping[str, Any]:
+async def _register_source(request: Request) -> Mapping[str, Any]:
     """The JSON body when the request is ``application/json``, else the query string."""
-    if request.content_type.lower() != "application/json":
-        return request.query
+    if request.content_type != "application/json":
+        return request.query  # type: ignore[return-value]  # a multi-mapping: get() is all we read
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = json.loads(await request.read_body() or b"{}")
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"Invalid JSON body: {err}") from None
     if not isinstance(body, dict):
@@ -141,7 +142,7 @@ def _register_workers(yaml: Mapping[str, Any], initial: int) -> tuple[int, int]:
     return count, count
 
 
-def _status(message: str, status: int = 200) -> web.Response:
+def _status(message: str, status: int = 200) -> Response:
     return http.json_response({"status": message}, status)
 
 
@@ -185,6 +186,8 @@ class TorchServeManagement(http.TorchServeDialect):
             operation_id="kserveV1ModelReady",
             tags=_TAGS,
             responses={200: "Readiness", 404: "Model not found"},
+            protocol="torchserve",
+            model_param="model_name",
         )
 
     def _collection_routes(self) -> Iterable[Route]:
@@ -269,13 +272,13 @@ class TorchServeManagement(http.TorchServeDialect):
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def model_api(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def model_api(self, request: Request, params: dict[str, str]) -> Response:
         self.registry.resolve(params["model_name"], params.get("model_version"))
         document = self._api_description()
         paths = {p: v for p, v in document.get("paths", {}).items() if p.startswith("/models/{model_name}")}
         return http.json_response({**document, "paths": paths})
 
-    async def list_models(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def list_models(self, request: Request, params: dict[str, str]) -> Response:
         """TorchServe's ``getModelList``: ``nextPageToken`` whenever the page ends at or before the last name."""
         limit = _int(request.query.get("limit"), 100)
         limit = 100 if limit < 0 or limit > 100 else limit
@@ -289,7 +292,7 @@ class TorchServeManagement(http.TorchServeDialect):
         body["models"] = [{"modelName": n, "modelUrl": self.registry.resolve(n).spec.url} for n in page]
         return http.json_response(body)
 
-    async def describe(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def describe(self, request: Request, params: dict[str, str]) -> Response:
         name, version = params["model_name"], params.get("model_version")
         if version == "all":
             return http.json_response([_describe(v) for v in self.registry.versions(name)])
@@ -301,14 +304,14 @@ class TorchServeManagement(http.TorchServeDialect):
                 body["customizedMetadata"] = metadata
         return http.json_response([body])
 
-    async def kserve_ready(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def kserve_ready(self, request: Request, params: dict[str, str]) -> Response:
         name = params["model_name"].split(":")[0]
         model = self.registry.resolve(name)
         return http.json_response({"name": name, "ready": bool(model.workers)})
 
     # -- changing ----------------------------------------------------------------------------
 
-    async def register(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def register(self, request: Request, params: dict[str, str]) -> Response:
         host = self._require_model_api()
         args = RegisterArgs.parse(await _register_source(request), _configured_workers(host))
         if args.url is None:
@@ -351,7 +354,7 @@ class TorchServeManagement(http.TorchServeDialect):
 
     async def _finish_register(
         self, host: ModelHost, version: ModelVersion, started: list[WorkerConnection]
-    ) -> web.Response:
+    ) -> Response:
         spec = version.spec
         status = await wait_started(started)
         if status != 200:
@@ -369,7 +372,7 @@ class TorchServeManagement(http.TorchServeDialect):
             self.registry.remove(spec.name, spec.version, force=True)
             await version.unload()
 
-    async def scale(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def scale(self, request: Request, params: dict[str, str]) -> Response:
         query = request.query
         name = params["model_name"]
         version = params.get("model_version") or query.get("model_version")
@@ -389,7 +392,7 @@ class TorchServeManagement(http.TorchServeDialect):
             raise WorkersFailed(name, version, status)
         return _status(f"Workers scaled to {low} for model: {name}" + (f", version: {version}" if version else ""))
 
-    async def unregister(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def unregister(self, request: Request, params: dict[str, str]) -> Response:
         host = self._require_model_api()
         name = params["model_name"]
         version = self.registry.remove(name, params.get("model_version"))
@@ -398,7 +401,7 @@ class TorchServeManagement(http.TorchServeDialect):
         host.save_snapshot()
         return _status(f'Model "{name}" unregistered')
 
-    async def set_default(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def set_default(self, request: Request, params: dict[str, str]) -> Response:
         name, version = params["model_name"], params["model_version"]
         self.registry.set_default(name, version)
         self.host.save_snapshot()
@@ -445,22 +448,18 @@ def _discard_download(source: ModelSource) -> None:
         source.downloaded.unlink(missing_ok=True)
 
 
-async def _customized_metadata(request: web.BaseRequest, model: ModelVersion) -> Any:
-    """Run the handler's ``describe_handle`` through the model's queue (a job with header ``describe: True``)."""
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.raw_headers}
-    headers["describe"] = "True"
-    job = Job(http.new_request_id(), headers, [], "describe")
+async def _customized_metadata(request: Request, model: ModelVersion) -> Any:
+    """Run the handler's ``describe_handle`` through the core call: a job of method ``describe`` in a batch of its
+    own, not counted as an inference request."""
+    job = Job(http.new_request_id(), request.header_dict(), [], DESCRIBE, solo=True)
     try:
-        model.submit(job)
+        outcome = await model.infer(job, admit=False)
     except NoWorker:
         raise NoDescribeWorker(model.spec.name) from None
-    try:
-        outcome = await job.future
-    except asyncio.CancelledError:
-        model.cancel(job)
-        raise
-    result = outcome.first if isinstance(outcome, ResultStream) else outcome
-    return _parse_metadata(result.body)
+    if isinstance(outcome, ResultStream):
+        outcome.close()
+        return _parse_metadata(outcome.first.body)
+    return _parse_metadata(outcome.body)
 
 
 def _parse_metadata(body: bytes) -> Any:

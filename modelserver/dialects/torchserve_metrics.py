@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiohttp import web
-
+from ..http_messages import Request, Response
 from ..metrics import CONTENT_TYPE, ServerMetrics
 from ..router import ANY, Route
 from . import torchserve_http as http
@@ -37,10 +36,10 @@ class TorchServeMetrics(http.TorchServeDialect):
             tags=("metrics",),
         )
 
-    async def metrics(self, request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
+    async def metrics(self, request: Request, params: dict[str, str]) -> Response:
         headers = http.response_headers(http.new_request_id())
         headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
         body = b""
         if self._metrics is not None:
             body = self._metrics.exposition(request.query.getall("name[]", ())).encode("utf-8")
-        return web.Response(body=body, headers=headers)
+        return Response(200, headers, body)

@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from modelserver import auth
 from modelserver.auth import API, INFERENCE, MANAGEMENT, InvalidKey, TokenAuthorization
 from modelserver.config import CliOptions, ConfigError, ServerConfig, load_config
 from modelserver.errors import ServeError
+from modelserver.http_messages import Request, Response
 from modelserver.listener import Listener
 from modelserver.router import ANY, Route
+
+from .memory_request import MemoryRequest
 
 AUTHORIZATION_FAILED = "Token Authorization failed. Token either incorrect, expired, or not provided correctly"
 AUTHENTICATION_FAILED = "Token Authentication failed. Token either incorrect, expired, or not provided correctly"
@@ -261,8 +262,8 @@ def test_expiration_minutes(value: str | None, minutes: float) -> None:
 # -- the guard on listeners --------------------------------------------------------------------------------------
 
 
-async def ok(request: web.BaseRequest, params: dict[str, str]) -> web.StreamResponse:
-    return web.Response(text="ok")
+async def ok(request: Request, params: dict[str, str]) -> Response:
+    return Response(200, {"Content-Type": "text/plain"}, b"ok")
 
 
 class Dialect:
@@ -276,16 +277,17 @@ class Dialect:
         yield Route(ANY, f"/{self.prefix}", ok, operation_id=self.prefix)
         yield from self.extra
 
-    def error_response(self, error: ServeError, request: web.BaseRequest) -> web.StreamResponse:
-        return web.json_response({"code": error.status, "message": error.message}, status=error.status)
+    def error_response(self, error: ServeError, request: Request) -> Response:
+        body = json.dumps({"code": error.status, "message": error.message}).encode()
+        return Response(error.status, {"Content-Type": "application/json"}, body)
 
 
-def request(method: str, path: str, header: str | None = None) -> web.Request:
-    return make_mocked_request(method, path, headers={} if header is None else {"Authorization": header})
+def request(method: str, path: str, header: str | None = None) -> MemoryRequest:
+    return MemoryRequest(method, path, headers={} if header is None else {"Authorization": header})
 
 
 def status(listener: Listener, method: str, path: str, header: str | None = None) -> int:
-    response = asyncio.run(listener.handle(request(method, path, header)))
+    response = asyncio.run(listener.dispatch(request(method, path, header)))
     return response.status
 
 
@@ -337,7 +339,7 @@ def test_token_api(tmp_path: Path) -> None:
     auth.protect(tokens, [listener], {management: MANAGEMENT})
 
     def call(path: str, header: str | None) -> tuple[int, bytes]:
-        response = asyncio.run(listener.handle(request("GET", path, header)))
+        response = asyncio.run(listener.dispatch(request("GET", path, header)))
         return response.status, response.body
 
     for path, header in [

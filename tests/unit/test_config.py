@@ -632,3 +632,39 @@ def test_unix_address_str_parses_back(path: str) -> None:
     assume(path == path.strip())
     address = Address("unix", "", -1, path)
     assert parse_address("inference_address", str(address), 80, 443) == address
+
+
+# --- protocols and envelopes (our keys and TorchServe's service_envelope) -------------------------------------------
+
+
+def test_protocol_keys_default_to_torchserve_and_every_family(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    assert (config.default_protocol, config.inference_protocols, config.service_envelope) == (
+        "torchserve",
+        ("torchserve",),
+        "",
+    )
+
+
+def test_protocol_keys_are_read_case_and_space_insensitively(tmp_path: Path) -> None:
+    config = load(tmp_path, "default_protocol = KServe\ninference_protocols = torchserve , TORCHSERVE\n")
+    assert (config.default_protocol, config.inference_protocols) == ("kserve", ("torchserve",))
+    assert load(tmp_path, "service_envelope= kservev2 \n").service_envelope == "kservev2"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("default_protocol=grpc\n", "default_protocol"),
+        ("inference_protocols=torchserve,soap\n", "inference_protocols"),
+        ("inference_protocols=,\n", "inference_protocols"),
+    ],
+)
+def test_unknown_protocols_stop_startup_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load(tmp_path, text)
+
+
+def test_protocol_keys_are_known_and_env_configurable(tmp_path: Path) -> None:
+    config = load(tmp_path, "enable_envvars_config=true\n", TS_DEFAULT_PROTOCOL="angel")
+    assert config.default_protocol == "angel" and not config.unknown_keys

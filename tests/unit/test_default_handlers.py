@@ -144,6 +144,7 @@ def load(model_dir: Path, handler: str, files: dict[str, str] | None = None, **o
         "model_version": "1.0",
         "model_dir": str(model_dir),
         "handler": handler,
+        "runtime": "torchserve",
         "batch_size": 4,
         "gpu_id": None,
         "envelope": "",
@@ -155,13 +156,20 @@ def load(model_dir: Path, handler: str, files: dict[str, str] | None = None, **o
     return load_service({**message, **overrides})
 
 
-def job(job_id: int, body: Any, content_type: str = "application/octet-stream", name: str = "body", **headers: str):
+def job(
+    job_id: int,
+    body: Any,
+    content_type: str = "application/octet-stream",
+    name: str = "body",
+    method: str = "predict",
+    **headers: str,
+):
     return {
         "id": job_id,
         "request_id": f"req-{job_id}",
-        "headers": {"url_path": "", "explain": "False", **headers},
+        "headers": dict(headers),
         "inputs": [[name, content_type, body]],
-        "method": "predict",
+        "method": method,
     }
 
 
@@ -410,7 +418,7 @@ def test_base_handler_stacks_json_inputs_and_returns_lists(tmp_path: Path) -> No
 
 def test_describe_header_returns_the_handlers_description(tmp_path: Path) -> None:
     eager_model_dir(tmp_path, LINEAR_SOURCE, "Affine")
-    [item] = load(tmp_path, "base_handler").run_batch([job(1, b"", "text/plain", describe="True")], lambda c: None)
+    [item] = load(tmp_path, "base_handler").run_batch([job(1, b"", "text/plain", method="describe")], lambda c: None)
     assert (item["status"], item["body"]) == (200, b"null")  # TorchServe's describe_handle returns None
 
 
@@ -429,7 +437,7 @@ def test_profile_config_emits_per_stage_timings(tmp_path: Path, capsys: pytest.C
 def test_base_handler_explains_each_input_with_integrated_gradients(tmp_path: Path) -> None:
     eager_model_dir(tmp_path, LINEAR_SOURCE, "Affine")
     service = load(tmp_path, "base_handler")
-    jobs = [job(1, b"[1.0, 2, 3]", "application/json", explain="True"), job(2, b"[3.0, 2, 1]", "application/json")]
+    jobs = [job(1, b"[1.0, 2, 3]", "application/json", method="explain"), job(2, b"[3.0, 2, 1]", "application/json")]
     results = run(service, jobs)
     # For a linear model, IG from a zero baseline is exactly input * weight of the target class (0).
     weight = handler_of(service).model.fc.weight[0]
@@ -441,7 +449,7 @@ def test_base_handler_explains_each_input_with_integrated_gradients(tmp_path: Pa
 def test_explain_target_comes_from_the_request(tmp_path: Path) -> None:
     eager_model_dir(tmp_path, LINEAR_SOURCE, "Affine")
     service = load(tmp_path, "base_handler")
-    explain_job = job(1, b"[1.0, 2, 3]", "application/json", explain="True")
+    explain_job = job(1, b"[1.0, 2, 3]", "application/json", method="explain")
     explain_job["inputs"].append(["target", "text/plain", b"1"])
     [result] = run(service, [explain_job])
     weight = handler_of(service).model.fc.weight[1]
@@ -453,7 +461,7 @@ def test_explain_without_captum_answers_501(tmp_path: Path, monkeypatch: pytest.
     service = load(tmp_path, "base_handler")
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
-    [item] = service.run_batch([job(1, b"[1.0, 2, 3]", "application/json", explain="True")], lambda c: None)
+    [item] = service.run_batch([job(1, b"[1.0, 2, 3]", "application/json", method="explain")], lambda c: None)
     assert (item["status"], item["error"]) == (501, "Explanations need Captum: pip install captum")
 
 
@@ -462,7 +470,7 @@ def test_explain_without_captum_answers_501(tmp_path: Path, monkeypatch: pytest.
 def test_image_classifier_explanation_is_one_3x224x224_map_per_image(tmp_path: Path) -> None:
     eager_model_dir(tmp_path, CNN_SOURCE, "TinyNet")
     service = load(tmp_path, "image_classifier")
-    results = run(service, [job(1, png(seed=1), "image/png", explain="True"), job(2, png(seed=2), "image/png")])
+    results = run(service, [job(1, png(seed=1), "image/png", method="explain"), job(2, png(seed=2), "image/png")])
     for attributions in results:
         tensor = torch.tensor(attributions)
         assert tensor.shape == (3, 224, 224)
@@ -475,7 +483,7 @@ def test_image_explanation_without_captum_answers_501(tmp_path: Path, monkeypatc
     service = load(tmp_path, "image_classifier")
     monkeypatch.setitem(sys.modules, "captum", None)
     monkeypatch.setitem(sys.modules, "captum.attr", None)
-    [item] = service.run_batch([job(1, png(), "image/png", explain="True")], lambda c: None)
+    [item] = service.run_batch([job(1, png(), "image/png", method="explain")], lambda c: None)
     assert item["status"] == 501
     [prediction] = run(service, [job(2, png(), "image/png")])  # predictions never needed captum
     assert len(prediction) == 5
@@ -546,7 +554,7 @@ def test_text_classifier_needs_its_vocabulary(tmp_path: Path) -> None:
 def test_text_classifier_explains_word_importances(tmp_path: Path) -> None:
     text_model_dir(tmp_path)
     service = load(tmp_path, "text_classifier")
-    [result] = run(service, [job(1, b"the movie was great", "text/plain", explain="True")])
+    [result] = run(service, [job(1, b"the movie was great", "text/plain", method="explain")])
     assert result["words"] == ["the", "movie", "was", "great"]
     assert torch.tensor(result["importances"]).shape == (1, 6)  # the EmbeddingBag layer's output
 

@@ -6,16 +6,26 @@ import importlib.util
 import io
 import json
 import re
+import socket
+import struct
+import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from workers import runtimes, worker_main
 from workers.handler_loader import LoadError, load_service
 from workers.handler_runner import Service
+from workers.protocol import ATTACH_MIN, PROTOCOL_VERSION
+from workers.runtimes import load_runtime
+from workers.socket_channel import SocketChannel
+from workers.tensors import Tensor
 
 pytestmark = pytest.mark.usefixtures("isolated_imports")
 
@@ -30,6 +40,7 @@ def load(model_dir: Path, handler: str = "handler.py", **overrides: Any) -> Serv
         "model_version": "1.0",
         "model_dir": str(model_dir),
         "handler": handler,
+        "runtime": "torchserve",
         "batch_size": 4,
         "gpu_id": None,
         "envelope": "",
@@ -41,13 +52,16 @@ def load(model_dir: Path, handler: str = "handler.py", **overrides: Any) -> Serv
     return load_service({**message, **overrides})
 
 
-def job(job_id: int, body: bytes = b"x", content_type: str = "text/plain", **headers: str) -> dict[str, Any]:
+def job(
+    job_id: int, body: bytes = b"x", content_type: str = "text/plain", method: str = "predict", **headers: str
+) -> dict[str, Any]:
+    """A job map as the frontend sends it: the client's headers only, the method, and optional fields when set."""
     return {
         "id": job_id,
         "request_id": f"req-{job_id}",
-        "headers": {"url_path": "", "explain": "False", **headers},
+        "headers": dict(headers),
         "inputs": [["body", content_type, body]],
-        "method": "predict",
+        "method": method,
     }
 
 
@@ -605,3 +619,214 @@ def test_metrics_print_torchserve_lines_to_stdout(tmp_path: Path, capsys: pytest
     assert len(lines) == len(expected)
     for pattern, line in zip(expected, lines, strict=True):
         assert re.match(pattern, line), line
+
+
+# -- job fields: method, url_path, tensors ------------------------------------------------------------
+
+HEADERS_SEEN = """
+    def handle(data, context):
+        if data is None:
+            return None
+        return [
+            {name: context.get_request_header(idx, name) for name in ("url_path", "explain", "describe", "X-Client")}
+            for idx in range(len(data))
+        ]
+"""
+
+
+def test_method_and_url_path_become_torchserve_headers(tmp_path: Path) -> None:
+    write(tmp_path, HEADERS_SEEN)
+    predict = job(1, **{"X-Client": "c", "url_path": "spoofed", "explain": "True", "describe": "True"})
+    predict["url_path"] = "extra/path"
+    jobs = [predict, job(2, method="explain"), job(3, method="describe"), job(4, method="custom")]
+    items, _ = run(load(tmp_path), jobs)
+    seen = [json.loads(item["body"]) for item in items]
+    assert seen == [
+        # the job's url_path and method override client headers of those names; others pass through, as in TorchServe
+        {"url_path": "extra/path", "explain": "False", "describe": "True", "X-Client": "c"},
+        {"url_path": "", "explain": "True", "describe": None, "X-Client": None},
+        {"url_path": None, "explain": None, "describe": "True", "X-Client": None},
+        {"url_path": "", "explain": "False", "describe": None, "X-Client": None},
+    ]
+
+
+TENSORS_SEEN = """
+    def describe(value):
+        if not hasattr(value, "dtype"):
+            return [type(value).__name__, value if isinstance(value, str) else bytes(value).decode()]
+        values = [v.decode() if isinstance(v, bytes) else v for v in value.reshape(-1).tolist()]
+        return ["ndarray", str(value.dtype), list(value.shape), values, value.flags.writeable]
+
+    def handle(data, context):
+        if data is None:
+            return None
+        return [{name: describe(value) for name, value in row.items()} for row in data]
+"""
+
+
+def test_tensors_reach_the_handler_as_numpy_arrays_in_data(tmp_path: Path) -> None:
+
+    write(tmp_path, TENSORS_SEEN)
+    with_tensors = job(1, b"raw", "application/octet-stream")
+    large = bytearray(struct.pack("<2f", 1.5, -2.0) * (ATTACH_MIN // 8))  # as an attachment arrives
+    with_tensors["tensors"] = [
+        Tensor.from_list("x", "FP32", [2, 2], [[1.0, 2.0], [3.0, 4.0]]).to_wire(),
+        Tensor.from_list("words", "BYTES", [2], ["hé", b"\x00"]).to_wire(),
+        {**Tensor("big", "FP32", [ATTACH_MIN // 4], large).to_wire(), "data": large},
+    ]
+    items, _ = run(load(tmp_path), [with_tensors, job(2, b"plain")])
+    first, second = (json.loads(item["body"]) for item in items)
+    assert first["body"] == ["bytearray", "raw"]
+    assert first["x"] == ["ndarray", "float32", [2, 2], [1.0, 2.0, 3.0, 4.0], True]
+    assert first["words"] == ["ndarray", "object", [2], ["hé", "\x00"], True]
+    assert first["big"][:3] == ["ndarray", "float32", [ATTACH_MIN // 4]] and first["big"][3][:4] == [1.5, -2.0] * 2
+    assert first["big"][4] is True
+    assert second == {"body": ["str", "plain"]}  # a job without tensors: no numpy involved
+
+
+def test_a_malformed_tensor_fails_the_batch_not_the_worker(tmp_path: Path) -> None:
+    write(tmp_path, ECHO)
+    bad = job(1)
+    bad["tensors"] = [{"name": "x", "datatype": "FP32", "shape": [2], "data": b"\0"}]
+    items, _ = run(load(tmp_path), [bad, job(2)])
+    assert [(item["id"], item["status"]) for item in items] == [(1, 500), (2, 500)]
+    assert "tensor 'x'" in items[0]["error"]
+
+
+# -- the runtime seam -----------------------------------------------------------------------------
+
+
+def load_message(model_dir: Path, runtime: Any = "torchserve", handler: str = "handler.py") -> dict[str, Any]:
+    return {
+        "kind": "load",
+        "model_name": "m",
+        "model_version": "1.0",
+        "model_dir": str(model_dir),
+        "handler": handler,
+        "runtime": runtime,
+        "batch_size": 1,
+        "gpu_id": None,
+        "envelope": "",
+        "limit_max_image_pixels": True,
+        "decode_input_request": True,
+        "manifest": {"model": {"modelName": "m", "handler": handler}},
+        "model_yaml_config": {},
+    }
+
+
+def test_load_runtime_dispatches_on_the_runtime_kind(tmp_path: Path) -> None:
+
+    write(tmp_path, ECHO)
+    runtime = load_runtime(load_message(tmp_path))
+    assert isinstance(runtime, Service)
+    assert runtime.run_batch([job(1, b"hi")], lambda chunk: None, lambda job_id: False) == [ok(1, b"hi")]
+
+
+@pytest.mark.parametrize(("kind", "shown"), [("kserve", "kserve"), ("", ""), (None, "None")])
+def test_unknown_runtime_kind_is_a_load_error(tmp_path: Path, kind: Any, shown: str) -> None:
+
+    assert runtimes.LoadError is LoadError  # one LoadError, importable from both places
+    with pytest.raises(LoadError) as err:
+        load_runtime(load_message(tmp_path, kind))
+    assert (err.value.status, str(err.value)) == (500, f"Unknown runtime kind '{shown}'; known: torchserve")
+
+
+FAKE_RUNTIME = """
+    from workers.runtimes import LoadError
+    from workers.tensors import Tensor
+
+
+    class Doubler:
+        def run_batch(self, jobs, emit_chunk, is_cancelled):
+            items = []
+            for job in jobs:
+                [wire] = job["tensors"]
+                doubled = [2 * value for value in Tensor.from_wire(wire).to_list()]
+                emit_chunk({"id": job["id"], "status": 200, "reason": "", "headers": {}, "content_type": "",
+                            "body": b"half-way"})
+                items.append({"id": job["id"], "status": 200, "reason": "", "headers": {}, "content_type": "",
+                              "body": b"", "parameters": {"p": job.get("parameters")},
+                              "tensors": [Tensor.from_list("out", "INT64", [len(doubled)], doubled)]})
+            return items
+
+
+    def load(message):
+        if message["handler"] == "broken":
+            raise LoadError("cannot load that", 507)
+        if message["handler"] == "crash":
+            raise RuntimeError("boom")
+        return Doubler()
+"""
+
+
+@contextmanager
+def serving(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[SocketChannel]:
+    """``worker_main.serve`` on one end of a socketpair (in a thread), a frontend's channel on the other."""
+
+    write(tmp_path, FAKE_RUNTIME, name="fake_runtime.py")
+    sys.path.insert(0, str(tmp_path))
+    monkeypatch.setitem(runtimes.RUNTIMES, "fake", "fake_runtime")
+    left, right = socket.socketpair()
+    left.settimeout(10)
+    right.settimeout(10)
+    results: list[int] = []
+    worker = threading.Thread(target=lambda: results.append(worker_main.serve(SocketChannel(left), "cpu")))
+    worker.start()
+    frontend = SocketChannel(right)
+    try:
+        yield frontend
+    finally:
+        worker.join(10)
+        left.close()
+        right.close()
+    assert not worker.is_alive()
+
+
+def test_worker_main_serves_any_runtime_and_sends_its_tensors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+
+    with serving(monkeypatch, tmp_path) as frontend:
+        hello = frontend.recv()
+        assert hello is not None and (hello["kind"], hello["version"]) == ("hello", PROTOCOL_VERSION)
+        frontend.send(load_message(tmp_path, "fake"))
+        assert frontend.recv() == {"kind": "loaded", "status": 200, "message": "loaded model m"}
+        small = Tensor.from_list("x", "INT64", [3], [1, 2, 3])
+        large = Tensor.from_list("x", "INT64", [ATTACH_MIN], list(range(ATTACH_MIN)))
+        jobs = [
+            {"id": 1, "request_id": "r1", "headers": {}, "inputs": [], "method": "predict", "tensors": [t.to_wire()]}
+            for t in (small, large)
+        ]
+        jobs[0]["parameters"] = {"k": "v"}
+        frontend.send({"kind": "infer", "jobs": jobs[:1]})
+        frontend.send({"kind": "infer", "jobs": [{**jobs[1], "id": 2}]})
+        received = [frontend.recv() for _ in range(4)]
+        frontend.send({"kind": "shutdown"})
+    assert [message["kind"] for message in received] == ["chunk", "result", "chunk", "result"]
+    assert received[0]["body"] == b"half-way"
+    first, second = received[1]["items"][0], received[3]["items"][0]
+    assert first["parameters"] == {"p": {"k": "v"}} and second["parameters"] == {"p": None}
+    assert Tensor.from_wire(first["tensors"][0]).to_list() == [2, 4, 6]
+    out = Tensor.from_wire(second["tensors"][0])
+    assert type(out.data) is bytearray and out.to_list() == [2 * n for n in range(ATTACH_MIN)]
+
+
+@pytest.mark.parametrize(
+    ("handler", "status", "message"), [("broken", 507, "cannot load that"), ("crash", 500, "boom")]
+)
+def test_worker_main_reports_a_runtime_that_fails_to_load(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, handler: str, status: int, message: str
+) -> None:
+    with serving(monkeypatch, tmp_path) as frontend:
+        assert frontend.recv()["kind"] == "hello"  # type: ignore[index]
+        frontend.send(load_message(tmp_path, "fake", handler))
+        assert frontend.recv() == {"kind": "loaded", "status": status, "message": message}
+
+
+def test_worker_main_does_not_know_torchserve() -> None:
+    """Importing the worker loop imports no runtime: the TorchServe one comes with a ``load`` naming it."""
+    script = (
+        "import sys, workers.worker_main\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('workers.handler', 'workers.context', 'ts',"
+        " 'workers.runtimes.', 'numpy')))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], check=True, timeout=60)

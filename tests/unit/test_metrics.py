@@ -59,10 +59,6 @@ def job() -> SimpleNamespace:
     return SimpleNamespace(metrics=None, started_at=0.0, dispatched_at=0.0)
 
 
-def response(status: int) -> SimpleNamespace:
-    return SimpleNamespace(status=status)
-
-
 # -- Java's double formatting -------------------------------------------------------------------------------------
 
 
@@ -242,7 +238,7 @@ def test_parse_round_trips_context_metrics(name: str, unit: str, value: float, d
 def test_prometheus_mode_counts_requests_by_status_class() -> None:
     metrics, ts_log, _ = server()
     for status in (200, 204, 404, 400, 500, 503, 301):
-        metrics.observe_response(None, response(status))  # type: ignore[arg-type]
+        metrics.observe_status(status)
     families = parsed(metrics)
     assert sample(families, "Requests2XX", Level="Host", Hostname=HOST) == 2
     assert sample(families, "Requests4XX") == 2
@@ -287,14 +283,14 @@ def test_torchserve_children_appear_when_first_updated() -> None:
     assert "# TYPE Requests2XX counter\n# HELP" in text  # declared, no sample yet
     assert "ts_inference_requests_total{" not in text
     assert 'modelserver_worker_restarts_total{model_name="m",model_version="1.0",} 0.0\n' in text
-    metrics.observe_response(None, response(200))  # type: ignore[arg-type]
+    metrics.observe_status(200)
     assert 'Requests2XX{Level="Host",Hostname="host1",} 1.0\n' in metrics.exposition()
 
 
 def test_log_mode_writes_torchserve_lines_and_exposes_nothing() -> None:
     metrics, ts_log, model_log = server("log")
     version = metrics.for_version("m", "1.0")
-    metrics.observe_response(None, response(200))  # type: ignore[arg-type]
+    metrics.observe_status(200)
     item = job()
     version.admit(item, explicit_version=False)
     version.dispatched([item])
@@ -330,7 +326,7 @@ def test_legacy_mode_exposes_only_the_ts_counters() -> None:
     version.admit(item, explicit_version=False)
     version.dispatched([item])
     version.done(item)
-    metrics.observe_response(None, response(200))  # type: ignore[arg-type]
+    metrics.observe_status(200)
     assert set(parsed(metrics)) == {
         "ts_inference_requests",
         "ts_inference_latency_microseconds",
@@ -414,7 +410,7 @@ def test_metrics_yaml_declares_what_is_recorded(tmp_path: Path) -> None:
     assert list(config.frontend) == ["Requests2XX"]
     assert config.model["InferenceRequestCount"].kind == "counter"
     metrics, _, _ = server(config=config)
-    metrics.observe_response(None, response(404))  # type: ignore[arg-type]
+    metrics.observe_status(404)
     metrics.backend_line("[METRICS]InferenceRequestCount.count:1|#|#type:COUNTER|#hostname:h,1")
     metrics.backend_line("[METRICS]HandlerTime.ms:1|#ModelName:m,Level:Model|#hostname:h,1")
     families = parsed(metrics)

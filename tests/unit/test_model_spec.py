@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from modelserver.archive import InvalidModel, list_store, name_from_path, read_model_dir
-from modelserver.model_spec import Defaults, build_spec
+from modelserver.model_spec import Defaults, InvalidModelSetting, build_spec
 
 DEFAULTS = Defaults(workers=3, job_queue_size=100, response_timeout=120, startup_timeout=120)
 
@@ -99,3 +100,34 @@ def test_list_store_skips_hidden_and_unknown_files(tmp_path: Path) -> None:
         else:
             path.mkdir()
     assert [p.name for p in list_store(tmp_path)] == ["a", "b.mar", "c.tar.gz", "e.model"]
+
+
+SERVER = Defaults(workers=1, job_queue_size=100, response_timeout=120, startup_timeout=120)
+
+
+def test_protocol_runtime_and_envelope_default_from_the_server(tmp_path: Path) -> None:
+    artifact = read_model_dir(model_dir(tmp_path, {"modelName": "m", "handler": "h.py"}))
+    spec = build_spec(artifact, {}, SERVER)
+    assert (spec.protocol, spec.runtime, spec.envelope) == ("torchserve", "torchserve", "")
+    served = dataclasses.replace(SERVER, protocol="kserve", envelope="kservev2")
+    spec = build_spec(artifact, {}, served)
+    assert (spec.protocol, spec.envelope) == ("kserve", "kservev2")
+
+
+def test_yaml_beats_models_block_for_protocol_and_envelope(tmp_path: Path) -> None:
+    root = model_dir(tmp_path, {"modelName": "m", "handler": "h.py"}, "protocol: Angel\nserviceEnvelope: json\n")
+    entry = {"protocol": "kserve", "serviceEnvelope": "kserve"}
+    spec = build_spec(read_model_dir(root), entry, SERVER)
+    assert (spec.protocol, spec.envelope) == ("angel", "json")
+    plain = build_spec(
+        read_model_dir(model_dir(tmp_path / "b", {"modelName": "b", "handler": "h.py"})), entry, SERVER
+    )
+    assert (plain.protocol, plain.envelope) == ("kserve", "kserve")
+
+
+@pytest.mark.parametrize(("key", "value"), [("protocol", "grpc"), ("workerRuntime", "triton")])
+def test_unknown_protocol_or_runtime_is_a_400(tmp_path: Path, key: str, value: str) -> None:
+    artifact = read_model_dir(model_dir(tmp_path, {"modelName": "m", "handler": "h.py"}))
+    with pytest.raises(InvalidModelSetting) as raised:
+        build_spec(artifact, {key: value}, SERVER)
+    assert raised.value.status == 400 and f"Invalid {key} '{value}' for model m" in raised.value.message

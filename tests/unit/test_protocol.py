@@ -1,4 +1,4 @@
-"""Tests for workers/protocol.py: framing, validation, FrameDecoder and SocketChannel."""
+"""Tests for workers/protocol.py (framing, validation), workers/frame_decoder.py and workers/socket_channel.py."""
 
 from __future__ import annotations
 
@@ -15,26 +15,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from workers.frame_decoder import FrameDecoder
 from workers.protocol import (
     ATTACH_MIN,
     ATTACHMENT_FLAG,
     DEFAULT_MAX_FRAME_SIZE,
     HEADER,
-    HOLD_LIMIT,
+    ITEM_OPTIONAL_FIELDS,
+    JOB_FIELDS,
+    JOB_OPTIONAL_FIELDS,
     MAX_FRAME_SIZE_LIMIT,
     PROTOCOL_VERSION,
     REQUIRED_FIELDS,
     SMALL_FRAME_SIZE,
     Attached,
-    FrameDecoder,
     ProtocolError,
-    SocketChannel,
     attach,
     decode_payload,
     encode,
     encode_parts,
     max_frame_size_for,
 )
+from workers.socket_channel import HOLD_LIMIT, SocketChannel
 
 TIMEOUT = 10.0
 
@@ -108,12 +110,13 @@ def realistic_messages() -> list[dict]:
     job = {
         "id": 7,
         "request_id": "3f0c6c9e-0d57-4c5e-9f0e-5ad3c0a1b2c3",
-        "headers": {"Content-Type": "image/jpeg", "url_path": "/predictions/m", "explain": "False", "data": "x"},
-        "inputs": [
-            ["data", "image/jpeg", b"\xff\xd8\xff\x00binary"],
-            ["t", "", {"dtype": "f4", "shape": [2], "data": b"\0" * 8}],
-        ],
+        "headers": {"Content-Type": "image/jpeg", "data": "x"},
+        "inputs": [["data", "image/jpeg", b"\xff\xd8\xff\x00binary"]],
         "method": "predict",
+        "url_path": "extra/path",
+        "tensors": [{"name": "t", "datatype": "FP32", "shape": [2], "data": b"\0" * 8, "parameters": {"x": 1}}],
+        "parameters": {"temperature": 0.5},
+        "outputs": [{"name": "scores", "parameters": {"binary_data": True}}, {"name": "labels"}],
     }
     return [
         {"kind": "hello", "version": PROTOCOL_VERSION, "pid": 1234, "device": "cuda:0"},
@@ -123,6 +126,7 @@ def realistic_messages() -> list[dict]:
             "model_version": "1.0",
             "model_dir": "/tmp/m",
             "handler": "image_classifier",
+            "runtime": "torchserve",
             "batch_size": 4,
             "gpu_id": None,
             "envelope": "",
@@ -133,7 +137,18 @@ def realistic_messages() -> list[dict]:
         },
         {"kind": "loaded", "status": 200, "message": "loaded"},
         {"kind": "infer", "jobs": [job]},
-        {"kind": "result", "items": [item(7, b"\x00\x01"), {**item(8, b""), "error": "boom"}]},
+        {
+            "kind": "result",
+            "items": [
+                item(7, b"\x00\x01"),
+                {**item(8, b""), "error": "boom"},
+                {
+                    **item(9, b""),
+                    "tensors": [{"name": "out", "datatype": "BYTES", "shape": [1], "data": b"\1\0\0\0z"}],
+                    "parameters": {"sequence_end": True},
+                },
+            ],
+        },
         {"kind": "chunk", **item(7, "ünïcødé".encode())},
         {"kind": "cancel", "ids": [7, 8]},
         {"kind": "shutdown"},
@@ -705,3 +720,43 @@ def test_socket_channel_sends_attachments_at_once_and_receives_bytearrays() -> N
         received = receiver.recv()
         assert received is not None
         assert type(received["items"][0]["body"]) is bytearray and received["items"][0]["body"] == body
+
+
+# --- version 2: runtime, job fields, memoryviews ---------------------------------------------------
+
+
+def test_version_2_load_names_its_runtime() -> None:
+    assert PROTOCOL_VERSION == 2
+    load = next(message for message in realistic_messages() if message["kind"] == "load")
+    assert "runtime" in REQUIRED_FIELDS["load"]
+    without = {key: value for key, value in load.items() if key != "runtime"}
+    with pytest.raises(ProtocolError, match="missing runtime"):
+        encode(without)
+    with pytest.raises(ProtocolError, match="missing runtime"):
+        decode_payload(packed(without))
+
+
+def test_job_and_item_fields() -> None:
+    assert {"id", "request_id", "headers", "inputs", "method"} == JOB_FIELDS
+    assert {"url_path", "tensors", "parameters", "outputs"} == JOB_OPTIONAL_FIELDS
+    assert {"body", "error", "tensors", "parameters"} == ITEM_OPTIONAL_FIELDS
+    infer = next(message for message in realistic_messages() if message["kind"] == "infer")
+    [received] = FrameDecoder().feed(encode(infer))
+    [job] = received["jobs"]
+    assert set(job) == JOB_FIELDS | JOB_OPTIONAL_FIELDS
+
+
+def test_attach_takes_flat_memoryviews_and_views_others_as_bytes() -> None:
+    body = bytearray(range(256)) * (ATTACH_MIN // 256)
+    view = memoryview(body)
+    marked = attach(view)
+    assert type(marked) is Attached and marked.data is view
+    words = memoryview(body).cast("I")
+    marked = attach(words)
+    assert type(marked) is Attached and marked.data.format == "B" and len(marked.data) == len(body)
+    assert type(attach(view[:-1])) is memoryview  # small: inside the map
+    assert type(attach(view[::2])) is memoryview  # not contiguous: never an attachment
+    parts = encode_parts({"kind": "cancel", "ids": [attach(words)]})
+    assert HEADER.unpack(parts[0])[0] == ATTACHMENT_FLAG | len(body)
+    [message] = FrameDecoder().feed(b"".join(parts))
+    assert message["ids"] == [body] and type(message["ids"][0]) is bytearray

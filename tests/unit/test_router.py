@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from modelserver import route_patterns as route_patterns_module
 from modelserver import router as router_module
 from modelserver.router import ANY, Match, MatchKind, Route, Router, compile_pattern, split_path
 
@@ -516,7 +517,7 @@ def test_compiled_pattern_metadata() -> None:
 
 
 def test_docstring_examples() -> None:
-    failures, tried = doctest.testmod(router_module, raise_on_error=False)
+    failures, tried = doctest.testmod(route_patterns_module, raise_on_error=False)
     assert tried > 0 and failures == 0
 
 

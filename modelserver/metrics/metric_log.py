@@ -1,0 +1,147 @@
+"""The metric log files ``ts_metrics.log`` and ``model_metrics.log``: TorchServe's ``LogMetric`` lines in log4j's
+``%d{ISO8601} - %m`` layout, written by a background task.
+
+The request path must not format strings, so an update is only recorded (its time, its value and where the line's
+text comes from) and :class:`MetricLog` formats the lines later. A source is anything with a ``head`` and a
+``tail`` (:class:`modelserver.metrics.series.LogSeries`): the line is ``head + value + tail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from .text_format import java_double
+
+logger = logging.getLogger("modelserver.metrics")
+
+
+class LineSource(Protocol):
+    """What an update's line is made of: ``<head><value><tail>`` (``Name.Unit:`` and ``|#dims|#hostname:h``)."""
+
+    head: str
+    tail: str
+
+
+class MetricLog:
+    """``ts_metrics.log`` or ``model_metrics.log``: ``2024-02-16T21:12:24,801 - <line>,timestamp:<s>``.
+
+    An update is recorded as its time and value in two ``array('d')`` and its series (or its finished line) in a
+    list, so it allocates no object the garbage collector tracks; a task started by :meth:`start` formats the
+    lines into the file every ``flush_seconds``. The server opens and starts the logs before any request; until
+    :meth:`open`, lines are formatted only into ``memory`` (when it is a list; tests). The file rolls over at 100 MB,
+    keeping 5 old files, as TorchServe's log4j2.xml does.
+    """
+
+    ROLL_BYTES = 100 * 1024 * 1024
+    KEEP = 5
+
+    def __init__(self, flush_seconds: float = 0.2, memory: list[str] | None = None) -> None:
+        self.path: Path | None = None
+        self.memory = memory
+        self._times = array("d")
+        self._values = array("d")
+        self._sources: list[LineSource | str] = []
+        self._flush_seconds = flush_seconds
+        self._file: Any = None
+        self._second = -1
+        self._stamp = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def appenders(self) -> tuple[Callable[[float], None], Callable[[float], None], Callable[[Any], None]]:
+        """How a :class:`LogSeries` records an update: the time, the value, itself (the lists are cleared in place)."""
+        return self._times.append, self._values.append, self._sources.append
+
+    def write(self, line: str) -> None:
+        """A finished line (a backend metric)."""
+        self._times.append(time.time())
+        self._values.append(0.0)
+        self._sources.append(line)
+
+    def open(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("ab", buffering=64 * 1024)
+        self.path = path
+
+    def start(self) -> None:
+        """Flush every ``flush_seconds`` from now on (needs a running event loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush_forever(), name="metric-log")
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            if self._sources:
+                try:
+                    self.flush()
+                except OSError as err:  # the lines are dropped, the next ones are tried again
+                    logger.error("Cannot write %s: %s", self.path, err)
+
+    def lines(self) -> list[str]:
+        """Flush, then what ``memory`` holds."""
+        self.flush()
+        return list(self.memory or ())
+
+    def flush(self) -> None:
+        """Format the recorded updates into the file and hand it to the OS."""
+        text = self._format()
+        if self.memory is not None:
+            self.memory.extend(text.splitlines(keepends=True))
+        if self._file is None:
+            return
+        self._file.write(text.encode("utf-8", "backslashreplace"))
+        self._file.flush()
+        if self._file.tell() >= self.ROLL_BYTES and self.path is not None:
+            self._roll(self.path)
+
+    def _format(self) -> str:
+        lines = []
+        millisecond, prefix, suffix = -1, "", ""
+        for now, value, source in zip(self._times, self._values, self._sources, strict=True):
+            if int(now * 1000) != millisecond:  # lines of the same millisecond share their timestamps
+                millisecond = int(now * 1000)
+                prefix, suffix = self._stamps(millisecond)
+            if isinstance(source, str):
+                lines.append(f"{prefix}{source}{suffix}")
+                continue
+            if value == 1.0:  # a count
+                number = "1.0"
+            elif 1e-3 <= value < 1e7:
+                number = repr(value)
+            else:
+                number = java_double(value)
+            lines.append(f"{prefix}{source.head}{number}{source.tail}{suffix}")
+        del self._times[:], self._values[:], self._sources[:]
+        return "".join(lines)
+
+    def _stamps(self, millisecond: int) -> tuple[str, str]:
+        """log4j's ``%d{ISO8601} - `` in front of a line, and TorchServe's ``,timestamp:<s>`` after it."""
+        second = millisecond // 1000
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
+        return f"{self._stamp},{millisecond % 1000:03d} - ", f",timestamp:{second}\n"
+
+    def _roll(self, path: Path) -> None:
+        self._file.close()
+        for index in range(self.KEEP - 1, 0, -1):
+            older = path.with_name(f"{path.name}.{index}")
+            if older.exists():
+                os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
+        os.replace(path, path.with_name(f"{path.name}.1"))
+        self._file = path.open("ab", buffering=64 * 1024)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.flush()
+        if self._file is not None:
+            self._file.close()
+            self._file = None

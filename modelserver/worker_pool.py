@@ -1,0 +1,85 @@
+"""The workers of one model version: starting and stopping them, choosing one for a job, their health.
+
+Worker ids are global and never reused, starting at TorchServe's ``initial_worker_port`` (9000). A
+model on GPUs gets its devices round-robin over the ids it may use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+
+from .types import Job
+from .worker_connection import WorkerConnection
+from .worker_feed import BatchFeed
+from .worker_plan import WorkerPlan, WorkerState
+
+_worker_ids = itertools.count(9000)
+_gpu_round_robin = itertools.count()
+
+
+class WorkerPool:
+    def __init__(self, plan: WorkerPlan, gpu_ids: tuple[int, ...] = ()) -> None:
+        self.plan = plan
+        self.workers: list[WorkerConnection] = []
+        self._gpu_ids = gpu_ids
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def __iter__(self) -> Iterator[WorkerConnection]:
+        return iter(self.workers)
+
+    def _next_gpu(self) -> int | None:
+        ids = self._gpu_ids
+        return ids[next(_gpu_round_robin) % len(ids)] if ids else None
+
+    def scale(self, count: int, maximum: int | None = None) -> list[WorkerConnection]:
+        """Start workers up to ``count``; stop the newest ones above ``maximum`` (default ``count``).
+
+        Returns the workers started, whose :meth:`WorkerConnection.wait_ready` tells when they have loaded.
+        """
+        maximum = count if maximum is None else maximum
+        started = []
+        while len(self.workers) < count:
+            worker = WorkerConnection(next(_worker_ids), self.plan, self._next_gpu())
+            self.workers.append(worker)
+            worker.start()
+            started.append(worker)
+        while len(self.workers) > maximum:
+            task = asyncio.create_task(self.workers.pop().stop())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return started
+
+    def with_room(self) -> BatchFeed | None:
+        """The worker to take a job now (its feed): an idle one first, else the one with the fewest batches
+        outstanding."""
+        best, best_load = None, 0
+        for worker in self.workers:
+            feed = worker.feed
+            if feed.free_slots <= 0:
+                continue
+            load = feed.outstanding
+            if load == 0:
+                return feed
+            if best is None or load < best_load:
+                best, best_load = feed, load
+        return best
+
+    def cancel(self, job: Job) -> None:
+        for worker in self.workers:
+            worker.feed.cancel(job)
+
+    def healthy_count(self, max_retry_seconds: float, loaded_at_startup: bool) -> int:
+        return sum(worker.healthy(max_retry_seconds, loaded_at_startup) for worker in self.workers)
+
+    @property
+    def ready_count(self) -> int:
+        return sum(worker.state is WorkerState.READY for worker in self.workers)
+
+    async def stop(self) -> None:
+        workers, self.workers = self.workers, []
+        await asyncio.gather(*(worker.stop() for worker in workers), *self._retiring)
