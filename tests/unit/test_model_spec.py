@@ -119,9 +119,7 @@ def test_yaml_beats_models_block_for_protocol_and_envelope(tmp_path: Path) -> No
     entry = {"protocol": "kserve", "serviceEnvelope": "kserve"}
     spec = build_spec(read_model_dir(root), entry, SERVER)
     assert (spec.protocol, spec.envelope) == ("angel", "json")
-    plain = build_spec(
-        read_model_dir(model_dir(tmp_path / "b", {"modelName": "b", "handler": "h.py"})), entry, SERVER
-    )
+    plain = build_spec(read_model_dir(model_dir(tmp_path / "b", {"modelName": "b", "handler": "h.py"})), entry, SERVER)
     assert (plain.protocol, plain.envelope) == ("kserve", "kserve")
 
 
