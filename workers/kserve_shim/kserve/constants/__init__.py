@@ -1,0 +1,1 @@
+"""``kserve.constants``: ``kserve.constants.constants``."""

@@ -1,0 +1,1 @@
+"""``kserve.protocol``: the protocol modules (``kserve.protocol.infer_type``)."""

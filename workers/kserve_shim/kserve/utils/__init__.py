@@ -1,0 +1,1 @@
+"""``kserve.utils``: ``kserve.utils.utils`` and ``kserve.utils.numpy_codec``."""
