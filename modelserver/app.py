@@ -23,6 +23,9 @@ from . import __version__, aiohttp_adapter, auth, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects import torchserve_http
+from .dialects.kserve_v1 import KServeV1
+from .dialects.kserve_v2 import KServeV2
+from .dialects.kserve_v2_repository import KServeV2Repository
 from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
@@ -182,10 +185,18 @@ class ModelServer:
         inference = TorchServeInference(self.registry, lambda: self._describe(inference_listener))
         management = TorchServeManagement(self.registry, lambda: self._describe(management_listener), host=self)
         metrics = TorchServeMetrics(lambda: self._describe(metrics_listener), self.metrics)
-        families = {"torchserve": [inference]}
+        v2 = KServeV2(self.registry)
+        kserve_root = cfg.default_protocol == "kserve"  # who answers GET /: KServe's liveness, or TorchServe's 405
+        kserve = [KServeV1(self.registry, kserve_root), v2, KServeV2Repository(self.registry, v2, host=self)]
+        if cfg.metrics_address != cfg.inference_address:  # KServe serves /metrics on its inference port too
+            kserve.append(TorchServeMetrics(lambda: self._describe(inference_listener), self.metrics))
+        families = {"torchserve": [inference], "kserve": kserve}
         served = [dialect for family in cfg.inference_protocols for dialect in families.get(family, ())]
         resolve = {"protocol_of": self.registry.protocol_of, "default_protocol": cfg.default_protocol}
-        if cfg.inference_address == cfg.management_address:
+        if not cfg.serve_management:
+            inference_listener = management_listener = Listener("inference", served, cfg.max_request_size, **resolve)
+            result = [(cfg.inference_address, inference_listener)]
+        elif cfg.inference_address == cfg.management_address:
             inference_listener = management_listener = Listener(
                 "inference", [*served, management], cfg.max_request_size, **resolve
             )
@@ -200,7 +211,7 @@ class ModelServer:
         for _, listener in result:
             listener.observers.append(self.metrics.observe_status)  # Requests2XX/4XX/5XX
         if self.auth is not None:
-            scopes = {inference: auth.INFERENCE, management: auth.MANAGEMENT}
+            scopes = {inference: auth.INFERENCE, management: auth.MANAGEMENT, **dict.fromkeys(kserve, auth.INFERENCE)}
             auth.protect(self.auth, [listener for _, listener in result], scopes)
         return result
 
@@ -242,6 +253,10 @@ class ModelServer:
         await self.start()
         await self._stopped.wait()
         await self.shutdown()
+
+    def request_stop(self) -> None:
+        """Stop as SIGTERM does (from the loop's thread)."""
+        self._stopped.set()
 
     def _on_signal(self) -> None:
         if self._stopped.is_set():

@@ -301,6 +301,8 @@ class ServerConfig:
     """The protocol of a model that names none, and what shared routes mean for an unknown model."""
     inference_protocols: tuple[str, ...] = API_FAMILIES
     """The API families served on the inference address."""
+    serve_management: bool = True
+    """Bind TorchServe's management API; a KServe ``ModelServer`` (which has none) turns it off. Not a key."""
     properties: Mapping[str, str] = field(default_factory=_empty_mapping)
     """Every key after precedence (file < CLI < env), unknown ones included, as strings."""
     unknown_keys: tuple[str, ...] = ()

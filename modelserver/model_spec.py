@@ -8,8 +8,9 @@ Precedence (TorchServe's ``ModelManager.createModel``):
   ``default_workers_per_model``.
 
 Our own keys, in ``model-config.yaml`` or a ``models=`` entry (yaml wins): ``protocol`` (what the routes several
-protocols share mean for this model: ``torchserve``, ``kserve`` or ``angel``; default ``default_protocol``),
-``workerRuntime`` (what the worker runs: ``torchserve`` for a TorchServe handler) and ``serviceEnvelope`` (a
+protocols share mean for this model: ``torchserve``, ``kserve`` or ``angel``; default ``kserve`` for a KServe model,
+else ``default_protocol``), ``workerRuntime`` (what the worker runs: ``torchserve`` for a TorchServe handler,
+``kserve`` for a KServe ``Model`` subclass) and ``serviceEnvelope`` (a
 TorchServe request envelope for this model; default ``service_envelope``).
 """
 
@@ -25,7 +26,7 @@ from .errors import BadRequest
 
 PROTOCOLS = ("torchserve", "kserve", "angel")
 """The model protocols: they decide what a route shared by several protocols means for a model."""
-RUNTIMES = ("torchserve",)
+RUNTIMES = ("torchserve", "kserve")
 """What a worker can run (the ``load`` message's ``runtime``)."""
 
 
@@ -111,6 +112,11 @@ def _choice(
     return text
 
 
+def _default_protocol(runtime: str, defaults: Defaults) -> str:
+    """A KServe model speaks KServe's protocol unless it says otherwise; others the server's default."""
+    return "kserve" if runtime == "kserve" else defaults.protocol
+
+
 def build_spec(
     artifact: ModelArtifact,
     entry: Mapping[str, Any],
@@ -122,6 +128,7 @@ def build_spec(
     """Merge one model version's settings: ``api`` (management call) > yaml > ``entry`` (``models=``) > defaults."""
     api = api or {}
     yaml = artifact.yaml_config
+    runtime = _choice(artifact.name, "workerRuntime", yaml, entry, "torchserve", RUNTIMES)
     low, high = _workers(yaml, entry, defaults.workers)
     device_ids = yaml.get("deviceIds") or ()
     return ModelSpec(
@@ -161,7 +168,7 @@ def build_spec(
         device_ids=tuple(int(i) for i in device_ids if isinstance(i, int) and i >= 0),
         url=url,
         loaded_at_startup=loaded_at_startup,
-        protocol=_choice(artifact.name, "protocol", yaml, entry, defaults.protocol, PROTOCOLS),
-        runtime=_choice(artifact.name, "workerRuntime", yaml, entry, "torchserve", RUNTIMES),
+        protocol=_choice(artifact.name, "protocol", yaml, entry, _default_protocol(runtime, defaults), PROTOCOLS),
+        runtime=runtime,
         envelope=str(yaml.get("serviceEnvelope", entry.get("serviceEnvelope", defaults.envelope)) or "").strip(),
     )

@@ -25,7 +25,7 @@ from .model_spec import ModelSpec
 from .types import InferenceResult, Job, ResultStream
 from .worker_connection import WorkerConnection
 from .worker_plan import WorkerPlan
-from .worker_pool import WorkerPool
+from .worker_pool import WorkerFactory, WorkerPool
 
 
 class ModelVersion:
@@ -40,6 +40,8 @@ class ModelVersion:
         gpu_count: int = 0,
         decode_input_request: bool = True,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        make_worker: WorkerFactory | None = None,
+        depth: int = 0,
     ) -> None:
         self.spec = spec
         self.metrics = metrics
@@ -63,8 +65,9 @@ class ModelVersion:
             load_message=self.load_message,
             loop=self.loop,
             max_frame_size=max_frame_size,
+            depth=depth,
         )
-        self.pool = WorkerPool(plan, _gpu_ids(spec, gpu_count))
+        self.pool = WorkerPool(plan, _gpu_ids(spec, gpu_count), make_worker)
         self._direct = spec.batch_size == 1
         """With batch size 1 and an empty queue, a job goes straight to a worker with room: the queue, its collector
         and the worker's feeding task are for waiting work, and the batch-forming delay never applies to one job."""
@@ -159,6 +162,7 @@ class ModelVersion:
             "decode_input_request": self._decode_input_request,
             "manifest": dict(spec.manifest),
             "model_yaml_config": dict(spec.yaml_config),
+            **spec.extra,  # what a runtime kind needs besides (a KServe ModelServer: the model's constructor arguments)
         }
 
     def scale(self, count: int, maximum: int | None = None) -> list[WorkerConnection]:

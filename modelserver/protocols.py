@@ -16,5 +16,5 @@ ANGEL = "angel"
 MODEL_PROTOCOLS = (TORCHSERVE, KSERVE, ANGEL)
 """What a model's ``protocol`` may be."""
 
-API_FAMILIES = (TORCHSERVE,)
+API_FAMILIES = (TORCHSERVE, KSERVE)
 """The route families a listener can serve (``inference_protocols``)."""

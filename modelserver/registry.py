@@ -45,6 +45,11 @@ async def wait_started(workers: Iterable[WorkerConnection]) -> int:
             task.cancel()
 
 
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Order of version strings: numeric parts as numbers (``1.2.1`` < ``1.11``), other parts as text after them."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part) for part in version.replace("-", ".").split("."))
+
+
 class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[str, dict[str, ModelVersion]] = {}
@@ -110,6 +115,20 @@ class ModelRegistry:
         if found is None:
             raise ModelVersionNotFound(name, version)
         return found
+
+    def latest(self, name: str, version: str | None = None) -> ModelVersion:
+        """``version`` if given, else the highest version (by :func:`version_key`): what the protocols without a
+        default version (KServe, the Open Inference Protocol, Angel, MindSpore) mean by none. 404 if unknown."""
+        if version:
+            return self.resolve(name, version)
+        versions = self._models.get(name)
+        if versions is None:
+            raise ModelNotFound(name)
+        return versions[max(versions, key=version_key)]
+
+    def registration_order(self) -> list[str]:
+        """Model names in the order they were first registered (KServe lists models that way)."""
+        return list(self._models)
 
     def __iter__(self) -> Iterator[ModelVersion]:
         for versions in self._models.values():

@@ -8,6 +8,10 @@ different ``protocol`` and the same ``model_param`` (``POST /v1/models/{model_na
 KServe's and Angel's). The first one added is matched; the others are its variants, and :attr:`Match.variants`
 maps each protocol to its route, so the caller can pick by the protocol of the model the path names.
 
+A path that fits a route ending in a literal verb (``/v1/models/{m}:predict``) but not its method answers 405 even
+when a less specific route (``GET /v1/models/{m}``) would take the method: model names cannot hold ``:``, so the path
+names the verb route.
+
 Matching costs one dict lookup on the first segment plus a few comparisons: routes are bucketed by their first
 literal segment and then by segment count, and each bucket is pre-sorted by specificity. Among the routes that fit
 the path, the most specific one that accepts the method wins; if none accepts it the answer is 405 with the union of
@@ -171,8 +175,8 @@ def _full_match(route: Route, params: dict[str, str], variants: Mapping[str, Rou
 CACHED_MATCHES = 4096
 CACHED_PATH_LENGTH = 256
 
-# One candidate: the bound matcher, the accepted methods (None = any), the route.
-_Entry = tuple[Callable[[Sequence[str]], dict[str, str] | None], frozenset[str] | None, Route]
+# One candidate: the bound matcher, the accepted methods (None = any), the route, whether it ends in a literal verb.
+_Entry = tuple[Callable[[Sequence[str]], dict[str, str] | None], frozenset[str] | None, Route, bool]
 # Candidates by segment count: entry ``n`` for paths of n segments, the last entry for every longer path.
 _Table = tuple[tuple[_Entry, ...], ...]
 
@@ -260,13 +264,17 @@ class Router:
         table = self._tables.get(segments[0], self._fallback) if count else self._fallback
         candidates = table[count] if count < len(table) else table[-1]
         allowed: frozenset[str] | None = None
-        for bind, methods, route in candidates:
+        verb_refused = False
+        for bind, methods, route, literal_verb in candidates:
             params = bind(segments)
             if params is None:
                 continue
             if methods is None or method in methods:
+                if verb_refused:  # the path names a verb route (model names have no ':'): its 405, not a fallback
+                    break
                 return _full_match(route, params, self._variants.get(id(route)) if self._variants else None)
             allowed = methods if allowed is None else allowed | methods
+            verb_refused = verb_refused or literal_verb
         if allowed is None:
             return Match(_NOT_FOUND)
         return Match(_METHOD_NOT_ALLOWED, allowed=allowed)
@@ -294,7 +302,9 @@ def _build_table(routes: list[Route]) -> _Table:
 
 
 def _entry(route: Route) -> _Entry:
-    return (route.compiled.bind, None if route.accepts_any else route.methods, route)
+    last = route.compiled.segments[-1] if route.compiled.segments else None
+    literal_verb = last is not None and last.verb_literal is not None
+    return (route.compiled.bind, None if route.accepts_any else route.methods, route, literal_verb)
 
 
 def _methods_overlap(first: frozenset[str], second: frozenset[str]) -> bool:

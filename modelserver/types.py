@@ -157,7 +157,8 @@ class Job:
     """One inference request on its way to a worker.
 
     ``method`` is ``predict``, ``explain``, ``describe`` or a named method of the model; ``url_path`` is the extra
-    path of ``/predictions/{m}/{v}/{path}``; ``solo`` makes the job run in a batch of its own (a describe call).
+    path of ``/predictions/{m}/{v}/{path}``; ``infer_id`` the id the client gave its request (the Open Inference
+    Protocol's ``id``); ``solo`` makes the job run in a batch of its own (a describe call).
     """
 
     __slots__ = (
@@ -168,6 +169,7 @@ class Job:
         "future",
         "headers",
         "id",
+        "infer_id",
         "inputs",
         "method",
         "metrics",
@@ -192,6 +194,7 @@ class Job:
         tensors: list[Tensor] | None = None,
         parameters: Mapping[str, Any] | None = None,
         outputs: list[dict[str, Any]] | None = None,
+        infer_id: str | None = None,
         solo: bool = False,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
@@ -204,6 +207,7 @@ class Job:
         self.tensors = tensors
         self.parameters = parameters
         self.outputs = outputs
+        self.infer_id = infer_id
         self.solo = solo
         self.deadline: float | None = None
         self.enqueued_at = 0.0
@@ -232,6 +236,8 @@ class Job:
             wire["parameters"] = dict(self.parameters)
         if self.outputs:
             wire["outputs"] = self.outputs
+        if self.infer_id is not None:
+            wire["infer_id"] = self.infer_id
         return wire
 
     def succeed(self, result: InferenceResult, last: bool = True) -> None:

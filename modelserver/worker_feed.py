@@ -59,7 +59,7 @@ class BatchFeed:
         self._slot_freed: asyncio.Event = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
         self._head_started = 0.0  # loop time when the running batch started or last streamed
-        self._fixed_depth = 0 if plan.prefetch else 1
+        self._fixed_depth = plan.depth or (0 if plan.prefetch else 1)
         self._depth = self._fixed_depth or MIN_OUTSTANDING
         self._batch_seconds = PREFETCH_WORK_S  # moving average of the time a batch takes, from start to result
 
@@ -185,6 +185,27 @@ class BatchFeed:
         if len(self._batches) < self._depth:
             self._slot_freed.set()
 
+    def on_result_of(self, first_job_id: int, items: list[dict[str, Any]]) -> None:
+        """The answer to the batch that begins with job ``first_job_id``, whichever outstanding batch that is: an
+        in-process runtime (:mod:`modelserver.local_worker`) answers the batches it runs together as they finish."""
+        head = self._batches[0] if self._batches else None
+        if head is None or head[0].id == first_job_id:
+            self.on_result(items)
+            return
+        batch = next((b for b in self._batches if b[0].id == first_job_id), None)
+        for item in items:
+            self._deliver(item, last=True)
+        if batch is None:  # released meanwhile (the feed was closed)
+            return
+        self._batches.remove(batch)
+        self._queue.started(len(batch))  # it was counted as waiting behind the head
+        for job in batch:
+            if self._inflight.pop(job.id, None) is not None:
+                job.fail(BackendError("number of batch response mismatched", 503))
+        self._refill()
+        if len(self._batches) < self._depth:
+            self._slot_freed.set()
+
     def _adapt_depth(self) -> None:
         """Keep about ``PREFETCH_WORK_S`` of work on the socket: 16 batches of a 50 us echo, 2 of a 10 ms model."""
         took = self._loop.time() - self._head_started
@@ -213,7 +234,10 @@ class BatchFeed:
         result = InferenceResult(item["status"], item["reason"], item["headers"], item["content_type"], item["body"])
         if "tensors" in item or "parameters" in item:
             try:
-                result.tensors = [Tensor.from_wire(tensor) for tensor in item.get("tensors") or ()]
+                result.tensors = [
+                    tensor if type(tensor) is Tensor else Tensor.from_wire(tensor)
+                    for tensor in item.get("tensors") or ()
+                ]
             except (TensorError, TypeError, KeyError) as err:
                 logger.error("%s sent a malformed output tensor: %s", self.name, err)
                 job.fail(BackendError(f"Malformed output tensor from the worker: {err}", 500))

@@ -56,3 +56,5 @@ class WorkerPlan:
     load_message: Callable[[int | None], dict[str, Any]]
     loop: asyncio.AbstractEventLoop
     max_frame_size: int
+    depth: int = 0
+    """Batches a worker holds at once: 0 adapts it to the measured batch time (2 to 16)."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .types import Job
 from .worker_connection import WorkerConnection
@@ -19,10 +20,17 @@ _worker_ids = itertools.count(9000)
 _gpu_round_robin = itertools.count()
 
 
+WorkerFactory = Callable[[int, WorkerPlan, "int | None"], Any]
+"""Makes a pool member from its id, plan and GPU: a :class:`WorkerConnection` (a process), or an in-process worker."""
+
+
 class WorkerPool:
-    def __init__(self, plan: WorkerPlan, gpu_ids: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self, plan: WorkerPlan, gpu_ids: tuple[int, ...] = (), make_worker: WorkerFactory | None = None
+    ) -> None:
         self.plan = plan
         self.workers: list[WorkerConnection] = []
+        self._make_worker: WorkerFactory = make_worker or WorkerConnection
         self._gpu_ids = gpu_ids
         self._retiring: set[asyncio.Task[None]] = set()
 
@@ -44,7 +52,7 @@ class WorkerPool:
         maximum = count if maximum is None else maximum
         started = []
         while len(self.workers) < count:
-            worker = WorkerConnection(next(_worker_ids), self.plan, self._next_gpu())
+            worker = self._make_worker(next(_worker_ids), self.plan, self._next_gpu())
             self.workers.append(worker)
             worker.start()
             started.append(worker)

@@ -56,7 +56,7 @@ def _load(load: Mapping[str, Any], handler: str) -> Service:
         raise LoadError("No handler specified for model {!r}".format(load.get("model_name")))
     install_ts_shim()
     context = make_context(load)
-    _prepend_paths(str(load["model_dir"]), handler)
+    prepend_paths(str(load["model_dir"]), handler)
     module, function_name = import_handler(handler)
     entry_point, initialize = resolve_entry_point(module, function_name, handler)
     envelope = str(load.get("envelope") or "")
@@ -81,7 +81,7 @@ def make_context(load: Mapping[str, Any]) -> Context:
     )
 
 
-def _prepend_paths(model_dir: str, handler: str) -> None:
+def prepend_paths(model_dir: str, handler: str) -> None:
     """Model dir first on ``sys.path``; a handler given with a directory gets that directory in front of it."""
     handler_dir = os.path.dirname(handler.split(":", 1)[0])
     for path in (model_dir, os.path.join(model_dir, handler_dir) if handler_dir else None):

@@ -133,9 +133,10 @@ maps, ``workers/tensors.py``) and ``parameters`` (a map)."""
 JOB_FIELDS = frozenset({"id", "request_id", "headers", "inputs", "method"})
 """Fields of a job map in ``infer.jobs``."""
 
-JOB_OPTIONAL_FIELDS = frozenset({"url_path", "tensors", "parameters", "outputs"})
+JOB_OPTIONAL_FIELDS = frozenset({"url_path", "tensors", "parameters", "outputs", "infer_id"})
 """Fields a job map carries only when they are set: ``url_path`` (str), ``tensors`` (tensor maps), ``parameters``
-(a map) and ``outputs`` (``{"name": str, "parameters"?: map}`` maps)."""
+(a map: the request's parameters), ``outputs`` (``{"name": str, "parameters"?: map}`` maps) and ``infer_id`` (str:
+the id a client gave its inference request, e.g. the Open Inference Protocol's ``id``)."""
 
 REQUIRED_FIELDS: dict[str, frozenset[str]] = {
     "hello": frozenset({"version", "pid", "device"}),

@@ -1,5 +1,6 @@
-"""TorchServe's inference API: ``/ping``, the API description, ``/predictions``, ``/explanations``
-and the KServe-v1-style ``/v1/models/{model}:predict|:explain`` that TorchServe routes to a handler.
+"""TorchServe's inference API: ``/ping``, the API description, ``/predictions``, ``/explanations``, and the
+KServe-style ``/v1/models/{model}:predict|:explain`` and ``/v2/models/{model}/infer|explain`` that TorchServe 0.12
+passes to a handler as they are (a configured ``service_envelope`` translates them).
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ class TorchServeInference(http.TorchServeDialect):
                 summary=f"{method.title()}; the extra path reaches the handler as header url_path.",
                 operation_id=f"{method}VersionPath",
                 **meta,
+            )
+        for verb, suffix in ((PREDICT, "infer"), (EXPLAIN, "explain")):
+            yield Route(
+                frozenset({"POST"}),
+                f"/v2/models/{{model_name}}/{suffix}",
+                self._kserve_handler(verb),
+                summary=f"Open Inference Protocol {suffix} route, passed to the handler as TorchServe does.",
+                operation_id=f"kserveV2{suffix.title()}",
+                tags=("inference",),
+                request_body="application/json",
+                responses=_PREDICT_RESPONSES,
+                protocol="torchserve",
+                model_param="model_name",
             )
         for verb in (PREDICT, EXPLAIN):
             yield Route(

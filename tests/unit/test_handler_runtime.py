@@ -722,13 +722,13 @@ def test_load_runtime_dispatches_on_the_runtime_kind(tmp_path: Path) -> None:
     assert runtime.run_batch([job(1, b"hi")], lambda chunk: None, lambda job_id: False) == [ok(1, b"hi")]
 
 
-@pytest.mark.parametrize(("kind", "shown"), [("kserve", "kserve"), ("", ""), (None, "None")])
+@pytest.mark.parametrize(("kind", "shown"), [("triton", "triton"), ("", ""), (None, "None")])
 def test_unknown_runtime_kind_is_a_load_error(tmp_path: Path, kind: Any, shown: str) -> None:
 
     assert runtimes.LoadError is LoadError  # one LoadError, importable from both places
     with pytest.raises(LoadError) as err:
         load_runtime(load_message(tmp_path, kind))
-    assert (err.value.status, str(err.value)) == (500, f"Unknown runtime kind '{shown}'; known: torchserve")
+    assert (err.value.status, str(err.value)) == (500, f"Unknown runtime kind '{shown}'; known: torchserve, kserve")
 
 
 FAKE_RUNTIME = """

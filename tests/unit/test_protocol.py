@@ -117,6 +117,7 @@ def realistic_messages() -> list[dict]:
         "tensors": [{"name": "t", "datatype": "FP32", "shape": [2], "data": b"\0" * 8, "parameters": {"x": 1}}],
         "parameters": {"temperature": 0.5},
         "outputs": [{"name": "scores", "parameters": {"binary_data": True}}, {"name": "labels"}],
+        "infer_id": "client-id-1",
     }
     return [
         {"kind": "hello", "version": PROTOCOL_VERSION, "pid": 1234, "device": "cuda:0"},
@@ -738,7 +739,7 @@ def test_version_2_load_names_its_runtime() -> None:
 
 def test_job_and_item_fields() -> None:
     assert {"id", "request_id", "headers", "inputs", "method"} == JOB_FIELDS
-    assert {"url_path", "tensors", "parameters", "outputs"} == JOB_OPTIONAL_FIELDS
+    assert {"url_path", "tensors", "parameters", "outputs", "infer_id"} == JOB_OPTIONAL_FIELDS
     assert {"body", "error", "tensors", "parameters"} == ITEM_OPTIONAL_FIELDS
     infer = next(message for message in realistic_messages() if message["kind"] == "infer")
     [received] = FrameDecoder().feed(encode(infer))

@@ -225,9 +225,12 @@ def test_any_method_and_full_match_carry_no_allowed(table: Router) -> None:
         assert result.kind is MatchKind.FULL and result.allowed == frozenset()
 
 
-def test_a_less_specific_route_that_accepts_the_method_wins_over_405(table: Router) -> None:
-    # GET on a ":predict" path: the verb route is POST-only, the plain parameter route takes GET.
-    assert matched(table, "GET", "/v1/models/m:predict") == ("/v1/models/{model_name}", {"model_name": "m:predict"})
+def test_a_path_naming_a_literal_verb_route_gets_its_405_not_a_fallback(table: Router) -> None:
+    # GET on a ":predict" path: the verb route is POST-only; the plain parameter route would take GET, but model
+    # names hold no ':', so the path names the verb route (TorchServe answers 405 there).
+    match = table.match("GET", "/v1/models/m:predict")
+    assert match.kind is MatchKind.METHOD_NOT_ALLOWED and "POST" in match.allowed
+    assert matched(table, "GET", "/v1/models/m") == ("/v1/models/{model_name}", {"model_name": "m"})
 
 
 def test_fallback_to_catch_all_that_accepts_the_method() -> None:

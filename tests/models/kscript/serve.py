@@ -1,0 +1,31 @@
+"""A KServe model script, as KServe's docs write one, with only its import line changed: ``modelserver.kserve``
+in place of ``kserve``."""
+
+import argparse
+import os
+import time
+
+from modelserver.kserve import InferRequest, Model, ModelServer, model_server
+
+
+class Multiplier(Model):
+    def __init__(self, name: str, factor: int = 2) -> None:
+        super().__init__(name)
+        self.factor = factor
+        self.load()
+
+    def predict(self, payload, headers=None):  # synchronous on purpose: it must not stall the server
+        if isinstance(payload, InferRequest):
+            raise NotImplementedError("this model speaks V1 only")
+        time.sleep(float(payload.get("sleep", 0)))
+        return {"predictions": [value * self.factor for value in payload["instances"]], "pid": os.getpid()}
+
+    def stop(self) -> None:
+        print(f"model {self.name} stopped in {os.getpid()}", flush=True)
+        super().stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(parents=[model_server.parser])  # KServe's flags, --model_name among them
+    args, _ = parser.parse_known_args()
+    ModelServer().start([Multiplier(args.model_name, factor=3)])
