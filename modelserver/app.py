@@ -13,7 +13,7 @@ import logging
 import signal
 import ssl
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,9 @@ class ModelServer:
         self._descriptions: dict[int, dict[str, Any]] = {}
         self.auth = auth.from_config(config)
         self._ssl: ssl.SSLContext | None = None
+        self.load_unknown: Callable[[str], Awaitable[ModelVersion]] | None = None
+        """How the repository extension's ``load`` finds a model that is not registered, when something other than
+        the model store knows it (a KServe ``ModelServer``'s ``ModelRepository``)."""
 
     def _version_gauges(self) -> list[tuple[str, str, int, int]]:
         return [(v.spec.name, v.spec.version, v.queue.pending, v.metrics.streams) for v in self.registry]

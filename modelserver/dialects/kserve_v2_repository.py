@@ -114,6 +114,9 @@ class KServeV2Repository(http.KServeDialect):
         return http.json_response({"name": name, "load": True})
 
     async def _register(self, host: ModelHost, name: str) -> ModelVersion:
+        load_unknown = getattr(host, "load_unknown", None)
+        if load_unknown is not None:
+            return await load_unknown(name)
         store = host.config.model_store
         path = next(
             (

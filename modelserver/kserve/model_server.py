@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 import os
 import sys
@@ -136,6 +137,14 @@ class ModelServer:
         require_c_parser()
         uvloop.run(self._serve())
 
+    def _forget(self, name: str, model: Any) -> None:
+        """The model stopped serving (unloaded, or the server stops): KServe's repository ``unload`` stops it and
+        forgets it; a model the repository does not hold is only stopped."""
+        if self.registered_models.get_model(name) is model:
+            self.registered_models.unload(name)
+        else:
+            model.stop()
+
     def stop(self, sig: int | None = None) -> None:
         """Stop serving (from a signal handler or another thread): the models are stopped after the server."""
         if self._server is not None and self._loop is not None:
@@ -171,6 +180,7 @@ class ModelServer:
         self._loop = asyncio.get_running_loop()
         self._loop.set_exception_handler(self._exception_handler or self.default_exception_handler)
         server = self._server = Server(self.config())
+        server.load_unknown = self._load_from_repository
         for name, model in self.registered_models.get_models().items():
             self._add(server, name, model)
         try:
@@ -181,7 +191,23 @@ class ModelServer:
                 if self.workers > 1:
                     model.stop()
 
-    def _add(self, server: Server, name: str, model: Any) -> None:
+    async def _load_from_repository(self, name: str) -> ModelVersion:
+        """The repository extension's ``load`` of a model not served yet: KServe's ``ModelRepository.load(name)``
+        (sync or async; it registers the model and answers whether it loaded), then serve what it registered."""
+        repository = self.registered_models
+        try:
+            loaded = repository.load(name)
+            if inspect.isawaitable(loaded):
+                loaded = await loaded
+        except Exception as err:
+            raise model_not_ready_detail(name, f" Error type: {type(err)} error msg: {err}") from None
+        model = repository.get_model(name)
+        if not loaded or model is None or not getattr(model, "ready", False):
+            raise model_not_ready_detail(name, "")
+        assert self._server is not None
+        return self._add(self._server, name, model)
+
+    def _add(self, server: Server, name: str, model: Any) -> ModelVersion:
         spec = ModelSpec(
             name=name,
             version="1",
@@ -202,7 +228,7 @@ class ModelServer:
             runtime = KServeRuntime(model, spec.version, max_asyncio_workers=self.max_asyncio_workers)
 
             def make_worker(worker_id: int, plan: Any, gpu_id: int | None) -> LocalWorker:
-                return LocalWorker(worker_id, plan, runtime, on_stop=model.stop)
+                return LocalWorker(worker_id, plan, runtime, on_stop=lambda: self._forget(name, model))
 
             version = ModelVersion(spec, metrics, make_worker=make_worker, depth=IN_PROCESS_DEPTH)
         else:
@@ -210,6 +236,13 @@ class ModelServer:
             version = ModelVersion(spec, metrics)
         server.registry.add(version)
         version.scale(spec.min_workers)
+        return version
+
+
+def model_not_ready_detail(name: str, detail: str) -> Exception:
+    from ..dialects.kserve_http import KServeError
+
+    return KServeError(f"Model with name {name} is not ready.{detail}", 503)
 
 
 def _process_settings(model: Any, server: ModelServer) -> dict[str, Any]:

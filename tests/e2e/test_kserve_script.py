@@ -77,6 +77,19 @@ def test_the_script_serves_kserve_v1_and_v2_routes(one_worker) -> None:
     assert f"model multiplier stopped in {process.pid}" in log.read_text()
 
 
+def test_the_repository_extension_loads_through_the_scripts_model_repository(one_worker) -> None:
+    url, log, process = one_worker
+    load = requests.post(f"{url}/v2/repository/models/extra/load", timeout=10)
+    assert (load.status_code, load.json()) == (200, {"name": "extra", "load": True})
+    answer = requests.post(f"{url}/v1/models/extra:predict", json={"instances": [2]}, timeout=10).json()
+    assert answer["predictions"] == [20]
+    unload = requests.post(f"{url}/v2/repository/models/extra/unload", timeout=10)
+    assert (unload.status_code, unload.json()) == (200, {"name": "extra", "unload": True})
+    assert requests.get(f"{url}/v1/models/extra", timeout=10).status_code == 404
+    assert f"model extra stopped in {process.pid}" in log.read_text()
+    assert stop(process) == 0
+
+
 def test_a_synchronous_model_never_blocks_the_server(one_worker) -> None:
     url, _, process = one_worker
     slow = threading.Thread(

@@ -100,3 +100,11 @@ def test_a_multipart_part_without_headers_is_a_400_not_a_500(server: RunningServ
     assert response.status_code == 400
     assert response.json()["type"] == "BadRequestException"
     assert post(server, "/predictions/linear_plain", json=[0]).json() == [32.0]  # the server goes on serving
+
+
+def test_the_v2_infer_route_of_a_torchserve_model_goes_through_its_envelope(server: RunningServer) -> None:
+    """TorchServe 0.12 passes /v2/models/{m}/infer to the handler; the kservev2 envelope translates it."""
+    response = post(server, "/v2/models/linear_v2/infer", json=V2_REQUEST)
+    assert response.status_code == 200, response.text
+    [output] = response.json()["outputs"]
+    assert output["data"] == pytest.approx([32.0, 212.0, 98.6])

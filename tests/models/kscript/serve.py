@@ -5,7 +5,7 @@ import argparse
 import os
 import time
 
-from modelserver.kserve import InferRequest, Model, ModelServer, model_server
+from modelserver.kserve import InferRequest, Model, ModelRepository, ModelServer, model_server
 
 
 class Multiplier(Model):
@@ -25,7 +25,16 @@ class Multiplier(Model):
         super().stop()
 
 
+class Repository(ModelRepository):
+    """Models loaded on request (``POST /v2/repository/models/{name}/load``): a multiplier by 10."""
+
+    def load(self, name: str) -> bool:
+        model = Multiplier(name, factor=10)
+        self.update(model)
+        return model.ready
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(parents=[model_server.parser])  # KServe's flags, --model_name among them
     args, _ = parser.parse_known_args()
-    ModelServer().start([Multiplier(args.model_name, factor=3)])
+    ModelServer(registered_models=Repository()).start([Multiplier(args.model_name, factor=3)])
