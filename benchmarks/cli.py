@@ -1,7 +1,8 @@
 """The command line: ``python -m benchmarks [run] [options]`` (``run`` is the default and only command).
 
-python -m benchmarks run --scenario all --peers torchserve,mosec
+python -m benchmarks run --scenario all --peers torchserve,mosec,kserve
 python -m benchmarks run --scenario echo-json,stream --quick --out /tmp/bench
+python -m benchmarks run --scenario kserve-v1-json,kserve-v2-json,kserve-v2-binary --peers kserve
 """
 
 from __future__ import annotations
@@ -59,13 +60,16 @@ def parse_peers(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Benchmark the model server beside TorchServe, Mosec and a bare aiohttp echo (the ceiling).",
+        description="Benchmark the model server beside TorchServe, Mosec, KServe and a bare aiohttp echo (ceiling).",
     )
     commands = parser.add_subparsers(dest="command")
     run_parser = commands.add_parser("run", help="run the benchmark and write latest.json, .md and .png")
     run_parser.add_argument("--scenario", type=parse_scenarios, default=SCENARIOS, help="all, or names with commas")
     run_parser.add_argument(
-        "--peers", type=parse_peers, default=(), help="none (default), all, or torchserve,mosec: the targets to compare"
+        "--peers",
+        type=parse_peers,
+        default=(),
+        help="none (default), all, or names from torchserve,mosec,kserve with commas: the targets to compare",
     )
     run_parser.add_argument("--client", choices=("auto", "wrk", "aiohttp"), default="auto", help="load generator")
     run_parser.add_argument("--repeats", type=int, help=f"measured runs per point (default {DEFAULTS['repeats']})")

@@ -21,7 +21,7 @@ import sys
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
@@ -51,6 +51,16 @@ class LoadSpec:
     max_requests: int = DEFAULT_MAX_REQUESTS
     check: Callable[[bytes], bool] | None = None
     """When set, a 2xx answer whose body it rejects counts as an error (``mismatch``)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Request headers besides ``Content-Type``."""
+    header_check: Callable[[Mapping[str, str], bytes], bool] | None = None
+    """When set, a 2xx answer whose headers and body it rejects counts as an error (``mismatch``) too."""
+
+    def answer_ok(self, headers: Mapping[str, str], payload: bytes) -> bool:
+        """Whether a 2xx answer passes both checks."""
+        if self.check is not None and not self.check(payload):
+            return False
+        return self.header_check is None or self.header_check(headers, payload)
 
     def validate(self) -> None:
         parts = urlsplit(self.url)
@@ -138,19 +148,21 @@ def percentile(ordered: Sequence[float], q: float) -> float | None:
 
 async def _connection(session: aiohttp.ClientSession, spec: LoadSpec, recorder: _Recorder) -> None:
     """One closed loop: send, read the whole answer, record, repeat until the window closes."""
-    headers = {"Content-Type": spec.content_type}
+    headers = {"Content-Type": spec.content_type, **dict(spec.headers)}
+    checked = spec.check is not None or spec.header_check is not None
     clock = time.perf_counter
     while recorder.may_start(started := clock()):
         try:
             async with session.post(spec.url, data=spec.body, headers=headers) as response:
                 payload = await response.read()
                 status = response.status
+                answer_headers = response.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as err:
             recorder.error(clock(), f"{type(err).__name__}: {err}")
             await asyncio.sleep(ERROR_PAUSE_S)
             continue
         ended = clock()
-        if spec.check is not None and 200 <= status < 300 and not spec.check(payload):
+        if checked and 200 <= status < 300 and not spec.answer_ok(answer_headers, payload):
             recorder.error(ended, f"mismatch: got {len(payload)} bytes")
             continue
         recorder.answer(started, ended, status, payload)
@@ -209,6 +221,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT/path")
     parser.add_argument("--body", default='{"x": 1}', help="request body; @FILE reads it from a file")
     parser.add_argument("--content-type", default="application/json")
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="NAME:VALUE", help="another request header (repeatable)"
+    )
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds sent before measuring")
@@ -228,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         url=args.url,
         body=body,
         content_type=args.content_type,
+        headers=tuple((name.strip(), value.strip()) for name, _, value in (h.partition(":") for h in args.header)),
         concurrency=args.concurrency,
         duration=args.duration,
         warmup=args.warmup,

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("aiohttp", "uvloop", "msgpack", "numpy", "torch", "matplotlib")
+PACKAGES = ("aiohttp", "uvloop", "msgpack", "numpy", "orjson", "kserve", "torch", "matplotlib")
+"""In the runner's environment, which is our server's: ``kserve`` there is what our KServe workers import."""
 SERVER_PATHS = ("modelserver", "workers", "examples")
 
 

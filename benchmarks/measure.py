@@ -114,7 +114,7 @@ def settle(target: Target, scenario: Scenario) -> None:
     drops them. One request answered after a short pause means the queue ahead of it is empty."""
     time.sleep(SETTLE_PAUSE_S)
     with contextlib.suppress(OSError, urllib.error.URLError):
-        post(target.url, scenario.body(), scenario.content_type, timeout=SETTLE_TIMEOUT_S)
+        post(target.url, scenario.body(), scenario.content_type, SETTLE_TIMEOUT_S, scenario.headers)
 
 
 def _repeat(
@@ -145,6 +145,8 @@ def load_point(
         duration=settings.duration,
         warmup=0.0,
         check=scenario.check,
+        headers=scenario.headers,
+        header_check=scenario.header_check,
     )
     if settings.warmup > 0:
         client.measure(replace(spec, duration=settings.warmup))
@@ -162,9 +164,15 @@ def load_point(
     }
     if scenario.ideal_rps:
         point["efficiency"] = round(point["requests_per_s"] / scenario.ideal_rps, 4)
-    if not client.checks_bodies and scenario.check is not None:
+    if not client.checks_bodies and (scenario.check is not None or scenario.header_check is not None):
         point["body_check"] = check_sample(
-            target.url, scenario.body(), scenario.content_type, scenario.check, SAMPLE_CHECKS
+            target.url,
+            scenario.body(),
+            scenario.content_type,
+            scenario.check,
+            SAMPLE_CHECKS,
+            headers=scenario.headers,
+            header_check=scenario.header_check,
         )
     return point
 
@@ -180,6 +188,7 @@ def start_warmup(target: Target, scenario: Scenario, client: Client, settings: S
         concurrency=max(scenario.concurrency),
         duration=settings.start_warmup,
         warmup=0.0,
+        headers=scenario.headers,
     )
     client.measure(spec)
 

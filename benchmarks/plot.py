@@ -1,6 +1,6 @@
-"""``latest.png``: for each load scenario, throughput and p99 latency by concurrency, one bar colour per target
-(this server, TorchServe, Mosec, the bare aiohttp ceiling); then start time and memory with the echo model.
-matplotlib with the Agg backend (no display)."""
+"""``latest.png``: for each load scenario (the ``kserve-*`` ones included), throughput and p99 latency by concurrency,
+one bar colour per target (this server, as a KServe script too, TorchServe, Mosec, KServe, the bare aiohttp ceiling);
+then start time and memory with the echo model. matplotlib with the Agg backend (no display)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Any
 from .report import TARGET_ORDER
 from .scenarios import SCENARIOS_BY_NAME
 
-COLOURS = {"modelserver": "#1f77b4", "torchserve": "#d62728", "mosec": "#2ca02c", "bare aiohttp": "#7f7f7f"}
+COLOURS = {
+    "modelserver": "#1f77b4",
+    "modelserver-script": "#17becf",
+    "torchserve": "#d62728",
+    "mosec": "#2ca02c",
+    "kserve": "#ff7f0e",
+    "bare aiohttp": "#7f7f7f",
+}
 OTHER_COLOUR = "#9467bd"
 
 
@@ -35,6 +42,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
         spec = SCENARIOS_BY_NAME.get(scenario)
         for column, (key, label) in enumerate((("requests_per_s", "req/s"), ("p99_ms", "p99 ms"))):
             axis = axes[row][column]
+            if log_scale([p.get(key) for p in mine]):
+                axis.set_yscale("log")
+                label += ", log scale"
             for index, target in enumerate(targets):
                 by_level = {p["concurrency"]: p.get(key) or 0 for p in mine if p["target"] == target}
                 xs = [i + (index - (len(targets) - 1) / 2) * width for i in range(len(levels))]
@@ -59,6 +69,16 @@ def plot(report: dict[str, Any], path: Path) -> None:
     figure.tight_layout(rect=(0, 0, 1, 0.985))
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+LOG_SCALE_SPREAD = 50.0
+
+
+def log_scale(values: list[float | None]) -> bool:
+    """A logarithmic axis when the bars differ more than :data:`LOG_SCALE_SPREAD` times (KServe's binary tensor
+    against ours): on a linear one the small bars would not show."""
+    shown = [v for v in values if v]
+    return bool(shown) and max(shown) / min(shown) > LOG_SCALE_SPREAD
 
 
 FOOTPRINT_SCENARIO = "echo-json"

@@ -11,8 +11,12 @@ from typing import Any
 
 from .scenarios import SCENARIOS_BY_NAME
 
-OURS, TORCHSERVE, MOSEC, CEILING = "modelserver", "torchserve", "mosec", "bare aiohttp"
-TARGET_ORDER = (OURS, TORCHSERVE, MOSEC, CEILING)
+OURS, OURS_SCRIPT, CEILING = "modelserver", "modelserver-script", "bare aiohttp"
+TORCHSERVE, MOSEC, KSERVE = "torchserve", "mosec", "kserve"
+TARGET_ORDER = (OURS, OURS_SCRIPT, TORCHSERVE, MOSEC, KSERVE, CEILING)
+KSERVE_OURS = (OURS, OURS_SCRIPT)
+"""Both ways of serving a KServe model here get their own rows of KServe targets: from a model store (worker
+process) and as a script with our ``ModelServer`` (in-process); a user picks one, so neither may hide the other."""
 NOISY_OTHER_CPU_PCT = 10.0
 """A row during which the rest of the machine used more than this (% of one core) is marked as disturbed."""
 Point = dict[str, Any]
@@ -85,6 +89,8 @@ class Goal:
     passed: bool | None
     """None when a needed result is missing (``note`` says why)."""
     note: str = ""
+    scenarios: tuple[str, ...] = ()
+    """The scenarios it is computed from: a goal is listed only when one of them was selected for the run."""
 
 
 def _goal(
@@ -94,13 +100,26 @@ def _goal(
     test: Callable[[float], bool],
     fmt: Callable[[float], str],
     missing: list[str],
+    scenarios: tuple[str, ...] = (),
 ) -> Goal:
     if value is None:
-        return Goal(label, goal, None, "-", None, "; ".join(dict.fromkeys(missing)) or "no result")
-    return Goal(label, goal, value, fmt(value), test(value))
+        return Goal(label, goal, None, "-", None, "; ".join(dict.fromkeys(missing)) or "no result", scenarios)
+    return Goal(label, goal, value, fmt(value), test(value), scenarios=scenarios)
+
+
+def _times(value: float) -> str:
+    return f"{value:.2f}x"
 
 
 def goals(report: dict[str, Any]) -> list[Goal]:
+    """The project's goals that this run's scenarios bear on, each computed from the run's points."""
+    selected = set(report.get("settings", {}).get("scenarios", []))
+    found = [*_torchserve_api_goals(report), *kserve_goals(report)]
+    return [goal for goal in found if not goal.scenarios or selected & set(goal.scenarios)]
+
+
+def _torchserve_api_goals(report: dict[str, Any]) -> list[Goal]:
+    """Against TorchServe, Mosec and the ceiling (the TorchServe API scenarios)."""
     points = report["points"]
 
     def at(scenario: str, target: str, concurrency: int | None = 64) -> tuple[Point | None, list[str]]:
@@ -141,6 +160,7 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v >= 6,
             times,
             ours_missing + ts_missing,
+            ("echo-json",),
         ),
         _goal(
             "echo JSON, batch 1, c=64: req/s, ours / Mosec",
@@ -149,6 +169,7 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v > 1,
             times,
             ours_missing + mosec_missing,
+            ("echo-json",),
         ),
         _goal(
             "echo JSON, batch 1, c=64: req/s, ours / bare aiohttp",
@@ -157,6 +178,7 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v >= 0.6,
             pct,
             ours_missing + bare_missing,
+            ("echo-json",),
         ),
         _goal(
             "echo JSON, batch 1, c=64: p99, ours / TorchServe",
@@ -165,6 +187,7 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v < 1,
             times,
             ours_missing + ts_missing,
+            ("echo-json",),
         ),
         _goal(
             "echo JSON, batch 1, c=64: errors + non-2xx, ours",
@@ -173,6 +196,7 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v == 0,
             lambda v: f"{v:.0f}",
             ours_missing,
+            ("echo-json",),
         ),
         _goal(
             f"10 ms handler, batch 8, c=64: req/s / ideal {ideal:.0f}",
@@ -181,6 +205,7 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v >= 0.95,
             pct,
             cost_missing,
+            ("cost10ms-batch8",),
         ),
         _goal(
             "100 KiB binary echo: req/s, ours / bare aiohttp, lowest over c=1,16,64",
@@ -189,6 +214,7 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v >= 0.5,
             pct,
             binary_missing,
+            ("echo-binary",),
         ),
         _goal(
             "streaming: first piece, handler to client, p50",
@@ -197,8 +223,86 @@ def goals(report: dict[str, Any]) -> list[Goal]:
             lambda v: v <= 2.0,
             ms,
             stream_missing,
+            ("stream",),
         ),
     ]
+
+
+def lowest_common_concurrency(points: list[Point], scenario: str, targets: tuple[str, ...]) -> int | None:
+    """The lowest concurrency at which every one of ``targets`` has a load point of ``scenario``."""
+    levels = [
+        {p["concurrency"] for p in points if p["scenario"] == scenario and p["target"] == t and p["kind"] == "load"}
+        for t in targets
+    ]
+    common = set.intersection(*levels) if levels else set()
+    return min(common) if common else None
+
+
+KSERVE_JSON_GOALS = (("kserve-v1-json", "KServe V1 JSON"), ("kserve-v2-json", "KServe V2 JSON"))
+KSERVE_BINARY, KSERVE_BINARY_LABEL = "kserve-v2-binary", "KServe V2 binary 1 MiB"
+KSERVE_P99_CONCURRENCY = {"kserve-v1-json": 64, "kserve-v2-json": 64, KSERVE_BINARY: 16}
+
+
+def kserve_goals(report: dict[str, Any]) -> list[Goal]:
+    """Against KServe 0.21 with the same model file, for each of our two ways of serving it: at least 3x KServe's
+    req/s on V1 and V2 JSON at c=64, at least KServe's on the 1 MiB binary tensor at the lowest concurrency both
+    measured, and a lower p99 (c=64; c=16 for binary)."""
+    points = report["points"]
+
+    def at(scenario: str, target: str, concurrency: int | None) -> tuple[Point | None, list[str]]:
+        point = None if concurrency is None else find_point(points, scenario, target, concurrency)
+        return point, [] if point else [why_absent(report, target, scenario)]
+
+    def compare(scenario: str, ours: str, concurrency: int | None, key: str) -> tuple[float | None, list[str]]:
+        mine, mine_missing = at(scenario, ours, concurrency)
+        theirs, theirs_missing = at(scenario, KSERVE, concurrency)
+        value = ratio(mine[key] if mine else None, theirs[key] if theirs else None)
+        return value, mine_missing + theirs_missing
+
+    found: list[Goal] = []
+    for ours in KSERVE_OURS:
+        for scenario, label in KSERVE_JSON_GOALS:
+            value, missing = compare(scenario, ours, 64, "requests_per_s")
+            found.append(
+                _goal(
+                    f"{label}, c=64: req/s, {ours} / KServe",
+                    ">= 3x",
+                    value,
+                    lambda v: v >= 3,
+                    _times,
+                    missing,
+                    (scenario,),
+                )
+            )
+        lowest = lowest_common_concurrency(points, KSERVE_BINARY, (ours, KSERVE))
+        value, missing = compare(KSERVE_BINARY, ours, lowest, "requests_per_s")
+        level = f"c={lowest}" if lowest is not None else "c=lowest"
+        found.append(
+            _goal(
+                f"{KSERVE_BINARY_LABEL}, {level} (lowest measured): req/s, {ours} / KServe",
+                ">= 1x",
+                value,
+                lambda v: v >= 1,
+                _times,
+                missing,
+                (KSERVE_BINARY,),
+            )
+        )
+        for scenario, label in (*KSERVE_JSON_GOALS, (KSERVE_BINARY, KSERVE_BINARY_LABEL)):
+            concurrency = KSERVE_P99_CONCURRENCY[scenario]
+            value, missing = compare(scenario, ours, concurrency, "p99_ms")
+            found.append(
+                _goal(
+                    f"{label}, c={concurrency}: p99, {ours} / KServe",
+                    "< 1x",
+                    value,
+                    lambda v: v < 1,
+                    _times,
+                    missing,
+                    (scenario,),
+                )
+            )
+    return found
 
 
 # -- Markdown -------------------------------------------------------------------------------------------------------
@@ -263,6 +367,8 @@ def _header(report: dict[str, Any]) -> list[str]:
         entry = report["targets"][name]
         if "unavailable" in entry:
             lines.append(f"- {name}: **not run**: {entry['unavailable']}")
+        elif "not_needed" in entry:
+            lines.append(f"- {name}: not prepared: {entry['not_needed']}")
         else:
             lines.append(f"- {name}: {_facts(entry.get('prepared', {}))}")
     return lines

@@ -1,6 +1,7 @@
 """The run: prepare every target once, then for each scenario start each target that supports it, measure its
-points, and stop it. Peers (TorchServe, Mosec) are imported only when asked for; one that cannot run here is
-skipped with its reason, recorded in the report. Every process started is stopped by PID in a ``finally``."""
+points, and stop it. Peers (TorchServe, Mosec, KServe) are imported only when asked for, and prepared (installed)
+only when they run one of the selected scenarios; one that cannot run here is skipped with its reason, recorded in
+the report. Every process started is stopped by PID in a ``finally``."""
 
 from __future__ import annotations
 
@@ -23,11 +24,14 @@ from .scenarios import Scenario
 from .targets.bare import BarePeer
 from .targets.base import Log, Peer, Target, Unavailable
 from .targets.modelserver import ModelServerPeer
+from .targets.modelserver_script import ModelServerScriptPeer
 
 OPTIONAL_PEERS = {
     "torchserve": ("benchmarks.targets.torchserve", "TorchServePeer"),
     "mosec": ("benchmarks.targets.mosec", "MosecPeer"),
+    "kserve": ("benchmarks.targets.kserve", "KServePeer"),
 }
+NOT_NEEDED = "runs none of the selected scenarios"
 LOG_TAIL_CHARS = 5000
 
 
@@ -35,7 +39,7 @@ LOG_TAIL_CHARS = 5000
 class RunOptions:
     scenarios: tuple[Scenario, ...]
     peers: tuple[str, ...]
-    """Names from :data:`OPTIONAL_PEERS`; this server and the bare echo always run."""
+    """Names from :data:`OPTIONAL_PEERS`; this server (both ways of starting it) and the bare echo always run."""
     client: str
     settings: Settings
     cache: Path
@@ -50,6 +54,12 @@ def load_peer(name: str) -> Peer:
         return getattr(module, class_name)()
     except (ImportError, AttributeError) as err:
         raise Unavailable(f"cannot load {module_name}.{class_name}: {type(err).__name__}: {err}") from err
+
+
+def may_run(peer: Peer, scenario: Scenario) -> bool:
+    """Whether ``peer`` may run ``scenario``, asked before the run builds any archive: a scenario served from an
+    archive (digits) counts as possible, since its archive may only be built when the scenario comes."""
+    return scenario.handler_spec.archive is not None or peer.unsupported(scenario) is None
 
 
 def scenario_blocker(scenario: Scenario, log: Log) -> str | None:
@@ -91,14 +101,20 @@ class Run:
         self.report["skipped"].append({"target": target, "scenario": scenario, "reason": reason})
 
     def prepared_peers(self) -> list[Peer]:
-        """This server, the asked-for peers and the bare echo, each prepared once; the unavailable ones left out."""
+        """This server (from a model store, and as a KServe script), the asked-for peers and the bare echo, each
+        prepared once; the unavailable ones, and those that run none of the selected scenarios, left out."""
         ready: list[Peer] = []
         candidates: list[tuple[str, Any]] = [("modelserver", ModelServerPeer)]
+        candidates.append(("modelserver-script", ModelServerScriptPeer))
         candidates += [(name, lambda name=name: load_peer(name)) for name in self.options.peers]
         candidates.append(("bare aiohttp", BarePeer))
         for name, make in candidates:
             try:
                 peer = make()
+                if not any(may_run(peer, scenario) for scenario in self.options.scenarios):
+                    self.log(f"Not preparing {peer.name}: it {NOT_NEEDED}")
+                    self.report["targets"][peer.name] = {"not_needed": NOT_NEEDED}
+                    continue
                 self.log(f"Preparing {peer.name}")
                 facts = peer.prepare(self.options.cache, self.log)
             except Exception as err:  # Unavailable, or a peer's own failure: either way it is left out

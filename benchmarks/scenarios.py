@@ -1,8 +1,11 @@
 """What the benchmark measures: each scenario names a handler, a request body, the batching settings and the
-concurrency levels, and every target (this server, TorchServe, Mosec, the bare aiohttp echo) serves it in its own way.
+concurrency levels, and every target (this server, TorchServe, Mosec, KServe, the bare aiohttp echo) serves it in its
+own way.
 
 The handler files are TorchServe handlers, used unchanged by this server and archived with ``torch-model-archiver``
-for TorchServe; Mosec gets an equivalent service of its own (``benchmarks/targets/mosec_service.py``).
+for TorchServe; Mosec gets an equivalent service of its own (``benchmarks/targets/mosec_service.py``). The ``kserve-*``
+scenarios speak KServe's APIs (V1, and the Open Inference Protocol V2 with the binary tensor extension) to one KServe
+model file, ``handlers/kserve_echo.py``, which KServe and this server both run.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import functools
 import io
 import json
 import random
-from collections.abc import Callable
+import sys
+from array import array
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +41,9 @@ class Handler:
     archive: Path | None = None
     """A ready archive (the digits example), used as it is instead of ``handler_file``."""
     needs_torch: bool = False
+    worker_runtime: str = "torchserve"
+    """What our worker runs the file as: ``torchserve`` (a TorchServe handler) or ``kserve`` (a KServe ``Model``,
+    archived with a ``model-config.yaml`` that says ``workerRuntime: kserve``)."""
 
 
 HANDLER_FILES = {
@@ -43,6 +51,7 @@ HANDLER_FILES = {
     "cost": Handler("cost", handler_file=HANDLERS / "cost_handler.py"),
     "stream": Handler("stream", handler_file=HANDLERS / "stream_handler.py"),
     "digits": Handler("digits", archive=EXAMPLES_STORE / "digits.mar", needs_torch=True),
+    "kserve-echo": Handler("echo", handler_file=HANDLERS / "kserve_echo.py", worker_runtime="kserve"),
 }
 
 
@@ -84,6 +93,118 @@ def same_binary_body(payload: bytes) -> bool:
     return payload == binary_body()
 
 
+# -- KServe: V1, V2 JSON and V2 binary ------------------------------------------------------------------------------
+
+KSERVE_MODEL = "echo"
+V1_PATH = f"/v1/models/{KSERVE_MODEL}:predict"
+V2_PATH = f"/v2/models/{KSERVE_MODEL}/infer"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+V1_INSTANCES = [[0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5], [8.5, 9.5, 10.5, 11.5, 12.5, 13.5, 14.5, 15.5]]
+V1_BODY = json.dumps({"instances": V1_INSTANCES}).encode()
+V2_JSON_SHAPE = [1, 16]
+V2_JSON_DATA = [i * 0.25 - 2 for i in range(16)]
+"""Multiples of 1/4: exact in FP32, so every server's JSON gives back the same numbers."""
+V2_JSON_BODY = json.dumps(
+    {"inputs": [{"name": "input-0", "shape": V2_JSON_SHAPE, "datatype": "FP32", "data": V2_JSON_DATA}]}
+).encode()
+V2_BINARY_SHAPE = [1, 262144]
+V2_BINARY_BYTES = 4 * V2_BINARY_SHAPE[0] * V2_BINARY_SHAPE[1]
+V2_BINARY_HEADER = json.dumps(
+    {
+        "inputs": [
+            {
+                "name": "input-0",
+                "shape": V2_BINARY_SHAPE,
+                "datatype": "FP32",
+                "parameters": {"binary_data_size": V2_BINARY_BYTES},
+            }
+        ],
+        "parameters": {"binary_data_output": True},
+    },
+    separators=(",", ":"),
+).encode()
+V2_BINARY_HEADERS = ((HEADER_LENGTH, str(len(V2_BINARY_HEADER))),)
+
+
+@functools.cache
+def v2_binary_tensor() -> bytes:
+    """1 MiB: 262144 seeded random FP32 values in [-1, 1), little-endian as the binary extension wants."""
+    rng = random.Random(20261206)
+    values = array("f", [rng.uniform(-1.0, 1.0) for _ in range(V2_BINARY_SHAPE[0] * V2_BINARY_SHAPE[1])])
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tobytes()
+
+
+@functools.cache
+def v2_binary_body() -> bytes:
+    """The JSON header, then the tensor's bytes; ``Inference-Header-Content-Length`` is the header's length."""
+    return V2_BINARY_HEADER + v2_binary_tensor()
+
+
+def _json(payload: bytes | str) -> object:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return None
+
+
+def v1_answer(payload: bytes) -> bool:
+    """``{"predictions": <the instances sent>}``."""
+    answer = _json(payload)
+    return isinstance(answer, dict) and answer.get("predictions") == V1_INSTANCES
+
+
+def _flat(data: object) -> list[object]:
+    """A tensor's ``data`` as a flat list (the specification allows nested lists too)."""
+    if not isinstance(data, list):
+        return [data]
+    return [value for item in data for value in _flat(item)]
+
+
+def _single_output(answer: object, shape: list[int]) -> dict[str, object] | None:
+    """The one FP32 ``output-0`` of the given shape in a V2 answer, or None."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("outputs"), list) or len(answer["outputs"]) != 1:
+        return None
+    output = answer["outputs"][0]
+    if not isinstance(output, dict) or output.get("name") != "output-0" or output.get("datatype") != "FP32":
+        return None
+    return output if output.get("shape") == shape else None
+
+
+def v2_json_answer(payload: bytes) -> bool:
+    """One output ``output-0``, FP32, shape [1, 16], whose data are the input's values."""
+    output = _single_output(_json(payload), V2_JSON_SHAPE)
+    return output is not None and "data" in output and _flat(output["data"]) == V2_JSON_DATA
+
+
+def v2_binary_answer_with(payload: bytes, header_length: int) -> bool:
+    """A binary answer whose JSON header is ``header_length`` bytes: one binary FP32 output ``output-0`` of the
+    input's shape and size, and after the header exactly the input's bytes."""
+    if not 0 < header_length <= len(payload) or len(payload) - header_length != V2_BINARY_BYTES:
+        return False
+    output = _single_output(_json(payload[:header_length]), V2_BINARY_SHAPE)
+    if output is None or "data" in output:
+        return False
+    parameters = output.get("parameters")
+    if not isinstance(parameters, dict) or parameters.get("binary_data_size") != V2_BINARY_BYTES:
+        return False
+    return payload[header_length:] == v2_binary_tensor()
+
+
+def v2_binary_answer(payload: bytes) -> bool:
+    """The body alone (a client that sees no headers): the header is what comes before the last 1 MiB."""
+    return v2_binary_answer_with(payload, len(payload) - V2_BINARY_BYTES)
+
+
+def v2_binary_headers(headers: Mapping[str, str], payload: bytes) -> bool:
+    """``Inference-Header-Content-Length`` is there and splits the body where :func:`v2_binary_answer_with` wants."""
+    value = headers.get(HEADER_LENGTH)
+    if value is None or not str(value).strip().isdigit():
+        return False
+    return v2_binary_answer_with(payload, int(value))
+
+
 def batch_size_answer(payload: bytes) -> bool:
     """The cost handler answers with the size of the batch, an integer from 1 to 64."""
     return payload.strip().isdigit() and 1 <= int(payload) <= 64
@@ -119,16 +240,28 @@ class Scenario:
     content_type: str
     concurrency: tuple[int, ...]
     check: Callable[[bytes], bool] | None
+    """Whether an answer's body is right (a 2xx answer it rejects counts as an error)."""
     batch_size: int = 1
     max_batch_delay_ms: int = 100
     kind: str = "load"
     """``load``: closed-loop requests/s and latency; ``stream``: time to first chunk and per-chunk overhead."""
     ideal_rps: float | None = None
     """For a handler with a fixed cost: ``batch size / cost``, the throughput a perfect server would reach."""
+    kserve_path: str | None = None
+    """Where a KServe-speaking target (ours and KServe) takes the request: ``/v1/models/echo:predict`` or
+    ``/v2/models/echo/infer``. None for the scenarios on TorchServe's ``/predictions`` API."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Request headers besides ``Content-Type`` (the binary extension's ``Inference-Header-Content-Length``)."""
+    header_check: Callable[[Mapping[str, str], bytes], bool] | None = None
+    """A check of an answer's headers with its body, where the client sees the headers."""
 
     @property
     def handler_spec(self) -> Handler:
         return HANDLER_FILES[self.handler]
+
+    @property
+    def is_kserve(self) -> bool:
+        return self.kserve_path is not None
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -205,6 +338,40 @@ SCENARIOS: tuple[Scenario, ...] = (
         batch_size=8,
         max_batch_delay_ms=10,
     ),
+    Scenario(
+        "kserve-v1-json",
+        f"KServe V1 predict, {len(V1_BODY)} B JSON instances, echoed as predictions",
+        "kserve-echo",
+        lambda: V1_BODY,
+        "application/json",
+        (16, 64),
+        v1_answer,
+        kserve_path=V1_PATH,
+    ),
+    Scenario(
+        "kserve-v2-json",
+        f"KServe V2 infer, FP32 tensor {V2_JSON_SHAPE} as JSON ({len(V2_JSON_BODY)} B), echoed as output-0",
+        "kserve-echo",
+        lambda: V2_JSON_BODY,
+        "application/json",
+        (16, 64),
+        v2_json_answer,
+        kserve_path=V2_PATH,
+    ),
+    Scenario(
+        "kserve-v2-binary",
+        f"KServe V2 infer, one 1 MiB FP32 tensor {V2_BINARY_SHAPE}, binary tensor extension both ways",
+        "kserve-echo",
+        v2_binary_body,
+        "application/octet-stream",
+        (1, 16, 64),
+        v2_binary_answer,
+        kserve_path=V2_PATH,
+        headers=V2_BINARY_HEADERS,
+        header_check=v2_binary_headers,
+    ),
 )
+
+KSERVE_SCENARIOS = tuple(s.name for s in SCENARIOS if s.is_kserve)
 
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}

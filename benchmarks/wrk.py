@@ -49,7 +49,8 @@ def lua_string(text: str) -> str:
 
 def script(spec: LoadSpec, body_file: Path) -> str:
     """The Lua setup: POST the bytes of ``body_file``, read in binary mode (a body inlined in the script would be
-    decoded as text, and Lua normalises line ends inside long strings), and print the summary as JSON."""
+    decoded as text, and Lua normalises line ends inside long strings), with the spec's headers, and print the
+    summary as JSON."""
     setup = (
         f'local body_file = assert(io.open({lua_string(str(body_file))}, "rb"))\n'
         'wrk.body = body_file:read("*a")\n'
@@ -57,6 +58,8 @@ def script(spec: LoadSpec, body_file: Path) -> str:
         'wrk.method = "POST"\n'
         f'wrk.headers["Content-Type"] = {lua_string(spec.content_type)}\n'
     )
+    for name, value in spec.headers:
+        setup += f"wrk.headers[{lua_string(name)}] = {lua_string(value)}\n"
     return setup + _DONE.replace("RESULT_PREFIX", RESULT_PREFIX)
 
 

@@ -2,8 +2,10 @@
 scenario's handler with one worker and the scenario's batching.
 
 A handler file is archived with our ``model-archiver --archive-format no-archive`` into a directory model (the
-handler and ``MAR-INF/MANIFEST.json``, like ``examples/model_store/echo``); a ready archive (``digits.mar``) is
-copied into the store as it is.
+handler and ``MAR-INF/MANIFEST.json``, like ``examples/model_store/echo``); a KServe model file gets a
+``model-config.yaml`` with ``workerRuntime: kserve`` beside it. A ready archive (``digits.mar``) is copied into the
+store as it is. The ``kserve-*`` scenarios go to the KServe routes (``/v1/models/echo:predict``,
+``/v2/models/echo/infer``) of the same inference address, every other scenario to ``/predictions/<model>``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import modelserver
 
 from ..machine import version_of
-from ..probes import child_env, effective_batching, ready_worker_pid, wait_for_answer
+from ..probes import child_env, effective_batching, ready_worker_pid, wait_for_scenario
 from ..procs import HOST, Managed, Pinning, free_port, proc_start_ticks, rss_mb, spawn
 from ..scenarios import Scenario
 from .base import Log, Target, Unavailable
@@ -48,6 +50,10 @@ def build_store(scenario: Scenario, store: Path) -> tuple[str, str, str]:
     command = [sys.executable, "-m", "modelserver.model_archiver", "--model-name", spec.name]
     command += ["--version", MODEL_VERSION, "--handler", str(spec.handler_file), "--export-path", str(store)]
     command += ["--archive-format", "no-archive", "--force"]
+    if spec.worker_runtime != "torchserve":
+        model_config = store.parent / f"{spec.name}-model-config.yaml"
+        model_config.write_text(f"workerRuntime: {spec.worker_runtime}\n")
+        command += ["--config-file", str(model_config)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=ARCHIVER_TIMEOUT_S)
     if done.returncode != 0:
         raise RuntimeError(f"model-archiver failed for {spec.name}:\n{done.stdout}{done.stderr}")
@@ -84,7 +90,14 @@ class ModelServerPeer:
     name = "modelserver"
 
     def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
-        return {"version": modelserver.__version__, "python": sys.executable, "aiohttp": version_of("aiohttp")}
+        from .modelserver_script import kserve_package
+
+        return {
+            "version": modelserver.__version__,
+            "python": sys.executable,
+            "aiohttp": version_of("aiohttp"),
+            "kserve in workers": kserve_package(),
+        }
 
     def unsupported(self, scenario: Scenario) -> str | None:
         return None
@@ -97,8 +110,8 @@ class ModelServerPeer:
         command = [*pinning.server_prefix, sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs"]
         managed = spawn("modelserver", [*command, "--ts-config", str(config)], workdir, child_env(workdir))
         started.append(managed)
-        url = f"{addresses['inference']}/predictions/{model}"
-        start_s = wait_for_answer(managed, url, scenario.body(), scenario.content_type, scenario.check)
+        url = f"{addresses['inference']}{scenario.kserve_path or f'/predictions/{model}'}"
+        start_s = wait_for_scenario(managed, url, scenario)
         worker = ready_worker_pid(addresses["management"], model)
         managed.known_children.append((worker, proc_start_ticks(worker) or 0))
         pids = {"frontend": managed.pid, "worker": worker}

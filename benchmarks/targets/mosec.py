@@ -31,6 +31,7 @@ UNSUPPORTED = {
     "stream": "Mosec streams only as Server-Sent Events (each piece framed as `data: ...` lines), "
     "not as the handler's raw lines in HTTP chunks that the stream probe reads",
     "digits": "needs torch in Mosec's venv and a port of the archive's handler; not the same handler code",
+    "kserve-echo": "the kserve-* scenarios compare with KServe only",
 }
 
 

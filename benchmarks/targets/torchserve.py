@@ -196,6 +196,8 @@ class TorchServePeer:
         return (found[0], found[1], found[2]) if done.returncode == 0 and len(found) == 3 else None
 
     def unsupported(self, scenario: Scenario) -> str | None:
+        if scenario.is_kserve:
+            return "the kserve-* scenarios compare with KServe only"
         archive = scenario.handler_spec.archive
         if archive is not None and not archive.is_file():
             return f"{archive.name} is missing: run `python -m examples` first"

@@ -27,7 +27,7 @@ def test_quick_sets_short_defaults_but_explicit_options_win() -> None:
     args = parse_args(["run", "--quick", "--repeats", "2", "--scenario", "echo-json,stream", "--peers", "all"])
     assert args.duration == QUICK["duration"] and args.repeats == 2
     assert [s.name for s in args.scenario] == ["echo-json", "stream"]
-    assert args.peers == ("torchserve", "mosec")
+    assert args.peers == ("torchserve", "mosec", "kserve")
     assert parse_args(["--peers", "none"]).peers == ()
 
 

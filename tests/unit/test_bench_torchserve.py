@@ -121,7 +121,9 @@ def test_unsupported(tmp_path: Path) -> None:
     peer = TorchServePeer()
     digits = SCENARIOS_BY_NAME["digits"]
     for scenario in SCENARIOS:
-        if scenario.handler_spec.archive is None:
+        if scenario.is_kserve:
+            assert "KServe only" in (peer.unsupported(scenario) or "")
+        elif scenario.handler_spec.archive is None:
             assert peer.unsupported(scenario) is None
     missing = dataclasses.replace(digits, handler="missing")
     handlers = {"missing": Handler("missing", archive=tmp_path / "digits.mar")}
