@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from workers.protocol import Attached
@@ -45,13 +46,21 @@ def _job_map(wire: dict[str, Any]) -> dict[str, Any]:
 
 class LocalChannel:
     """Where a :class:`BatchFeed` sends its frames for an in-process runtime: ``infer`` runs the batch on the
-    runtime's loop, ``cancel`` marks jobs whose client left, ``shutdown`` does nothing (stopping is the worker's)."""
+    runtime's loop, ``cancel`` marks jobs whose client left, ``shutdown`` does nothing (stopping is the worker's).
+
+    Batches cross to the runtime's thread, and answers come back, through a deque each; a thread is woken (one
+    self-pipe write) only when its deque was empty, so a burst of requests or answers costs one wake-up, not one
+    each."""
 
     def __init__(self, runtime: Any, feed: BatchFeed, loop: asyncio.AbstractEventLoop) -> None:
         self._runtime = runtime
         self._feed = feed
         self._loop = loop
         self._cancelled: set[int] = set()
+        self._inbox: deque[list[dict[str, Any]]] = deque()  # batches for the runtime's thread
+        self._outbox: deque[tuple[int, Any]] = deque()  # (first job id, items) or (-1, chunk item), for the server
+        self._inbox_woken = False
+        self._outbox_woken = False
         self._runtime_loop = runtime.new_loop()
         self._thread = threading.Thread(target=self._runtime_loop.run_forever, name=f"{feed.name}-model", daemon=True)
         self._thread.start()
@@ -59,10 +68,19 @@ class LocalChannel:
     def send(self, message: dict[str, Any], checked: bool = True) -> None:
         kind = message["kind"]
         if kind == "infer":
-            jobs = [_job_map(job) for job in message["jobs"]]
-            asyncio.run_coroutine_threadsafe(self._answer(jobs), self._runtime_loop)
+            self._inbox.append([_job_map(job) for job in message["jobs"]])
+            if not self._inbox_woken:
+                self._inbox_woken = True
+                self._runtime_loop.call_soon_threadsafe(self._take_inbox)
         elif kind == "cancel":
             self._cancelled.update(message["ids"])
+
+    def _take_inbox(self) -> None:
+        """On the runtime's thread: start every batch that has arrived."""
+        self._inbox_woken = False
+        create_task = self._runtime_loop.create_task
+        while self._inbox:
+            create_task(self._answer(self._inbox.popleft()))
 
     async def _answer(self, jobs: list[dict[str, Any]]) -> None:
         """On the runtime's thread: run one batch, then hand its items to the feed on the server's loop."""
@@ -72,11 +90,28 @@ class LocalChannel:
         except Exception as exc:  # the runtime itself broke: every job of the batch gets a 500
             logger.exception("%s: the model's runtime failed", self._feed.name)
             items = [_error(int(job["id"]), f"{type(exc).__name__} : {exc}") for job in jobs]
-        self._loop.call_soon_threadsafe(self._feed.on_result_of, first, items)
+        self._post(first, items)
         self._cancelled.difference_update(int(job["id"]) for job in jobs)
 
     def _emit_chunk(self, item: dict[str, Any]) -> None:
-        self._loop.call_soon_threadsafe(self._feed.on_chunk, item)
+        self._post(-1, item)
+
+    def _post(self, first: int, payload: Any) -> None:
+        self._outbox.append((first, payload))
+        if not self._outbox_woken:
+            self._outbox_woken = True
+            self._loop.call_soon_threadsafe(self._take_outbox)
+
+    def _take_outbox(self) -> None:
+        """On the server's loop: deliver every answer and streamed piece that has arrived, in order."""
+        self._outbox_woken = False
+        feed = self._feed
+        while self._outbox:
+            first, payload = self._outbox.popleft()
+            if first < 0:
+                feed.on_chunk(payload)
+            else:
+                feed.on_result_of(first, payload)
 
     def close(self) -> None:
         """Stop the runtime's loop and thread (after the batch it runs, if any)."""

@@ -182,6 +182,11 @@ class ModelVersion:
     def ready_workers(self) -> int:
         return self.pool.ready_count
 
+    @property
+    def ready(self) -> bool:
+        """A worker has loaded the model: it can serve now."""
+        return self.pool.any_ready
+
     async def stop(self, error: ServeError | None = None) -> None:
         """Stop every worker, answer the queued jobs with ``error`` (default: shutting down), free the archive."""
         await self.pool.stop()

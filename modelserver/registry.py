@@ -54,6 +54,7 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[str, dict[str, ModelVersion]] = {}
         self._defaults: dict[str, str] = {}
+        self._latest: dict[str, ModelVersion] = {}  # remembered answers of latest(name); a change forgets them
 
     def add(self, version: ModelVersion) -> None:
         """Register a version; the first version of a name becomes its default. 409 if it is already there."""
@@ -63,6 +64,7 @@ class ModelRegistry:
             raise VersionAlreadyRegistered(spec.name, spec.version)
         versions[spec.version] = version
         self._defaults.setdefault(spec.name, spec.version)
+        self._latest.pop(spec.name, None)
 
     def remove(self, name: str, version: str | None = None, force: bool = False) -> ModelVersion:
         """Take a version (default: the default version) out of the registry; the caller unloads it.
@@ -76,6 +78,7 @@ class ModelRegistry:
         if is_default and len(versions) > 1 and not force:
             raise CannotRemoveDefault(name)
         del versions[found.spec.version]
+        self._latest.pop(name, None)
         if not versions:
             del self._models[name], self._defaults[name]
         elif is_default:
@@ -121,10 +124,13 @@ class ModelRegistry:
         default version (KServe, the Open Inference Protocol, Angel, MindSpore) mean by none. 404 if unknown."""
         if version:
             return self.resolve(name, version)
-        versions = self._models.get(name)
-        if versions is None:
-            raise ModelNotFound(name)
-        return versions[max(versions, key=version_key)]
+        found = self._latest.get(name)
+        if found is None:
+            versions = self._models.get(name)
+            if versions is None:
+                raise ModelNotFound(name)
+            found = self._latest[name] = versions[max(versions, key=version_key)]
+        return found
 
     def registration_order(self) -> list[str]:
         """Model names in the order they were first registered (KServe lists models that way)."""

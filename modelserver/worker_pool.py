@@ -85,6 +85,10 @@ class WorkerPool:
         return sum(worker.healthy(max_retry_seconds, loaded_at_startup) for worker in self.workers)
 
     @property
+    def any_ready(self) -> bool:
+        return any(worker.state is WorkerState.READY for worker in self.workers)
+
+    @property
     def ready_count(self) -> int:
         return sum(worker.state is WorkerState.READY for worker in self.workers)
 

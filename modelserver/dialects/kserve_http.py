@@ -67,6 +67,6 @@ class KServeDialect:
     def ready(self, name: str, version: str | None = None) -> ModelVersion:
         """The model version if it can serve now (a worker has loaded it), else KServe's 503."""
         model = self.find(name, version)
-        if not model.ready_workers:
+        if not model.ready:
             raise model_not_ready(name)
         return model

@@ -142,7 +142,7 @@ class KServeV2(http.KServeDialect):
     async def server_ready(self, request: Request, params: dict[str, str]) -> Response:
         """Ready when every model's latest version has a worker that loaded it (the OIP's rule)."""
         names = self.registry.registration_order()
-        if all(self.registry.latest(name).ready_workers for name in names):
+        if all(self.registry.latest(name).ready for name in names):
             return http.json_response({"ready": True})
         return http.json_response({"error": "Server is not ready."}, 503)
 
@@ -166,7 +166,7 @@ class KServeV2(http.KServeDialect):
         if cached is not None:
             return cached
         described: dict[str, Any] = {"inputs": [], "outputs": []}
-        if model.spec.runtime == "kserve" and model.ready_workers:
+        if model.spec.runtime == "kserve" and model.ready:
             job = Job(new_request_id(), {}, [], "metadata", solo=True, loop=model.loop)
             outcome = await model.infer(job, admit=False)
             if isinstance(outcome, ResultStream):

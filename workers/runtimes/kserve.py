@@ -26,6 +26,7 @@ from typing import Any
 
 from ..kserve_compat import install_kserve_shim
 from . import EmitChunk, IsCancelled, LoadError
+from .eager import gather_eagerly, run_all
 from .kserve_codec import KServeTypes, chunk_bytes, infer_request, output_tensors, v1_body, v1_response_body
 
 logger = logging.getLogger(__name__)
@@ -152,13 +153,15 @@ class KServeRuntime:
         return loop
 
     def run_batch(self, jobs: list[dict[str, Any]], emit_chunk: EmitChunk, is_cancelled: IsCancelled) -> list[dict]:
-        """A worker process's call: the batch's jobs together, on the runtime's loop."""
+        """A worker process's call: the batch's jobs together; those that wait for something, on the runtime's loop
+        (:mod:`.eager`)."""
         if self._loop is None:
             self._loop = self.new_loop()
-        return self._loop.run_until_complete(self.answer_all(jobs, emit_chunk, is_cancelled))
+        return run_all(self._loop, [self.answer(job, emit_chunk, is_cancelled) for job in jobs])
 
     async def answer_all(self, jobs: list[dict[str, Any]], emit_chunk: EmitChunk, cancelled: IsCancelled) -> list[dict]:
-        return list(await asyncio.gather(*(self.answer(job, emit_chunk, cancelled) for job in jobs)))
+        """The batch's jobs together, from inside a running loop (an in-process runtime's)."""
+        return await gather_eagerly([self.answer(job, emit_chunk, cancelled) for job in jobs])
 
     async def answer(self, job: dict[str, Any], emit_chunk: EmitChunk, cancelled: IsCancelled) -> dict[str, Any]:
         job_id = int(job["id"])
