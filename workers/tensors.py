@@ -264,12 +264,15 @@ def _non_bool_bytes(data: Buffer) -> bool:
     return bool(raw.translate(None, b"\x00\x01"))
 
 
+_NESTED = frozenset({list, tuple})
+
+
 def _flatten(data: Any) -> list[Any]:
     """Row-major elements of nested lists (or tuples); a bare value is one element."""
     if not isinstance(data, list | tuple):
         return [data]
-    flat = list(data)
-    while any(isinstance(element, list | tuple) for element in flat):
+    flat = data if type(data) is list else list(data)
+    while not _NESTED.isdisjoint(map(type, flat)):  # C-speed test for any list or tuple element
         level: list[Any] = []
         for element in flat:
             if isinstance(element, list | tuple):

@@ -44,7 +44,7 @@ from ..model_version import ModelVersion
 
 logger = logging.getLogger("kserve")
 
-IN_PROCESS_DEPTH = 64
+IN_PROCESS_DEPTH = 32
 """Batches an in-process model runs at once: KServe runs every request it gets concurrently on its loop."""
 
 

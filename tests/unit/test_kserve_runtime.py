@@ -135,3 +135,27 @@ def test_a_module_without_exactly_one_model_class_is_a_load_error(tmp_path: Path
 )
 def test_kserves_error_table(exception: Exception, expected: tuple[int, str]) -> None:
     assert error_status(exception) == expected
+
+
+def test_kserves_own_pipeline_runs_without_its_timers_and_an_overridden_call_is_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kserve = pytest.importorskip("kserve")  # with only our shim, Model.__call__ is ours and has no timers anyway
+    assert "site-packages" in kserve.__file__
+    runtime = load(tmp_path, latency_logging=True)
+    assert runtime._call.__name__ == "lean"  # Model.__call__ not overridden: ours, the same steps
+    with caplog.at_level("INFO", logger="kserve.trace"):
+        [item] = runtime.run_batch([v1(1, {"instances": [1]})], lambda item: None, lambda job_id: False)
+    assert json.loads(item["body"]) == {"predictions": [1]}
+    assert any(r.getMessage().startswith("requestId: N.A., preprocess_ms: ") for r in caplog.records)
+
+    (tmp_path / "own_call.py").write_text(
+        "from kserve import Model\n"
+        "class Own(Model):\n"
+        "    async def __call__(self, body, headers=None, verb=None):\n"
+        "        return {'own': True}, {}\n"
+    )
+    own = runtime_module.load({"model_name": "own", "model_dir": str(tmp_path), "handler": "own_call.py"})
+    assert own._call.__name__ == "own"
+    [item] = own.run_batch([v1(1, {"instances": [1]})], lambda item: None, lambda job_id: False)
+    assert json.loads(item["body"]) == {"own": True}

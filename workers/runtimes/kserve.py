@@ -21,6 +21,7 @@ import importlib
 import inspect
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -132,6 +133,32 @@ def kserve_types(model: Any) -> KServeTypes:
     return KServeTypes(infer_type, model_module.InferenceVerb, errors.InvalidInput)
 
 
+def pipeline(model: Any, types: KServeTypes) -> Any:
+    """How to call the model: ``call(body, headers, explain)``.
+
+    Its own ``__call__`` when it has one; for a model that keeps KServe's ``Model.__call__``, ours
+    (:class:`workers.kserve_api.Model`'s), which runs the same steps and hooks without KServe's Prometheus timers: in a
+    worker process those timers would fill a registry nobody can scrape (the server's ``/metrics`` is the frontend's),
+    at a cost larger than a small model's."""
+    from ..kserve_api.model import InferenceVerb, Model
+
+    call = type(model).__call__
+    real_model = getattr(sys.modules.get("kserve.model"), "Model", None)
+    if real_model is not None and call is real_model.__call__:
+        ours = Model.__call__
+
+        def lean(body: Any, headers: dict[str, str], explain: bool) -> Any:
+            return ours(model, body, headers, InferenceVerb.EXPLAIN if explain else InferenceVerb.PREDICT)
+
+        return lean
+
+    def own(body: Any, headers: dict[str, str], explain: bool) -> Any:
+        verb = types.InferenceVerb.EXPLAIN if explain else types.InferenceVerb.PREDICT
+        return model(body, headers=headers, verb=verb)
+
+    return own
+
+
 class KServeRuntime:
     """A loaded KServe model; ``run_batch`` is the :class:`~workers.runtimes.Runtime` call."""
 
@@ -139,6 +166,7 @@ class KServeRuntime:
         self.model = model
         self.model_version = model_version
         self.types = kserve_types(model)
+        self._call = pipeline(model, self.types)
         self.max_asyncio_workers = max_asyncio_workers
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -188,8 +216,7 @@ class KServeRuntime:
             body: Any = infer_request(job, self.model.name, self.model_version, types)
         else:
             body = v1_body(job, types.InvalidInput)
-        verb = types.InferenceVerb.EXPLAIN if method == "explain" else types.InferenceVerb.PREDICT
-        outcome = self.model(body, headers=headers, verb=verb)
+        outcome = self._call(body, headers, method == "explain")
         if inspect.isawaitable(outcome):
             outcome = await outcome
         response, response_headers = outcome if _is_pair(outcome) else (outcome, {})
