@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import signal
 import ssl
@@ -247,6 +248,8 @@ class ModelServer:
         for address, listener in self.listeners():
             await self._bind(address, listener)
         self.save_snapshot("startup")
+        gc.collect()
+        gc.freeze()  # what start-up built stays: full collections need not walk it again (no stalls on requests)
         print(STARTED_LINE, flush=True)
 
     async def serve_forever(self) -> None:

@@ -4,8 +4,9 @@
 not registered, and none ready is an error), calls ``start()`` on every model, and serves KServe's V1 and Open
 Inference Protocol REST APIs (and ``/metrics``) on ``http_port`` until SIGTERM or SIGINT, then stops the models.
 
-With ``workers=1`` (KServe's default) each model serves in this process: the very object the script built, on a
-thread of its own (:mod:`modelserver.local_worker`), so a slow or synchronous model never blocks the server. With
+With ``workers=1`` (KServe's default) each model serves in this process: the very object the script built, its async
+hooks on the server's loop as in KServe, its synchronous ones on a thread of its own (:mod:`modelserver.local_worker`),
+so a slow synchronous model never blocks the server. With
 ``workers=N`` each model gets N worker processes, each building its own copy of the model the way the script did:
 the model's class is imported from the script's file (as a module, so its ``if __name__ == "__main__"`` block does
 not run, as Python's ``multiprocessing`` does) and called with the arguments the script passed to it, which must
@@ -20,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import inspect
 import logging
 import os
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,7 @@ from ..model_version import ModelVersion
 
 logger = logging.getLogger("kserve")
 
-IN_PROCESS_DEPTH = 32
+IN_PROCESS_DEPTH = 64
 """Batches an in-process model runs at once: KServe runs every request it gets concurrently on its loop."""
 
 
@@ -179,10 +182,16 @@ class ModelServer:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop.set_exception_handler(self._exception_handler or self.default_exception_handler)
+        if self.max_asyncio_workers:  # KServe's meaning: the size of the loop's default executor
+            self._loop.set_default_executor(ThreadPoolExecutor(self.max_asyncio_workers))
         server = self._server = Server(self.config())
         server.load_unknown = self._load_from_repository
         for name, model in self.registered_models.get_models().items():
             self._add(server, name, model)
+        # What the script imported and built is there for good (a KServe script brings fastapi, pydantic, grpc...):
+        # out of the collector's reach, full collections stop walking it, which stalled the loop for tens of ms.
+        gc.collect()
+        gc.freeze()
         try:
             await server.serve_forever()
         finally:
@@ -225,7 +234,8 @@ class ModelServer:
         )
         metrics = server.metrics.for_version(name, spec.version)
         if self.workers == 1:
-            runtime = KServeRuntime(model, spec.version, max_asyncio_workers=self.max_asyncio_workers)
+            executor = ThreadPoolExecutor(1, thread_name_prefix=f"{name}-model")  # its synchronous hooks, in order
+            runtime = KServeRuntime(model, spec.version, executor=executor)
 
             def make_worker(worker_id: int, plan: Any, gpu_id: int | None) -> LocalWorker:
                 return LocalWorker(worker_id, plan, runtime, on_stop=lambda: self._forget(name, model))

@@ -23,12 +23,14 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import Executor
 from typing import Any
 
 from ..kserve_compat import install_kserve_shim
 from . import EmitChunk, IsCancelled, LoadError
 from .eager import gather_eagerly, run_all
 from .kserve_codec import KServeTypes, chunk_bytes, infer_request, output_tensors, v1_body, v1_response_body
+from .kserve_pipeline import Call, kserve_steps, own_call
 
 logger = logging.getLogger(__name__)
 
@@ -133,40 +135,33 @@ def kserve_types(model: Any) -> KServeTypes:
     return KServeTypes(infer_type, model_module.InferenceVerb, errors.InvalidInput)
 
 
-def pipeline(model: Any, types: KServeTypes) -> Any:
-    """How to call the model: ``call(body, headers, explain)``.
-
-    Its own ``__call__`` when it has one; for a model that keeps KServe's ``Model.__call__``, ours
-    (:class:`workers.kserve_api.Model`'s), which runs the same steps and hooks without KServe's Prometheus timers: in a
-    worker process those timers would fill a registry nobody can scrape (the server's ``/metrics`` is the frontend's),
-    at a cost larger than a small model's."""
-    from ..kserve_api.model import InferenceVerb, Model
+def pipeline(model: Any, types: KServeTypes, executor: Executor | None = None) -> Call:
+    """How to call the model: ``call(body, headers, explain)``: KServe's steps (:mod:`.kserve_pipeline`) for a model
+    that keeps KServe's ``Model.__call__`` (the real package's or ours), else its own ``__call__``. ``executor``: run
+    synchronous hooks on it (a model in the server's process)."""
+    from ..kserve_api.model import Model as OurModel
 
     call = type(model).__call__
     real_model = getattr(sys.modules.get("kserve.model"), "Model", None)
-    if real_model is not None and call is real_model.__call__:
-        ours = Model.__call__
-
-        def lean(body: Any, headers: dict[str, str], explain: bool) -> Any:
-            return ours(model, body, headers, InferenceVerb.EXPLAIN if explain else InferenceVerb.PREDICT)
-
-        return lean
-
-    def own(body: Any, headers: dict[str, str], explain: bool) -> Any:
-        verb = types.InferenceVerb.EXPLAIN if explain else types.InferenceVerb.PREDICT
-        return model(body, headers=headers, verb=verb)
-
-    return own
+    if call is OurModel.__call__ or (real_model is not None and call is real_model.__call__):
+        return kserve_steps(model, executor)
+    return own_call(model, types.InferenceVerb, executor)
 
 
 class KServeRuntime:
     """A loaded KServe model; ``run_batch`` is the :class:`~workers.runtimes.Runtime` call."""
 
-    def __init__(self, model: Any, model_version: str = "", max_asyncio_workers: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        model_version: str = "",
+        max_asyncio_workers: int | None = None,
+        executor: Executor | None = None,
+    ) -> None:
         self.model = model
         self.model_version = model_version
         self.types = kserve_types(model)
-        self._call = pipeline(model, self.types)
+        self._call = pipeline(model, self.types, executor)
         self.max_asyncio_workers = max_asyncio_workers
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -216,9 +211,7 @@ class KServeRuntime:
             body: Any = infer_request(job, self.model.name, self.model_version, types)
         else:
             body = v1_body(job, types.InvalidInput)
-        outcome = self._call(body, headers, method == "explain")
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
+        outcome = await self._call(body, headers, method == "explain")
         response, response_headers = outcome if _is_pair(outcome) else (outcome, {})
         extra = {str(k): str(v) for k, v in (response_headers or {}).items()}
         if isinstance(response, AsyncIterator):
