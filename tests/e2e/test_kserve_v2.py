@@ -208,3 +208,11 @@ def test_repository_load_and_unload(server: RunningServer, triton) -> None:
     assert get(server, "/v2/models/spare/ready").status_code == 404
     assert post(server, "/v2/repository/models/spare/unload").status_code == 404
     assert post(server, "/v2/repository/models/nothing/load").status_code == 404
+
+
+def test_v2_explain_reaches_the_models_explain(server: RunningServer) -> None:
+    body = {"inputs": [{"name": "fp32_input", "shape": [1], "datatype": "FP32", "data": [1.0]}]}
+    response = post(server, "/v2/models/kfp16/explain", json=body)  # KServe's default explain: no explainer_host
+    assert (response.status_code, response.json()) == (501, {"error": "Could not find explainer_host."})
+    versioned = post(server, "/v2/models/kfp16/versions/1.0/explain", json=body)
+    assert versioned.status_code == 501
