@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from workers.protocol import MAX_FRAME_SIZE_LIMIT
+
 from . import __version__, aiohttp_adapter, auth, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
@@ -56,9 +58,31 @@ def require_c_parser() -> None:
 
 
 def max_frame_size(config: ServerConfig, batch_size: int = 1) -> int:
-    """Large enough for a full batch of maximum-size requests plus framing."""
+    """Large enough for a full batch of maximum-size requests plus framing, within the wire's limit.
+
+    Any size a user can configure must start (TorchServe's own test config sets ``max_response_size`` near 2 GiB):
+    a size above the frame format's limit is clamped, and the clamp is logged once per size.
+    """
     biggest_batch = max([1, batch_size, *(_batch_sizes(config.models))])
-    return 16 * 1024 * 1024 + max(config.max_request_size, config.max_response_size) * biggest_batch
+    wanted = 16 * 1024 * 1024 + max(config.max_request_size, config.max_response_size) * biggest_batch
+    if wanted <= MAX_FRAME_SIZE_LIMIT:
+        return wanted
+    if wanted not in _clamped_sizes:
+        _clamped_sizes.add(wanted)
+        logger.warning(
+            "max_request_size/max_response_size (%d/%d bytes, batch size %d) ask for frames of %d bytes between "
+            "the frontend and a worker; the wire allows %d, so frames are capped there and a larger message fails "
+            "with an error",
+            config.max_request_size,
+            config.max_response_size,
+            biggest_batch,
+            wanted,
+            MAX_FRAME_SIZE_LIMIT,
+        )
+    return MAX_FRAME_SIZE_LIMIT
+
+
+_clamped_sizes: set[int] = set()
 
 
 def _batch_sizes(models: Any) -> list[int]:

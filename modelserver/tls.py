@@ -81,9 +81,49 @@ def _context(cert: str, key: str) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(certfile=cert, keyfile=key)
-    except (OSError, ssl.SSLError) as err:
+    except ssl.SSLError as err:
+        if "KEY_TOO_SMALL" not in str(err):
+            raise ConfigError(f"{CERT_FILE} {cert!r} / {KEY_FILE} {key!r}: cannot load the key pair: {err}") from None
+        return _small_key_context(cert, key)
+    except OSError as err:
         raise ConfigError(f"{CERT_FILE} {cert!r} / {KEY_FILE} {key!r}: cannot load the key pair: {err}") from None
     return context
+
+
+def _small_key_context(cert: str, key: str) -> ssl.SSLContext:
+    """Serve a key below OpenSSL's default security level (2: 2048-bit RSA) as TorchServe's Java stack does.
+
+    Java accepts RSA keys from 1024 bits (TorchServe's own test key pair is one); OpenSSL's security level 1 draws
+    the same line, so smaller keys are still refused.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("DEFAULT:@SECLEVEL=1")
+    try:
+        context.load_cert_chain(certfile=cert, keyfile=key)
+    except (OSError, ssl.SSLError) as err:
+        raise ConfigError(f"{CERT_FILE} {cert!r} / {KEY_FILE} {key!r}: cannot load the key pair: {err}") from None
+    logger.warning(
+        "%s %r holds a %s key, weaker than OpenSSL's default minimum (2048-bit RSA, 224-bit EC); serving it as "
+        "TorchServe does. Replace it, e.g. openssl req -x509 -newkey rsa:3072 -nodes -keyout key.pem -out cert.pem",
+        KEY_FILE,
+        key,
+        _describe_key(key),
+    )
+    return context
+
+
+def _describe_key(path: str) -> str:
+    """``'1024-bit RSA'``, or ``'small'`` when the ``cryptography`` package cannot tell."""
+    try:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        private_key = load_pem_private_key(Path(path).read_bytes(), password=None)
+    except Exception:
+        return "small"
+    name = type(private_key).__name__
+    kind = "RSA" if "RSA" in name else "EC" if "Elliptic" in name else name
+    return f"{getattr(private_key, 'key_size', '?')}-bit {kind}"
 
 
 def _have_cryptography() -> bool:

@@ -202,3 +202,66 @@ def test_https_without_key_files_or_cryptography_is_a_clear_startup_error(tmp_pa
     result = run_cli(tmp_path, {"inference_address": f"https://127.0.0.1:{free_port()}"}, env)
     assert result.returncode != 0
     assert "private_key_file" in result.stderr and "cryptography" in result.stderr
+
+
+def write_rsa_key_pair(directory: Path, bits: int) -> tuple[Path, Path]:
+    """A self-signed ``CN=127.0.0.1`` certificate on an RSA key of ``bits`` (TorchServe's test pair is 1024-bit)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert, key_file = directory / f"cert{bits}.pem", directory / f"key{bits}.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
+    return cert, key_file
+
+
+def test_https_with_a_1024_bit_rsa_key_starts_and_warns(tmp_path: Path) -> None:
+    import urllib.request
+
+    cert, key = write_rsa_key_pair(tmp_path, 1024)
+    running = start_server(
+        tmp_path,
+        {"echo": EXAMPLE_MODELS / "echo"},
+        properties={
+            "inference_address": f"https://127.0.0.1:{free_port()}",
+            "private_key_file": str(key),
+            "certificate_file": str(cert),
+        },
+    )
+    try:
+        client = ssl.create_default_context(cafile=str(cert))
+        client.set_ciphers("DEFAULT:@SECLEVEL=1")  # a client must accept the weak key too
+        running.wait_ready(["echo"])
+        request = urllib.request.Request(
+            running.inference + "/predictions/echo",
+            data=b"weak but served",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        with urllib.request.urlopen(request, context=client, timeout=10) as response:
+            assert (response.status, response.read()) == (200, b"weak but served")
+        assert "1024-bit RSA" in running.logs() and "openssl req" in running.logs()
+    finally:
+        running.stop()
