@@ -126,7 +126,11 @@ async def resolve_source(url: str | None, store: str | None, policy: DownloadPol
     target = Path(store) / name
     if target.exists():
         raise ModelFileExists(name)
-    await fetch(url, target, policy)
+    try:
+        await fetch(url, target, policy)
+    except DownloadFailed as err:
+        logger.warning("%s: %s", err.message, err.reason or "no reason given")
+        raise
     return ModelSource(target, target)
 
 

@@ -169,7 +169,9 @@ class DownloadFailed(BadRequest):
     type_name = "DownloadArchiveException"
 
     def __init__(self, url: str, reason: str = "") -> None:
-        super().__init__(f"Failed to download archive from: {url}" + (f" ({reason})" if reason else ""))
+        super().__init__(f"Failed to download archive from: {url}")  # TorchServe's exact text
+        self.reason = reason
+        """Why, for the server log only."""
 
 
 class AddressRefused(BadRequest):
@@ -243,3 +245,14 @@ class InvalidSnapshot(ServeError):
     """The ``model_snapshot`` a restart restores from cannot be restored (TorchServe's InvalidSnapshotException)."""
 
     type_name = "InvalidSnapshotException"
+
+
+class CleanupTimedOut(ServeError):
+    """Unregister: the model is gone from the registry, but its workers did not stop within
+    ``unregister_model_timeout`` (they are still stopped, in the background)."""
+
+    status = 408
+    type_name = "RequestTimeoutException"
+
+    def __init__(self, model_name: str) -> None:
+        super().__init__(f"Timed out while cleaning resources: {model_name}")

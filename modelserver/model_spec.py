@@ -69,6 +69,12 @@ class Defaults:
     envelope: str = ""
 
 
+def _at_least_zero(mapping: Mapping[str, Any], key: str) -> int | None:
+    """An API setting as registered (``-1`` means "not given")."""
+    value = mapping.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def _positive(mapping: Mapping[str, Any], key: str) -> int | None:
     value = mapping.get(key)
     if isinstance(value, bool) or value is None:
@@ -157,7 +163,7 @@ def build_spec(
         ),
         startup_timeout=_first(
             _positive(yaml, "startupTimeout"),
-            _positive(api, "startupTimeout"),
+            _at_least_zero(api, "startupTimeout"),  # TorchServe honours startup_timeout=0: no worker can start
             _positive(entry, "startupTimeout"),
             default=defaults.startup_timeout,
         ),

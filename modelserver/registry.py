@@ -104,6 +104,10 @@ class ModelRegistry:
             raise ModelNotFound(name)
         return list(versions.values())
 
+    def versions_in_order(self, name: str) -> list[ModelVersion]:
+        """Every version of ``name``, lowest first as versions compare (1.2.1 before 1.11); 404 if unknown."""
+        return sorted(self.versions(name), key=lambda version: version_key(version.spec.version))
+
     def default_version(self, name: str) -> str:
         self.resolve(name)
         return self._defaults[name]
@@ -187,3 +191,4 @@ class ModelHost(Protocol):
     def save_snapshot(self, kind: str = "snapshot") -> None:
         """Write a config snapshot, unless snapshots are off."""
         ...
+

@@ -35,6 +35,15 @@ _RETRY_CAP_SECONDS = 60
 class WorkerFailed(Exception):
     """The worker must be restarted: it died, timed out, sent garbage or failed to load."""
 
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+        """It did not answer in time (startup or response timeout): TorchServe's WorkerInitializationException."""
+
+
+NO_ANSWER = "WorkerInitializationException: Backend worker did not respond in given time"
+"""TorchServe's wording, which its users alert on."""
+
 
 class WorkerConnection:
     def __init__(self, worker_id: int, plan: WorkerPlan, gpu_id: int | None) -> None:
@@ -125,7 +134,11 @@ class WorkerConnection:
                 self.failing_since, attempt = None, 0
                 await self._serve_until_closed()
             except WorkerFailed as err:
-                if not self._stopping:
+                if self._stopping:
+                    pass
+                elif err.timed_out:
+                    logger.error("%s: Backend worker error (%s): %s", self.name, err, NO_ANSWER)
+                else:
                     logger.warning("%s: %s", self.name, err)
             except Exception:
                 logger.exception("%s: unexpected failure; restarting the worker", self.name)
@@ -194,7 +207,14 @@ class WorkerConnection:
             return future.result()
         if self._channel.closed in done:
             raise WorkerFailed("Worker disconnected")
-        raise WorkerFailed(f"no {kind!r} within {timeout:.0f} s (startupTimeout)")
+        logger.error(
+            "%s: no %r in %.0f s; Number or consecutive unsuccessful inference %d",
+            self.name,
+            kind,
+            timeout,
+            self.plan.failures.grow(),
+        )
+        raise WorkerFailed(f"no {kind!r} within {timeout:.0f} s (startupTimeout)", timed_out=True)
 
     # -- serving ---------------------------------------------------------------------------------
 
@@ -213,7 +233,9 @@ class WorkerConnection:
         if self._stopping and not self.feed.outstanding:
             return
         await closed
-        raise WorkerFailed("response timeout" if self.feed.timed_out else "Worker disconnected")
+        if self.feed.timed_out:
+            raise WorkerFailed("response timeout", timed_out=True)
+        raise WorkerFailed("Worker disconnected")
 
     # -- frames from the worker -----------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class BatchFeed:
         self._metrics = plan.metrics
         self._loop = plan.loop
         self._response_timeout = plan.response_timeout
+        self._failures = plan.failures
         self._kill = kill
         self._channel: WorkerChannel | None = None
         self.accepting = False
@@ -155,9 +156,10 @@ class BatchFeed:
             self._timer = loop.call_at(deadline, self._check_timeout)
             return
         logger.error(
-            "%s: no response in %d s; Number or consecutive unsuccessful inference 1",
+            "%s: no response in %d s; Number or consecutive unsuccessful inference %d",
             self.name,
             self._response_timeout,
+            self._failures.grow(),
         )
         self.timed_out = True
         self._kill()
@@ -172,6 +174,8 @@ class BatchFeed:
     def on_result(self, items: list[dict[str, Any]]) -> None:
         for item in items:
             self._deliver(item, last=True)
+        if self._failures.count:
+            self._failures.count = 0
         if self._batches:
             for job in self._batches.popleft():  # a job the worker did not answer must not wait forever
                 if self._inflight.pop(job.id, None) is not None:

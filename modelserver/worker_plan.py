@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .batcher import BatchQueue
@@ -36,6 +36,19 @@ class WorkerMetrics(Protocol):
     def worker_restarted(self) -> None: ...
 
 
+class FailureCount:
+    """TorchServe's per-model count of consecutive unanswered requests (logged as it grows, reset by an answer)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def grow(self) -> int:
+        self.count += 1
+        return self.count
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     """Everything the workers of one model version need, and nothing more.
@@ -58,3 +71,5 @@ class WorkerPlan:
     max_frame_size: int
     depth: int = 0
     """Batches a worker holds at once: 0 adapts it to the measured batch time (2 to 16)."""
+    failures: FailureCount = field(default_factory=FailureCount)
+    """Shared by the version's workers, as TorchServe counts per model."""

@@ -40,8 +40,8 @@ def load_service(load: Mapping[str, Any]) -> Service:
     handler = str(load.get("handler") or "")
     try:
         return _load(load, handler)
-    except LoadError as err:
-        logger.error("Failed to load handler %r: %s", handler, err.message)
+    except LoadError as err:  # the traceback of what caused it, on every attempt: TorchServe users read it there
+        logger.error("Failed to load handler %r: %s", handler, err.message, exc_info=err.__cause__ is not None)
         raise
     except MemoryError as exc:
         logger.error("System out of memory", exc_info=True)

@@ -2,7 +2,7 @@
 
 - ``multipart/form-data``: one input per named part (a repeated name: the last one wins); file parts
   keep their own content type, plain fields have content type "".
-- ``application/x-www-form-urlencoded``: one input per field, content type "".
+- ``application/x-www-form-urlencoded``: one input per field, content type "", the value's bytes as sent.
 - anything else: the whole body as the input ``body``, with the request's mime type (parameters
   stripped). The bytes are passed through untouched: the frontend never decodes a body.
 """
@@ -26,9 +26,25 @@ async def read_inputs(request: Request) -> list[Input]:
         return await _multipart_inputs(request)
     body = await request.read_body()
     if mime == FORM_URLENCODED:
-        fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        return [(name, "", value.encode("utf-8")) for name, value in fields.items()]
+        return form_inputs(body)
     return [("body", mime, body)]
+
+
+def form_inputs(body: bytes) -> list[Input]:
+    """One input per field; a value is the bytes its percent-escapes name, as TorchServe reads them (ISO-8859-1).
+
+    Decoding through Latin-1 maps each byte to one character and back, so any bytes (UTF-8 text included) reach
+    the handler exactly as sent. A field name is shown as UTF-8 when it is valid UTF-8.
+    """
+    fields = dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1"))
+    return [(_field_name(name), "", value.encode("latin-1")) for name, value in fields.items()]
+
+
+def _field_name(name: str) -> str:
+    try:
+        return name.encode("latin-1").decode("utf-8")
+    except UnicodeDecodeError:
+        return name
 
 
 async def _multipart_inputs(request: Request) -> list[Input]:

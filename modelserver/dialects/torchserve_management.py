@@ -20,10 +20,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from .. import lenient_json
 from ..archive import ModelArtifact, open_artifact, release
 from ..downloads import DownloadPolicy, ModelSource, resolve_source
 from ..errors import (
     BadRequest,
+    CleanupTimedOut,
     InvalidRuntime,
     MaxWorkersBelowMin,
     MethodNotAllowed,
@@ -49,6 +51,9 @@ _PUT = frozenset({"PUT"})
 _DELETE = frozenset({"DELETE"})
 _OPTIONS = frozenset({"OPTIONS"})
 RUNTIMES = frozenset({"python", "LSP"})
+UNREGISTER_TIMEOUT_S = 120
+"""TorchServe's default ``unregister_model_timeout``."""
+_UNLOADING: set[asyncio.Future[None]] = set()
 _TAGS = ("management",)
 
 
@@ -125,7 +130,7 @@ async def _register_source(request: Request) -> Mapping[str, Any]:
     if request.content_type != "application/json":
         return request.query  # type: ignore[return-value]  # a multi-mapping: get() is all we read
     try:
-        body = json.loads(await request.read_body() or b"{}")
+        body = lenient_json.loads((await request.read_body()).decode("utf-8") or "{}")  # Gson reads leniently
     except (ValueError, UnicodeDecodeError) as err:
         raise BadRequest(f"Invalid JSON body: {err}") from None
     if not isinstance(body, dict):
@@ -295,7 +300,7 @@ class TorchServeManagement(http.TorchServeDialect):
     async def describe(self, request: Request, params: dict[str, str]) -> Response:
         name, version = params["model_name"], params.get("model_version")
         if version == "all":
-            return http.json_response([_describe(v) for v in self.registry.versions(name)])
+            return http.json_response([_describe(v) for v in self.registry.versions_in_order(name)])
         model = self.registry.resolve(name, version)
         body = _describe(model)
         if _bool(request.query.get("customized"), False):
@@ -396,9 +401,19 @@ class TorchServeManagement(http.TorchServeDialect):
         host = self._require_model_api()
         name = params["model_name"]
         version = self.registry.remove(name, params.get("model_version"))
-        await version.unload()
-        logger.info("Unregistered model %s version %s", name, version.spec.version)
         host.save_snapshot()
+        unloading = asyncio.ensure_future(version.unload())  # finishes even when the answer does not wait for it
+        _UNLOADING.add(unloading)
+        unloading.add_done_callback(_UNLOADING.discard)
+        timeout = max(0, _int(host.config.properties.get("unregister_model_timeout"), UNREGISTER_TIMEOUT_S))
+        done, _ = await asyncio.wait({unloading}, timeout=timeout)
+        if not done:
+            logger.error(
+                "Unregistered %s version %s: workers still stopping after %d s", name, version.spec.version, timeout
+            )
+            raise CleanupTimedOut(name)
+        unloading.result()
+        logger.info("Unregistered model %s version %s", name, version.spec.version)
         return _status(f'Model "{name}" unregistered')
 
     async def set_default(self, request: Request, params: dict[str, str]) -> Response:

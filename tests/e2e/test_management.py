@@ -155,6 +155,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, sink: Sink, outside: Path) 
     build_mar(store, "kit", KIT_HANDLER)
     build_mar(store, "kit", KIT_HANDLER, version="2.0", file_name="kit_v2")
     build_mar(store, "kit", KIT_HANDLER, version="3.0", file_name="kit_v3")
+    build_mar(store, "kit", KIT_HANDLER, version="1.11", file_name="kit_v1_11")
+    build_mar(store, "kit", KIT_HANDLER, version="1.2.1", file_name="kit_v1_2_1")
     build_mar(store, "describer", write_handler(handlers, "describer.py", DESCRIBER))
     build_mar(store, "broken", write_handler(handlers, "broken.py", BROKEN))
     build_mar(store, "hungry", write_handler(handlers, "hungry.py", HUNGRY))
@@ -283,6 +285,45 @@ def test_register_with_a_json_body_and_settings(server: RunningServer) -> None:
     assert (description["batchSize"], description["maxBatchDelay"]) == (4, 30)
     assert (description["minWorkers"], description["maxWorkers"]) == (1, 1)
     unregister(server, "kitjson")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{'url': 'kit.mar', 'model_name': 'lenient', 'initial_workers': 0}",
+        "{url: kit.mar, model_name: lenient, initial_workers: 0,}",
+        "{url = 'kit.mar'; model_name => 'lenient'; initial_workers = 0 # Gson reads comments too\n}",
+    ],
+)
+def test_register_with_a_lenient_json_body_as_gson_reads_it(server: RunningServer, body: str) -> None:
+    response = call(server, "POST", "/models", data=body, headers={"Content-Type": "application/json"})
+    assert_status(response, 200, 'Model "lenient" Version: 1.0 registered with 0 initial workers. '
+                  "Use scale workers API to add workers for the model.")  # fmt: skip
+    unregister(server, "lenient")
+
+
+def test_broken_json_body_is_a_bad_request(server: RunningServer) -> None:
+    response = call(server, "POST", "/models", data="{'url': ", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["message"].startswith("Invalid JSON body")
+
+
+def test_startup_timeout_zero_fails_the_registration_and_rolls_it_back(server: RunningServer) -> None:
+    response = register(server, url="kit.mar", initial_workers=3, startup_timeout=0)
+    assert_error(response, 500, "Failed to start workers for model kit version: 1.0", "InternalServerException")
+    assert call(server, "GET", "/models/kit").status_code == 404
+    logs = server.logs()
+    assert "Number or consecutive unsuccessful inference" in logs
+    assert "Backend worker error" in logs
+    assert "WorkerInitializationException: Backend worker did not respond in given time" in logs
+    assert register(server, url="kit.mar", initial_workers=1).status_code == 200, "the name is free again"
+    unregister(server, "kit")
+
+
+def test_all_versions_are_listed_in_version_order(server: RunningServer) -> None:
+    for url in ("kit_v1_11.mar", "kit_v1_2_1.mar", "kit_v2.mar"):
+        assert register(server, url=url, initial_workers=0).status_code == 200
+    versions = [d["modelVersion"] for d in call(server, "GET", "/models/kit/all").json()]
+    assert versions == ["1.2.1", "1.11", "2.0"]
 
 
 def test_register_twice_is_a_conflict(server: RunningServer) -> None:
@@ -512,7 +553,8 @@ def test_refused_urls_cause_no_request(server: RunningServer, sink: Sink) -> Non
 def test_failed_download_leaves_nothing(server: RunningServer, sink: Sink) -> None:
     store = server.workdir / "model_store"
     url = f"{sink.url}/models/absent.mar"
-    assert_error(register(server, url=url), 400, f"Failed to download archive from: {url} (HTTP 404)")
+    assert_error(register(server, url=url), 400, f"Failed to download archive from: {url}")  # TorchServe's text
+    assert f"Failed to download archive from: {url}: HTTP 404" in server.logs()  # the reason goes to the log
     assert not (store / "absent.mar").exists()
     assert not [p for p in store.iterdir() if p.name.startswith(".")]
 
