@@ -137,7 +137,7 @@ class WorkerConnection:
                 if self._stopping:
                     pass
                 elif err.timed_out:
-                    logger.error("%s: Backend worker error (%s): %s", self.name, err, NO_ANSWER)
+                    logger.error("%s: %s; Backend worker error: %s", self.name, err, NO_ANSWER)
                 else:
                     logger.warning("%s: %s", self.name, err)
             except Exception:
