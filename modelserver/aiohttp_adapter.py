@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web, web_protocol, web_request
+from aiohttp import hdrs, web, web_protocol, web_request
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
@@ -23,6 +23,9 @@ from .http_messages import AnyResponse, Query, Response, StreamingResponse
 
 if TYPE_CHECKING:
     from .listener import Listener
+
+_CONTENT_TYPE = hdrs.CONTENT_TYPE
+_OCTET_STREAM = "application/octet-stream"
 
 
 class AiohttpRequest:
@@ -123,8 +126,12 @@ def make_server(listener: Listener, **kwargs: Any) -> web.Server:
 
 
 def whole(response: Response) -> web.Response:
-    """aiohttp's response for a whole answer."""
+    """aiohttp's response for a whole answer. Every answer carries a ``Content-Type``: aiohttp adds
+    ``application/octet-stream`` to a non-empty body that has none, and so do we to an empty one (TorchServe's bare
+    413, a handler's empty answer)."""
     answer = web.Response(status=response.status, reason=response.reason, body=response.body, headers=response.headers)
+    if not response.body and _CONTENT_TYPE not in answer.headers:
+        answer.headers[_CONTENT_TYPE] = _OCTET_STREAM
     if response.close:
         answer.force_close()
     return answer

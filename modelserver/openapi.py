@@ -3,8 +3,13 @@
 Each :class:`~modelserver.router.Route` gives one path item (routes whose patterns render to the same OpenAPI path
 share it) and one operation per method; an any-method route is documented as GET, POST, PUT and DELETE. Pattern
 syntax maps as follows: ``{url_path:path}`` becomes ``{url_path}``, and ``:verb`` suffixes stay in the path as
-written (``/v1/models/{model_name}:predict``, ``/model/{name}:{method}``). 4xx and 5xx responses refer to the shared
-``Error`` schema, the ``{"code", "type", "message"}`` body every dialect's errors can be described by.
+written (``/v1/models/{model_name}:predict``, ``/model/{name}:{method}``); a route may narrow the methods an
+any-method route is documented with (``doc_methods``, as TorchServe documents only ``GET /ping``).
+
+A route describes its query parameters, request body and answers with :mod:`modelserver.api_docs`; a response
+given only as a description is any JSON for a 2xx and the route's ``error_schema`` (TorchServe's
+``{"code", "type", "message"}`` unless the dialect says otherwise) for a 4xx/5xx. Bodies refer to component schemas
+(:mod:`modelserver.openapi_schemas`); a document carries the ones its operations use.
 """
 
 from __future__ import annotations
@@ -14,12 +19,19 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
 
+from modelserver.api_docs import BINARY, JSON, Body, Param, Reply, Schema
+from modelserver.openapi_schemas import SCHEMAS, ref, referenced
 from modelserver.router import Route
 
 __all__ = ["ERROR_SCHEMA_REF", "OPENAPI_VERSION", "build_openapi"]
 
 OPENAPI_VERSION = "3.0.1"
 ERROR_SCHEMA_REF = "#/components/schemas/Error"
+PATH_PARAMETERS = {
+    "model_name": "Name of model.",
+    "model_version": "Name of model version.",
+    "url_path": "The rest of the path; it may contain '/'. The handler sees it as the request header url_path.",
+}
 
 _ANY_OPERATIONS = ("get", "post", "put", "delete")
 _OPERATION_ORDER = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -56,14 +68,14 @@ def build_openapi(routes: Iterable[Route], title: str, version: str, description
     if tags:
         document["tags"] = [{"name": tag} for tag in tags]
     document["paths"] = paths
-    document["components"] = {"schemas": {"Error": _error_schema()}}
+    document["components"] = {"schemas": {name: SCHEMAS[name] for name in referenced(paths)}}
     return document
 
 
 def _operation_methods(route: Route) -> tuple[str, ...]:
     """The OpenAPI operations of a route, in document order; methods OpenAPI cannot describe are left out."""
     if route.accepts_any:
-        return _ANY_OPERATIONS
+        return tuple(method.lower() for method in route.doc_methods) or _ANY_OPERATIONS
     methods = {method.lower() for method in route.methods}
     return tuple(method for method in _OPERATION_ORDER if method in methods)
 
@@ -78,16 +90,34 @@ def _path_item(paths: dict[str, dict[str, Any]], templates: dict[str, str], rout
     if item is None:
         item = paths[template] = {}
         if route.compiled.param_names:
-            item["parameters"] = [
-                _path_parameter(name, name == route.compiled.tail) for name in route.compiled.param_names
-            ]
+            item["parameters"] = [_path_parameter(route, name) for name in route.compiled.param_names]
     return item
 
 
-def _path_parameter(name: str, tail: bool) -> dict[str, Any]:
+def _path_parameter(route: Route, name: str) -> dict[str, Any]:
     parameter: dict[str, Any] = {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-    if tail:
-        parameter["description"] = "The rest of the path; it may contain '/'."
+    description = route.param_docs.get(name) or PATH_PARAMETERS.get(name)
+    if name == route.compiled.tail and description is None:
+        description = "The rest of the path; it may contain '/'."
+    if description:
+        parameter["description"] = description
+    return parameter
+
+
+def _parameter(param: Param) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": param.type}
+    if param.type == "array":
+        schema["items"] = {"type": "string"}
+    if param.enum:
+        schema["enum"] = list(param.enum)
+    if param.default is not None:
+        schema["default"] = param.default
+    parameter: dict[str, Any] = {"name": param.name, "in": param.location, "required": param.required}
+    if param.description:
+        parameter["description"] = param.description
+    parameter["schema"] = schema
+    if param.example is not None:
+        parameter["example"] = param.example
     return parameter
 
 
@@ -97,25 +127,56 @@ def _operation(route: Route, method: str, operation_id: str) -> dict[str, Any]:
         operation["tags"] = list(route.tags)
     if route.summary:
         operation["summary"] = route.summary
+    if route.description:
+        operation["description"] = route.description
     operation["operationId"] = operation_id
+    if route.deprecated:
+        operation["deprecated"] = True
+    if route.parameters:
+        operation["parameters"] = [_parameter(param) for param in route.parameters]
     if route.request_body is not None and method in _BODY_OPERATIONS:
         operation["requestBody"] = _request_body(route.request_body)
-    operation["responses"] = {str(status): _response(status, text) for status, text in sorted(route.responses.items())}
+    operation["responses"] = {
+        str(status): _response(status, answer, route.error_schema) for status, answer in sorted(route.responses.items())
+    }
     return operation
 
 
-def _request_body(media_type: str) -> dict[str, Any]:
-    json_like = media_type == "application/json" or media_type.endswith("+json")
-    schema: dict[str, Any] = {} if json_like else {"type": "string", "format": "binary"}
-    return {"required": True, "content": {media_type: {"schema": schema}}}
+def _request_body(body: str | Body) -> dict[str, Any]:
+    if isinstance(body, str):
+        return {"required": True, "content": {body: {"schema": _default_schema(body)}}}
+    document: dict[str, Any] = {}
+    if body.description:
+        document["description"] = body.description
+    document["required"] = body.required
+    document["content"] = {media: {"schema": _schema(body.schema, media)} for media in body.media_types}
+    return document
 
 
-def _response(status: int, description: str) -> dict[str, Any]:
-    response: dict[str, Any] = {"description": description or _reason(status)}
-    if status not in _NO_CONTENT_STATUSES:
-        schema: dict[str, Any] = {"$ref": ERROR_SCHEMA_REF} if status >= 400 else {}
-        response["content"] = {"application/json": {"schema": schema}}
+def _response(status: int, answer: str | Reply, error_schema: str) -> dict[str, Any]:
+    if isinstance(answer, str):
+        if status in _NO_CONTENT_STATUSES:
+            return {"description": answer or _reason(status)}
+        answer = Reply(answer, error_schema if status >= 400 else None)
+    response: dict[str, Any] = {"description": answer.description or _reason(status)}
+    if status not in _NO_CONTENT_STATUSES and answer.media_types:
+        response["content"] = {media: {"schema": _schema(answer.schema, media)} for media in answer.media_types}
     return response
+
+
+def _schema(schema: Schema, media_type: str) -> dict[str, Any]:
+    if schema is None:
+        return _default_schema(media_type)
+    if isinstance(schema, str):
+        if schema not in SCHEMAS:
+            raise ValueError(f"unknown component schema {schema!r}")
+        return ref(schema)
+    return dict(schema)
+
+
+def _default_schema(media_type: str) -> dict[str, Any]:
+    """Any JSON value for a JSON media type, any bytes for another."""
+    return {} if media_type == JSON or media_type.endswith("+json") else dict(BINARY)
 
 
 def _reason(status: int) -> str:
@@ -123,18 +184,6 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"Status {status}"
-
-
-def _error_schema() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["code", "type", "message"],
-        "properties": {
-            "code": {"type": "integer", "format": "int32", "description": "The HTTP status code."},
-            "type": {"type": "string", "description": "The error class, e.g. ModelNotFoundException."},
-            "message": {"type": "string"},
-        },
-    }
 
 
 class _OperationIds:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from .api_docs import Body, Param, Reply
 from .route_patterns import CompiledPattern, Segment, compile_pattern, split_path
 
 __all__ = [
@@ -55,7 +56,7 @@ _METHOD_RE = re.compile(r"[A-Z][A-Z0-9_-]*")
 # Routes
 
 
-def _default_responses() -> Mapping[int, str]:
+def _default_responses() -> Mapping[int, str | Reply]:
     return MappingProxyType({200: "OK"})
 
 
@@ -72,8 +73,20 @@ class Route:
     summary: str = ""
     operation_id: str = ""
     tags: tuple[str, ...] = ()
-    request_body: str | None = None
-    responses: Mapping[int, str] = field(default_factory=_default_responses, hash=False)
+    request_body: str | Body | None = None
+    """The body's media type (any content), or a :class:`~modelserver.api_docs.Body`; None: no body documented."""
+    responses: Mapping[int, str | Reply] = field(default_factory=_default_responses, hash=False)
+    """Status -> a description (a 4xx/5xx then has the ``error_schema`` body, a 2xx any JSON) or a full Reply."""
+    parameters: tuple[Param, ...] = ()
+    """Query and header parameters, for the OpenAPI document (path parameters come from the pattern)."""
+    param_docs: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Descriptions of path parameters that differ from the usual ones."""
+    error_schema: str = "Error"
+    """The component schema of this route's error bodies: its dialect's error shape."""
+    description: str = ""
+    deprecated: bool = False
+    doc_methods: tuple[str, ...] = ()
+    """The methods an any-method route is documented with (all the usual ones when empty)."""
     auth: str | None = None
     protocol: str | None = None
     """The protocol family this route belongs to, when it may share its path with other protocols' routes."""
@@ -84,6 +97,7 @@ class Route:
     def __post_init__(self) -> None:
         object.__setattr__(self, "methods", _normalize_methods(self.methods, self.pattern))
         object.__setattr__(self, "tags", tuple(self.tags))
+        object.__setattr__(self, "parameters", tuple(self.parameters))
         object.__setattr__(self, "responses", _freeze_responses(self.responses, self.pattern))
         object.__setattr__(self, "compiled", compile_pattern(self.pattern))
 
@@ -107,15 +121,15 @@ def _normalize_methods(methods: Iterable[str], pattern: str) -> frozenset[str]:
     return upper
 
 
-def _freeze_responses(responses: Mapping[int, str], pattern: str) -> Mapping[int, str]:
+def _freeze_responses(responses: Mapping[int, str | Reply], pattern: str) -> Mapping[int, str | Reply]:
     frozen = MappingProxyType(dict(responses))
     if not frozen:
         raise ValueError(f"route {pattern!r}: at least one response is needed")
     for status, description in frozen.items():
         if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
             raise ValueError(f"route {pattern!r}: response status {status!r} is not an int in 100..599")
-        if not isinstance(description, str):
-            raise ValueError(f"route {pattern!r}: description of response {status} is not a string")
+        if not isinstance(description, str | Reply):
+            raise ValueError(f"route {pattern!r}: response {status} is neither a description nor a Reply")
     return frozen
 
 

@@ -16,6 +16,8 @@ from ..model_version import ModelVersion
 from ..registry import ModelRegistry
 
 JSON = "application/json"
+ERROR_SCHEMA = "KServeError"
+"""The component schema of KServe's error bodies, for the OpenAPI document."""
 
 
 class KServeError(ServeError):

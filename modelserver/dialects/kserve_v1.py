@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..api_docs import Reply, handler_input, handler_output
 from ..http_messages import AnyResponse, Request, Response, StreamingResponse
 from ..registry import ModelRegistry
 from ..router import Route
@@ -33,14 +34,25 @@ class KServeV1(http.KServeDialect):
 
     def routes(self) -> Iterable[Route]:
         if self.serve_root:
-            yield Route(GET, "/", self.alive, summary="KServe liveness.", operation_id="kserveAlive", tags=_TAGS)
+            yield Route(
+                GET,
+                "/",
+                self.alive,
+                summary="KServe liveness.",
+                responses={200: Reply("Alive", "KServeAlive")},
+                operation_id="kserveAlive",
+                tags=_TAGS,
+                error_schema=http.ERROR_SCHEMA,
+            )
         yield Route(
             GET,
             "/v1/models",
             self.list_models,
             summary="Models, in registration order.",
+            responses={200: Reply("The model names", "ModelNames")},
             operation_id="kserveV1Models",
             tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
         )
         yield Route(
             GET,
@@ -49,7 +61,8 @@ class KServeV1(http.KServeDialect):
             summary="Whether the model is ready.",
             operation_id="kserveV1ModelReady",
             tags=_TAGS,
-            responses={200: "Ready", 404: "Unknown model", 503: "Not ready"},
+            error_schema=http.ERROR_SCHEMA,
+            responses={200: Reply("Ready", "ModelReadiness"), 404: "Unknown model", 503: "Not ready"},
             protocol="kserve",
             model_param="model_name",
         )
@@ -61,8 +74,15 @@ class KServeV1(http.KServeDialect):
                 summary=f"KServe v1 {verb}.",
                 operation_id=f"kserveV1{verb.title()}",
                 tags=_TAGS,
-                request_body="application/json",
-                responses={200: "The model's answer", 400: "Invalid input", 404: "Unknown model", 503: "Not ready"},
+                error_schema=http.ERROR_SCHEMA,
+                request_body=handler_input('The model\'s input, usually JSON ({"instances": [...]}).', required=True),
+                responses={
+                    200: handler_output('The model\'s answer, usually JSON ({"predictions": [...]}).'),
+                    400: "Invalid input",
+                    404: "Unknown model",
+                    500: "The model failed",
+                    503: "Not ready",
+                },
                 protocol="kserve",
                 model_param="model_name",
             )

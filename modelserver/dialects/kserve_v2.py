@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import __version__
+from ..api_docs import Body, Reply
 from ..http_messages import Request, Response
 from ..model_version import ModelVersion
 from ..oip_codec import OIPError, decode_request, encode_response
@@ -51,9 +52,25 @@ class KServeV2(http.KServeDialect):
 
     def routes(self) -> Iterable[Route]:
         yield Route(
-            GET, "/v2", self.server_metadata, summary="Server metadata.", operation_id="oipServerMetadata", tags=_TAGS
+            GET,
+            "/v2",
+            self.server_metadata,
+            summary="Server metadata.",
+            operation_id="oipServerMetadata",
+            tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
+            responses={200: Reply("Server metadata", "ServerMetadata")},
         )
-        yield Route(GET, "/v2/health/live", self.live, summary="Server liveness.", operation_id="oipLive", tags=_TAGS)
+        yield Route(
+            GET,
+            "/v2/health/live",
+            self.live,
+            summary="Server liveness.",
+            operation_id="oipLive",
+            tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
+            responses={200: Reply("Live", "ServerLive")},
+        )
         yield Route(
             GET,
             "/v2/health/ready",
@@ -61,10 +78,20 @@ class KServeV2(http.KServeDialect):
             summary="Ready when every model is.",
             operation_id="oipReady",
             tags=_TAGS,
-            responses={200: "Ready", 503: "Not ready"},
+            error_schema=http.ERROR_SCHEMA,
+            responses={200: Reply("Ready", "ServerReady"), 503: "Not ready"},
         )
-        yield Route(GET, "/v2/models", self.list_models, summary="Models.", operation_id="oipModels", tags=_TAGS)
-        found = {200: "OK", 404: "Unknown model or version"}
+        yield Route(
+            GET,
+            "/v2/models",
+            self.list_models,
+            summary="Models.",
+            operation_id="oipModels",
+            tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
+            responses={200: Reply("The model names", "ModelNames")},
+        )
+        found = {200: Reply("Model metadata", "ModelMetadata"), 404: "Unknown model or version"}
         plain, with_version = versioned("")
         yield Route(
             GET,
@@ -73,6 +100,7 @@ class KServeV2(http.KServeDialect):
             summary="Model metadata.",
             operation_id="oipModelMetadata",
             tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
             responses=found,
         )
         yield Route(
@@ -82,10 +110,11 @@ class KServeV2(http.KServeDialect):
             summary="Model version metadata.",
             operation_id="oipModelVersionMetadata",
             tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
             responses=found,
         )
         plain, with_version = versioned("/ready")
-        ready = {200: "Ready", 404: "Unknown model or version", 503: "Not ready"}
+        ready = {200: Reply("Ready", "ModelReadiness"), 404: "Unknown model or version", 503: "Not ready"}
         yield Route(
             GET,
             plain,
@@ -93,6 +122,7 @@ class KServeV2(http.KServeDialect):
             summary="Model readiness.",
             operation_id="oipModelReady",
             tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
             responses=ready,
         )
         yield Route(
@@ -102,9 +132,21 @@ class KServeV2(http.KServeDialect):
             summary="Model version readiness.",
             operation_id="oipModelVersionReady",
             tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
             responses=ready,
         )
-        answers = {200: "Outputs", 400: "Invalid request", 404: "Unknown model", 503: "Not ready"}
+        answers = {
+            200: Reply(
+                "Outputs: JSON, or a JSON header and binary tensors (Inference-Header-Content-Length)",
+                "InferenceResponse",
+                (http.JSON, "application/octet-stream"),
+            ),
+            400: "Invalid request",
+            404: "Unknown model",
+            500: "The model failed",
+            503: "Not ready",
+        }
+        request = Body("InferenceRequest", (http.JSON, "application/octet-stream"))
         for verb, suffix in ((PREDICT, "/infer"), (EXPLAIN, "/explain")):
             plain, with_version = versioned(suffix)
             handler = self._inference(verb)
@@ -115,7 +157,8 @@ class KServeV2(http.KServeDialect):
                 summary=f"Open Inference Protocol {suffix[1:]}.",
                 operation_id=f"oip{suffix[1:].title()}",
                 tags=_TAGS,
-                request_body="application/json",
+                error_schema=http.ERROR_SCHEMA,
+                request_body=request,
                 responses=answers,
                 protocol="kserve",
                 model_param="model_name",
@@ -127,7 +170,8 @@ class KServeV2(http.KServeDialect):
                 summary=f"Open Inference Protocol {suffix[1:]}, one version.",
                 operation_id=f"oipVersion{suffix[1:].title()}",
                 tags=_TAGS,
-                request_body="application/json",
+                error_schema=http.ERROR_SCHEMA,
+                request_body=request,
                 responses=answers,
             )
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..api_docs import Reply
 from ..archive import open_artifact
 from ..errors import MethodNotAllowed, ServeError
 from ..http_messages import Request, Response
@@ -46,8 +47,10 @@ class KServeV2Repository(http.KServeDialect):
             "/v2/repository/index",
             self.index,
             summary="Every model version and its state.",
+            responses={200: Reply("The repository index", "RepositoryIndex")},
             operation_id="oipRepositoryIndex",
             tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
         )
         for action in ("load", "unload"):
             yield Route(
@@ -57,15 +60,31 @@ class KServeV2Repository(http.KServeDialect):
                 summary=f"{action.title()} a model (needs enable_model_api).",
                 operation_id=f"oipRepository{action.title()}",
                 tags=_TAGS,
-                responses={200: "Done", 404: "Unknown model", 405: "Model API disabled", 503: "Failed to load"},
+                error_schema=http.ERROR_SCHEMA,
+                responses={
+                    200: Reply("Done", "RepositoryAction"),
+                    404: "Unknown model",
+                    405: "Model API disabled",
+                    503: "Failed to load",
+                },
                 auth="management",  # with token authorization on, changing the models needs the management key
             )
-        for suffix, handler, what in (
-            ("/config", self.config, "Triton model configuration"),
-            ("/stats", self.stats, "Triton inference statistics"),
+        for suffix, handler, what, schema in (
+            ("/config", self.config, "Triton model configuration", "TritonConfig"),
+            ("/stats", self.stats, "Triton inference statistics", "TritonStats"),
         ):
             plain, with_version = versioned(suffix)
-            yield Route(GET, plain, handler, summary=f"{what}.", operation_id=f"triton{suffix[1:].title()}", tags=_TAGS)
+            answers = {200: Reply(what, schema), 404: "Unknown model or version"}
+            yield Route(
+                GET,
+                plain,
+                handler,
+                summary=f"{what}.",
+                operation_id=f"triton{suffix[1:].title()}",
+                tags=_TAGS,
+                error_schema=http.ERROR_SCHEMA,
+                responses=answers,
+            )
             yield Route(
                 GET,
                 with_version,
@@ -73,6 +92,8 @@ class KServeV2Repository(http.KServeDialect):
                 summary=f"{what}, one version.",
                 operation_id=f"tritonVersion{suffix[1:].title()}",
                 tags=_TAGS,
+                error_schema=http.ERROR_SCHEMA,
+                responses=answers,
             )
         yield Route(
             GET,
@@ -80,7 +101,9 @@ class KServeV2Repository(http.KServeDialect):
             self.stats,
             summary="Triton inference statistics of every model.",
             operation_id="tritonAllStats",
+            responses={200: Reply("Triton inference statistics", "TritonStats")},
             tags=_TAGS,
+            error_schema=http.ERROR_SCHEMA,
         )
 
     # -- the repository ------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """HTTP request bodies -> handler inputs, as TorchServe hands them to a handler.
 
 - ``multipart/form-data``: one input per named part (a repeated name: the last one wins); file parts
-  keep their own content type, plain fields have content type "".
+  keep their own content type, plain fields have content type "". A malformed body, or a part without a
+  ``Content-Disposition`` name (no headers at all, say), is a 400 ``BadRequestException``: such a part cannot become
+  an input, and dropping it would hand the handler a request without the data the client sent.
 - ``application/x-www-form-urlencoded``: one input per field, content type "", the value's bytes as sent.
 - anything else: the whole body as the input ``body``, with the request's mime type (parameters
   stripped). The bytes are passed through untouched: the frontend never decodes a body.
@@ -18,6 +20,12 @@ from ..types import Input
 
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
+
+
+def query_inputs(request: Request) -> list[Input]:
+    """The query parameters as inputs (content type ""), for the routes that pass them on (``/invocations``, the
+    legacy ``/{m}/predict``); a body field of the same name comes later and wins."""
+    return [(name, "", value.encode("utf-8")) for name, value in request.query.items()]
 
 
 async def read_inputs(request: Request) -> list[Input]:
@@ -57,9 +65,9 @@ async def _multipart_inputs(request: Request) -> list[Input]:
     except MultipartError as err:
         raise BadRequest(f"Invalid multipart body: {err}") from err
     fields: dict[str, Input] = {}
-    for part in parts:
+    for index, part in enumerate(parts):
         if part.name is None:
-            continue
+            raise BadRequest(f"Invalid multipart body: part {index} has no Content-Disposition header with a name")
         content_type = part.content_type if part.filename is not None else ""
         fields[part.name] = (part.name, content_type, bytes(part.data))
     return list(fields.values())

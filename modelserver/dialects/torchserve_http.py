@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ..api_docs import Reply
 from ..errors import RequestTooLarge, ServeError
 from ..http_messages import Request, Response
 from ..router import Route
@@ -99,15 +100,17 @@ class TorchServeDialect:
     def description_routes(self) -> Iterator[Route]:
         for methods, path, operation in (
             (OPTIONS, "/", "apiDescription"),
-            (GET, "/api-description", "apiDescriptionGet"),
+            (GET, "/api-description", "api-description"),
         ):
             yield Route(
                 methods,
                 path,
                 self.api_description,
-                summary="Get the API description.",
+                summary="Get openapi description.",
                 operation_id=operation,
                 tags=(self.tag,),
+                responses={200: Reply("A openapi 3.0.1 descriptor", "ApiDescription"), 500: "Internal Server Error"},
+                deprecated=methods is GET,
             )
 
     def error_response(self, error: ServeError, request: Request) -> Response:

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .. import lenient_json
+from ..api_docs import Body, Param, Reply
 from ..archive import ModelArtifact, open_artifact, release
 from ..downloads import DownloadPolicy, ModelSource, resolve_source
 from ..errors import (
@@ -55,6 +56,35 @@ UNREGISTER_TIMEOUT_S = 120
 """TorchServe's default ``unregister_model_timeout``."""
 _UNLOADING: set[asyncio.Future[None]] = set()
 _TAGS = ("management",)
+_STATUS = "Status"
+_SYNCHRONOUS = Param("synchronous", "Decides whether the call is synchronous or not, default: false.", type="boolean")
+_WORKER_TIMEOUT = Param(
+    "timeout",
+    "Waiting up to the specified wait time if necessary for a worker to complete all pending requests (accepted and "
+    "ignored, as by TorchServe).",
+    type="integer",
+)
+_REGISTER_PARAMS = (
+    Param("url", "Model archive download url, support local file or HTTP(s) protocol.", required=True),
+    Param("model_name", "Name of model. This value will override modelName in MANIFEST.json if present."),
+    Param("handler", "Inference handler entry-point. This value will override handler in MANIFEST.json if present."),
+    Param("runtime", "Runtime for the model custom service code.", enum=tuple(sorted(RUNTIMES))),
+    Param("batch_size", "Inference batch size, default: 1.", type="integer"),
+    Param("max_batch_delay", "Maximum delay for batch aggregation in ms, default: 100.", type="integer"),
+    Param("response_timeout", "Seconds to wait for the model's answer, default: 120.", type="integer"),
+    Param("startup_timeout", "Seconds a worker may take to load the model, default: 120.", type="integer"),
+    Param("initial_workers", "Number of initial workers, default: default_workers_per_model or 0.", type="integer"),
+    Param("synchronous", "Decides whether creation of worker synchronous or not, default: true.", type="boolean"),
+    Param("s3_sse_kms", "Whether the archive is S3 SSE-KMS encrypted (ignored).", type="boolean"),
+)
+_REGISTER_BODY = Body(
+    {
+        "type": "object",
+        "description": "The query parameters as a JSON object, when Content-Type is application/json.",
+        "properties": {param.name: {"type": param.type} for param in _REGISTER_PARAMS},
+    },
+    required=False,
+)
 
 
 # -- parameters ----------------------------------------------------------------------------------
@@ -178,10 +208,18 @@ class TorchServeManagement(http.TorchServeDialect):
             _PUT,
             "/models/{model_name}/{model_version}/set-default",
             self.set_default,
-            summary="Make a version the model's default version.",
+            summary="Set default version of a model",
             operation_id="setDefault",
             tags=_TAGS,
-            responses={200: "Default version updated", 404: "Model or version not found"},
+            param_docs={
+                "model_name": "Name of model whose default version needs to be updated.",
+                "model_version": "Version of model to be set as default version for the model",
+            },
+            responses={
+                200: Reply("Default version successfully updated for model", _STATUS),
+                404: "Model not found or Model version not found",
+                500: "Internal Server Error",
+            },
         )
         yield Route(
             _GET,
@@ -190,7 +228,7 @@ class TorchServeManagement(http.TorchServeDialect):
             summary="KServe v1 readiness: whether the model has workers.",
             operation_id="kserveV1ModelReady",
             tags=_TAGS,
-            responses={200: "Readiness", 404: "Model not found"},
+            responses={200: Reply("Readiness", "ModelReadiness"), 404: "Model not found"},
             protocol="torchserve",
             model_param="model_name",
         )
@@ -200,67 +238,100 @@ class TorchServeManagement(http.TorchServeDialect):
             _GET,
             "/models",
             self.list_models,
-            summary="List registered models (default versions).",
+            summary="List registered models in TorchServe.",
             operation_id="listModels",
             tags=_TAGS,
-            responses={200: "Models"},
+            parameters=(
+                Param("limit", "The maximum number of items to return (1 to 100), default: 100.", type="integer"),
+                Param("next_page_token", "The token to retrieve the next set of results (nextPageToken)."),
+            ),
+            responses={200: Reply("OK", "ModelList"), 500: "Internal Server Error"},
         )
         yield Route(
             frozenset({"POST"}),
             "/models",
             self.register,
-            summary="Register a model (needs enable_model_api).",
+            summary="Register a new model in TorchServe (needs enable_model_api).",
             operation_id="registerModel",
             tags=_TAGS,
-            request_body="application/json",
+            parameters=_REGISTER_PARAMS,
+            request_body=_REGISTER_BODY,
             responses={
-                200: "Registered",
-                202: "Registered; workers are starting",
+                200: Reply("Model registered", _STATUS),
+                202: Reply("Accepted", _STATUS),
                 400: "Bad request",
-                404: "Model archive not found or URL not allowed",
+                404: "Model not found",
                 405: "Model API disabled",
-                409: "Version already registered",
-                500: "Workers failed to start",
+                409: "Model already registered",
+                500: "Internal Server Error",
+                507: "Out of resources",
             },
         )
 
     def _model_routes(self, pattern: str, name: str) -> Iterable[Route]:
-        found = {404: "Model or version not found"}
+        versioned = name == "Version"
+        prefix = "version_" if versioned else ""
+        found = {404: "Model not found or Model version not found", 500: "Internal Server Error"}
+        which = "the specified version" if versioned else "the default version"
         yield Route(
             _GET,
             pattern,
             self.describe,
-            summary="Describe a model's versions and workers.",
-            operation_id=f"describe{name}",
+            summary=f"Provides detailed information about {which} of a model"
+            + ('; "all" as the version: every version.' if versioned else "."),
+            operation_id=f"{prefix}describeModel",
             tags=_TAGS,
-            responses={200: "Describe objects", 503: "No worker for a customized describe", **found},
+            parameters=(Param("customized", "true: add the handler's describe_handle output.", type="boolean"),),
+            responses={200: Reply("OK", "ModelDescriptions"), 503: "No worker for a customized describe", **found},
         )
         yield Route(
             _PUT,
             pattern,
             self.scale,
-            summary="Scale a model's workers.",
-            operation_id=f"scale{name}",
+            summary=f"Configure number of workers for {which} of a model.",
+            operation_id=f"{prefix}setAutoScale",
             tags=_TAGS,
-            responses={200: "Scaled", 202: "Scaling", 400: "max_worker < min_worker", 500: "Workers failed", **found},
+            parameters=(
+                Param("min_worker", "Minimum number of worker processes, default: 1.", type="integer"),
+                Param("max_worker", "Maximum number of worker processes, default: min_worker.", type="integer"),
+                Param("number_gpu", "Number of GPU worker processes to create (accepted and ignored).", type="integer"),
+                _SYNCHRONOUS,
+                _WORKER_TIMEOUT,
+                *(() if versioned else (Param("model_version", "The version to scale (instead of the default)."),)),
+            ),
+            responses={
+                200: Reply("Model workers updated", _STATUS),
+                202: Reply("Accepted", _STATUS),
+                206: Reply("Partial Success", _STATUS),
+                400: "Bad request",
+                507: "Out of resources",
+                **found,
+            },
         )
         yield Route(
             _DELETE,
             pattern,
             self.unregister,
-            summary="Unregister a model version (needs enable_model_api).",
-            operation_id=f"unregister{name}",
+            summary=f"Unregister {which} of a model from TorchServe (needs enable_model_api).",
+            operation_id=f"{prefix}unregisterModel",
             tags=_TAGS,
-            responses={200: "Unregistered", 403: "Default version", 405: "Model API disabled", **found},
+            parameters=(_SYNCHRONOUS, _WORKER_TIMEOUT),
+            responses={
+                200: Reply("Model unregistered", _STATUS),
+                403: "Cannot remove the default version while other versions exist",
+                405: "Model API disabled",
+                408: "Request Timeout Error",
+                **found,
+            },
         )
         yield Route(
             _OPTIONS,
             pattern,
             self.model_api,
             summary="The model's management API description.",
-            operation_id=f"options{name}",
+            operation_id=f"{prefix}modelApiDescription",
             tags=_TAGS,
-            responses={200: "OpenAPI document", **found},
+            responses={200: Reply("A openapi 3.0.1 descriptor", "ApiDescription"), **found},
         )
 
     @property

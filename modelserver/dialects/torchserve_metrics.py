@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..api_docs import Param, Reply
 from ..http_messages import Request, Response
 from ..metrics import CONTENT_TYPE, ServerMetrics
 from ..router import ANY, Route
@@ -31,9 +32,15 @@ class TorchServeMetrics(http.TorchServeDialect):
             ANY,
             "/metrics",
             self.metrics,
-            summary="Get the metrics in Prometheus format.",
+            summary="Get TorchServe application metrics in prometheus format.",
             operation_id="metrics",
             tags=("metrics",),
+            parameters=(Param("name[]", "Names of metrics to filter", type="array"),),
+            responses={
+                200: Reply("TorchServe application metrics", {"type": "string"}, (PROMETHEUS_CONTENT_TYPE,)),
+                500: "Internal Server Error",
+            },
+            doc_methods=("GET",),
         )
 
     async def metrics(self, request: Request, params: dict[str, str]) -> Response:

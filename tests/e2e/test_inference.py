@@ -259,7 +259,11 @@ def test_openapi_document_is_valid(server: RunningServer) -> None:
 def test_model_options_describes_predictions(server: RunningServer) -> None:
     response = requests.options(server.inference + "/predictions/echo", timeout=10)
     assert response.status_code == 200
-    assert all(path.startswith(("/predictions", "/explanations")) for path in response.json()["paths"])
+    paths = response.json()["paths"]
+    kserve_style = ("/v1/models/{model_name}:", "/v2/models/{model_name}/infer", "/v2/models/{model_name}/explain")
+    assert all(path.startswith(("/predictions/", "/explanations/", *kserve_style)) for path in paths)
+    assert {"/predictions/{model_name}", "/v1/models/{model_name}:predict"} <= set(paths)
+    validate(response.json())
 
 
 def test_streaming_intermediate_responses(server: RunningServer) -> None:
