@@ -54,9 +54,13 @@ class Reply:
     media_types: tuple[str, ...] = (JSON,)
 
 
+ANYTHING: Mapping[str, Any] = {"description": "Any body: bytes, text or JSON, as the model chose."}
+
+
 def handler_output(description: str = "Output data format is defined by each model.") -> Reply:
-    """An answer whose body is whatever the model's handler returned, in whatever media type it chose."""
-    return Reply(description, BINARY, (ANY_MEDIA,))
+    """An answer whose body is whatever the model's handler returned, in whatever media type it chose: an empty
+    schema, not TorchServe's ``string``/``binary``, which a JSON answer (a KServe model's, a handler's dict) is not."""
+    return Reply(description, ANYTHING, (ANY_MEDIA,))
 
 
 def handler_input(description: str = "Input data format is defined by each model.", required: bool = False) -> Body:
