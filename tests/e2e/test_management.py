@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 from aiohttp import web
+from openapi_spec_validator import validate
 
 from tests.server import TEST_MODELS, RunningServer, free_port, start_server
 
@@ -492,6 +493,8 @@ def test_kserve_ready_options_and_wrong_methods(server: RunningServer) -> None:
     document = call(server, "OPTIONS", "/models/kit").json()
     assert document["openapi"] == "3.0.1"
     assert all(path.startswith("/models/{model_name}") for path in document["paths"])
+    validate(document)  # the component schemas its operations refer to come along
+    assert document["paths"]["/models/{model_name}"]["get"]["operationId"] == "describeModel"
     assert call(server, "OPTIONS", "/models/nope").status_code == 404
     for method, path in (("PUT", "/models"), ("POST", "/models/kit")):
         response = call(server, method, path)
