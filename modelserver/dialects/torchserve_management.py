@@ -57,24 +57,37 @@ UNREGISTER_TIMEOUT_S = 120
 _UNLOADING: set[asyncio.Future[None]] = set()
 _TAGS = ("management",)
 _STATUS = "Status"
-_SYNCHRONOUS = Param("synchronous", "Decides whether the call is synchronous or not, default: false.", type="boolean")
+_SYNCHRONOUS = Param(
+    "synchronous", "true: answer once the workers have started or stopped; default false (202 at once).", type="boolean"
+)
 _WORKER_TIMEOUT = Param(
     "timeout",
-    "Waiting up to the specified wait time if necessary for a worker to complete all pending requests (accepted and "
-    "ignored, as by TorchServe).",
+    "Seconds a stopping worker may take to finish its requests (accepted and ignored, as by TorchServe).",
     type="integer",
 )
 _REGISTER_PARAMS = (
-    Param("url", "Model archive download url, support local file or HTTP(s) protocol.", required=True),
-    Param("model_name", "Name of model. This value will override modelName in MANIFEST.json if present."),
-    Param("handler", "Inference handler entry-point. This value will override handler in MANIFEST.json if present."),
-    Param("runtime", "Runtime for the model custom service code.", enum=tuple(sorted(RUNTIMES))),
-    Param("batch_size", "Inference batch size, default: 1.", type="integer"),
-    Param("max_batch_delay", "Maximum delay for batch aggregation in ms, default: 100.", type="integer"),
+    Param(
+        "url",
+        "Where the archive is: a name in the model store, a file:// URL or an allowed http(s) URL.",
+        required=True,
+    ),
+    Param("model_name", "The name to serve the model under; replaces the manifest's modelName."),
+    Param("handler", "The handler (file.py[:function] or a built-in name); replaces the manifest's handler."),
+    Param("runtime", "The runtime of the handler code.", enum=tuple(sorted(RUNTIMES))),
+    Param("batch_size", "Requests per batch; default 1.", type="integer"),
+    Param("max_batch_delay", "Milliseconds a batch may wait to fill up; default 100.", type="integer"),
     Param("response_timeout", "Seconds to wait for the model's answer, default: 120.", type="integer"),
     Param("startup_timeout", "Seconds a worker may take to load the model, default: 120.", type="integer"),
-    Param("initial_workers", "Number of initial workers, default: default_workers_per_model or 0.", type="integer"),
-    Param("synchronous", "Decides whether creation of worker synchronous or not, default: true.", type="boolean"),
+    Param(
+        "initial_workers",
+        "Workers to start; default default_workers_per_model, or 0 when it is not set.",
+        type="integer",
+    ),
+    Param(
+        "synchronous",
+        "true: answer once the workers have loaded the model (or one failed); default true.",
+        type="boolean",
+    ),
     Param("s3_sse_kms", "Whether the archive is S3 SSE-KMS encrypted (ignored).", type="boolean"),
 )
 _REGISTER_BODY = Body(
@@ -242,8 +255,8 @@ class TorchServeManagement(http.TorchServeDialect):
             operation_id="listModels",
             tags=_TAGS,
             parameters=(
-                Param("limit", "The maximum number of items to return (1 to 100), default: 100.", type="integer"),
-                Param("next_page_token", "The token to retrieve the next set of results (nextPageToken)."),
+                Param("limit", "Models per page (1 to 100); default 100.", type="integer"),
+                Param("next_page_token", "Where the page starts: the nextPageToken of the previous page."),
             ),
             responses={200: Reply("OK", "ModelList"), 500: "Internal Server Error"},
         )
@@ -292,9 +305,9 @@ class TorchServeManagement(http.TorchServeDialect):
             operation_id=f"{prefix}setAutoScale",
             tags=_TAGS,
             parameters=(
-                Param("min_worker", "Minimum number of worker processes, default: 1.", type="integer"),
-                Param("max_worker", "Maximum number of worker processes, default: min_worker.", type="integer"),
-                Param("number_gpu", "Number of GPU worker processes to create (accepted and ignored).", type="integer"),
+                Param("min_worker", "The fewest workers to keep; default 1.", type="integer"),
+                Param("max_worker", "The most workers to allow; default min_worker.", type="integer"),
+                Param("number_gpu", "GPU workers to create (accepted and ignored).", type="integer"),
                 _SYNCHRONOUS,
                 _WORKER_TIMEOUT,
                 *(() if versioned else (Param("model_version", "The version to scale (instead of the default)."),)),

@@ -35,7 +35,7 @@ class TorchServeMetrics(http.TorchServeDialect):
             summary="Get TorchServe application metrics in prometheus format.",
             operation_id="metrics",
             tags=("metrics",),
-            parameters=(Param("name[]", "Names of metrics to filter", type="array"),),
+            parameters=(Param("name[]", "Only these metrics (repeat the parameter for several)", type="array"),),
             responses={
                 200: Reply("TorchServe application metrics", {"type": "string"}, (PROMETHEUS_CONTENT_TYPE,)),
                 500: "Internal Server Error",
