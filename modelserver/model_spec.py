@@ -12,6 +12,8 @@ protocols share mean for this model: ``torchserve``, ``kserve`` or ``angel``; de
 else ``default_protocol``), ``workerRuntime`` (what the worker runs: ``torchserve`` for a TorchServe handler,
 ``kserve`` for a KServe ``Model`` subclass) and ``serviceEnvelope`` (a
 TorchServe request envelope for this model; default ``service_envelope``).
+
+``parallelType``/``parallelLevel``/``torchrun`` make each worker a group of ranks (:mod:`modelserver.parallel`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from .archive import ModelArtifact
 from .errors import BadRequest
+from .parallel import NO_PARALLEL, ParallelSettingError, ParallelSettings, parallel_settings
 
 PROTOCOLS = ("torchserve", "kserve", "angel")
 """The model protocols: they decide what a route shared by several protocols means for a model."""
@@ -54,6 +57,7 @@ class ModelSpec:
     protocol: str = "torchserve"
     runtime: str = "torchserve"
     envelope: str = ""
+    parallel: ParallelSettings = NO_PARALLEL
     extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
@@ -137,6 +141,10 @@ def build_spec(
     runtime = _choice(artifact.name, "workerRuntime", yaml, entry, "torchserve", RUNTIMES)
     low, high = _workers(yaml, entry, defaults.workers)
     device_ids = yaml.get("deviceIds") or ()
+    try:
+        parallel = parallel_settings(yaml)
+    except ParallelSettingError as err:
+        raise BadRequest(f"Invalid torchrun settings for model {artifact.name}: {err}") from None
     return ModelSpec(
         name=artifact.name,
         version=artifact.version,
@@ -177,4 +185,5 @@ def build_spec(
         protocol=_choice(artifact.name, "protocol", yaml, entry, _default_protocol(runtime, defaults), PROTOCOLS),
         runtime=runtime,
         envelope=str(yaml.get("serviceEnvelope", entry.get("serviceEnvelope", defaults.envelope)) or "").strip(),
+        parallel=parallel,
     )

@@ -24,6 +24,7 @@ from .metrics import NULL_VERSION_METRICS, VersionMetrics
 from .model_spec import ModelSpec
 from .types import InferenceResult, Job, ResultStream
 from .worker_connection import WorkerConnection
+from .worker_group import WorkerGroup
 from .worker_plan import WorkerPlan
 from .worker_pool import WorkerFactory, WorkerPool
 
@@ -67,6 +68,8 @@ class ModelVersion:
             max_frame_size=max_frame_size,
             depth=depth,
         )
+        if make_worker is None and spec.parallel.is_group:
+            make_worker = partial(WorkerGroup, parallel=spec.parallel, device_ids=spec.device_ids)
         self.pool = WorkerPool(plan, _gpu_ids(spec, gpu_count), make_worker)
         self._direct = spec.batch_size == 1
         """With batch size 1 and an empty queue, a job goes straight to a worker with room: the queue, its collector

@@ -118,7 +118,7 @@ def model_snapshot(registry: ModelRegistry, name: str, now: float) -> dict[str, 
 def model_state(version: ModelVersion, is_default: bool) -> dict[str, Any]:
     """TorchServe's ``Model.getModelState``: what a restore needs to bring this version back."""
     spec = version.spec
-    return {
+    state = {
         "defaultVersion": is_default,
         "marName": mar_name(version),
         "minWorkers": spec.min_workers,
@@ -129,6 +129,9 @@ def model_state(version: ModelVersion, is_default: bool) -> dict[str, Any]:
         "startupTimeout": spec.startup_timeout,
         "runtimeType": str(spec.manifest.get("runtime") or "python"),
     }
+    if spec.parallel.level > 0:  # as TorchServe: only a large model's state carries it (restored from its yaml)
+        state["parallelLevel"] = spec.parallel.level
+    return state
 
 
 def mar_name(version: ModelVersion) -> str:

@@ -11,12 +11,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from workers.frame_decoder import FrameDecoder
 from workers.protocol import ProtocolError, encode_parts
 
 logger = logging.getLogger("modelserver.worker")
+
+
+class FrameChannel(Protocol):
+    """What a worker connection and its feed need of a worker's socket: a :class:`WorkerChannel`, or a worker
+    group's :class:`~modelserver.worker_group.GroupChannel` standing for the sockets of all its ranks."""
+
+    closed: asyncio.Future[BaseException | None]
+
+    def send(self, message: dict[str, Any], checked: bool = True) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class WorkerChannel(asyncio.BufferedProtocol):

@@ -17,10 +17,12 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
-from .worker_channel import WorkerChannel
+from .worker_channel import FrameChannel, WorkerChannel
 from .worker_feed import BatchFeed
 from .worker_plan import WorkerPlan, WorkerState
 from .worker_process import forward_output, spawn_worker
@@ -60,8 +62,8 @@ class WorkerConnection:
         self.failing_since: float | None = None
         self.ever_ready = False
         self._max_frame_size = plan.max_frame_size
-        self._process: asyncio.subprocess.Process | None = None
-        self._channel: WorkerChannel | None = None
+        self._processes: list[asyncio.subprocess.Process] = []
+        self._channel: FrameChannel | None = None
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.feed = BatchFeed(self.name, plan, self._kill)
         """The batches this worker holds (what a model version hands work to)."""
@@ -161,19 +163,37 @@ class WorkerConnection:
     async def _start_process(self) -> None:
         self.state = WorkerState.STARTING
         self.start_time = time.time()
-        process, sock = await spawn_worker(self.name, self.device, self.plan.model_dir, self._max_frame_size)
-        self._process, self.pid = process, process.pid
-        if self._stopping:
-            raise WorkerFailed("stopping")
-        on_metric = self._metrics.backend_line
-        asyncio.create_task(forward_output(process.stdout, f"{self.name}-stdout", on_metric))
-        asyncio.create_task(forward_output(process.stderr, f"{self.name}-stderr", on_metric))
         loop = asyncio.get_running_loop()
         self._replies = {kind: loop.create_future() for kind in ("hello", "loaded")}
+        self._channel = await self._spawn()
+
+    async def _spawn(self) -> FrameChannel:
+        """Start the worker's process and open its socket (a worker group starts its ranks here instead)."""
+        process, sock = await spawn_worker(self.name, self.device, self.plan.model_dir, self._max_frame_size)
+        return await self._attach(process, sock, self.name, self._on_message, self._metrics.backend_line)
+
+    async def _attach(
+        self,
+        process: asyncio.subprocess.Process,
+        sock: socket.socket,
+        log_prefix: str,
+        on_message: Callable[[dict[str, Any]], None],
+        on_metric: Callable[[str], None] | None,
+    ) -> WorkerChannel:
+        """Own a spawned process: forward its output to the log and open its socket on the event loop."""
+        self._processes.append(process)
+        if len(self._processes) == 1:  # a group's rank 0
+            self.pid = process.pid
+        if self._stopping:
+            sock.close()
+            raise WorkerFailed("stopping")
+        asyncio.create_task(forward_output(process.stdout, f"{log_prefix}-stdout", on_metric))
+        asyncio.create_task(forward_output(process.stderr, f"{log_prefix}-stderr", on_metric))
+        loop = asyncio.get_running_loop()
         _, channel = await loop.create_unix_connection(
-            lambda: WorkerChannel(self._on_message, self._max_frame_size), sock=sock
+            lambda: WorkerChannel(on_message, self._max_frame_size), sock=sock
         )
-        self._channel = channel
+        return channel
 
     async def _handshake(self) -> None:
         plan = self.plan
@@ -254,10 +274,16 @@ class WorkerConnection:
 
     # -- teardown ------------------------------------------------------------------------------
 
+    @property
+    def pids(self) -> list[int]:
+        """The worker's live processes: one, or every rank of a worker group (memory accounting)."""
+        return [process.pid for process in self._processes if process.returncode is None]
+
     def _kill(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signal.SIGKILL)
+        for process in self._processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGKILL)
 
     async def _cleanup(self) -> None:
         if self.state is not WorkerState.STOPPED:
@@ -266,12 +292,13 @@ class WorkerConnection:
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        process = self._process
-        if process is not None:
-            if process.returncode is None and not self._stopping:
+        processes = self._processes
+        if processes:
+            if not self._stopping:
                 self._kill()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 10)
+                await asyncio.wait_for(asyncio.gather(*(process.wait() for process in processes)), 10)
             self._kill()
-            await process.wait()
-            self._process = None
+            for process in processes:
+                await process.wait()
+            self._processes = []

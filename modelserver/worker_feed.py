@@ -25,7 +25,7 @@ from workers.tensors import Tensor, TensorError
 
 from .errors import BackendError, WorkerDied
 from .types import InferenceResult, Job
-from .worker_channel import WorkerChannel
+from .worker_channel import FrameChannel
 from .worker_plan import WorkerPlan
 
 logger = logging.getLogger("modelserver.worker")
@@ -51,7 +51,7 @@ class BatchFeed:
         self._response_timeout = plan.response_timeout
         self._failures = plan.failures
         self._kill = kill
-        self._channel: WorkerChannel | None = None
+        self._channel: FrameChannel | None = None
         self.accepting = False
         """Open on a ready worker and not stopping: only then does it take batches."""
         self.timed_out = False
@@ -64,7 +64,7 @@ class BatchFeed:
         self._depth = self._fixed_depth or MIN_OUTSTANDING
         self._batch_seconds = PREFETCH_WORK_S  # moving average of the time a batch takes, from start to result
 
-    def open(self, channel: WorkerChannel) -> None:
+    def open(self, channel: FrameChannel) -> None:
         """The worker on ``channel`` has loaded its model: take batches."""
         self._channel = channel
         self.timed_out = False

@@ -17,9 +17,16 @@ model_log = logging.getLogger("MODEL_LOG")
 
 
 async def spawn_worker(
-    name: str, device: str, model_dir: str, max_frame_size: int, environ: Mapping[str, str] | None = None
+    name: str,
+    device: str,
+    model_dir: str,
+    max_frame_size: int,
+    environ: Mapping[str, str] | None = None,
+    rank: int | None = None,
 ) -> tuple[asyncio.subprocess.Process, socket.socket]:
     """Start ``python -m workers`` holding one end of a socketpair; return the process and our end.
+
+    ``rank``: the process is that rank of a worker group (``environ`` then holds the group's variables).
 
     The socket is never on disk and nobody else can connect to it. The worker's cwd is the model
     directory and its ``PYTHONPATH`` starts with it, as in TorchServe, so handler files import
@@ -32,19 +39,16 @@ async def spawn_worker(
     env = dict(os.environ if environ is None else environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (model_dir, _PROJECT_ROOT, env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    arguments = ["--fd", str(theirs.fileno()), "--name", name, "--device", device]
+    arguments += ["--max-frame-size", str(max_frame_size)]
+    if rank is not None:
+        arguments += ["--rank", str(rank)]
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "workers",
-            "--fd",
-            str(theirs.fileno()),
-            "--name",
-            name,
-            "--device",
-            device,
-            "--max-frame-size",
-            str(max_frame_size),
+            *arguments,
             pass_fds=(theirs.fileno(),),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,

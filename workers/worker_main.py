@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", default="worker", help="the worker's name, for logs")
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N")
     parser.add_argument("--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE, help="largest frame accepted")
+    parser.add_argument("--rank", type=int, default=None, help="this process's rank in a worker group")
     return parser.parse_args(argv)
 
 
@@ -100,9 +101,19 @@ def _load(channel: SocketChannel, message: dict[str, Any]) -> Runtime | None:
     return runtime
 
 
-def serve(channel: SocketChannel, device: str) -> int:
+def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
+    """Serve the frontend until it says ``shutdown`` or goes away.
+
+    A rank above 0 of a worker group (docs/large_models.md) runs every batch it is sent like rank 0, so the
+    handler's collective calls meet, but answers nothing: its streamed pieces and results are dropped, as TorchServe
+    drops them on ranks other than 0.
+    """
     inbox = _Inbox(channel)
-    channel.send({"kind": "hello", "version": PROTOCOL_VERSION, "pid": os.getpid(), "device": device})
+    hello = {"kind": "hello", "version": PROTOCOL_VERSION, "pid": os.getpid(), "device": device}
+    if rank is not None:
+        hello["rank"] = rank
+    channel.send(hello)
+    follower = rank is not None and rank > 0
     runtime = None
     while True:
         message = inbox.next()
@@ -115,6 +126,10 @@ def serve(channel: SocketChannel, device: str) -> int:
                 return 1
         elif kind == "infer" and runtime is not None:
             jobs = message["jobs"]
+            if follower:
+                runtime.run_batch(jobs, _drop, inbox.is_cancelled)
+                inbox.forget([job["id"] for job in jobs])
+                continue
             started = time.monotonic()
             items = runtime.run_batch(
                 jobs, lambda item: channel.send({"kind": "chunk", **_attached(item)}), inbox.is_cancelled
@@ -125,6 +140,10 @@ def serve(channel: SocketChannel, device: str) -> int:
         else:
             logger.error("Unexpected %r frame before the model was loaded", kind)
             return 1
+
+
+def _drop(item: dict[str, Any]) -> None:
+    """A follower rank's streamed piece: rank 0 sends the group's."""
 
 
 def _attached(item: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     channel = SocketChannel(sock, args.max_frame_size)
     try:
-        return serve(channel, args.device)
+        return serve(channel, args.device, args.rank)
     finally:
         channel.close()

@@ -37,6 +37,7 @@ from ..errors import (
     WorkersFailed,
 )
 from ..http_messages import Request, Response
+from ..metrics import resident_bytes
 from ..model_version import ModelVersion
 from ..registry import ModelHost, ModelRegistry, wait_started
 from ..router import Route
@@ -591,8 +592,8 @@ def _describe(model: ModelVersion) -> dict[str, Any]:
         "startupTimeout": spec.startup_timeout,
         "maxRetryTimeoutInSec": spec.max_retry_timeout,
         "clientTimeoutInMills": spec.client_timeout_ms,
-        "parallelType": "",
-        "parallelLevel": 0,
+        "parallelType": spec.parallel.parallel_type,
+        "parallelLevel": spec.parallel.level,
         "deviceType": "gpu" if any(w.gpu_id is not None for w in model.workers) else "cpu",
         "continuousBatching": False,
         "useJobTicket": False,
@@ -608,7 +609,7 @@ def _describe(model: ModelVersion) -> dict[str, Any]:
                 "id": str(w.worker_id),
                 "startTime": _start_time(w.start_time),
                 "status": "READY" if w.state is WorkerState.READY else "UNLOADING",
-                "memoryUsage": 0,
+                "memoryUsage": resident_bytes(getattr(w, "pids", ())),
                 "pid": w.pid if w.pid is not None else -1,
                 "gpu": w.gpu_id is not None,
                 "gpuUsage": "N/A",

@@ -41,7 +41,7 @@ from .metric_log import MetricLog
 from .series import DEFAULT_BUCKETS, NULL_SERIES, Counter, Family, Gauge, Histogram, LogSeries, Series
 from .server import BATCH_BUCKETS, REQUEST_FAMILIES, ServerMetrics
 from .stats import LATENCY_BUCKETS, LatencyLayout, LatencySums, RequestStats, Summary, VersionStats, latency_layout
-from .system import SYSTEM_METRICS, SystemSampler
+from .system import SYSTEM_METRICS, SystemSampler, resident_bytes
 from .text_format import TorchServeCounter, java_double, render
 from .version import NULL_VERSION_METRICS, STAGES, LabelSet, RequestSeries, VersionMetrics
 
@@ -93,4 +93,5 @@ __all__ = [
     "parse_metrics_yaml",
     "parse_summary_buckets",
     "render",
+    "resident_bytes",
 ]

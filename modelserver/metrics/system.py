@@ -8,6 +8,7 @@ where the values go (:meth:`modelserver.metrics.ServerMetrics.record_system`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 # The host gauges, in TorchServe's order (each is labelled Level="Host" and the hostname).
@@ -80,3 +81,18 @@ class SystemSampler:
         values["DiskUsage"] = used / 2**30
         values["DiskAvailable"] = free / 2**30
         values["DiskUtilization"] = 100.0 * used / (used + free) if used + free else 0.0
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def resident_bytes(pids: Iterable[int], proc: Path = Path("/proc")) -> int:
+    """Resident memory of ``pids`` together, in bytes (psutil's ``rss``, which TorchServe reports as a worker's
+    ``memoryUsage``); a process that is gone, or a host without ``/proc``, counts 0."""
+    total = 0
+    for pid in pids:
+        try:
+            total += int((proc / str(pid) / "statm").read_text().split()[1]) * _PAGE_SIZE
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelserver.archive import InvalidModel, list_store, name_from_path, read_model_dir
+from modelserver.errors import BadRequest
 from modelserver.model_spec import Defaults, InvalidModelSetting, build_spec
 
 DEFAULTS = Defaults(workers=3, job_queue_size=100, response_timeout=120, startup_timeout=120)
@@ -129,3 +130,15 @@ def test_unknown_protocol_or_runtime_is_a_400(tmp_path: Path, key: str, value: s
     with pytest.raises(InvalidModelSetting) as raised:
         build_spec(artifact, {key: value}, SERVER)
     assert raised.value.status == 400 and f"Invalid {key} '{value}' for model m" in raised.value.message
+
+
+def test_torchrun_settings_reach_the_spec_and_several_nodes_are_a_400(tmp_path: Path) -> None:
+    yaml_text = "parallelType: tp\ntorchrun:\n  nproc-per-node: 2\n"
+    group = read_model_dir(model_dir(tmp_path / "a", {"modelName": "a", "handler": "h.py"}, yaml_text))
+    spec = build_spec(group, {}, DEFAULTS)
+    assert (spec.parallel.parallel_type, spec.parallel.world_size) == ("tp", 2)
+    nodes_yaml = yaml_text + "  nnodes: 3\n"
+    nodes = read_model_dir(model_dir(tmp_path / "b", {"modelName": "b", "handler": "h.py"}, nodes_yaml))
+    with pytest.raises(BadRequest) as raised:
+        build_spec(nodes, {}, DEFAULTS)
+    assert raised.value.status == 400 and "torchrun.nnodes 3" in raised.value.message

@@ -1,0 +1,50 @@
+"""A tensor-parallel stand-in for a large model: every rank joins a gloo group when it loads and each request is one
+all-reduce over the ranks, so an answer is only right if every rank took part, with the same request.
+
+Rank r contributes ``value * (r + 1)``: the sum is ``value * N * (N + 1) / 2`` for N ranks. ``stream`` sends that
+many pieces, one all-reduce each, before the final answer; ``sleep`` holds every rank that long before reducing.
+"""
+
+import os
+import time
+
+import torch
+import torch.distributed as dist
+from ts.handler_utils.utils import send_intermediate_predict_response
+
+ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class AllReduceHandler:
+    def initialize(self, context):
+        dist.init_process_group("gloo")
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        environment = {key: os.environ.get(key) for key in ENV_KEYS}
+        self.environments = [None] * self.world_size
+        dist.all_gather_object(self.environments, environment)
+        self.parallel_type = context.model_yaml_config.get("parallelType")
+        self.initialized = True
+
+    def _reduce(self, value):
+        total = torch.tensor([value * (self.rank + 1)], dtype=torch.float64)
+        dist.all_reduce(total)
+        return total.item()
+
+    def handle(self, data, context):
+        body = data[0].get("body") or {}
+        value = float(body.get("value", 1))
+        time.sleep(float(body.get("sleep", 0)))
+        for step in range(int(body.get("stream", 0))):
+            piece = {"step": step, "sum": self._reduce(value + step)}
+            send_intermediate_predict_response([piece], context.request_ids, "part", 200, context)
+        return [
+            {
+                "sum": self._reduce(value),
+                "world_size": self.world_size,
+                "rank": self.rank,
+                "pid": os.getpid(),
+                "environments": self.environments,
+                "parallel_type": self.parallel_type,
+            }
+        ]
