@@ -182,6 +182,7 @@ class ModelServer:
                 gpu_count=self.config.number_of_gpu,
                 decode_input_request=self.config.decode_input_request,
                 max_frame_size=max(self._frame_size, max_frame_size(self.config, spec.batch_size)),
+                worker_environment=self.config.worker_environment(),
             )
             self.registry.add(version)
         except BaseException:

@@ -307,6 +307,16 @@ class ServerConfig:
     """Every key after precedence (file < CLI < env), unknown ones included, as strings."""
     unknown_keys: tuple[str, ...] = ()
 
+    def worker_environment(self) -> dict[str, str]:
+        """TorchServe's ``getBackendConfiguration``: settings every worker process (every rank of a group) gets as
+        environment variables, as written in the properties; TorchServe's handlers read ``TS_IPEX_ENABLE``."""
+        properties = self.properties
+        return {
+            "TS_DECODE_INPUT_REQUEST": properties.get("decode_input_request", "true"),
+            "TS_IPEX_ENABLE": properties.get("ipex_enable", "false"),
+            "TS_IPEX_GPU_ENABLE": properties.get("ipex_gpu_enable", "false"),
+        }
+
 
 # --- loading -------------------------------------------------------------------------------------------------------
 

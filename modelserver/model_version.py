@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ class ModelVersion:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         make_worker: WorkerFactory | None = None,
         depth: int = 0,
+        worker_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.metrics = metrics
@@ -67,6 +69,7 @@ class ModelVersion:
             loop=self.loop,
             max_frame_size=max_frame_size,
             depth=depth,
+            environment=dict(worker_environment or {}),
         )
         if make_worker is None and spec.parallel.is_group:
             make_worker = partial(WorkerGroup, parallel=spec.parallel, device_ids=spec.device_ids)

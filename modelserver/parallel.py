@@ -145,8 +145,13 @@ def rank_environment(
     return env
 
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface now, for rank 0's rendezvous store."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def reserve_port() -> socket.socket:
+    """A TCP port for rank 0's rendezvous store, held until the group is gone.
+
+    The socket is bound (not listening) with ``SO_REUSEADDR``, so rank 0's store, which binds with it too, can listen
+    on the port, while no other bind, and no outgoing connection of another process, can take it in between: two
+    groups starting together never share a store."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("", 0))
+    return sock

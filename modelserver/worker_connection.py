@@ -169,7 +169,8 @@ class WorkerConnection:
 
     async def _spawn(self) -> FrameChannel:
         """Start the worker's process and open its socket (a worker group starts its ranks here instead)."""
-        process, sock = await spawn_worker(self.name, self.device, self.plan.model_dir, self._max_frame_size)
+        environ = {**os.environ, **self.plan.environment} if self.plan.environment else None
+        process, sock = await spawn_worker(self.name, self.device, self.plan.model_dir, self._max_frame_size, environ)
         return await self._attach(process, sock, self.name, self._on_message, self._metrics.backend_line)
 
     async def _attach(

@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+from collections.abc import Callable
 from typing import Any
 
-from .parallel import ParallelSettings, free_port, rank_environment
+from .parallel import ParallelSettings, rank_environment, reserve_port
 from .worker_channel import FrameChannel, WorkerChannel
 from .worker_connection import WorkerConnection
 from .worker_plan import WorkerPlan
@@ -33,7 +35,8 @@ logger = logging.getLogger("modelserver.worker")
 class GroupChannel:
     """The sockets of a group's ranks as one :class:`~modelserver.worker_channel.FrameChannel`."""
 
-    def __init__(self, size: int, deliver: Any, infer_to_all: bool) -> None:
+    def __init__(self, name: str, size: int, deliver: Callable[[dict[str, Any]], None], infer_to_all: bool) -> None:
+        self.name = name
         self.size = size
         self._deliver = deliver
         self._infer_to_all = infer_to_all
@@ -43,8 +46,9 @@ class GroupChannel:
 
     def attach(self, channel: WorkerChannel) -> None:
         """Rank ``len(ranks)``'s socket is open; its closing closes the group."""
+        rank = len(self._ranks)
         self._ranks.append(channel)
-        channel.closed.add_done_callback(self._rank_closed)
+        channel.closed.add_done_callback(lambda closed: self._rank_closed(rank, closed))
 
     def on_message(self, rank: int, message: dict[str, Any]) -> None:
         kind = message["kind"]
@@ -72,8 +76,9 @@ class GroupChannel:
         if not self.closed.done():
             self.closed.set_result(None)
 
-    def _rank_closed(self, future: asyncio.Future[BaseException | None]) -> None:
-        if not self.closed.done():
+    def _rank_closed(self, rank: int, future: asyncio.Future[BaseException | None]) -> None:
+        if not self.closed.done():  # the first rank gone, not the group being closed by us
+            logger.warning("%s: rank %d disconnected; stopping every rank of the group", self.name, rank)
             self.closed.set_result(future.result())
 
 
@@ -106,17 +111,21 @@ class WorkerGroup(WorkerConnection):
         self.parallel = parallel
         self._device_ids = device_ids
         self._starts = 0
+        self._port: socket.socket | None = None
 
     async def _spawn(self) -> FrameChannel:
         size = self.parallel.world_size
-        group = GroupChannel(size, self._on_message, self.parallel.infer_to_all_ranks)
-        master_port = free_port()
+        group = GroupChannel(self.name, size, self._on_message, self.parallel.infer_to_all_ranks)
+        self._release_port()
+        self._port = reserve_port()
+        master_port = self._port.getsockname()[1]
         run_id = f"{self.plan.model_name}_{self.worker_id}"
         restarts, self._starts = self._starts, self._starts + 1
         try:
             for rank in range(size):
                 env = {
                     **os.environ,
+                    **self.plan.environment,
                     **rank_environment(self.parallel, rank, run_id, master_port, restarts, self._device_ids),
                 }
                 process, sock = await spawn_worker(
@@ -133,3 +142,12 @@ class WorkerGroup(WorkerConnection):
             raise
         logger.info("%s: started %d ranks (pids %s)", self.name, size, " ".join(str(p) for p in self.pids))
         return group
+
+    async def _cleanup(self) -> None:
+        await super()._cleanup()
+        self._release_port()
+
+    def _release_port(self) -> None:
+        if self._port is not None:
+            self._port.close()
+            self._port = None

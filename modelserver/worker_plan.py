@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -73,3 +73,5 @@ class WorkerPlan:
     """Batches a worker holds at once: 0 adapts it to the measured batch time (2 to 16)."""
     failures: FailureCount = field(default_factory=FailureCount)
     """Shared by the version's workers, as TorchServe counts per model."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Variables a worker process gets on top of the server's environment (TorchServe's ``TS_*`` backend settings)."""

@@ -39,7 +39,7 @@ def group_model(tmp: Path, name: str, ranks: int) -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
     tmp = tmp_path_factory.mktemp("lmi")
     models = {name: group_model(tmp, name, ranks) for name, ranks in RANKS.items()}
-    running = start_server(tmp, models, wait_models=())
+    running = start_server(tmp, models, properties={"ipex_enable": "true"}, wait_models=())
     running.wait_ready(models, timeout=180)
     yield running
     assert running.stop() == 0
@@ -85,6 +85,7 @@ def test_every_rank_gets_the_request_and_torchrun_environment(server: RunningSer
         {env["WORLD_SIZE"] for env in environments} == {env["LOCAL_WORLD_SIZE"] for env in environments} == {str(ranks)}
     )
     assert len({(env["MASTER_ADDR"], env["MASTER_PORT"]) for env in environments}) == 1
+    assert {env["TS_IPEX_ENABLE"] for env in environments} == {"true"}  # TorchServe's backend settings reach each rank
     assert answer["pid"] == rank_pids(server, model)[0] == server.worker_pids(model)[0]
 
 

@@ -3,6 +3,8 @@ environment."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import yaml
 
@@ -12,6 +14,7 @@ from modelserver.parallel import (
     ParallelSettings,
     parallel_settings,
     rank_environment,
+    reserve_port,
 )
 
 
@@ -61,3 +64,16 @@ def test_rank_environment_is_torchruns_plus_torchserves() -> None:
     assert (env["TORCHELASTIC_RUN_ID"], env["TORCHELASTIC_RESTART_COUNT"]) == ("m_9000", "1")
     assert (env["OMP_NUM_THREADS"], env["CUDA_VISIBLE_DEVICES"], env["LOGLEVEL"]) == ("2", "2,3", "INFO")
     assert "CUDA_VISIBLE_DEVICES" not in rank_environment(parsed, 0, "m_9000", 29500)
+
+
+def test_a_reserved_port_is_free_for_rank_0s_store_alone() -> None:
+    with reserve_port() as reservation:
+        port = reservation.getsockname()[1]
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("", port))
+        with reserve_port() as second:
+            assert second.getsockname()[1] != port
+        with socket.socket() as store:  # binds as torch's TCPStore does, with SO_REUSEADDR
+            store.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            store.bind(("", port))
+            store.listen()

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from ts.handler_utils.utils import send_intermediate_predict_response
 
-ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TS_IPEX_ENABLE")
 
 
 class AllReduceHandler:
