@@ -19,11 +19,12 @@ from tests.server import TEST_MODELS, RunningServer, start_server, wait_gone
 pytestmark = pytest.mark.e2e
 pytest.importorskip("torch")
 
-RANKS = {"tp2": 2, "tp4": 4}
+RANKS = {"tp2": 2, "tp4": 4, "pp2": 2}
 
 
 def group_model(tmp: Path, name: str, ranks: int) -> Path:
-    """The all-reduce test model renamed ``name``, with ``nproc-per-node: ranks``."""
+    """The all-reduce test model renamed ``name``, with ``nproc-per-node: ranks`` and the ``parallelType`` its name
+    starts with."""
     target = tmp / "sources" / name
     shutil.copytree(TEST_MODELS / "allreduce", target, ignore=shutil.ignore_patterns("__pycache__"))
     manifest_path = target / "MAR-INF" / "MANIFEST.json"
@@ -31,7 +32,8 @@ def group_model(tmp: Path, name: str, ranks: int) -> Path:
     manifest["model"]["modelName"] = name
     manifest_path.write_text(json.dumps(manifest))
     config = target / "model-config.yaml"
-    config.write_text(config.read_text().replace("nproc-per-node: 2", f"nproc-per-node: {ranks}"))
+    text = config.read_text().replace("nproc-per-node: 2", f"nproc-per-node: {ranks}")
+    config.write_text(text.replace("parallelType: tp", f"parallelType: {name[:2]}"))
     return target
 
 
@@ -70,7 +72,7 @@ def resident(pid: int) -> int:
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-@pytest.mark.parametrize("model", sorted(RANKS))
+@pytest.mark.parametrize("model", ["tp2", "tp4"])
 def test_every_rank_gets_the_request_and_torchrun_environment(server: RunningServer, model: str) -> None:
     ranks = RANKS[model]
     response = predict(server, model, {"value": 3})
@@ -87,6 +89,15 @@ def test_every_rank_gets_the_request_and_torchrun_environment(server: RunningSer
     assert len({(env["MASTER_ADDR"], env["MASTER_PORT"]) for env in environments}) == 1
     assert {env["TS_IPEX_ENABLE"] for env in environments} == {"true"}  # TorchServe's backend settings reach each rank
     assert answer["pid"] == rank_pids(server, model)[0] == server.worker_pids(model)[0]
+    assert len(set(answer["calls"])) == 1  # every rank ran handle() as often as rank 0
+
+
+def test_under_pipeline_parallelism_only_rank_0_is_sent_batches(server: RunningServer) -> None:
+    for expected in (1, 2, 3):
+        response = predict(server, "pp2", {"value": 1})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"rank": 0, "calls": [expected, 0]}
+    assert server.describe("pp2")[0]["parallelType"] == "pp"
 
 
 def test_concurrent_requests_run_in_lockstep_on_every_rank(server: RunningServer) -> None:

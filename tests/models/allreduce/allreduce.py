@@ -3,10 +3,15 @@ all-reduce over the ranks, so an answer is only right if every rank took part, w
 
 Rank r contributes ``value * (r + 1)``: the sum is ``value * N * (N + 1) / 2`` for N ranks. ``stream`` sends that
 many pieces, one all-reduce each, before the final answer; ``sleep`` holds every rank that long before reducing.
+
+Each rank counts its ``handle`` calls in ``calls-{rank}.txt`` (in the model directory, its working directory) and
+rank 0 answers every rank's count. Under ``parallelType: pp`` only rank 0 is sent batches: it answers the counts
+without a collective.
 """
 
 import os
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -24,7 +29,17 @@ class AllReduceHandler:
         self.environments = [None] * self.world_size
         dist.all_gather_object(self.environments, environment)
         self.parallel_type = context.model_yaml_config.get("parallelType")
+        self.calls = 0
         self.initialized = True
+
+    def _count_call(self):
+        self.calls += 1
+        Path(f"calls-{self.rank}.tmp").write_text(str(self.calls))
+        os.replace(f"calls-{self.rank}.tmp", f"calls-{self.rank}.txt")  # rank 0 never reads half a file
+
+    def _calls(self):
+        files = [Path(f"calls-{rank}.txt") for rank in range(self.world_size)]
+        return [int(f.read_text()) if f.exists() else 0 for f in files]
 
     def _reduce(self, value):
         total = torch.tensor([value * (self.rank + 1)], dtype=torch.float64)
@@ -32,7 +47,10 @@ class AllReduceHandler:
         return total.item()
 
     def handle(self, data, context):
+        self._count_call()
         body = data[0].get("body") or {}
+        if self.parallel_type == "pp":
+            return [{"rank": self.rank, "calls": self._calls()}]
         value = float(body.get("value", 1))
         time.sleep(float(body.get("sleep", 0)))
         for step in range(int(body.get("stream", 0))):
@@ -40,7 +58,8 @@ class AllReduceHandler:
             send_intermediate_predict_response([piece], context.request_ids, "part", 200, context)
         return [
             {
-                "sum": self._reduce(value),
+                "sum": self._reduce(value),  # every rank has counted this call once it returns
+                "calls": self._calls(),
                 "world_size": self.world_size,
                 "rank": self.rank,
                 "pid": os.getpid(),
