@@ -4,8 +4,9 @@ Each rank is a ``python -m workers --rank R`` child of ours with the environment
 (:func:`~modelserver.parallel.rank_environment`) and its own socketpair, as under TorchServe every rank has its own
 connection. The worker connection and its feed see the group as one channel (:class:`GroupChannel`):
 
-- ``load`` and ``shutdown`` go to every rank; each batch too, but to rank 0 alone under ``parallelType: pp``. So
-  every rank's handler sees the same calls, as under TorchServe, and runs its collectives in lockstep.
+- ``load`` and ``shutdown`` go to every rank; each batch too, but to rank 0 alone under ``parallelType: pp`` and
+  for a describe job. So every rank's handler sees the calls it sees under TorchServe, and runs its collectives in
+  lockstep.
 - Results and streamed chunks come from rank 0 alone; the other ranks run the handler and send nothing back
   (``send_intermediate_predict_response`` does nothing on them, as in TorchServe).
 - ``hello`` and ``loaded`` are awaited from every rank: the group is ready when all ranks have loaded.
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .parallel import ParallelSettings, rank_environment, reserve_port
+from .types import DESCRIBE
 from .worker_channel import FrameChannel, WorkerChannel
 from .worker_connection import WorkerConnection
 from .worker_plan import WorkerPlan
@@ -66,9 +68,14 @@ class GroupChannel:
         kind = message["kind"]
         if kind == "cancel":
             return
-        targets = self._ranks if kind != "infer" or self._infer_to_all else self._ranks[:1]
+        targets = self._ranks if kind != "infer" or self._to_all(message["jobs"]) else self._ranks[:1]
         for channel in targets:
             channel.send(message, checked)
+
+    def _to_all(self, jobs: list[dict[str, Any]]) -> bool:
+        """Every rank gets a batch unless under ``pp``; a describe job (alone in its batch) goes to rank 0 alone, as
+        TorchServe sends only predictions and loads to every rank."""
+        return self._infer_to_all and not (jobs and jobs[0].get("method") == DESCRIBE)
 
     def close(self) -> None:
         for channel in self._ranks:

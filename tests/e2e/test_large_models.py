@@ -150,3 +150,10 @@ def test_a_dead_rank_fails_the_request_in_flight_and_restarts_the_whole_group(se
     assert sorted(after) == [0, 1] and not set(after.values()) & set(before.values())
     answer = predict(server, "tp2", {"value": 2})
     assert answer.status_code == 200 and answer.json()["sum"] == 6.0
+
+
+def test_a_customized_describe_goes_to_rank_0_alone_as_in_torchserve(server: RunningServer) -> None:
+    url = f"{server.management}/models/tp2?customized=true"
+    first = requests.get(url, timeout=30).json()[0]["customizedMetadata"]
+    second = requests.get(url, timeout=30).json()[0]["customizedMetadata"]
+    assert (first, second) == ({"describes": [1, 0]}, {"describes": [2, 0]})
