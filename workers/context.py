@@ -3,18 +3,27 @@
 Handlers written for TorchServe read and write the context directly (``context.request_ids``,
 ``context.system_properties["model_dir"]``, ``context.set_response_header(...)``), so the public
 surface mirrors ``ts/context.py``. Everything prefixed with ``_`` is ours: the runner binds a batch
-(job ids, the cancel check, the intermediate-response sender) so that streaming and cancellation
+(job ids, the cancel check, the intermediate-response senders) so that streaming and cancellation
 work without the handler knowing about our socket protocol.
+
+``cl_socket`` is TorchServe's name for the worker's socket to its frontend. The real ``torchserve``
+package's ``send_intermediate_predict_response`` writes TorchServe's wire bytes to it; ours is a
+:class:`StreamSocket` that decodes them (``workers.ts_wire``) and streams the pieces as our frames.
+When the real package is importable the handler gets a subclass of its ``ts.context.Context``
+(``workers.ts_compat.context_class``), so ``isinstance`` checks hold too.
 """
 
 from __future__ import annotations
 
-import socket
-import sys
-import time
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
+
+from .backend_metrics import Metrics
+from .ts_wire import WireResponse, decode_predict_response
+
+__all__ = ["BatchBinding", "Context", "Metrics", "RequestProcessor", "StreamSocket", "TS_COMPAT_VERSION"]
 
 TS_COMPAT_VERSION = "0.12.0"
 """The TorchServe release whose handler API we follow; reported as ``server_version``."""
@@ -62,152 +71,6 @@ class RequestProcessor:
         return self._response_header.get(key)
 
 
-class _EmittedMetric:
-    """A named metric with fixed unit, type and dimension names, as returned by ``add_metric_to_cache``."""
-
-    def __init__(self, sink: Metrics, name: str, unit: str, dimension_names: list[str], metric_type: Any) -> None:
-        self.metric_name = name
-        self.unit = unit
-        self.dimension_names = list(dimension_names)
-        self.metric_type = metric_type
-        self._sink = sink
-
-    def add_or_update(self, value: float, dimension_values: Sequence[Any] = (), request_id: str = "") -> None:
-        if len(dimension_values) != len(self.dimension_names):
-            print(
-                f"[METRICS]Failed to update metric with name:{self.metric_name}: dimension values "
-                f"{list(dimension_values)} do not match names {self.dimension_names}",
-                file=sys.stderr,
-            )
-            return
-        dims = [f"{n}:{v}" for n, v in zip(self.dimension_names, dimension_values, strict=True)]
-        self._sink.emit(self.metric_name, self.unit, value, dims, self.metric_type, request_id)
-
-    def update(self, value: float, request_id: str = "", dimensions: Sequence[Any] = ()) -> None:
-        self.dimension_names = [d.name for d in dimensions]
-        self.add_or_update(value, [d.value for d in dimensions], request_id)
-
-
-class Metrics:
-    """TorchServe's backend metrics API, printing ``[METRICS]...`` lines to stdout for the frontend to pick up.
-
-    Line format: ``[METRICS]Name.Unit:value|#Dim:val,...|#type:GAUGE|#hostname:h,timestamp[,request_id]``.
-    """
-
-    def __init__(self, model_name: str, stream: TextIO | None = None) -> None:
-        self.model_name = model_name
-        self.request_ids: Mapping[int, str] | None = None
-        self._stream = stream
-        self._cache: dict[tuple[str, str], _EmittedMetric] = {}
-
-    def set_request_ids(self, request_ids: Mapping[int, str] | None) -> None:
-        self.request_ids = request_ids
-
-    def add_metric(
-        self,
-        name: str,
-        value: float,
-        unit: str,
-        idx: Any = None,
-        dimensions: Sequence[Any] = (),
-        metric_type: Any = "COUNTER",
-    ) -> None:
-        self._record(name, value, unit, idx, dimensions, metric_type)
-
-    def add_counter(self, name: str, value: float, idx: Any = None, dimensions: Sequence[Any] = ()) -> None:
-        self._record(name, value, "count", idx, dimensions, "COUNTER")
-
-    def add_time(
-        self,
-        name: str,
-        value: float,
-        idx: Any = None,
-        unit: str = "ms",
-        dimensions: Sequence[Any] = (),
-        metric_type: Any = "GAUGE",
-    ) -> None:
-        if unit not in ("ms", "s"):
-            raise ValueError("the unit for a timed metric should be one of ['ms', 's']")
-        self._record(name, value, unit, idx, dimensions, metric_type)
-
-    def add_size(
-        self,
-        name: str,
-        value: float,
-        idx: Any = None,
-        unit: str = "MB",
-        dimensions: Sequence[Any] = (),
-        metric_type: Any = "GAUGE",
-    ) -> None:
-        if unit not in ("MB", "kB", "GB", "B"):
-            raise ValueError("The unit for size based metric is one of ['MB','kB', 'GB', 'B']")
-        self._record(name, value, unit, idx, dimensions, metric_type)
-
-    def add_percent(
-        self, name: str, value: float, idx: Any = None, dimensions: Sequence[Any] = (), metric_type: Any = "GAUGE"
-    ) -> None:
-        self._record(name, value, "percent", idx, dimensions, metric_type)
-
-    def add_error(self, name: str, value: float, dimensions: Sequence[Any] = ()) -> None:
-        self.emit(name, "", value, self._dimensions(dimensions, None), "COUNTER", "")
-
-    def add_metric_to_cache(
-        self, metric_name: str, unit: str, dimension_names: Sequence[str] = (), metric_type: Any = "COUNTER"
-    ) -> _EmittedMetric:
-        metric = _EmittedMetric(self, metric_name, unit, list(dimension_names), metric_type)
-        self._cache[(metric_name, _type_name(metric_type))] = metric
-        return metric
-
-    def get_metric(self, metric_name: str, metric_type: Any = "COUNTER") -> _EmittedMetric:
-        try:
-            return self._cache[(metric_name, _type_name(metric_type))]
-        except KeyError:
-            raise KeyError(f"Metric {metric_name} of type {_type_name(metric_type)} does not exist.") from None
-
-    def emit(self, name: str, unit: str, value: float, dims: Sequence[str], metric_type: Any, request_id: str) -> None:
-        """Print one metric line; the request id (if any) trails the timestamp, as in TorchServe."""
-        line = (
-            f"[METRICS]{name}.{unit}:{value}|#{','.join(dims)}|#type:{_type_name(metric_type)}"
-            f"|#hostname:{socket.gethostname()},{int(time.time())}"
-        )
-        if request_id:
-            line = f"{line},{request_id}"
-        print(line, file=self._stream or sys.stdout, flush=True)
-
-    def _record(
-        self, name: str, value: float, unit: str, idx: Any, dimensions: Sequence[Any], metric_type: Any
-    ) -> None:
-        request_id = self._request_id_for(idx)
-        self.emit(name, unit, value, self._dimensions(dimensions, request_id), metric_type, request_id or "")
-
-    def _dimensions(self, dimensions: Sequence[Any], request_id: str | None) -> list[str]:
-        """Add TorchServe's default dimensions: ``ModelName`` and ``Level:Model`` in a batch, else ``Level:Error``."""
-        dims = [_dimension_text(d) for d in dimensions]
-        names = {d.split(":", 1)[0] for d in dims}
-        defaults = [("Level", "Error")] if request_id is None else [("ModelName", self.model_name), ("Level", "Model")]
-        return dims + [f"{key}:{val}" for key, val in defaults if key not in names]
-
-    def _request_id_for(self, idx: Any) -> str | None:
-        """TorchServe tags a metric with the request at ``idx``, else with every request id of the batch."""
-        ids = self.request_ids
-        if ids is None:
-            return None
-        if idx is not None and idx in ids:
-            return str(ids[idx])
-        return ",".join(str(v) for v in ids.values())
-
-
-def _type_name(metric_type: Any) -> str:
-    return str(getattr(metric_type, "name", metric_type)).upper()
-
-
-def _dimension_text(dimension: Any) -> str:
-    """A ``ts.metrics.dimension.Dimension``-like object (``.name``/``.value``) or a ready ``"Name:value"`` string."""
-    if hasattr(dimension, "name") and hasattr(dimension, "value"):
-        return f"{dimension.name}:{dimension.value}"
-    return str(dimension)
-
-
 @dataclass
 class BatchBinding:
     """What the runner attaches to the context for the duration of one ``handle`` call."""
@@ -215,6 +78,22 @@ class BatchBinding:
     job_ids: list[int]
     cancelled: Callable[[int], bool]
     send_intermediate: IntermediateSender
+    send_wire: Callable[[WireResponse], None]
+
+
+class StreamSocket:
+    """``context.cl_socket``: takes the TorchServe predict responses the real ``send_intermediate_predict_response``
+    writes (one whole response per ``sendall``) and streams their pieces through the context's current batch."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
+        self._context._send_wire(decode_predict_response(data))
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        self.sendall(data)
+        return len(data)
 
 
 class Context:
@@ -247,8 +126,12 @@ class Context:
         self._limit_max_image_pixels = True
         self.metrics = metrics if metrics is not None else Metrics(model_name)
         self.model_yaml_config = model_yaml_config if model_yaml_config is not None else {}
-        self.cl_socket = None
+        self.cl_socket: Any = StreamSocket(self)
         self.stopping_criteria = None
+        # TorchServe 0.12 reads the names of its sequence (stateful inference) headers from the environment.
+        self.header_key_sequence_id = os.getenv("TS_REQUEST_SEQUENCE_ID", "ts_request_sequence_id")
+        self.header_key_sequence_start = os.getenv("TS_REQUEST_SEQUENCE_START", "ts_request_sequence_start")
+        self.header_key_sequence_end = os.getenv("TS_REQUEST_SEQUENCE_END", "ts_request_sequence_end")
         self._batch: BatchBinding | None = None
 
     @property
@@ -285,7 +168,7 @@ class Context:
 
     def get_sequence_id(self, idx: int) -> str | None:
         """Stateful (sequence) inference id; TorchServe carries it as request header ``ts_request_sequence_id``."""
-        return self._processor(idx).get_request_property("ts_request_sequence_id")
+        return self._processor(idx).get_request_property(self.header_key_sequence_id)
 
     def set_response_content_type(self, idx: int, value: str) -> None:
         self.set_response_header(idx, "content-type", value)
@@ -345,3 +228,8 @@ class Context:
         if self._batch is None:
             raise RuntimeError("send_intermediate_predict_response() can only be called while handle() runs")
         self._batch.send_intermediate(ret, request_id_map, message, code)
+
+    def _send_wire(self, response: WireResponse) -> None:
+        if self._batch is None:
+            raise RuntimeError("context.cl_socket can only be written to while handle() runs")
+        self._batch.send_wire(response)

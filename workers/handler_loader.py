@@ -22,7 +22,7 @@ from .context import TS_COMPAT_VERSION, Context
 from .handler_runner import Service
 from .handlers import BUILTIN_HANDLERS
 from .runtimes import LoadError
-from .ts_compat import install_ts_shim
+from .ts_compat import context_class
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,6 @@ def load_service(load: Mapping[str, Any]) -> Service:
 def _load(load: Mapping[str, Any], handler: str) -> Service:
     if not handler:
         raise LoadError("No handler specified for model {!r}".format(load.get("model_name")))
-    install_ts_shim()
     context = make_context(load)
     prepend_paths(str(load["model_dir"]), handler)
     module, function_name = import_handler(handler)
@@ -67,9 +66,12 @@ def _load(load: Mapping[str, Any], handler: str) -> Service:
 
 
 def make_context(load: Mapping[str, Any]) -> Context:
-    """The handler's context; TorchServe treats a batch size below 1 as 1 and has no GPU id on CPU."""
+    """The handler's context; TorchServe treats a batch size below 1 as 1 and has no GPU id on CPU.
+
+    Its class is ours, or a subclass of the real ``ts.context.Context`` when TorchServe is installed (the ``ts``
+    shim goes on ``sys.path`` only when it is not: ``workers.ts_compat``)."""
     gpu_id = load.get("gpu_id")
-    return Context(
+    return context_class()(
         model_name=str(load["model_name"]),
         model_dir=str(load["model_dir"]),
         manifest=dict(load.get("manifest") or {}),

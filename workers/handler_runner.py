@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import sys
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from typing import Any
 
 from .context import BatchBinding, Context, RequestProcessor
@@ -21,6 +21,7 @@ from .json_output import dumps_indent2
 from .runtimes import EmitChunk, IsCancelled
 from .streaming import RequestCancelled
 from .tensors import Tensor, TensorError
+from .ts_wire import WireResponse
 
 logger = logging.getLogger(__name__)
 
@@ -205,21 +206,60 @@ class _Batch:
         self._cancelled = cancelled
 
     def binding(self) -> BatchBinding:
-        return BatchBinding(self.job_ids, self._cancelled, self.send_intermediate)
+        return BatchBinding(self.job_ids, self._cancelled, self.send_intermediate, self.send_wire)
 
     def send_intermediate(self, ret: Sequence[Any], req_id_map: Mapping[int, Any], message: str, code: int) -> None:
         """Emit one chunk per listed, still-connected request; all of them gone raises :class:`RequestCancelled`."""
-        targets = [idx for idx in req_id_map if not self.context.is_cancelled(idx)]
-        if req_id_map and not targets:
-            raise RequestCancelled()
+        targets = self._connected(req_id_map)
         if code != 200:
-            for idx in targets:
-                self._emit_chunk(error_item(self.job_ids[idx], code, message))
+            self._fail(targets, code, message)
             return
         bodies = {idx: encode_output(ret[idx]) for idx in targets}
         for idx in targets:
             self.context.set_response_header(idx, "ts_stream_next", "true")
             self._emit_chunk(self.item(idx, bodies[idx]))
+
+    def send_wire(self, response: WireResponse) -> None:
+        """What the real ``torchserve`` package's ``send_intermediate_predict_response`` wrote to ``cl_socket``:
+        the same pieces, already encoded with their status and headers, for requests named by request id."""
+        slots: dict[str, list[int]] = {}  # a request id given twice (a client's x-request-id) names requests in order
+        for idx, request_id in self.request_ids.items():
+            slots.setdefault(request_id, []).append(idx)
+        pieces = {}
+        for piece in response.pieces:
+            candidates = slots.get(piece.request_id)
+            if not candidates:
+                raise ValueError(f"streamed piece for request {piece.request_id!r}, which is not in this batch")
+            pieces[candidates.pop(0)] = piece
+        targets = self._connected(pieces)
+        if response.code != 200:
+            self._fail(targets, response.code, response.message)
+            return
+        for idx in targets:
+            piece = pieces[idx]
+            self._emit_chunk(
+                {
+                    "id": self.job_ids[idx],
+                    "status": piece.status,
+                    "reason": piece.phrase,
+                    "headers": piece.headers,
+                    "content_type": piece.content_type,
+                    "body": piece.body,
+                }
+            )
+
+    def _connected(self, indices: Iterable[int]) -> list[int]:
+        """The listed requests whose clients are still there; :class:`RequestCancelled` if all of them left."""
+        listed = list(indices)
+        targets = [idx for idx in listed if not self.context.is_cancelled(idx)]
+        if listed and not targets:
+            raise RequestCancelled()
+        return targets
+
+    def _fail(self, targets: list[int], code: int, message: str) -> None:
+        """A non-200 intermediate response ends those requests with ``code`` and ``message``, as in TorchServe."""
+        for idx in targets:
+            self._emit_chunk(error_item(self.job_ids[idx], code, message))
 
     def final_item(self, idx: int, output: Any) -> dict[str, Any]:
         """The last response of a request; after streamed pieces TorchServe flips ``ts_stream_next`` to false."""

@@ -1,5 +1,7 @@
-"""``ts.protocol.otf_message_handler``: only the streaming call handlers use; the wire codec is ours."""
+"""``ts.protocol.otf_message_handler``: the streaming call and TorchServe's predict-response encoding.
 
-from workers.streaming import send_intermediate_predict_response
+Bytes from ``create_predict_response`` written to ``context.cl_socket`` are streamed as TorchServe's would be."""
 
-__all__ = ["send_intermediate_predict_response"]
+from workers.streaming import create_predict_response, send_intermediate_predict_response
+
+__all__ = ["create_predict_response", "send_intermediate_predict_response"]

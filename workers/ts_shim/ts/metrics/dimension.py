@@ -1,0 +1,5 @@
+"""``ts.metrics.dimension``."""
+
+from workers.backend_metrics import Dimension
+
+__all__ = ["Dimension"]
