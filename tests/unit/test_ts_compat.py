@@ -207,7 +207,11 @@ def test_with_only_the_shim_on_pythonpath_handlers_and_their_tests_import_ts() -
     script = (
         "import ts, ts.context, ts.utils.util, ts.launcher, ts.metrics.dimension, ts.metrics.metric_type_enum\n"
         "import ts.torch_handler.base_handler as b, ts.handler_utils.utils, ts.handler_utils.timer\n"
+        "from ts.torch_handler.unit_tests.test_utils.mock_context import MockContext\n"
         "import workers.ts_compat as c\n"
+        "mock = MockContext(model_dir='d', model_file=None, gpu_id=None)\n"
+        "assert mock.manifest == {'model': {'serializedFile': 'model.pt'}}, mock.manifest\n"
+        "assert mock.system_properties == {'model_dir': 'd'} and mock.metrics.model_name == 'mnist'\n"
         "print(ts.__file__, b.BaseHandler.__name__, c.install_ts_shim())\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SHIM_DIR), str(ROOT)])}
