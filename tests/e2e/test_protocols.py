@@ -51,7 +51,7 @@ def test_a_torchserve_handler_answers_a_v2_request_through_the_kservev2_envelope
         "model_version": "1.0",
     }
     [output] = body["outputs"]
-    assert output["name"] == "predict" and output["shape"] == [3] and output["datatype"] in ("FP32", "FP64")
+    assert output["name"] == "input-0" and output["shape"] == [3] and output["datatype"] in ("FP32", "FP64")
     assert output["data"] == pytest.approx([32.0, 212.0, 98.6])
 
 

@@ -1,12 +1,14 @@
 """``ts.torch_handler.request_envelope.kservev2``: KServe's v2 (Open Inference Protocol) JSON.
 
-The handler gets the ``inputs`` list of the batch's first request (each ``{"name", "shape", "datatype", "data"}`` as
-sent); its results are answered as one v2 response for the batch, as in TorchServe::
+The handler gets the ``inputs`` list of the batch's first request (each ``{"name", "shape", "datatype", "data"}``,
+``data`` nested by ``shape``, a BYTES input's ``data`` its first element, as TorchServe 0.12 gives them); its results
+are answered as one v2 response for the batch, as in TorchServe::
 
     {"id": <the request's id, else the x-request-id>, "model_name": ..., "model_version": ...,
-     "outputs": [{"name": "predict" (or "explain"), "shape": [...], "datatype": "FP32", "data": [flat list]}, ...]}
+     "outputs": [{"name": <the name of input i>, "shape": [...], "datatype": "FP32", "data": [flat list]}, ...]}
 
-with one output per result element, its shape and datatype those of ``numpy.array(element)``.
+with one output per result element, named after the input at the same place (``output-<i>`` past the last input,
+where TorchServe fails), its shape and datatype those of ``numpy.array(element)``.
 """
 
 from __future__ import annotations
@@ -42,12 +44,30 @@ def datatype_of(dtype: Any) -> str:
     return datatype
 
 
+def _as_torchserve_gives_it(tensor: Any) -> Any:
+    """TorchServe 0.12 hands a handler each input's ``data`` nested by its ``shape`` (a BYTES input: its first
+    element), so handlers written for it index ``data`` as an array."""
+    if not isinstance(tensor, dict) or "data" not in tensor:
+        return tensor
+    data = tensor["data"]
+    if tensor.get("datatype") == "BYTES":
+        return {**tensor, "data": data[0] if isinstance(data, list) and data else data}
+    import numpy as np
+
+    try:
+        nested = np.array(data).reshape(tuple(tensor.get("shape") or ())).tolist()
+    except (TypeError, ValueError):  # a shape that does not fit: the handler sees the data as sent
+        return tensor
+    return {**tensor, "data": nested}
+
+
 class KServev2Envelope(BaseEnvelope):
     """``inputs`` in, one ``{"id", "model_name", "model_version", "outputs"}`` out."""
 
     def __init__(self, handle_fn: Any) -> None:
         super().__init__(handle_fn)
         self._request_id: Any = None
+        self._input_names: list[str] = []
 
     def parse_input(self, data: Any) -> Any:
         payload = request_payload(data[0])
@@ -55,7 +75,12 @@ class KServev2Envelope(BaseEnvelope):
             payload = json.loads(payload)
         request_id = payload.get("id")
         self._request_id = request_id if request_id not in (None, "") else None
-        return payload.get("inputs")
+        inputs = payload.get("inputs")
+        if not isinstance(inputs, list):
+            self._input_names = []
+            return inputs
+        self._input_names = [str(i.get("name")) for i in inputs if isinstance(i, dict)]
+        return [_as_torchserve_gives_it(i) for i in inputs]
 
     def format_output(self, data: Any) -> list[dict[str, Any]]:
         context = self.context
@@ -67,8 +92,12 @@ class KServev2Envelope(BaseEnvelope):
             response["model_version"] = model.get("modelVersion")
         else:
             response["model_name"] = context.model_name
-        name = "explain" if context.get_request_header(0, "explain") == "True" else "predict"
-        response["outputs"] = [self._output(name, element) for element in data]
+        names, self._input_names = self._input_names, []
+        # TorchServe 0.12 names output i after input i (and fails when there are more outputs than inputs)
+        response["outputs"] = [
+            self._output(names[index] if index < len(names) else f"output-{index}", element)
+            for index, element in enumerate(data)
+        ]
         return [response]
 
     @staticmethod
