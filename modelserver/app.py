@@ -29,6 +29,8 @@ from .dialects import torchserve_http
 from .dialects.kserve_v1 import KServeV1
 from .dialects.kserve_v2 import KServeV2
 from .dialects.kserve_v2_repository import KServeV2Repository
+from .dialects.mindspore import MindSpore
+from .dialects.mindspore import settings as mindspore_settings
 from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
@@ -219,7 +221,11 @@ class ModelServer:
         kserve = [KServeV1(self.registry, kserve_root), v2, KServeV2Repository(self.registry, v2, host=self)]
         if cfg.metrics_address != cfg.inference_address:  # KServe serves /metrics on its inference port too
             kserve.append(TorchServeMetrics(lambda: self._describe(inference_listener), self.metrics))
-        families = {"torchserve": [inference], "kserve": kserve}
+        ms_status, ms_address = mindspore_settings(cfg.properties)
+        tensor_apis = {
+            "mindspore": [MindSpore(self.registry, ms_status)],
+        }
+        families = {"torchserve": [inference], "kserve": kserve, **tensor_apis}
         served = [dialect for family in cfg.inference_protocols for dialect in families.get(family, ())]
         resolve = {"protocol_of": self.registry.protocol_of, "default_protocol": cfg.default_protocol}
         if not cfg.serve_management:
@@ -234,13 +240,18 @@ class ModelServer:
             inference_listener = Listener("inference", served, cfg.max_request_size, **resolve)
             management_listener = Listener("management", [management], cfg.max_request_size, **resolve)
             result = [(cfg.inference_address, inference_listener), (cfg.management_address, management_listener)]
+        if ms_address is not None:  # MindSpore's own port (5500 by convention): every path is MindSpore's
+            own = MindSpore(self.registry, ms_status, own_listener=True)
+            tensor_apis["mindspore_port"] = [own]
+            result.append((ms_address, Listener("mindspore", [own], cfg.max_request_size, **resolve)))
         metrics_listener = Listener("metrics", [metrics], cfg.max_request_size)
         if self.metrics.settings.api_enabled:  # enable_metrics_api=false: no metrics port at all
             result.append((cfg.metrics_address, metrics_listener))
         for _, listener in result:
             listener.observers.append(self.metrics.observe_status)  # Requests2XX/4XX/5XX
         if self.auth is not None:
-            scopes = {inference: auth.INFERENCE, management: auth.MANAGEMENT, **dict.fromkeys(kserve, auth.INFERENCE)}
+            others = [*kserve, *(dialect for group in tensor_apis.values() for dialect in group)]
+            scopes = {inference: auth.INFERENCE, management: auth.MANAGEMENT, **dict.fromkeys(others, auth.INFERENCE)}
             auth.protect(self.auth, [listener for _, listener in result], scopes)
         return result
 

@@ -115,6 +115,8 @@ _ENV_CONFIGURABLE_KEYS = (
     "default_protocol",
     "inference_protocols",
     "count_distribution_bucket",
+    "mindspore_http_status",
+    "mindspore_address",
 )
 
 # Keys read only from the file or CLI. ``ts_open_inference_protocol`` is here on purpose: the environment variable

@@ -10,7 +10,7 @@ Precedence (TorchServe's ``ModelManager.createModel``):
 Our own keys, in ``model-config.yaml`` or a ``models=`` entry (yaml wins): ``protocol`` (what the routes several
 protocols share mean for this model: ``torchserve``, ``kserve`` or ``angel``; default ``kserve`` for a KServe model,
 else ``default_protocol``), ``workerRuntime`` (what the worker runs: ``torchserve`` for a TorchServe handler,
-``kserve`` for a KServe ``Model`` subclass) and ``serviceEnvelope`` (a
+``kserve`` for a KServe ``Model`` subclass, ``servable`` for a module of named methods) and ``serviceEnvelope`` (a
 TorchServe request envelope for this model; default ``service_envelope``).
 
 ``parallelType``/``parallelLevel``/``torchrun`` make each worker a group of ranks (:mod:`modelserver.parallel`).
@@ -29,7 +29,7 @@ from .parallel import NO_PARALLEL, ParallelSettingError, ParallelSettings, paral
 
 PROTOCOLS = ("torchserve", "kserve", "angel")
 """The model protocols: they decide what a route shared by several protocols means for a model."""
-RUNTIMES = ("torchserve", "kserve")
+RUNTIMES = ("torchserve", "kserve", "servable")
 """What a worker can run (the ``load`` message's ``runtime``)."""
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 TORCHSERVE = "torchserve"
 KSERVE = "kserve"
 ANGEL = "angel"
+MINDSPORE = "mindspore"
 
 MODEL_PROTOCOLS = (TORCHSERVE, KSERVE, ANGEL)
 """What a model's ``protocol`` may be."""
 
-API_FAMILIES = (TORCHSERVE, KSERVE)
-"""The route families a listener can serve (``inference_protocols``)."""
+API_FAMILIES = (TORCHSERVE, KSERVE, MINDSPORE, ANGEL)
+"""The route families a listener can serve (``inference_protocols``). MindSpore's routes (``/model/**``) share no
+path with the others, so it is an API family but not a model protocol: any model answers them."""

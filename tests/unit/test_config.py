@@ -641,7 +641,7 @@ def test_protocol_keys_default_to_torchserve_and_every_family(tmp_path: Path) ->
     config = load(tmp_path)
     assert (config.default_protocol, config.inference_protocols, config.service_envelope) == (
         "torchserve",
-        ("torchserve", "kserve"),
+        ("torchserve", "kserve", "mindspore", "angel"),
         "",
     )
 

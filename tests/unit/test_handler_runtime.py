@@ -728,7 +728,10 @@ def test_unknown_runtime_kind_is_a_load_error(tmp_path: Path, kind: Any, shown: 
     assert runtimes.LoadError is LoadError  # one LoadError, importable from both places
     with pytest.raises(LoadError) as err:
         load_runtime(load_message(tmp_path, kind))
-    assert (err.value.status, str(err.value)) == (500, f"Unknown runtime kind '{shown}'; known: torchserve, kserve")
+    assert (err.value.status, str(err.value)) == (
+        500,
+        f"Unknown runtime kind '{shown}'; known: torchserve, kserve, servable",
+    )
 
 
 FAKE_RUNTIME = """

@@ -24,6 +24,7 @@ IsCancelled = Callable[[int], bool]
 RUNTIMES: dict[str, str] = {
     "torchserve": "workers.runtimes.torchserve",  # a TorchServe handler (handler_loader, handler_runner, context)
     "kserve": "workers.runtimes.kserve",  # a KServe Model subclass (kserve_api, or the real kserve package)
+    "servable": "workers.runtimes.servable",  # a module whose functions are the model's declared methods
 }
 """Runtime kind (``load.runtime``) -> the module whose ``load(load_message)`` builds the runtime."""
 

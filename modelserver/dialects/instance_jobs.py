@@ -1,0 +1,87 @@
+"""Run a request's instances as one job each, and read each answer as named outputs.
+
+MindSpore Serving and Angel Serving both take ``{"instances": [...]}`` and answer one entry per instance, an
+instance's failure its own. Here each instance is one :class:`~modelserver.types.Job` through the core call (so
+the batcher groups the instances of a request, and of concurrent requests, by the model's ``batchSize``), and its
+answer is one :class:`Outputs`: the output tensors of a tensor runtime (``servable``), or the JSON object a
+TorchServe handler returned (``{"y": [...]}``), or the message of its failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from workers.tensors import Tensor
+
+from ..errors import ServeError
+from ..http_messages import Request
+from ..model_version import ModelVersion
+from ..types import InferenceResult, Job, ResultStream
+from .torchserve_http import new_request_id
+
+
+@dataclass
+class Outputs:
+    """One instance's answer: ``tensors`` (a tensor runtime) or ``values`` (JSON from a handler), or ``error``."""
+
+    tensors: list[Tensor] | None = None
+    values: dict[str, Any] | None = None
+    error: str | None = None
+    status: int = 200
+
+
+async def run_instances(
+    model: ModelVersion,
+    request: Request,
+    instances: list[list[Tensor]],
+    method: str,
+    explicit_version: bool = False,
+) -> list[Outputs]:
+    """Each instance's tensors as one job calling ``method``; the answers in instance order."""
+    headers = request.header_dict()
+    request_id = request.headers.get("x-request-id") or new_request_id()
+    loop = model.loop
+    jobs = [
+        Job(
+            request_id if len(instances) == 1 else f"{request_id}-{index}",
+            headers,
+            [],
+            method,
+            url_path=method,
+            tensors=tensors,
+            loop=loop,
+        )
+        for index, tensors in enumerate(instances)
+    ]
+    if len(jobs) == 1:  # the common case: no gather, no extra task
+        return [await _one(model, jobs[0], explicit_version)]
+    return list(await asyncio.gather(*(_one(model, job, explicit_version) for job in jobs)))
+
+
+async def _one(model: ModelVersion, job: Job, explicit_version: bool) -> Outputs:
+    try:
+        outcome = await model.infer(job, explicit_version)
+    except ServeError as err:
+        return Outputs(error=err.message, status=err.status)
+    if type(outcome) is ResultStream:
+        await outcome.aclose()
+        return Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)
+    return read_outputs(outcome)
+
+
+def read_outputs(result: InferenceResult) -> Outputs:
+    """Output tensors as they are; else the body as a JSON object of outputs (what a TorchServe handler returns)."""
+    if result.status >= 400:
+        return Outputs(error=bytes(result.body).decode("utf-8", "replace"), status=result.status)
+    if result.tensors is not None:
+        return Outputs(tensors=result.tensors)
+    try:
+        values = json.loads(bytes(result.body))
+    except ValueError:
+        return Outputs(error="The model's answer is not JSON: a handler answers a JSON object of outputs", status=500)
+    if not isinstance(values, dict):
+        return Outputs(error="The model's answer is not a JSON object of named outputs", status=500)
+    return Outputs(values=values)

@@ -1,0 +1,347 @@
+"""MindSpore Serving's RESTful codec: the URL, request instances to tensors, output tensors to JSON values.
+
+Pure (no numpy, no I/O). The messages are MindSpore Serving's own (/work/shared/specs §5), so its clients and tests
+that look for them keep working; every failure is a :class:`MindSporeError`, request-level.
+
+Value forms of an instance's input (decoded as a :class:`~workers.tensors.Tensor`):
+
+* a JSON int / float / bool / string: an ``int32`` / ``float32`` / ``bool`` / ``str`` scalar (shape ``[]``);
+* a nested array: the kind of its first leaf gives the type, the sizes along its first elements the shape; every
+  sub-array must match the shape and every leaf must be of the same JSON kind (``[1, 2.0]`` fails); a string array
+  holds one element;
+* ``{"b64": s, "type"?: t, "shape"?: [...]}``: raw little-endian data of type ``t`` (default ``bytes``), scalar
+  without a shape; ``[{"b64": ...}]``: a one-element ``str``/``bytes`` array.
+
+``str`` travels as a ``BYTES`` tensor marked ``content_type: str`` (KServe's convention), ``bytes`` as a plain
+``BYTES`` tensor; on the way out, text is a JSON string and bytes are ``{"b64": ...}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from workers.datatypes import ITEMSIZE, TensorError, serialize_bytes
+from workers.tensors import Tensor
+
+STR = {"content_type": "str"}
+
+TYPES: dict[str, str] = {
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "fp16": "FP16",
+    "float16": "FP16",
+    "fp32": "FP32",
+    "float32": "FP32",
+    "fp64": "FP64",
+    "float64": "FP64",
+    "bool": "BOOL",
+    "str": "BYTES",
+    "bytes": "BYTES",
+}
+"""MindSpore's type names -> the Open Inference Protocol's datatypes."""
+
+_CANONICAL = {"FP16": "float16", "FP32": "float32", "FP64": "float64", "BOOL": "bool"}
+_B64_KEYS = ("b64", "type", "shape")
+_MAX_VERSION = 0xFFFF_FFFF  # MindSpore: 0 <= version < UINT32_MAX
+_INT32 = (-(2**31), 2**31 - 1)
+_PARSE = "Parser request failed, "
+
+
+class MindSporeError(ValueError):
+    """A request MindSpore Serving would refuse; ``str()`` is its message. ``kind`` says which HTTP status a server
+    that reports real status codes gives it (``url``, ``parse``, ``unavailable``)."""
+
+    def __init__(self, message: str, kind: str = "parse") -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+
+
+def _parse_error(message: str) -> MindSporeError:
+    return MindSporeError(_PARSE + message)
+
+
+# -- the URL --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a URL asks for: a model, a version (0: the highest), a method."""
+
+    model: str
+    version: int
+    method: str
+
+
+def parse_url(path: str) -> Target:
+    """``/model/{name}[/version/{n}]:{method}``; keywords are whole path segments, in either order
+    (``/version/{n}/model/{name}:{method}`` works, as in MindSpore), and the method is what follows the first ``:``.
+    """
+    before, colon, method = path.partition(":")
+    segments = [segment for segment in before.split("/") if segment]
+    model = _after(segments, "model")
+    if not model:
+        raise MindSporeError("please check url, the keyword:[model] must contain", "url")
+    version = 0
+    if "version" in segments:
+        text = _after(segments, "version") or ""
+        try:
+            number = int(text)
+        except ValueError:
+            raise MindSporeError(
+                f"please check url, the keyword:[version] value invalid, request version number {text}", "url"
+            ) from None
+        if not 0 <= number < _MAX_VERSION:
+            raise MindSporeError("please check url, version number range failed", "url")
+        version = number
+    if not colon or not method:
+        raise MindSporeError("please check url, the keyword:[service method] must contain.", "url")
+    return Target(model, version, method)
+
+
+def _after(segments: list[str], keyword: str) -> str | None:
+    for index, segment in enumerate(segments[:-1]):
+        if segment == keyword:
+            return segments[index + 1]
+    return None
+
+
+# -- request instances ----------------------------------------------------------------------------
+
+
+def decode_instances(document: Any) -> list[dict[str, Any]]:
+    """The instances of a parsed request body, each ``{input name: JSON value}``, in order."""
+    if not isinstance(document, dict):
+        raise _parse_error("the request must be a JSON object with key 'instances'")
+    if "instances" not in document:
+        raise _parse_error("key 'instances' expects to exist once, but actually 0 times")
+    value = document["instances"]
+    if isinstance(value, dict):
+        instances = [value]
+    elif isinstance(value, list):
+        if not value:
+            raise _parse_error("instances value is array type, but no value")
+        if not all(isinstance(item, dict) for item in value):
+            raise _parse_error("instances no key mode is not supported")
+        instances = value
+    else:
+        raise _parse_error("instances no key mode is not supported")
+    for instance in instances:
+        if "" in instance:
+            raise _parse_error("string key is empty")
+    return instances
+
+
+def decode_value(name: str, value: Any) -> Tensor:
+    """One input value of an instance as a tensor (see the module's docstring)."""
+    if isinstance(value, dict):
+        tensor = _b64_object(name, value)
+    elif isinstance(value, list):
+        tensor = _array(name, value)
+    else:
+        tensor = _scalar(name, value)
+    if tensor.datatype == "BYTES" and tensor.shape not in ((), (1,)):
+        raise MindSporeError(
+            "Instance tensor check failed: bytes or string type input  shape can only be (1,) or empty, "
+            f"but given shape is {list(tensor.shape)}"
+        )
+    return tensor
+
+
+def _kind(value: Any) -> str | None:
+    """The JSON kind of a leaf: int and float are distinct (bool is not an int here)."""
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT32"
+    if isinstance(value, float):
+        return "FP32"
+    if isinstance(value, str):
+        return "BYTES"
+    return None
+
+
+def _scalar(name: str, value: Any) -> Tensor:
+    kind = _kind(value)
+    if kind is None:
+        raise _parse_error("json array, data should be number, bool, string or bytes")
+    return _tensor(name, kind, (), [value])
+
+
+def _tensor(name: str, kind: str, shape: tuple[int, ...], flat: list[Any]) -> Tensor:
+    if kind == "INT32":
+        for item in flat:
+            if not _INT32[0] <= item <= _INT32[1]:
+                raise _parse_error(f"json value {item} is out of the range of int32")
+    if kind == "FP32":
+        for item in flat:
+            if math.isfinite(item) and abs(item) > 3.4028234663852886e38:
+                raise _parse_error(f"json value {item} is out of the range of float32")
+    parameters = dict(STR) if kind == "BYTES" else None
+    return Tensor.from_list(name, kind, shape, flat, parameters)
+
+
+def _array(name: str, value: list[Any]) -> Tensor:
+    if not value:
+        raise _parse_error("json array, shape is empty")
+    if isinstance(value[0], dict):
+        return _b64_array(name, value)
+    shape: list[int] = []
+    first: Any = value
+    while isinstance(first, list):
+        if not first:
+            raise _parse_error("json array, shape is empty")
+        shape.append(len(first))
+        first = first[0]
+    kind = _kind(first)
+    if kind is None:
+        raise _parse_error("json array, data should be number, bool, string or bytes")
+    if kind == "BYTES" and math.prod(shape) != 1:
+        raise _parse_error("json array, string or bytes type only support one item")
+    flat: list[Any] = []
+    _walk(value, shape, 0, kind, flat)
+    return _tensor(name, kind, tuple(shape), flat)
+
+
+def _walk(value: Any, shape: list[int], depth: int, kind: str, flat: list[Any]) -> None:
+    if depth == len(shape):
+        if isinstance(value, list | dict) or _kind(value) is None:
+            raise _parse_error("json array, data should be number, bool, string or bytes")
+        if _kind(value) != kind:
+            raise _parse_error("json array, elements type is not equal")
+        flat.append(value)
+        return
+    if not isinstance(value, list):
+        raise _parse_error("invalid json array: json type is not array")
+    if len(value) != shape[depth]:
+        raise _parse_error(
+            f"invalid json array: json size is {len(value)}, the dim {depth} expected to be {shape[depth]}"
+        )
+    for item in value:
+        _walk(item, shape, depth + 1, kind, flat)
+
+
+def _b64_array(name: str, value: list[Any]) -> Tensor:
+    if len(value) != 1:
+        raise _parse_error("json array, string or bytes type only support one item")
+    tensor = _b64_object(name, value[0])
+    if tensor.datatype != "BYTES":
+        raise _parse_error("json array, an array of b64 objects only supports type str or bytes")
+    return Tensor(name, "BYTES", (1,), tensor.data, tensor.parameters)
+
+
+def _b64_object(name: str, value: dict[str, Any]) -> Tensor:
+    if len(value) > len(_B64_KEYS):
+        raise _parse_error("json object, items size is more than 3, only 'b64', 'type' and 'shape' are allowed")
+    for key in value:
+        if key not in _B64_KEYS:
+            raise _parse_error(f"json object, key is not ['b64', 'type', 'shape'], fail key:{key}")
+    if "b64" not in value:
+        raise _parse_error("json object, 'b64' should be specified only one time")
+    text = value["b64"]
+    if not isinstance(text, str):
+        raise _parse_error("get scalar data failed, type is string, but json is not string type")
+    type_name = value.get("type", "bytes")
+    if not isinstance(type_name, str):
+        raise _parse_error("json object, key is 'type', value should be string type")
+    datatype = TYPES.get(type_name)
+    if datatype is None:
+        raise _parse_error(f"json object, specified type:'{type_name}' is illegal")
+    has_shape = "shape" in value
+    shape = _b64_shape(value["shape"]) if has_shape else ()
+    count = math.prod(shape)
+    if datatype == "BYTES" and count != 1:
+        raise _parse_error(
+            "json object, only support scalar when data type is string or bytes, please check 'type' or 'shape'"
+        )
+    if len(text) % 4:
+        raise _parse_error("json object, the value of 'b64' is illegal b64 encode string")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _parse_error("json object, the value of 'b64' is illegal b64 encode string") from None
+    if datatype == "BYTES":
+        parameters = dict(STR) if type_name == "str" else None
+        return Tensor(name, "BYTES", shape, serialize_bytes([raw]), parameters)
+    itemsize = ITEMSIZE[datatype]
+    if len(raw) != count * itemsize:
+        if not has_shape:
+            raise _parse_error(
+                f"decode base64 size:{len(raw)}; Given info: type:{_CANONICAL.get(datatype, type_name.lower())}; "
+                f"type size:{itemsize}; element nums:{count}"
+            )
+        raise _parse_error("size is not matched")
+    try:
+        return Tensor(name, datatype, shape, raw)
+    except TensorError as err:  # bool bytes other than 0 and 1
+        raise _parse_error(f"json object, {err}") from None
+
+
+def _b64_shape(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise _parse_error("json object, key is 'shape', value should be array type")
+    for dim in value:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+            raise _parse_error("json object, key is 'shape', array value should be unsigned integer")
+    zero = False
+    for dim in value:
+        if zero and dim != 0:
+            raise _parse_error("json object, key is 'shape', invalid shape value")
+        zero = zero or dim == 0
+    return tuple(value)
+
+
+# -- outputs --------------------------------------------------------------------------------------
+
+
+def encode_tensor(tensor: Tensor) -> Any:
+    """An output tensor as MindSpore's JSON value: a bare value for a scalar, nested arrays by shape; ints and
+    floats as numbers (float16 and float32 at their shortest round-trip text), text as strings, bytes as
+    ``{"b64": ...}``."""
+    datatype = tensor.datatype
+    if datatype == "BYTES":
+        if (tensor.parameters or {}).get("content_type") == "str":
+            flat: list[Any] = [item.decode("utf-8", "replace") for item in tensor.to_list()]
+        else:
+            flat = [{"b64": base64.b64encode(item).decode("ascii")} for item in tensor.to_list()]
+    elif datatype == "FP32":
+        flat = [_shortest(item, "<f") for item in tensor.to_list()]
+    elif datatype in ("FP16", "BF16"):
+        flat = [_shortest(item, "<e") for item in tensor.to_list()]
+    else:
+        flat = tensor.to_list()
+    return nest(flat, tensor.shape)
+
+
+def nest(flat: list[Any], shape: tuple[int, ...]) -> Any:
+    """Row-major ``flat`` as nested lists of ``shape``; a scalar shape gives the bare element."""
+    if not shape:
+        return flat[0]
+    if len(shape) == 1:
+        return flat
+    step = math.prod(shape[1:])
+    if step == 0:
+        return [nest([], shape[1:]) for _ in range(shape[0])]
+    return [nest(flat[start : start + step], shape[1:]) for start in range(0, len(flat), step)]
+
+
+def _shortest(value: float, code: str) -> float:
+    """The shortest decimal that reads back as the same float32 (or float16): ``3.2``, not ``3.200000047683716``."""
+    if not math.isfinite(value):
+        return value
+    for digits in range(6 if code == "<f" else 3, 10):
+        text = float(f"{value:.{digits}g}")
+        if struct.unpack(code, struct.pack(code, text))[0] == value:
+            return text
+    return value

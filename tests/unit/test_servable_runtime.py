@@ -1,0 +1,102 @@
+"""The ``servable`` worker runtime and method declarations, run on the example models in this process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from workers.runtimes import LoadError, load_runtime
+from workers.servable_methods import Method, MethodDeclarationError, parse_methods
+from workers.tensors import Tensor
+
+ROOT = Path(__file__).resolve().parents[2]
+ADD = ROOT / "examples" / "model_store" / "add"
+
+
+def load_message(model_dir: Path, **changes: Any) -> dict[str, Any]:
+    manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    message = {
+        "model_name": manifest["model"]["modelName"],
+        "model_dir": str(model_dir),
+        "handler": manifest["model"]["handler"],
+        "runtime": "servable",
+        "model_yaml_config": yaml.safe_load((model_dir / "model-config.yaml").read_text()),
+    }
+    message.update(changes)
+    return message
+
+
+def job(job_id: int, method: str, *tensors: Tensor) -> dict[str, Any]:
+    return {"id": job_id, "method": method, "tensors": [tensor.to_wire() for tensor in tensors]}
+
+
+def test_declarations() -> None:
+    methods = parse_methods({"methods": {"a": {"inputs": ["x"], "outputs": "y", "function": "run"}, "b": None}})
+    assert methods == {"a": Method("a", ("x",), ("y",), "run"), "b": Method("b")}
+    assert parse_methods({}) == {"predict": Method("predict")}
+    for bad in (
+        {"methods": []},
+        {"methods": {"a": {"inputs": [1]}}},
+        {"methods": {"a": {"in": []}}},
+        {"methods": {"a b": {}}},
+        {"methods": {"a": {"inputs": ["x", "x"]}}},
+    ):
+        with pytest.raises(MethodDeclarationError):
+            parse_methods(bad)
+
+
+def test_each_job_calls_its_method_and_a_failure_answers_alone() -> None:
+    runtime = load_runtime(load_message(ADD))
+    x = Tensor.from_numpy("x1", np.array([1.0, 2.0], np.float32))
+    items = runtime.run_batch(
+        [
+            job(1, "add_common", x, Tensor.from_numpy("x2", np.array([0.5, 0.5], np.float32))),
+            job(2, "add_common", x),  # x2 missing
+            job(
+                3,
+                "str_concat",
+                Tensor.from_list("text1", "BYTES", (), ["a"], {"content_type": "str"}),
+                Tensor.from_list("text2", "BYTES", (), [b"b"]),
+            ),  # str + bytes: the method raises
+            job(4, "nope"),
+        ],
+        lambda item: None,
+        lambda job_id: False,
+    )
+    assert items[0]["status"] == 200 and items[0]["tensors"][0].to_list() == [1.5, 2.5]
+    assert (items[1]["status"], items[1]["error"]) == (400, "Method 'add_common' needs input(s) x2")
+    assert items[2]["status"] == 500 and items[2]["error"].startswith("str_concat failed: TypeError")
+    assert items[3]["status"] == 404
+
+
+def test_outputs_by_declared_name_and_type() -> None:
+    runtime = load_runtime(load_message(ADD))
+    tensors = [
+        Tensor.from_numpy("float_val", np.array([1.0], np.float32)),
+        Tensor.from_numpy("int_val", np.array([1], np.int32)),
+        Tensor.from_numpy("bool_val", np.array([True])),
+        Tensor.from_list("str_val", "BYTES", (), ["A"], {"content_type": "str"}),
+        Tensor.from_list("bytes_val", "BYTES", (), [b"B"]),
+    ]
+    [item] = runtime.run_batch([job(1, "mix_all_type", *tensors)], lambda item: None, lambda job_id: False)
+    out = {tensor.name: tensor for tensor in item["tensors"]}
+    assert [out[name].datatype for name in ("float_val", "int_val", "bool_val", "str_val", "bytes_val")] == [
+        "FP32",
+        "INT32",
+        "BOOL",
+        "BYTES",
+        "BYTES",
+    ]
+    assert out["str_val"].parameters == {"content_type": "str"} and out["str_val"].to_list() == [b"A123"]
+    assert out["bytes_val"].parameters is None and out["bytes_val"].to_list() == [b"B456"]
+
+
+def test_a_declared_method_without_its_function_cannot_load(tmp_path: Path) -> None:
+    config = {"methods": {"missing": {"inputs": ["x"]}}}
+    with pytest.raises(LoadError, match="method 'missing' needs a function 'missing'"):
+        load_runtime(load_message(ADD, model_yaml_config=config))
