@@ -26,6 +26,7 @@ from . import __version__, aiohttp_adapter, auth, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects import torchserve_http
+from .dialects.angel import Angel
 from .dialects.kserve_v1 import KServeV1
 from .dialects.kserve_v2 import KServeV2
 from .dialects.kserve_v2_repository import KServeV2Repository
@@ -224,6 +225,7 @@ class ModelServer:
         ms_status, ms_address = mindspore_settings(cfg.properties)
         tensor_apis = {
             "mindspore": [MindSpore(self.registry, ms_status)],
+            "angel": [Angel(self.registry, self.metrics)],
         }
         families = {"torchserve": [inference], "kserve": kserve, **tensor_apis}
         served = [dialect for family in cfg.inference_protocols for dialect in families.get(family, ())]

@@ -1,0 +1,231 @@
+"""Angel Serving's RESTful API (/work/shared/specs §6): model status, ``:predict`` (and ``:classify``/``:regress``),
+and the JSON metrics summary at ``/monitoring/prometheus/metrics``.
+
+``GET /v1/models/{m}`` and ``POST /v1/models/{m}:predict`` are shared with KServe and TorchServe: a model of
+protocol ``angel`` is served here (:mod:`modelserver.listener`); the versioned routes, ``:classify``, ``:regress``
+and the metrics summary belong to Angel alone and answer for any model. Instances are decoded by
+:mod:`modelserver.angel_codec` into the model's feature vector (``indices`` and ``values`` tensors) and run as one
+job each (:mod:`.instance_jobs`), calling the model's ``predict``; each answer becomes Angel's string-valued map.
+
+Errors are ``{"error": ...}`` as valid, escaped JSON. As Angel does, a request it cannot predict still answers 200
+(``{"error": ...}``), and so does one whose every instance failed; an unknown model or version is 404, where Angel
+answers ``{}`` or a stack trace. An instance that failed beside others that succeeded keeps its place as
+``{"error": ...}``, where Angel drops it silently.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map
+from ..errors import ModelNotFound, ModelVersionNotFound, ServeError
+from ..http_messages import Request, Response
+from ..metrics import ServerMetrics, Summary
+from ..mindspore_codec import encode_tensor
+from ..model_version import ModelVersion
+from ..registry import ModelRegistry
+from ..router import Route
+from ..types import PREDICT
+from .instance_jobs import Outputs, run_instances
+
+JSON = "application/json"
+GET = frozenset({"GET"})
+POST = frozenset({"POST"})
+_TAGS = ("angel",)
+
+
+class AngelRequestError(ServeError):
+    """A failure in Angel's shape, ``{"error": ...}``."""
+
+    type_name = "AngelError"
+
+
+class Angel:
+    """Angel Serving's routes over the model registry and the server's request statistics."""
+
+    def __init__(self, registry: ModelRegistry, metrics: ServerMetrics) -> None:
+        self.registry = registry
+        self.metrics = metrics
+        self._info: weakref.WeakKeyDictionary[ModelVersion, InputInfo] = weakref.WeakKeyDictionary()
+
+    def routes(self) -> Iterable[Route]:
+        status = {200: "model_version_status (and typeMap, dim)", 404: "Unknown model or version"}
+        yield Route(
+            GET,
+            "/v1/models/{model_name}",
+            self.status,
+            summary="Angel: the status of every version.",
+            operation_id="angelModelStatus",
+            tags=_TAGS,
+            responses=status,
+            protocol="angel",
+            model_param="model_name",
+        )
+        yield Route(
+            GET,
+            "/v1/models/{model_name}/versions/{model_version}",
+            self.status,
+            summary="Angel: the status of one version.",
+            operation_id="angelModelVersionStatus",
+            tags=_TAGS,
+            responses=status,
+        )
+        answers = {200: '{"predictions": [...]} or {"error": ...}', 404: "Unknown model or version"}
+        for verb in ("predict", "classify", "regress"):
+            handler = self._predict if verb == "predict" else self._not_served(verb)
+            shared = {"protocol": "angel", "model_param": "model_name"} if verb == "predict" else {}
+            yield Route(
+                POST,
+                f"/v1/models/{{model_name}}:{verb}",
+                handler,
+                summary=f"Angel {verb}.",
+                operation_id=f"angel{verb.title()}",
+                tags=_TAGS,
+                request_body="application/json",
+                responses=answers,
+                **shared,
+            )
+            yield Route(
+                POST,
+                f"/v1/models/{{model_name}}/versions/{{model_version}}:{verb}",
+                handler,
+                summary=f"Angel {verb} with one version.",
+                operation_id=f"angelVersion{verb.title()}",
+                tags=_TAGS,
+                request_body="application/json",
+                responses=answers,
+            )
+        yield Route(
+            GET,
+            "/monitoring/prometheus/metrics",
+            self.summary,
+            summary="Angel's metrics summary (JSON, despite the path), current as of the request.",
+            operation_id="angelMetrics",
+            tags=_TAGS,
+        )
+
+    # -- errors ----------------------------------------------------------------------------------------
+
+    def error_response(self, error: ServeError, request: Request) -> Response:
+        return _json({"error": error.message}, error.status)
+
+    def _find(self, name: str, version: str | None) -> ModelVersion:
+        try:
+            return self.registry.latest(name, version)
+        except ModelNotFound:
+            raise AngelRequestError(f"Model with name {name} does not exist.", 404) from None
+        except ModelVersionNotFound:
+            raise AngelRequestError(f"Model {name} has no version {version}.", 404) from None
+
+    def _input_info(self, model: ModelVersion) -> InputInfo:
+        info = self._info.get(model)
+        if info is None:
+            try:
+                info = input_info(model.spec.yaml_config)
+            except AngelError as err:
+                raise AngelRequestError(f"Model {model.spec.name}: {err}", 500) from None
+            self._info[model] = info
+        return info
+
+    # -- status ---------------------------------------------------------------------------------------
+
+    async def status(self, request: Request, params: dict[str, str]) -> Response:
+        """KServe's ``name`` and ``ready`` beside Angel's ``model_version_status`` (and ``typeMap`` and ``dim`` when a
+        listed version is available): one body both kinds of client read."""
+        name = params["model_name"]
+        version = params.get("model_version")
+        found = self._find(name, version)
+        listed = [found] if version else self.registry.versions(name)
+        states = [{"version": each.spec.version, "state": "AVAILABLE" if each.ready else "LOADING"} for each in listed]
+        body: dict[str, Any] = {"name": name, "ready": found.ready, "model_version_status": states}
+        if any(each.ready for each in listed):
+            info = self._input_info(found)
+            body["typeMap"] = info.type_map()
+            if info.dim >= 0:
+                body["dim"] = str(info.dim)
+        return _json(body)
+
+    # -- predict --------------------------------------------------------------------------------------
+
+    async def _predict(self, request: Request, params: dict[str, str]) -> Response:
+        version = params.get("model_version")
+        model = self._find(params["model_name"], version)
+        info = self._input_info(model)
+        body = await request.read_body()
+        try:
+            instances = decode_instances(json.loads(body), info)
+        except ValueError as err:  # AngelError, or JSON that does not parse
+            message = str(err) if isinstance(err, AngelError) else f"Request data format error: {err}"
+            return _json({"error": message})
+        answers = await run_instances(model, request, [each.tensors for each in instances], PREDICT, bool(version))
+        return _json(_predictions(instances, answers))
+
+    def _not_served(self, verb: str) -> Callable[[Request, dict[str, str]], Any]:
+        async def handler(request: Request, params: dict[str, str]) -> Response:
+            self._find(params["model_name"], params.get("model_version"))
+            return _json(
+                {"error": f"Angel Serving does not implement :{verb} (it answers an empty body); use :predict"}
+            )
+
+        return handler
+
+    # -- metrics --------------------------------------------------------------------------------------
+
+    async def summary(self, request: Request, params: dict[str, str]) -> Response:
+        return _json(metrics_summary(self.metrics.summaries()))
+
+
+def _predictions(instances: list[Instance], answers: list[Outputs]) -> dict[str, Any]:
+    if all(answer.error is not None for answer in answers):
+        return {"error": "\n".join(str(answer.error) for answer in answers)}
+    predictions: list[dict[str, str]] = []
+    for position, (instance, answer) in enumerate(zip(instances, answers, strict=True)):
+        if answer.error is not None:
+            predictions.append({"error": answer.error})
+            continue
+        if answer.tensors is not None:
+            outputs = {tensor.name: encode_tensor(tensor) for tensor in answer.tensors}
+        else:
+            outputs = answer.values or {}
+        predictions.append(prediction_map(instance.name, position, outputs))
+    return {"predictions": predictions}
+
+
+def metrics_summary(summaries: list[tuple[str, str, Summary]]) -> dict[str, Any]:
+    """Angel's ``{"models": {name: {"versions": {v: {...}}}}}`` as proto3 JSON prints it: counters as strings, zero
+    fields left out, ``{}`` when no model has been asked anything. Only versions that had requests are listed."""
+    models: dict[str, Any] = {}
+    for name, version, summary in summaries:
+        if not summary.requests:
+            continue
+        entry: dict[str, Any] = {"model_name": name, "model_version": _version_number(version)}
+        counters = {
+            "prediction_count_total": summary.succeeded + summary.failed,
+            "prediction_count_success": summary.succeeded,
+            "prediction_count_failed": summary.failed,
+        }
+        entry.update({key: str(value) for key, value in counters.items() if value})
+        if summary.total_latency_ms:
+            entry["total_predict_time_ms"] = summary.total_latency_ms
+        for index, count in enumerate(summary.distribution):
+            if count:
+                entry[f"count_distribution{index}"] = str(count)
+        models.setdefault(name, {"versions": {}})["versions"][version] = entry
+    return {"models": models} if models else {}
+
+
+def _version_number(version: str) -> int | float | str:
+    """Angel's versions are numbers (``int64``); ours may be ``1.0``: a number when it reads as one."""
+    for kind in (int, float):
+        try:
+            return kind(version)
+        except ValueError:
+            continue
+    return version
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(status, {"Content-Type": JSON}, json.dumps(value, separators=(",", ":")).encode("utf-8"))

@@ -1,0 +1,119 @@
+"""Angel Serving's codec and metrics summary: instance forms to feature vectors, prediction maps, the summary body."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modelserver.angel_codec import AngelError, InputInfo, decode_instances, input_info, prediction_map
+from modelserver.dialects.angel import metrics_summary
+from modelserver.metrics import Summary
+
+INFO = InputInfo("DT_INT32", "DT_FLOAT", 10)
+
+
+def vectors(body: object, info: InputInfo = INFO) -> list[tuple[str | None, list[int], list[float]]]:
+    return [(each.name, each.tensors[0].to_list(), each.tensors[1].to_list()) for each in decode_instances(body, info)]
+
+
+def test_every_instance_form_gives_the_same_feature_vector() -> None:
+    forms = [
+        [1.0, 0.0, 2.5],
+        {"values": {"0": 1.0, "1": 0.0, "2": "2.5"}, "key": "k"},
+        {"values": [1.0, 0.0, 2.5], "key": 3},
+        {"0": 1.0, "1": 0.0, "2": 2.5},
+        {"sparseIndices": [0, 1, 2], "sparseValues": [1.0, 0.0, 2.5]},
+        "0:1 1:0 2:2.5",
+    ]
+    for form in forms:
+        [(_, indices, values)] = vectors({"instances": [form]})
+        assert (indices, values) == ([0, 1, 2], [1.0, 0.0, 2.5]), form
+
+
+def test_names_come_from_the_other_field() -> None:
+    assert [
+        name for name, _, _ in vectors({"instances": [{"values": [1.0], "key": 3}, {"key": "a", "v": {"0": 1}}]})
+    ] == [
+        "3",
+        "a",
+    ]
+
+
+def test_int64_keys_and_double_values_and_string_keys() -> None:
+    [each] = decode_instances({"instances": [{"values": {"5": 1}}]}, InputInfo("DT_INT64", "DT_DOUBLE", -1))
+    assert [t.datatype for t in each.tensors] == ["INT64", "FP64"]
+    [each] = decode_instances({"instances": [{"x1": 6.2, "x2": 2.2, "x3": 1.1}]}, InputInfo("DT_STRING", "DT_DOUBLE"))
+    assert each.tensors[0].name == "keys" and each.tensors[0].to_list() == [b"x1", b"x2", b"x3"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([], "Missing 'instances' key"),
+        ({"instances": {}}, "Request data format error"),
+        ({"instances": [{"values": [1]}, "0:1"]}, "Expecting object but got value at item 1 of input list."),
+        ({"instances": [[1.0], [[1.0]]]}, "item 1: a dense vector holds numbers"),
+        ({"instances": [{"sparseIndices": [1], "sparseValues": [1, 2]}]}, "the same length"),
+        ({"instances": [{"values": {"-1": 1.0}}]}, "feature index -1 is outside the model's dimension 10"),
+        ({"instances": [{"values": {"1": float("nan")}}]}, "is not a number"),
+        ({"instances": [{"values": {"1": 1e39}}]}, "out of the range of DT_FLOAT"),
+        ({"instances": ["1-2"]}, "'1-2' is not an index:value pair"),
+        ({"instances": [{"key": 1}]}, "no feature map or vector"),
+    ],
+)
+def test_errors_name_the_item(body: object, message: str) -> None:
+    with pytest.raises(AngelError, match=None) as caught:
+        decode_instances(body, INFO)
+    assert message in str(caught.value)
+
+
+@given(st.dictionaries(st.integers(0, 9), st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1))
+def test_kv_maps_keep_every_feature(features: dict[int, float]) -> None:
+    body = {"instances": [{"values": {str(k): v for k, v in features.items()}}]}
+    [(_, indices, values)] = vectors(body)
+    assert dict(zip(indices, values, strict=True)) == features
+
+
+def test_input_info_from_the_yaml() -> None:
+    assert input_info({"angel": {"keyType": "dt_int64", "valueType": "DT_DOUBLE", "dim": 3}}) == InputInfo(
+        "DT_INT64", "DT_DOUBLE", 3
+    )
+    assert input_info({}) == InputInfo()
+    with pytest.raises(AngelError):
+        input_info({"angel": {"keyType": "DT_BOOL"}})
+
+
+def test_prediction_maps_are_string_valued() -> None:
+    assert prediction_map(None, 2, {"pred": 1.5, "ok": True, "label": -1, "text": "a", "vec": [1, 2]}) == {
+        "sid": "2",
+        "pred": "1.5",
+        "ok": "true",
+        "label": "-1",
+        "text": "a",
+        "vec": "[1,2]",
+    }
+
+
+def test_metrics_summary_body() -> None:
+    busy = Summary(requests=5, succeeded=4, failed=1, total_latency_ms=12.5, distribution=(3, 0, 1, 0))
+    idle = Summary(requests=0, succeeded=0, failed=0, total_latency_ms=0.0, distribution=(0, 0, 0, 0))
+    assert metrics_summary([("lr", "1", busy), ("other", "1.0", idle)]) == {
+        "models": {
+            "lr": {
+                "versions": {
+                    "1": {
+                        "model_name": "lr",
+                        "model_version": 1,
+                        "prediction_count_total": "5",
+                        "prediction_count_success": "4",
+                        "prediction_count_failed": "1",
+                        "total_predict_time_ms": 12.5,
+                        "count_distribution0": "3",
+                        "count_distribution2": "1",
+                    }
+                }
+            }
+        }
+    }
+    assert metrics_summary([("other", "1.0", idle)]) == {}
