@@ -44,6 +44,8 @@ class Handler:
     worker_runtime: str = "torchserve"
     """What our worker runs the file as: ``torchserve`` (a TorchServe handler) or ``kserve`` (a KServe ``Model``,
     archived with a ``model-config.yaml`` that says ``workerRuntime: kserve``)."""
+    config_file: Path | None = None
+    """A model-config.yaml archived as it is (the example servables: their methods, protocol and runtime)."""
 
 
 HANDLER_FILES = {
@@ -52,6 +54,18 @@ HANDLER_FILES = {
     "stream": Handler("stream", handler_file=HANDLERS / "stream_handler.py"),
     "digits": Handler("digits", archive=EXAMPLES_STORE / "digits.mar", needs_torch=True),
     "kserve-echo": Handler("echo", handler_file=HANDLERS / "kserve_echo.py", worker_runtime="kserve"),
+    "mindspore-add": Handler(
+        "add",
+        handler_file=EXAMPLES_STORE / "add" / "servable.py",
+        worker_runtime="servable",
+        config_file=EXAMPLES_STORE / "add" / "model-config.yaml",
+    ),
+    "angel-lr": Handler(
+        "lr",
+        handler_file=EXAMPLES_STORE / "lr" / "servable.py",
+        worker_runtime="servable",
+        config_file=EXAMPLES_STORE / "lr" / "model-config.yaml",
+    ),
 }
 
 
@@ -205,6 +219,32 @@ def v2_binary_headers(headers: Mapping[str, str], payload: bytes) -> bool:
     return v2_binary_answer_with(payload, int(value))
 
 
+# -- MindSpore Serving and Angel Serving, beside echo-json's body size ------------------------------------------------
+
+MINDSPORE_PATH = "/model/add:echo"
+MINDSPORE_TEXT = ("hello, world! " * 6)[:80]
+"""80 characters: the request body is then 109 B, echo-json's size."""
+MINDSPORE_BODY = json.dumps({"instances": [{"data": MINDSPORE_TEXT}]}).encode()
+ANGEL_PATH = "/v1/models/lr:predict"
+ANGEL_BODY = json.dumps(
+    {"instances": [{"sparseIndices": [0, 2, 4, 6, 8], "sparseValues": [1.0, 0.5, 0.25, 2.0, 1.5], "key": "u1"}]}
+).encode()
+
+
+def mindspore_answer(payload: bytes) -> bool:
+    """MindSpore's reply to the echo method: the text sent, as the instance's ``data`` output."""
+    return _json(payload) == {"instances": [{"data": MINDSPORE_TEXT}]}
+
+
+def angel_answer(payload: bytes) -> bool:
+    """Angel's reply: one string-valued prediction map for the instance ``u1``, with a probability."""
+    answer = _json(payload)
+    if not isinstance(answer, dict) or not isinstance(answer.get("predictions"), list):
+        return False
+    [prediction] = answer["predictions"] if len(answer["predictions"]) == 1 else [None]
+    return isinstance(prediction, dict) and prediction.get("sid") == "u1" and isinstance(prediction.get("proba"), str)
+
+
 def batch_size_answer(payload: bytes) -> bool:
     """The cost handler answers with the size of the batch, an integer from 1 to 64."""
     return payload.strip().isdigit() and 1 <= int(payload) <= 64
@@ -254,6 +294,9 @@ class Scenario:
     """Request headers besides ``Content-Type`` (the binary extension's ``Inference-Header-Content-Length``)."""
     header_check: Callable[[Mapping[str, str], bytes], bool] | None = None
     """A check of an answer's headers with its body, where the client sees the headers."""
+    protocol_path: str | None = None
+    """Where this server takes a request of an API only it serves here (MindSpore's ``/model/add:echo``, Angel's
+    ``/v1/models/lr:predict``); the other targets skip such a scenario."""
 
     @property
     def handler_spec(self) -> Handler:
@@ -370,7 +413,30 @@ SCENARIOS: tuple[Scenario, ...] = (
         headers=V2_BINARY_HEADERS,
         header_check=v2_binary_headers,
     ),
+    Scenario(
+        "mindspore-json",
+        f"MindSpore Serving echo method, {len(MINDSPORE_BODY)} B JSON instance (beside echo-json), batch 1",
+        "mindspore-add",
+        lambda: MINDSPORE_BODY,
+        "application/json",
+        (1, 16, 64),
+        mindspore_answer,
+        protocol_path=MINDSPORE_PATH,
+    ),
+    Scenario(
+        "angel-json",
+        f"Angel Serving predict, logistic regression on a sparse vector, {len(ANGEL_BODY)} B JSON (beside echo-json), "
+        "batch 1",
+        "angel-lr",
+        lambda: ANGEL_BODY,
+        "application/json",
+        (1, 16, 64),
+        angel_answer,
+        protocol_path=ANGEL_PATH,
+    ),
 )
+
+PROTOCOL_SCENARIOS = tuple(s.name for s in SCENARIOS if s.protocol_path is not None)
 
 KSERVE_SCENARIOS = tuple(s.name for s in SCENARIOS if s.is_kserve)
 

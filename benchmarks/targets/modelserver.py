@@ -5,7 +5,8 @@ A handler file is archived with our ``model-archiver --archive-format no-archive
 handler and ``MAR-INF/MANIFEST.json``, like ``examples/model_store/echo``); a KServe model file gets a
 ``model-config.yaml`` with ``workerRuntime: kserve`` beside it. A ready archive (``digits.mar``) is copied into the
 store as it is. The ``kserve-*`` scenarios go to the KServe routes (``/v1/models/echo:predict``,
-``/v2/models/echo/infer``) of the same inference address, every other scenario to ``/predictions/<model>``.
+``/v2/models/echo/infer``) of the same inference address, the MindSpore and Angel scenarios to theirs (an example
+servable archived with its own model-config.yaml), every other scenario to ``/predictions/<model>``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def build_store(scenario: Scenario, store: Path) -> tuple[str, str, str]:
     command = [sys.executable, "-m", "modelserver.model_archiver", "--model-name", spec.name]
     command += ["--version", MODEL_VERSION, "--handler", str(spec.handler_file), "--export-path", str(store)]
     command += ["--archive-format", "no-archive", "--force"]
-    if spec.worker_runtime != "torchserve":
+    if spec.config_file is not None:
+        command += ["--config-file", str(spec.config_file)]
+    elif spec.worker_runtime != "torchserve":
         model_config = store.parent / f"{spec.name}-model-config.yaml"
         model_config.write_text(f"workerRuntime: {spec.worker_runtime}\n")
         command += ["--config-file", str(model_config)]
@@ -110,7 +113,8 @@ class ModelServerPeer:
         command = [*pinning.server_prefix, sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs"]
         managed = spawn("modelserver", [*command, "--ts-config", str(config)], workdir, child_env(workdir))
         started.append(managed)
-        url = f"{addresses['inference']}{scenario.kserve_path or f'/predictions/{model}'}"
+        path = scenario.kserve_path or scenario.protocol_path or f"/predictions/{model}"
+        url = f"{addresses['inference']}{path}"
         start_s = wait_for_scenario(managed, url, scenario)
         worker = ready_worker_pid(addresses["management"], model)
         managed.known_children.append((worker, proc_start_ticks(worker) or 0))

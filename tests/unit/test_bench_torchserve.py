@@ -123,6 +123,8 @@ def test_unsupported(tmp_path: Path) -> None:
     for scenario in SCENARIOS:
         if scenario.is_kserve:
             assert "KServe only" in (peer.unsupported(scenario) or "")
+        elif scenario.protocol_path is not None:
+            assert "echo-json" in (peer.unsupported(scenario) or "")
         elif scenario.handler_spec.archive is None:
             assert peer.unsupported(scenario) is None
     missing = dataclasses.replace(digits, handler="missing")
