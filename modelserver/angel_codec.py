@@ -18,14 +18,17 @@ and goes on without it, this codec raises :class:`AngelError` with a message nam
 
 from __future__ import annotations
 
-import json
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from workers.datatypes import serialize_bytes
+from workers.json_tensors import angel_text
 from workers.tensors import Tensor
 
+_FLOAT32_MAX = 3.4028234663852886e38
 KEY_TYPES = {"DT_INT32": "INT32", "DT_INT64": "INT64", "DT_STRING": "BYTES"}
 VALUE_TYPES = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64"}
 _INT_RANGE = {"INT32": 2**31, "INT64": 2**63}
@@ -112,7 +115,7 @@ def _object(item: dict[str, Any], info: InputInfo, index: int) -> Instance:
         if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(values):
             raise AngelError(f"item {index}: 'sparseIndices' and 'sparseValues' must be lists of the same length")
         rest = [value for key, value in item.items() if key not in ("sparseIndices", "sparseValues")]
-        return Instance(_name(rest), _vector(list(zip(keys, values, strict=True)), info, index))
+        return Instance(_name(rest), _tensors(keys, values, info, index))
     if len(item) > 2:
         return Instance(None, _vector(list(item.items()), info, index))
     features: list[tuple[Any, Any]] | None = None
@@ -149,17 +152,46 @@ def _libsvm(line: str, index: int) -> list[tuple[Any, Any]]:
     return pairs
 
 
+_CODES = {"INT32": "i", "INT64": "q", "FP32": "f", "FP64": "d"}
+_INT_TYPES = frozenset({int})
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _vector(pairs: list[tuple[Any, Any]], info: InputInfo, index: int) -> list[Tensor]:
     """``indices``/``keys`` and ``values`` tensors of ``(key, value)`` pairs, checked against the model's types."""
+    keys = [key for key, _ in pairs]
+    values = [value for _, value in pairs]
+    return _tensors(keys, values, info, index)
+
+
+def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) -> list[Tensor]:
     key_datatype = KEY_TYPES[info.key_type]
     value_datatype = VALUE_TYPES[info.value_type]
-    keys = [_key(key, key_datatype, info, index) for key, _ in pairs]
-    values = [_value(value, value_datatype, key, index) for key, value in pairs]
+    given = keys
+    if not (set(map(type, keys)) <= _INT_TYPES and keys and _in_range(keys, key_datatype, info)):
+        keys = [_key(key, key_datatype, info, index) for key in keys]  # the slow path names the bad key
+    if not (set(map(type, values)) <= _NUMBER_TYPES and all(map(math.isfinite, values))) or (
+        value_datatype == "FP32" and values and max(map(abs, values)) > _FLOAT32_MAX
+    ):
+        values = [_value(value, value_datatype, key, index) for key, value in zip(given, values, strict=True)]
+    count = len(keys)
     if key_datatype == "BYTES":
-        key_tensor = Tensor.from_list("keys", "BYTES", [len(keys)], keys, {"content_type": "str"})
+        key_tensor = Tensor.trusted("keys", "BYTES", (count,), serialize_bytes(keys), {"content_type": "str"})
     else:
-        key_tensor = Tensor.from_list("indices", key_datatype, [len(keys)], keys)
-    return [key_tensor, Tensor.from_list("values", value_datatype, [len(values)], values)]
+        key_tensor = Tensor.trusted(
+            "indices", key_datatype, (count,), struct.pack(f"<{count}{_CODES[key_datatype]}", *keys)
+        )
+    data = struct.pack(f"<{count}{_CODES[value_datatype]}", *values)
+    return [key_tensor, Tensor.trusted("values", value_datatype, (count,), data)]
+
+
+def _in_range(keys: list[int], datatype: str, info: InputInfo) -> bool:
+    low, high = min(keys), max(keys)
+    if datatype == "BYTES":
+        return False
+    if info.dim >= 0:
+        return low >= 0 and high < info.dim
+    return -_INT_RANGE[datatype] <= low and high < _INT_RANGE[datatype]
 
 
 def _key(key: Any, datatype: str, info: InputInfo, index: int) -> Any:
@@ -189,7 +221,7 @@ def _value(value: Any, datatype: str, key: Any, index: int) -> float:
             number = None
     if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
         raise AngelError(f"item {index}: the value {value!r} of feature {key!r} is not a number ({datatype})")
-    if datatype == "FP32" and abs(number) > 3.4028234663852886e38:
+    if datatype == "FP32" and abs(number) > _FLOAT32_MAX:
         raise AngelError(f"item {index}: the value {value!r} of feature {key!r} is out of the range of DT_FLOAT")
     return float(number)
 
@@ -197,17 +229,11 @@ def _value(value: Any, datatype: str, key: Any, index: int) -> float:
 def prediction_map(name: str | None, position: int, outputs: Mapping[str, Any]) -> dict[str, str]:
     """Angel's string-valued prediction: ``sid`` (the instance's name, else its position), then each output as
     text (a number as its shortest form, a bool as ``true``/``false``, an array as JSON)."""
-    result = {"sid": name if name is not None else str(position)}
+    result = {"sid": sid_of(name, position)}
     for key, value in outputs.items():
-        result[key] = _text(value)
+        result[key] = angel_text(value)
     return result
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(value, separators=(",", ":"))
+def sid_of(name: str | None, position: int) -> str:
+    return name if name is not None else str(position)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workers.datatypes import ITEMSIZE, TensorError, serialize_bytes
+from workers.json_tensors import encode_tensor, nest
 from workers.tensors import Tensor
 
 STR = {"content_type": "str"}
@@ -56,6 +57,8 @@ _B64_KEYS = ("b64", "type", "shape")
 _MAX_VERSION = 0xFFFF_FFFF  # MindSpore: 0 <= version < UINT32_MAX
 _INT32 = (-(2**31), 2**31 - 1)
 _PARSE = "Parser request failed, "
+_FLOAT32_MAX = 3.4028234663852886e38
+_URL_CACHE_SIZE = 1024
 
 
 class MindSporeError(ValueError):
@@ -84,7 +87,22 @@ class Target:
     method: str
 
 
+_targets: dict[str, Target] = {}
+
+
 def parse_url(path: str) -> Target:
+    """:func:`parse_target`, remembered for the last :data:`_URL_CACHE_SIZE` distinct good paths (clients repeat
+    theirs)."""
+    found = _targets.get(path)
+    if found is None:
+        found = parse_target(path)
+        if len(_targets) >= _URL_CACHE_SIZE:
+            _targets.clear()
+        _targets[path] = found
+    return found
+
+
+def parse_target(path: str) -> Target:
     """``/model/{name}[/version/{n}]:{method}``; keywords are whole path segments, in either order
     (``/version/{n}/model/{name}:{method}`` works, as in MindSpore), and the method is what follows the first ``:``.
     """
@@ -145,12 +163,15 @@ def decode_instances(document: Any) -> list[dict[str, Any]]:
 
 def decode_value(name: str, value: Any) -> Tensor:
     """One input value of an instance as a tensor (see the module's docstring)."""
-    if isinstance(value, dict):
-        tensor = _b64_object(name, value)
-    elif isinstance(value, list):
-        tensor = _array(name, value)
-    else:
-        tensor = _scalar(name, value)
+    try:
+        if isinstance(value, dict):
+            tensor = _b64_object(name, value)
+        elif isinstance(value, list):
+            tensor = _array(name, value)
+        else:
+            tensor = _scalar(name, value)
+    except TensorError as err:  # text that UTF-8 cannot encode (a lone surrogate escaped in the JSON)
+        raise _parse_error(f"json value of input {name!r}: {err}") from None
     if tensor.datatype == "BYTES" and tensor.shape not in ((), (1,)):
         raise MindSporeError(
             "Instance tensor check failed: bytes or string type input  shape can only be (1,) or empty, "
@@ -173,23 +194,32 @@ def _kind(value: Any) -> str | None:
 
 
 def _scalar(name: str, value: Any) -> Tensor:
+    if type(value) is str:  # the common text input: no kind dispatch
+        return Tensor.trusted(name, "BYTES", (), serialize_bytes((value,)), dict(STR))
     kind = _kind(value)
     if kind is None:
         raise _parse_error("json array, data should be number, bool, string or bytes")
     return _tensor(name, kind, (), [value])
 
 
+_PACK = {"INT32": "i", "FP32": "f"}
+
+
 def _tensor(name: str, kind: str, shape: tuple[int, ...], flat: list[Any]) -> Tensor:
+    """A tensor of leaves already checked to be of ``kind``, packed here (no second validation)."""
+    if kind == "BYTES":
+        return Tensor.trusted(name, kind, shape, serialize_bytes(flat), dict(STR))
+    if kind == "BOOL":
+        return Tensor.trusted(name, kind, shape, bytes(flat))
     if kind == "INT32":
+        if min(flat) < _INT32[0] or max(flat) > _INT32[1]:
+            bad = next(item for item in flat if not _INT32[0] <= item <= _INT32[1])
+            raise _parse_error(f"json value {bad} is out of the range of int32")
+    else:
         for item in flat:
-            if not _INT32[0] <= item <= _INT32[1]:
-                raise _parse_error(f"json value {item} is out of the range of int32")
-    if kind == "FP32":
-        for item in flat:
-            if math.isfinite(item) and abs(item) > 3.4028234663852886e38:
+            if math.isfinite(item) and abs(item) > _FLOAT32_MAX:
                 raise _parse_error(f"json value {item} is out of the range of float32")
-    parameters = dict(STR) if kind == "BYTES" else None
-    return Tensor.from_list(name, kind, shape, flat, parameters)
+    return Tensor.trusted(name, kind, shape, struct.pack(f"<{len(flat)}{_PACK[kind]}", *flat))
 
 
 def _array(name: str, value: list[Any]) -> Tensor:
@@ -238,7 +268,7 @@ def _b64_array(name: str, value: list[Any]) -> Tensor:
     tensor = _b64_object(name, value[0])
     if tensor.datatype != "BYTES":
         raise _parse_error("json array, an array of b64 objects only supports type str or bytes")
-    return Tensor(name, "BYTES", (1,), tensor.data, tensor.parameters)
+    return Tensor.trusted(name, "BYTES", (1,), tensor.data, tensor.parameters)
 
 
 def _b64_object(name: str, value: dict[str, Any]) -> Tensor:
@@ -273,7 +303,7 @@ def _b64_object(name: str, value: dict[str, Any]) -> Tensor:
         raise _parse_error("json object, the value of 'b64' is illegal b64 encode string") from None
     if datatype == "BYTES":
         parameters = dict(STR) if type_name == "str" else None
-        return Tensor(name, "BYTES", shape, serialize_bytes([raw]), parameters)
+        return Tensor.trusted(name, "BYTES", shape, serialize_bytes([raw]), parameters)
     itemsize = ITEMSIZE[datatype]
     if len(raw) != count * itemsize:
         if not has_shape:
@@ -282,10 +312,9 @@ def _b64_object(name: str, value: dict[str, Any]) -> Tensor:
                 f"type size:{itemsize}; element nums:{count}"
             )
         raise _parse_error("size is not matched")
-    try:
-        return Tensor(name, datatype, shape, raw)
-    except TensorError as err:  # bool bytes other than 0 and 1
-        raise _parse_error(f"json object, {err}") from None
+    if datatype == "BOOL" and raw.translate(None, b"\x00\x01"):
+        raise _parse_error("json object, bool data must be bytes 0 or 1")
+    return Tensor.trusted(name, datatype, shape, raw)
 
 
 def _b64_shape(value: Any) -> tuple[int, ...]:
@@ -302,46 +331,17 @@ def _b64_shape(value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-# -- outputs --------------------------------------------------------------------------------------
+# -- outputs: workers.json_tensors (the servable runtime encodes there, the frontend here) ----------------------------
 
-
-def encode_tensor(tensor: Tensor) -> Any:
-    """An output tensor as MindSpore's JSON value: a bare value for a scalar, nested arrays by shape; ints and
-    floats as numbers (float16 and float32 at their shortest round-trip text), text as strings, bytes as
-    ``{"b64": ...}``."""
-    datatype = tensor.datatype
-    if datatype == "BYTES":
-        if (tensor.parameters or {}).get("content_type") == "str":
-            flat: list[Any] = [item.decode("utf-8", "replace") for item in tensor.to_list()]
-        else:
-            flat = [{"b64": base64.b64encode(item).decode("ascii")} for item in tensor.to_list()]
-    elif datatype == "FP32":
-        flat = [_shortest(item, "<f") for item in tensor.to_list()]
-    elif datatype in ("FP16", "BF16"):
-        flat = [_shortest(item, "<e") for item in tensor.to_list()]
-    else:
-        flat = tensor.to_list()
-    return nest(flat, tensor.shape)
-
-
-def nest(flat: list[Any], shape: tuple[int, ...]) -> Any:
-    """Row-major ``flat`` as nested lists of ``shape``; a scalar shape gives the bare element."""
-    if not shape:
-        return flat[0]
-    if len(shape) == 1:
-        return flat
-    step = math.prod(shape[1:])
-    if step == 0:
-        return [nest([], shape[1:]) for _ in range(shape[0])]
-    return [nest(flat[start : start + step], shape[1:]) for start in range(0, len(flat), step)]
-
-
-def _shortest(value: float, code: str) -> float:
-    """The shortest decimal that reads back as the same float32 (or float16): ``3.2``, not ``3.200000047683716``."""
-    if not math.isfinite(value):
-        return value
-    for digits in range(6 if code == "<f" else 3, 10):
-        text = float(f"{value:.{digits}g}")
-        if struct.unpack(code, struct.pack(code, text))[0] == value:
-            return text
-    return value
+__all__ = [
+    "STR",
+    "TYPES",
+    "MindSporeError",
+    "Target",
+    "decode_instances",
+    "decode_value",
+    "encode_tensor",
+    "nest",
+    "parse_target",
+    "parse_url",
+]

@@ -138,6 +138,25 @@ class Tensor:
         if self.datatype == "BOOL" and _non_bool_bytes(data):
             raise TensorError(f"tensor {name!r}: BOOL data must be bytes 0 or 1")
 
+    @classmethod
+    def trusted(
+        cls,
+        name: str,
+        datatype: str,
+        shape: tuple[int, ...],
+        data: Buffer,
+        parameters: dict[str, Any] | None = None,
+    ) -> Tensor:
+        """A tensor of fields the caller built to fit each other (a codec that packed ``data`` itself, for ``shape``
+        and ``datatype``), made without :meth:`validate`: on a hot path the checks cost more than the packing."""
+        tensor = cls.__new__(cls)
+        tensor.name = name
+        tensor.datatype = datatype
+        tensor.shape = shape
+        tensor.data = data
+        tensor.parameters = parameters
+        return tensor
+
     # -- wire form ----------------------------------------------------------------------------------
 
     def to_wire(self) -> dict[str, Any]:

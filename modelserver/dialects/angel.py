@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map
+from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map, sid_of
 from ..errors import ModelNotFound, ModelVersionNotFound, ServeError
 from ..http_messages import Request, Response
 from ..metrics import ServerMetrics, Summary
@@ -160,8 +160,15 @@ class Angel:
         except ValueError as err:  # AngelError, or JSON that does not parse
             message = str(err) if isinstance(err, AngelError) else f"Request data format error: {err}"
             return _json({"error": message})
-        answers = await run_instances(model, request, [each.tensors for each in instances], PREDICT, bool(version))
-        return _json(_predictions(instances, answers))
+        tensors = [each.tensors for each in instances]
+        answers = await run_instances(model, request, tensors, PREDICT, bool(version), "angel")
+        if all(answer.error is not None for answer in answers):
+            return _json({"error": "\n".join(str(answer.error) for answer in answers)})
+        parts = [
+            _prediction(instance, position, answer)
+            for position, (instance, answer) in enumerate(zip(instances, answers, strict=True))
+        ]
+        return Response(200, {"Content-Type": JSON}, b'{"predictions":[' + b",".join(parts) + b"]}")
 
     def _not_served(self, verb: str) -> Callable[[Request, dict[str, str]], Any]:
         async def handler(request: Request, params: dict[str, str]) -> Response:
@@ -178,20 +185,24 @@ class Angel:
         return _json(metrics_summary(self.metrics.summaries()))
 
 
-def _predictions(instances: list[Instance], answers: list[Outputs]) -> dict[str, Any]:
-    if all(answer.error is not None for answer in answers):
-        return {"error": "\n".join(str(answer.error) for answer in answers)}
-    predictions: list[dict[str, str]] = []
-    for position, (instance, answer) in enumerate(zip(instances, answers, strict=True)):
-        if answer.error is not None:
-            predictions.append({"error": answer.error})
-            continue
-        if answer.tensors is not None:
-            outputs = {tensor.name: encode_tensor(tensor) for tensor in answer.tensors}
-        else:
-            outputs = answer.values or {}
-        predictions.append(prediction_map(instance.name, position, outputs))
-    return {"predictions": predictions}
+def _prediction(instance: Instance, position: int, answer: Outputs) -> bytes:
+    """One entry of ``predictions``: the runtime's string-valued JSON with ``sid`` spliced in front, or a map made
+    here from output tensors or a handler's JSON, or ``{"error": ...}`` in the failed instance's place."""
+    if answer.error is not None:
+        return _dumps({"error": answer.error})
+    sid = _dumps(sid_of(instance.name, position))
+    raw = answer.raw
+    if raw is not None and raw.startswith(b"{"):
+        return b'{"sid":' + sid + (b"}" if raw.strip() == b"{}" else b"," + raw[1:])
+    if answer.tensors is not None:
+        outputs = {tensor.name: encode_tensor(tensor) for tensor in answer.tensors}
+    else:
+        outputs = answer.values or {}
+    return _dumps(prediction_map(instance.name, position, outputs))
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 def metrics_summary(summaries: list[tuple[str, str, Summary]]) -> dict[str, Any]:

@@ -25,12 +25,14 @@ from .torchserve_http import new_request_id
 
 @dataclass
 class Outputs:
-    """One instance's answer: ``tensors`` (a tensor runtime) or ``values`` (JSON from a handler), or ``error``."""
+    """One instance's answer: ``raw`` (the outputs as the API's JSON object, made by the runtime), ``tensors`` (a
+    tensor runtime), ``values`` (JSON from a handler), or ``error``."""
 
     tensors: list[Tensor] | None = None
     values: dict[str, Any] | None = None
     error: str | None = None
     status: int = 200
+    raw: bytes | None = None
 
 
 async def run_instances(
@@ -39,8 +41,11 @@ async def run_instances(
     instances: list[list[Tensor]],
     method: str,
     explicit_version: bool = False,
+    answer: str = "",
 ) -> list[Outputs]:
-    """Each instance's tensors as one job calling ``method``; the answers in instance order."""
+    """Each instance's tensors as one job calling ``method``; the answers in instance order. ``answer`` (``mindspore``
+    or ``angel``) lets a runtime that can (``servable``) answer with the API's JSON object of outputs."""
+    parameters = {"answer": answer} if answer else None
     headers = request.header_dict()
     request_id = request.headers.get("x-request-id") or new_request_id()
     loop = model.loop
@@ -52,6 +57,7 @@ async def run_instances(
             method,
             url_path=method,
             tensors=tensors,
+            parameters=parameters,
             loop=loop,
         )
         for index, tensors in enumerate(instances)
@@ -69,13 +75,16 @@ async def _one(model: ModelVersion, job: Job, explicit_version: bool) -> Outputs
     if type(outcome) is ResultStream:
         await outcome.aclose()
         return Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)
-    return read_outputs(outcome)
+    return read_outputs(outcome, job.parameters)
 
 
-def read_outputs(result: InferenceResult) -> Outputs:
-    """Output tensors as they are; else the body as a JSON object of outputs (what a TorchServe handler returns)."""
+def read_outputs(result: InferenceResult, asked: Any = None) -> Outputs:
+    """The runtime's JSON answer as it is (when it made the one asked for); output tensors as they are; else the
+    body as a JSON object of outputs (what a TorchServe handler returns)."""
     if result.status >= 400:
         return Outputs(error=bytes(result.body).decode("utf-8", "replace"), status=result.status)
+    if asked and result.parameters and result.parameters.get("answer") == asked.get("answer"):
+        return Outputs(raw=bytes(result.body))
     if result.tensors is not None:
         return Outputs(tensors=result.tensors)
     try:

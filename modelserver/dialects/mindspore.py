@@ -107,7 +107,7 @@ class MindSpore:
             instances = [self._inputs(model, method, instance) for instance in decode_instances(document)]
         except MindSporeError as err:
             raise self._fail(err) from None
-        answers = await run_instances(model, request, instances, method.name, bool(target.version))
+        answers = await run_instances(model, request, instances, method.name, bool(target.version), "mindspore")
         return self._reply(answers)
 
     def _find(self, name: str, version: int, method: str) -> ModelVersion:
@@ -153,11 +153,16 @@ class MindSpore:
         return tensors
 
     def _reply(self, answers: list[Outputs]) -> Response:
-        instances = [_instance(answer) for answer in answers]
         status = 200
         if self.real_status and all(answer.error is not None for answer in answers):
             status = answers[0].status
-        return _json({"instances": instances}, status)
+        parts = [answer.raw if answer.raw is not None else _dumps(_instance(answer)) for answer in answers]
+        body = b'{"instances":[' + b",".join(parts) + b"]}"
+        return Response(status, {"Content-Type": JSON}, body)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode("utf-8")
 
 
 def _instance(answer: Outputs) -> dict[str, Any]:

@@ -68,13 +68,18 @@ def test_json_value_types_and_shapes(value: object, datatype: str, shape: tuple[
     assert encode_tensor(tensor) == value
 
 
+def test_text_utf8_cannot_encode_is_a_parse_error() -> None:
+    with pytest.raises(MindSporeError, match="Parser request failed"):
+        decode_value("x", "\ud800")
+
+
 def test_ints_beyond_int32_are_refused_not_wrapped() -> None:
     with pytest.raises(MindSporeError, match="out of the range of int32"):
         decode_value("x", [2**31])
 
 
 def test_a_bool_b64_byte_other_than_0_or_1_is_refused() -> None:
-    with pytest.raises(MindSporeError, match="BOOL data must be bytes 0 or 1"):
+    with pytest.raises(MindSporeError, match="bool data must be bytes 0 or 1"):
         decode_value("x", {"b64": base64.b64encode(b"\x02").decode(), "type": "bool"})
 
 
@@ -118,6 +123,7 @@ def test_b64_tensors_round_trip_for_every_type_and_shape(name: str, shape: list[
     rng = np.random.default_rng(seed)
     array = (rng.integers(0, 2, dims) if dtype == np.bool_ else rng.integers(0, 100, dims)).astype(dtype)
     tensor = decode_value("x", {"b64": base64.b64encode(array.tobytes()).decode(), "type": name, "shape": dims})
+    tensor.validate()  # built without validation: it must pass it
     assert tensor.shape == tuple(dims)
     assert np.array_equal(tensor.as_numpy(), array)
     assert np.array_equal(np.array(encode_tensor(tensor), dtype=dtype).reshape(dims), array)
@@ -134,6 +140,7 @@ json_leaves = st.one_of(
 def test_nested_json_arrays_round_trip(leaf: object, dims: list[int]) -> None:
     value = nest([leaf] * math.prod(dims), tuple(dims))
     tensor = decode_value("x", value)
+    tensor.validate()
     assert tensor.shape == tuple(dims)
     if isinstance(leaf, float):
         expected = struct.unpack("<f", struct.pack("<f", leaf))[0]
@@ -153,4 +160,4 @@ def test_any_json_value_decodes_or_fails_with_a_mindspore_message(value: object)
     except MindSporeError as err:
         assert err.message
     else:
-        assert isinstance(tensor, Tensor)
+        tensor.validate()

@@ -100,3 +100,43 @@ def test_a_declared_method_without_its_function_cannot_load(tmp_path: Path) -> N
     config = {"methods": {"missing": {"inputs": ["x"]}}}
     with pytest.raises(LoadError, match="method 'missing' needs a function 'missing'"):
         load_runtime(load_message(ADD, model_yaml_config=config))
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        (
+            "mindspore",
+            {
+                "float_val": [2.5],
+                "int_val": [2],
+                "bool_val": [False],
+                "str_val": "A123",
+                "bytes_val": {"b64": "QjQ1Ng=="},
+            },
+        ),
+        (
+            "angel",
+            {
+                "float_val": "[2.5]",
+                "int_val": "[2]",
+                "bool_val": "[false]",
+                "str_val": "A123",
+                "bytes_val": '{"b64":"QjQ1Ng=="}',
+            },
+        ),
+    ],
+)
+def test_a_job_that_asks_for_an_api_s_json_gets_it_instead_of_tensors(style: str, expected: dict) -> None:
+    runtime = load_runtime(load_message(ADD))
+    tensors = [
+        Tensor.from_numpy("float_val", np.array([1.5], np.float32)),
+        Tensor.from_numpy("int_val", np.array([1], np.int32)),
+        Tensor.from_numpy("bool_val", np.array([True])),
+        Tensor.from_list("str_val", "BYTES", (), ["A"], {"content_type": "str"}),
+        Tensor.from_list("bytes_val", "BYTES", (), [b"B"]),
+    ]
+    wire = {**job(1, "mix_all_type", *tensors), "parameters": {"answer": style}}
+    [item] = runtime.run_batch([wire], lambda item: None, lambda job_id: False)
+    assert "tensors" not in item and item["parameters"] == {"answer": style}
+    assert item["content_type"] == "application/json" and json.loads(item["body"]) == expected

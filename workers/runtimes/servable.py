@@ -8,19 +8,24 @@ declared method has its function. A job is one request instance: its tensors bec
 declared order (numbers and bools as numpy arrays, 0-d for a scalar; a ``str`` tensor as a Python ``str``, a bytes
 tensor as ``bytes``), and what the function returns becomes the output tensors, in declared order (one value for
 one output, a tuple or list for several, or a dict by name). A function that raises answers its instance alone
-(status 500, ``"<method> failed: <Type>: <message>"``); the other instances of the batch still run.
+(status 500, ``"<method> failed: <Type>: <message>"``); the other instances of the batch still run. A job whose
+``parameters.answer`` is ``mindspore`` or ``angel`` is answered with the outputs as that API's JSON object instead of
+tensors (:mod:`workers.json_tensors`).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from ..json_tensors import ANSWER_STYLES, answer_json
 from ..servable_methods import Method, MethodDeclarationError, parse_methods
+from ..tensor_numpy import to_numpy
 from ..tensors import Tensor, TensorError
 from . import EmitChunk, IsCancelled, LoadError
 
@@ -77,7 +82,7 @@ class ServableRuntime:
         if method is None:
             return _error(job_id, 404, f"Model {self.name} has no method {name!r}")
         try:
-            inputs = {tensor.name: tensor for tensor in map(Tensor.from_wire, job.get("tensors") or ())}
+            inputs = {tensor.name: tensor for tensor in map(_from_wire, job.get("tensors") or ())}
             if method.inputs is None:
                 args: list[Any] = []
                 kwargs = {key: to_python(tensor) for key, tensor in inputs.items()}
@@ -86,7 +91,7 @@ class ServableRuntime:
                 if missing:
                     return _error(job_id, 400, f"Method {name!r} needs input(s) {', '.join(missing)}")
                 args, kwargs = [to_python(inputs[key]) for key in method.inputs], {}
-        except (TensorError, ValueError) as err:
+        except (TensorError, ValueError, KeyError, TypeError) as err:
             return _error(job_id, 400, f"Invalid input for method {name!r}: {err}")
         try:
             returned = self.functions[name](*args, **kwargs)
@@ -94,6 +99,17 @@ class ServableRuntime:
         except Exception as exc:  # the method's failure answers this instance alone
             logger.warning("Method %s of model %s failed", name, self.name, exc_info=exc)
             return _error(job_id, 500, f"{name} failed: {type(exc).__name__}: {exc}")
+        style = (job.get("parameters") or {}).get("answer")
+        if style in ANSWER_STYLES:  # the API's JSON made here, beside the model, not on the frontend's one thread
+            return {
+                "id": job_id,
+                "status": 200,
+                "reason": "",
+                "headers": {},
+                "content_type": "application/json",
+                "body": answer_json(tensors, style),
+                "parameters": {"answer": style},
+            }
         return {
             "id": job_id,
             "status": 200,
@@ -103,6 +119,12 @@ class ServableRuntime:
             "body": b"",
             "tensors": tensors,
         }
+
+
+def _from_wire(wire: Mapping[str, Any]) -> Tensor:
+    """A tensor map from our own frontend, which built and checked it: taken without a second validation (data
+    that does not fit its shape still fails, in :func:`to_python`, as this instance's invalid input)."""
+    return Tensor.trusted(wire["name"], wire["datatype"], tuple(wire["shape"]), wire["data"], wire.get("parameters"))
 
 
 def _error(job_id: int, status: int, message: str) -> dict[str, Any]:
@@ -116,8 +138,10 @@ def to_python(tensor: Tensor) -> Any:
         if (tensor.parameters or {}).get("content_type") == "str":
             return element.decode("utf-8", "replace")
         return element
-    array = tensor.as_numpy()
-    return array if array.flags.writeable else array.copy()
+    data = tensor.data
+    if type(data) is bytes:  # small data came inside the frame: give the method a writable array, as handlers get
+        data = bytearray(data)
+    return to_numpy(tensor.datatype, tensor.shape, data)
 
 
 def output_tensors(method: Method, returned: Any) -> list[Tensor]:
@@ -137,8 +161,15 @@ def output_tensors(method: Method, returned: Any) -> list[Tensor]:
     return [to_tensor(key, value) for key, value in zip(names, values, strict=True)]
 
 
+_SCALARS = {float: ("FP64", "<d"), bool: ("BOOL", "<?"), int: ("INT64", "<q")}
+
+
 def to_tensor(name: str, value: Any) -> Tensor:
-    """A returned value as a tensor: ``str`` as text, ``bytes`` as bytes (both scalars), anything else via numpy."""
+    """A returned value as a tensor: ``str`` as text, ``bytes`` as bytes (both scalars), a Python ``float`` / ``int``
+    / ``bool`` as an FP64 / INT64 / BOOL scalar, anything else via numpy."""
+    scalar = _SCALARS.get(type(value))
+    if scalar is not None and (scalar[0] != "INT64" or -(2**63) <= value < 2**63):
+        return Tensor.trusted(name, scalar[0], (), struct.pack(scalar[1], value))
     if isinstance(value, str):
         return Tensor.from_list(name, "BYTES", (), [value], dict(STR_PARAMETERS))
     if isinstance(value, bytes | bytearray):

@@ -5,6 +5,8 @@ Angel's request forms (dense vectors, kv maps, sparseIndices/sparseValues) all a
 ``indices`` (int32 feature indices) and ``values`` (float32 feature values).
 """
 
+import math
+
 import numpy as np
 
 WEIGHTS = np.array([0.8, -0.5, 0.3, 0.0, 1.2, -1.0, 0.25, -0.75, 0.6, -0.2], dtype=np.float64)
@@ -12,6 +14,6 @@ BIAS = -0.1
 
 
 def predict(indices, values):
-    margin = BIAS + float(np.dot(WEIGHTS[indices], values.astype(np.float64)))
-    proba = 1.0 / (1.0 + np.exp(-margin))
-    return round(margin, 6), round(float(proba), 6), 1 if proba >= 0.5 else -1
+    margin = BIAS + float(np.dot(WEIGHTS[indices], values))
+    proba = 1.0 / (1.0 + math.exp(-margin))
+    return round(margin, 6), round(proba, 6), 1 if proba >= 0.5 else -1
