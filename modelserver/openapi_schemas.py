@@ -179,7 +179,52 @@ _KSERVE: dict[str, dict[str, Any]] = {
     "TritonStats": _object(("model_stats",), "Triton's inference statistics.", model_stats=_array(_ANY_OBJECT)),
 }
 
-SCHEMAS: Mapping[str, Mapping[str, Any]] = {**_TORCHSERVE, **_KSERVE}
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+_MINDSPORE_ANGEL: dict[str, dict[str, Any]] = {
+    "MindSporeError": _object(
+        ("error_msg",), 'MindSpore Serving\'s error body: {"error_msg": message}.', error_msg=_string()
+    ),
+    "MindSporeReply": _object(
+        (),
+        'One entry per request instance, in order: its outputs by name, or {"error_msg": ...}; a request-level '
+        'failure is {"error_msg": ...} alone (HTTP 200 unless mindspore_http_status=true).',
+        instances=_array(_ANY_OBJECT),
+        error_msg=_string(),
+    ),
+    "MindSporeRequest": _object(
+        ("instances",),
+        instances={"description": "One instance (an object of inputs by name) or a list of them."},
+    ),
+    "AngelRequest": _object(
+        ("instances",),
+        instances=_array(
+            {}, "Dense vectors, kv maps, {values, key}, {sparseIndices, sparseValues} or index:value lines"
+        ),
+    ),
+    "AngelStatus": _object(
+        ("model_version_status",),
+        "Angel's status (with KServe's name and ready).",
+        name=_string(),
+        ready=_BOOLEAN,
+        model_version_status=_array(_object(("version", "state"), version=_string(), state=_string())),
+        typeMap=_STRING_MAP,
+        dim=_string(),
+    ),
+    "AngelPredictions": _object(
+        (),
+        'String-valued prediction maps in instance order (a failed instance: {"error": ...}), or {"error": ...}.',
+        predictions=_array(_STRING_MAP),
+        error=_string(),
+    ),
+    "AngelMetrics": _object(
+        (),
+        "Per model and version: prediction_count_total/success/failed, total_predict_time_ms, count_distribution0..3.",
+        models=_ANY_OBJECT,
+    ),
+}
+
+SCHEMAS: Mapping[str, Mapping[str, Any]] = {**_TORCHSERVE, **_KSERVE, **_MINDSPORE_ANGEL}
 
 
 def referenced(value: Any) -> list[str]:

@@ -191,4 +191,3 @@ class ModelHost(Protocol):
     def save_snapshot(self, kind: str = "snapshot") -> None:
         """Write a config snapshot, unless snapshots are off."""
         ...
-

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map, sid_of
+from ..api_docs import Body, Reply
 from ..errors import ModelNotFound, ModelVersionNotFound, ServeError
 from ..http_messages import Request, Response
 from ..metrics import ServerMetrics, Summary
@@ -52,7 +53,7 @@ class Angel:
         self._info: weakref.WeakKeyDictionary[ModelVersion, InputInfo] = weakref.WeakKeyDictionary()
 
     def routes(self) -> Iterable[Route]:
-        status = {200: "model_version_status (and typeMap, dim)", 404: "Unknown model or version"}
+        status = {200: Reply("The status of the model's versions", "AngelStatus"), 404: "Unknown model or version"}
         yield Route(
             GET,
             "/v1/models/{model_name}",
@@ -61,6 +62,7 @@ class Angel:
             operation_id="angelModelStatus",
             tags=_TAGS,
             responses=status,
+            error_schema="KServeError",
             protocol="angel",
             model_param="model_name",
         )
@@ -72,6 +74,7 @@ class Angel:
             operation_id="angelModelVersionStatus",
             tags=_TAGS,
             responses=status,
+            error_schema="KServeError",
         )
         answers = {200: '{"predictions": [...]} or {"error": ...}', 404: "Unknown model or version"}
         for verb in ("predict", "classify", "regress"):
@@ -84,8 +87,9 @@ class Angel:
                 summary=f"Angel {verb}.",
                 operation_id=f"angel{verb.title()}",
                 tags=_TAGS,
-                request_body="application/json",
+                request_body=Body("AngelRequest"),
                 responses=answers,
+                error_schema="KServeError",
                 **shared,
             )
             yield Route(
@@ -95,8 +99,9 @@ class Angel:
                 summary=f"Angel {verb} with one version.",
                 operation_id=f"angelVersion{verb.title()}",
                 tags=_TAGS,
-                request_body="application/json",
+                request_body=Body("AngelRequest"),
                 responses=answers,
+                error_schema="KServeError",
             )
         yield Route(
             GET,
@@ -105,6 +110,8 @@ class Angel:
             summary="Angel's metrics summary (JSON, despite the path), current as of the request.",
             operation_id="angelMetrics",
             tags=_TAGS,
+            responses={200: Reply("Angel's metrics summary", "AngelMetrics")},
+            error_schema="KServeError",
         )
 
     # -- errors ----------------------------------------------------------------------------------------
@@ -134,14 +141,14 @@ class Angel:
 
     async def status(self, request: Request, params: dict[str, str]) -> Response:
         """KServe's ``name`` and ``ready`` beside Angel's ``model_version_status`` (and ``typeMap`` and ``dim`` when a
-        listed version is available): one body both kinds of client read."""
+        listed version is available and the model declares its input): one body both kinds of client read."""
         name = params["model_name"]
         version = params.get("model_version")
         found = self._find(name, version)
         listed = [found] if version else self.registry.versions(name)
         states = [{"version": each.spec.version, "state": "AVAILABLE" if each.ready else "LOADING"} for each in listed]
         body: dict[str, Any] = {"name": name, "ready": found.ready, "model_version_status": states}
-        if any(each.ready for each in listed):
+        if any(each.ready for each in listed) and "angel" in (found.spec.yaml_config or {}):
             info = self._input_info(found)
             body["typeMap"] = info.type_map()
             if info.dim >= 0:

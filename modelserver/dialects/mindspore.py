@@ -24,6 +24,7 @@ from typing import Any
 from workers.servable_methods import Method, MethodDeclarationError, parse_methods
 from workers.tensors import Tensor
 
+from ..api_docs import Body, Reply
 from ..config import Address, ConfigError, parse_address
 from ..errors import ModelNotFound, RequestTooLarge, ServeError
 from ..http_messages import Request, Response
@@ -56,10 +57,19 @@ class MindSpore:
         self._methods: weakref.WeakKeyDictionary[ModelVersion, dict[str, Method]] = weakref.WeakKeyDictionary()
 
     def routes(self) -> Iterable[Route]:
+        replies: dict[int, Any] = {200: Reply("Outputs per instance, or MindSpore's error", "MindSporeReply")}
+        if self.real_status:
+            replies.update({400: "Bad URL or body", 404: "Unknown model, version or method", 405: "Not POST"})
+            replies.update({413: "Body too large", 500: "Every instance failed", 503: "No worker"})
         meta: dict[str, Any] = {
             "tags": _TAGS,
-            "request_body": "application/json",
-            "responses": {200: '{"instances": [...]} or {"error_msg": ...} (MindSpore answers errors with 200)'},
+            "request_body": Body("MindSporeRequest"),
+            "responses": replies,
+            "error_schema": "MindSporeError",
+            "doc_methods": ("POST",),
+            "param_docs": {
+                "target": "{name}[/version/{n}]:{method}: the model, its version (0: the highest), the method."
+            },
         }
         yield Route(
             ANY,

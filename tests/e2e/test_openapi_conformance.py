@@ -2,8 +2,8 @@
 
 The document is taken from ``OPTIONS /`` of each port; path parameters are pinned to a real model, so generated
 requests reach the handlers and not only the 404s: ``mirror`` (a TorchServe handler that answers any input with
-well-formed bytes) and, for the inference port again, ``kmirror`` (a KServe model that answers any input), so the routes
-shared by both protocols are tried with each.
+well-formed bytes) and, for the inference port again, ``kmirror`` (a KServe model that answers any input) and
+``lr`` (the Angel example), so the routes shared by the protocols are tried with each.
 The checks: no 5xx, only documented status codes, the documented content types, and bodies that match the documented
 schemas. The scale operations are pinned to one worker so that generated numbers start no swarm of processes (and
 never scale the model to zero, which would turn later inferences into 503s).
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.server import TEST_MODELS, RunningServer, start_server
+from tests.server import EXAMPLE_MODELS, TEST_MODELS, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ CONFIG = """\
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
-    models = {"mirror": TEST_MODELS / "mirror", "kmirror": TEST_MODELS / "kmirror"}
+    models = {"mirror": TEST_MODELS / "mirror", "kmirror": TEST_MODELS / "kmirror", "lr": EXAMPLE_MODELS / "lr"}
     running = start_server(tmp_path_factory.mktemp("conformance"), models)
     yield running
     assert running.stop() == 0
@@ -46,7 +46,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
 
 @pytest.mark.parametrize(
     ("port", "model"),
-    [("inference", "mirror"), ("inference", "kmirror"), ("management", "mirror"), ("metrics", "mirror")],
+    [
+        ("inference", "mirror"),
+        ("inference", "kmirror"),
+        ("inference", "lr"),
+        ("management", "mirror"),
+        ("metrics", "mirror"),
+    ],
 )
 def test_the_server_conforms_to_its_own_openapi_document(
     server: RunningServer, port: str, model: str, tmp_path: Path
