@@ -66,6 +66,11 @@ def test_status_lists_versions_as_strings_with_type_map_and_dim(server: RunningS
     assert one.status_code == 200 and one.json()["model_version_status"] == [{"version": "1", "state": "AVAILABLE"}]
 
 
+def test_status_of_a_model_that_declares_no_angel_input_has_no_type_map(server: RunningServer) -> None:
+    body = requests.get(server.inference + "/v1/models/echo/versions/1.0", timeout=10).json()
+    assert body == {"name": "echo", "ready": True, "model_version_status": [{"version": "1.0", "state": "AVAILABLE"}]}
+
+
 def test_status_of_an_unknown_version_or_model_is_a_json_404(server: RunningServer) -> None:
     response = requests.get(server.inference + "/v1/models/lr/versions/7", timeout=10)
     assert (response.status_code, response.json()) == (404, {"error": "Model lr has no version 7."})
