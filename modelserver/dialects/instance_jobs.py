@@ -16,7 +16,7 @@ from typing import Any
 
 from workers.tensors import Tensor
 
-from ..errors import ServeError
+from ..errors import NoWorker, ServeError
 from ..http_messages import Request
 from ..model_version import ModelVersion
 from ..types import InferenceResult, Job, ResultStream
@@ -33,6 +33,8 @@ class Outputs:
     error: str | None = None
     status: int = 200
     raw: bytes | None = None
+    refused: bool = False
+    """The core refused the job before any work: no worker, or the model's queue was full (``NoWorker``)."""
 
 
 async def run_instances(
@@ -70,6 +72,8 @@ async def run_instances(
 async def _one(model: ModelVersion, job: Job, explicit_version: bool) -> Outputs:
     try:
         outcome = await model.infer(job, explicit_version)
+    except NoWorker as err:
+        return Outputs(error=err.message, status=err.status, refused=True)
     except ServeError as err:
         return Outputs(error=err.message, status=err.status)
     if type(outcome) is ResultStream:

@@ -118,6 +118,11 @@ class MindSpore:
         except MindSporeError as err:
             raise self._fail(err) from None
         answers = await run_instances(model, request, instances, method.name, bool(target.version), "mindspore")
+        if model.workers:  # refused with workers there: the queue was full; say it as MindSpore does
+            limit = model.spec.job_queue_size
+            for answer in answers:
+                if answer.refused:
+                    answer.error = f"Serving Error: enqueued requests count exceeds the limit {limit}"
         return self._reply(answers)
 
     def _find(self, name: str, version: int, method: str) -> ModelVersion:

@@ -24,7 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     tmp = tmp_path_factory.mktemp("mindspore")
     port = free_port()
     properties = {"max_request_size": str(LIMIT), "mindspore_address": f"http://127.0.0.1:{port}"}
-    models = {"add": EXAMPLE_MODELS / "add", "mshandler": TEST_MODELS / "mshandler"}
+    models = {"add": EXAMPLE_MODELS / "add", "mshandler": TEST_MODELS / "mshandler", "msslow": TEST_MODELS / "msslow"}
     running = start_server(tmp, models, properties, wait_models=list(models))
     running.extra["mindspore"] = f"http://127.0.0.1:{port}"
     yield running
@@ -331,6 +331,22 @@ def test_a_failed_instance_answers_alone(server: RunningServer) -> None:
     body = call(server, "negative_fails", [{"x": [1]}, {"x": [-1]}, {"x": [2]}], model="mshandler")
     assert body["instances"][0]["y"] == [2] and body["instances"][2]["y"] == [4]
     assert set(body["instances"][1]) == {"error_msg"} and body["instances"][1]["error_msg"]
+
+
+def test_a_servable_method_that_raises_fails_its_instance_alone(server: RunningServer) -> None:
+    body = call(server, "fail", [{"x": 1}, {"x": -1}], model="msslow")
+    assert body["instances"][0] == {"y": 2}
+    assert body["instances"][1] == {"error_msg": "fail failed: ValueError: x must not be negative"}
+
+
+def test_a_full_queue_answers_mindspore_s_message_for_the_instances_it_refused(server: RunningServer) -> None:
+    body = call(server, "slow", [{"x": i} for i in range(5)], model="msslow")
+    answers = body["instances"]
+    assert {"y": 0} in answers
+    refused = [each for each in answers if "error_msg" in each]
+    assert refused and all(
+        each == {"error_msg": "Serving Error: enqueued requests count exceeds the limit 1"} for each in refused
+    )
 
 
 def test_predict_is_a_method_like_any_other_and_add_does_not_declare_it(server: RunningServer) -> None:
