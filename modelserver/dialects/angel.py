@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Callable, Iterable
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map, sid_of
@@ -197,7 +198,7 @@ def _prediction(instance: Instance, position: int, answer: Outputs) -> bytes:
     here from output tensors or a handler's JSON, or ``{"error": ...}`` in the failed instance's place."""
     if answer.error is not None:
         return _dumps({"error": answer.error})
-    sid = _dumps(sid_of(instance.name, position))
+    sid = encode_basestring_ascii(sid_of(instance.name, position)).encode("ascii")
     raw = answer.raw
     if raw is not None and raw.startswith(b"{"):
         return b'{"sid":' + sid + (b"}" if raw.strip() == b"{}" else b"," + raw[1:])

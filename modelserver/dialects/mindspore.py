@@ -118,11 +118,10 @@ class MindSpore:
         except MindSporeError as err:
             raise self._fail(err) from None
         answers = await run_instances(model, request, instances, method.name, bool(target.version), "mindspore")
-        if model.workers:  # refused with workers there: the queue was full; say it as MindSpore does
-            limit = model.spec.job_queue_size
-            for answer in answers:
-                if answer.refused:
-                    answer.error = f"Serving Error: enqueued requests count exceeds the limit {limit}"
+        refused = [answer for answer in answers if answer.refused]
+        if refused and model.workers:  # refused with workers there: the queue was full; say it as MindSpore does
+            for answer in refused:
+                answer.error = f"Serving Error: enqueued requests count exceeds the limit {model.spec.job_queue_size}"
         return self._reply(answers)
 
     def _find(self, name: str, version: int, method: str) -> ModelVersion:
