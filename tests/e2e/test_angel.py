@@ -190,3 +190,8 @@ def test_status_bodies_by_protocol(server: RunningServer) -> None:
     assert kserve.status_code == 200 and kserve.json()["ready"] is True
     angel = requests.get(server.inference + "/v1/models/lr", timeout=10).json()
     assert angel["ready"] is True and angel["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_a_name_with_quotes_and_non_ascii_stays_valid_json(server: RunningServer) -> None:
+    body = {"instances": [{"values": [1.0], "key": 'q"\u00e9\\'}]}
+    assert predictions(post(server, "/v1/models/lr:predict", body)) == [expected({0: 1.0}, 'q"\u00e9\\')]
