@@ -162,6 +162,22 @@ class ModelRegistry:
         """``/ping``: every model's default version has at least ``minWorkers`` healthy workers."""
         return all(version.healthy() for version in self.defaults())
 
+    def ready(self) -> bool:
+        """``/v2/health/ready`` (a Kubernetes readiness probe): every model can answer on every route now.
+
+        Each model's latest version (what KServe's routes mean) needs a worker that loaded it, as the Open Inference
+        Protocol says; so do its default version (what TorchServe's routes mean) and every version loaded at startup,
+        unless scaled to no workers on purpose (``minWorkers`` 0).
+        """
+        for name, versions in self._models.items():
+            if not self.latest(name).ready:
+                return False
+            default = self._defaults[name]
+            needed = (v for v in versions.values() if v.spec.loaded_at_startup or v.spec.version == default)
+            if any(v.spec.min_workers > 0 and not v.ready for v in needed):
+                return False
+        return True
+
     async def stop(self) -> None:
         await asyncio.gather(*(version.stop() for version in self))
 

@@ -75,7 +75,7 @@ class KServeV2(http.KServeDialect):
             GET,
             "/v2/health/ready",
             self.server_ready,
-            summary="Ready when every model is.",
+            summary="Ready when every model can answer (latest, default and startup versions).",
             operation_id="oipReady",
             tags=_TAGS,
             error_schema=http.ERROR_SCHEMA,
@@ -184,9 +184,8 @@ class KServeV2(http.KServeDialect):
         return http.json_response({"live": True})
 
     async def server_ready(self, request: Request, params: dict[str, str]) -> Response:
-        """Ready when every model's latest version has a worker that loaded it (the OIP's rule)."""
-        names = self.registry.registration_order()
-        if all(self.registry.latest(name).ready for name in names):
+        """Ready when every model can answer: :meth:`ModelRegistry.ready` (the OIP's rule, and the startup models')."""
+        if self.registry.ready():
             return http.json_response({"ready": True})
         return http.json_response({"error": "Server is not ready."}, 503)
 
