@@ -23,6 +23,7 @@ from .config import CliOptions, ConfigError, ServerConfig, load_config
 ALREADY_RUNNING = "TorchServe is already running, please use torchserve --stop to stop TorchServe."
 NOT_RUNNING = "TorchServe is not currently running."
 STOPPED = "TorchServe has stopped."
+ADDRESS_KEYS = ("inference_address", "management_address", "metrics_address")
 
 
 def pid_file() -> Path:
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow registering and unregistering models through the management API",
     )
+    for key in ADDRESS_KEYS:
+        parser.add_argument(
+            f"--{key.replace('_', '-')}",
+            dest=key,
+            metavar="ADDRESS",
+            help=f"our addition: {key} (http://host:port, https://... or unix:/path) over the config file's",
+        )
     parser.add_argument(
         "--log-config", dest="log_config", help="accepted for compatibility; logging is configured here"
     )
@@ -108,6 +116,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         ncs=args.ncs,
         disable_token_auth=args.disable_token_auth,
         enable_model_api=args.enable_model_api,
+        addresses=tuple((key, getattr(args, key)) for key in ADDRESS_KEYS if getattr(args, key) is not None),
     )
     config = load_config(options, os.environ)
     if not config.model_store and config.load_models and any("=" not in m or m == "all" for m in config.load_models):

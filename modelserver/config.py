@@ -245,6 +245,8 @@ class CliOptions:
     disable_token_auth: bool = False
     enable_model_api: bool = False
     workflow_store: str | None = None
+    addresses: tuple[tuple[str, str], ...] = ()
+    """Our ``--inference-address`` and friends: ``(key, value)`` pairs that override the file's addresses."""
 
 
 def _default_address(key: str) -> Address:
@@ -421,6 +423,7 @@ def _cli_properties(cli: CliOptions) -> dict[str, str]:
         properties["disable_token_authorization"] = "true"
     if cli.enable_model_api:
         properties["enable_model_api"] = "true"
+    properties.update(cli.addresses)
     return properties
 
 
