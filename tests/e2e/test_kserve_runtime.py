@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,10 @@ pytestmark = pytest.mark.e2e
 
 KSERVE = ROOT / "deploy" / "kserve"
 MOUNT = "/mnt/models"
+ARCHIVE_COMMAND = (
+    "model-archiver --model-name linear --version 1.0 --handler linear_handler.py --extra-files weights.json "
+    "--config-file model-config.yaml --export-path <dir>/model-store"
+)
 
 
 def runtime_container() -> dict:
@@ -38,10 +41,9 @@ def storage(tmp: Path) -> Path:
     (root / "model-store").mkdir()
     config = (KSERVE / "config.properties").read_text().replace(MOUNT, str(root))
     (root / "config" / "config.properties").write_text(config)
-    with zipfile.ZipFile(root / "model-store" / "linear.mar", "w") as archive:
-        for path in sorted((EXAMPLE_MODELS / "linear").rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                archive.write(path, path.relative_to(EXAMPLE_MODELS / "linear").as_posix())
+    archive = ARCHIVE_COMMAND.replace("<dir>", str(root)).split()  # docs/deployment.md's command
+    subprocess.run([sys.executable, "-m", "modelserver.model_archiver", *archive[1:]], cwd=EXAMPLE_MODELS / "linear",
+                   check=True)  # fmt: skip
     return root
 
 
@@ -97,6 +99,11 @@ def pod(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, P
         yield request.param, running
     finally:
         assert running.stop() == 0
+
+
+def test_the_archive_command_is_the_documented_one() -> None:
+    documented = " ".join((ROOT / "docs" / "deployment.md").read_text().split())
+    assert f"`{ARCHIVE_COMMAND}`" in documented
 
 
 def test_every_arg_of_the_runtime_reaches_the_cli() -> None:
