@@ -18,11 +18,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from workers.protocol import MAX_FRAME_SIZE_LIMIT
 
-from . import __version__, aiohttp_adapter, auth, snapshot, tls
+from . import __version__, auth, http_limits, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects import torchserve_http
@@ -36,28 +34,19 @@ from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
 from .errors import InvalidSnapshot, ServeError
+from .http_server import ConnectionBudget, HttpServer, listening_sockets, unix_socket
 from .listener import Listener
 from .metrics import ServerMetrics
 from .model_spec import Defaults, build_spec
 from .model_version import ModelVersion
 from .openapi import build_openapi
 from .registry import ModelRegistry
+from .types import ResultStream
 
 logger = logging.getLogger("modelserver")
 
 DRAIN_SECONDS = 30.0
 STARTED_LINE = "Model server started."
-
-
-def require_c_parser() -> None:
-    """aiohttp's pure-Python HTTP parser is several times slower; refuse to run on it."""
-    from aiohttp import http_parser
-
-    if http_parser.HttpRequestParser is http_parser.HttpRequestParserPy:
-        raise SystemExit(
-            "aiohttp's C HTTP parser is not available (AIOHTTP_NO_EXTENSIONS set, or a build without extensions); "
-            "refusing to run on the pure-Python parser."
-        )
 
 
 def max_frame_size(config: ServerConfig, batch_size: int = 1) -> int:
@@ -112,8 +101,10 @@ class ModelServer:
             envelope=config.service_envelope,
         )
         self._frame_size = max_frame_size(config)
-        self._servers: list[asyncio.AbstractServer] = []
-        self._http: list[web.Server] = []
+        self.limits = http_limits.from_properties(config.properties)
+        ResultStream.buffer_limit = self.limits.stream_buffer_size
+        self._budget = ConnectionBudget(http_limits.connection_cap(self.limits))
+        self._http: list[HttpServer] = []
         self._stopped = asyncio.Event()
         self._descriptions: dict[int, dict[str, Any]] = {}
         self.auth = auth.from_config(config)
@@ -187,6 +178,8 @@ class ModelServer:
                 max_frame_size=max(self._frame_size, max_frame_size(self.config, spec.batch_size)),
                 worker_environment=self.config.worker_environment(),
             )
+            version.worker_cap = self.limits.max_workers_per_model
+            version.check_workers(spec.min_workers)
             self.registry.add(version)
         except BaseException:
             release(artifact)
@@ -264,15 +257,14 @@ class ModelServer:
         return self._descriptions[key]
 
     async def _bind(self, address: Address, listener: Listener) -> None:
-        http_server = aiohttp_adapter.make_server(listener, handler_cancellation=True)
-        loop = asyncio.get_running_loop()
+        backlog = self.limits.listen_backlog
         if address.scheme == "unix":
             Path(address.path).unlink(missing_ok=True)
-            server = await loop.create_unix_server(http_server, address.path)
+            socks = [unix_socket(address.path, backlog)]
         else:
-            context = self._ssl if address.is_tls else None
-            server = await loop.create_server(http_server, address.host, address.port, reuse_address=True, ssl=context)
-        self._servers.append(server)
+            socks = listening_sockets(address.host, address.port, backlog)
+        http_server = HttpServer(listener, self.limits, self._budget, self._ssl if address.is_tls else None)
+        http_server.serve(socks)
         self._http.append(http_server)
         logger.info("%s API bound to: %s", listener.name.title(), address)
 
@@ -311,12 +303,10 @@ class ModelServer:
     async def shutdown(self, drain: float = DRAIN_SECONDS) -> None:
         logger.info("Stopping: no new connections, draining in-flight requests")
         self.save_snapshot("shutdown")
-        for server in self._servers:
-            server.close()
         for http_server in self._http:
-            http_server.pre_shutdown()  # idle keep-alive connections close now; busy ones after their response
-        for http_server in self._http:
-            await http_server.shutdown(drain)
+            http_server.stop_accepting()
+        # Every connection answers what it received (the last answer says Connection: close); idle ones close now.
+        await asyncio.gather(*(http_server.drain(drain) for http_server in self._http))
         logger.info("Listeners closed; stopping workers")
         await self.registry.stop()
         self.metrics.close()

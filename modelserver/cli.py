@@ -129,10 +129,10 @@ def run_foreground(config: ServerConfig) -> int:
     import uvloop
 
     from .allocator import keep_freed_memory
-    from .app import require_c_parser
+    from .http_limits import raise_fd_limit
 
-    require_c_parser()
     keep_freed_memory()
+    raise_fd_limit()
     logs.setup_files(config.log_location)
     path = pid_file()
     path.write_text(str(os.getpid()))

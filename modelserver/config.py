@@ -117,6 +117,15 @@ _ENV_CONFIGURABLE_KEYS = (
     "count_distribution_bucket",
     "mindspore_http_status",
     "mindspore_address",
+    # The HTTP layer's timeouts and caps (modelserver.http_limits).
+    "header_read_timeout",
+    "body_read_timeout",
+    "keep_alive_timeout",
+    "write_timeout",
+    "max_connections",
+    "listen_backlog",
+    "stream_buffer_size",
+    "max_workers_per_model",
 )
 
 # Keys read only from the file or CLI. ``ts_open_inference_protocol`` is here on purpose: the environment variable

@@ -2,8 +2,8 @@
 
 A dialect reads a :class:`Request` (method, path, query, headers, a bounded body) and returns a
 :class:`Response` (a whole body) or a :class:`StreamingResponse` (an async iterator of chunks, one
-HTTP chunk each). The HTTP layer below (today aiohttp's low-level server,
-:mod:`modelserver.aiohttp_adapter`) builds the request and writes the response, so it can change
+HTTP chunk each). The HTTP layer below (our own, on httptools:
+:mod:`modelserver.http_connection`) builds the request and writes the response, so it can change
 without touching any dialect. Both response classes are plain slotted objects: one is made per
 request on the hot path.
 """

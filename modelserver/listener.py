@@ -5,7 +5,7 @@ the protocol of the model the path names (the server's default protocol for an u
 the guards (token authorization, :mod:`modelserver.auth`; they see unmatched requests too) -> the
 route's handler (404 / 405 + ``Allow`` when nothing matched). A
 :class:`~modelserver.errors.ServeError` raised anywhere below is rendered by the dialect that owns
-the chosen route, in that dialect's error shape. The HTTP server below (:mod:`modelserver.aiohttp_adapter`)
+the chosen route, in that dialect's error shape. The HTTP server below (:mod:`modelserver.http_connection`)
 builds the request, calls :meth:`Listener.dispatch` and the observers, and writes the response.
 """
 

@@ -5,9 +5,10 @@
   ``ts_log.log``, as log4j's additivity sends them there in TorchServe.
 * ``access_log.log``: one line per request, TorchServe's format
   ``2024-02-16T21:12:24,801 - /127.0.0.1:53450 "GET /ping HTTP/1.1" 200 3`` (client, request line, status, duration
-  in ms). It is written by aiohttp's access-log hook, after the response is sent, into a 64 KiB buffer that is
-  flushed at most a second later; the logging module is not involved, so a request costs about a microsecond. Unlike
-  TorchServe, access lines are not copied to stdout.
+  in ms). It is written by the HTTP layer (:mod:`modelserver.http_server`) after the response is sent (status 499,
+  as nginx logs it, when the client went away first), into a 64 KiB buffer that is flushed at most a second later;
+  the logging module is not involved, so a request costs about a microsecond. Unlike TorchServe, access lines are
+  not copied to stdout.
 
 Each file rolls over at 100 MB, keeping 5 old files (``.1`` ... ``.5``).
 """
@@ -23,17 +24,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
-
-from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 __all__ = [
     "ACCESS_LOG",
     "LOG_FORMAT",
     "MODEL_LOG",
     "AccessLogFile",
-    "access_log_arguments",
+    "access_log",
     "close",
     "setup_console",
     "setup_files",
@@ -84,11 +81,9 @@ def _rolling(path: Path) -> logging.Handler:
     return handler
 
 
-def access_log_arguments() -> dict[str, Any]:
-    """The ``web.Server`` keyword arguments that turn the access log on, or none when it is not configured."""
-    if _access is None:
-        return {"access_log": None}
-    return {"access_log_class": _AccessLogger, "access_log": logging.getLogger(ACCESS_LOG)}
+def access_log() -> AccessLogFile | None:
+    """``access_log.log``, when the log files are set up."""
+    return _access
 
 
 def close() -> None:
@@ -100,7 +95,6 @@ def close() -> None:
 
 
 _MILLIS = tuple(f",{ms:03d}" for ms in range(1000))
-_VERSIONS = {(1, 1): "HTTP/1.1", (1, 0): "HTTP/1.0"}
 
 
 class AccessLogFile:
@@ -164,39 +158,3 @@ class AccessLogFile:
             self._timer = None
         if not self._file.closed:
             self._file.close()
-
-
-class _AccessLogger(AbstractAccessLogger):
-    """aiohttp makes one per connection and calls :meth:`log` after each response is sent."""
-
-    __slots__ = ("_peer",)
-
-    def __init__(self, logger: logging.Logger, log_format: str) -> None:
-        super().__init__(logger, log_format)
-        self._peer: str | None = None
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        sink = _access
-        if sink is None:
-            return
-        peer = self._peer
-        if peer is None:
-            peer = _peer(request)
-            if peer is None:
-                peer = "0.0.0.0"  # as TorchServe shows a connection without an address (a unix socket)
-            else:
-                self._peer = peer
-        version = _VERSIONS.get(request.version) or "HTTP/{}.{}".format(*request.version)
-        sink.write(
-            f'{sink.stamp()} - {peer} "{request.method} {request.raw_path} {version}" {response.status} '
-            f"{int(time * 1000)}\n"
-        )
-
-
-def _peer(request: web.BaseRequest) -> str | None:
-    """TorchServe prints the remote address as Java's InetSocketAddress does: ``/127.0.0.1:53450``."""
-    transport = request.transport
-    peername = transport.get_extra_info("peername") if transport is not None else None
-    if isinstance(peername, (tuple, list)) and len(peername) >= 2:
-        return f"/{peername[0]}:{peername[1]}"
-    return None

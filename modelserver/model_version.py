@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -26,8 +27,13 @@ from .model_spec import ModelSpec
 from .types import InferenceResult, Job, ResultStream
 from .worker_connection import WorkerConnection
 from .worker_group import WorkerGroup
+from .worker_limits import check_worker_count
 from .worker_plan import WorkerPlan
 from .worker_pool import WorkerFactory, WorkerPool
+
+logger = logging.getLogger("modelserver")
+
+DEFAULT_WORKER_CAP = 128
 
 
 class ModelVersion:
@@ -77,6 +83,8 @@ class ModelVersion:
         self._direct = spec.batch_size == 1
         """With batch size 1 and an empty queue, a job goes straight to a worker with room: the queue, its collector
         and the worker's feeding task are for waiting work, and the batch-forming delay never applies to one job."""
+        self.worker_cap = DEFAULT_WORKER_CAP
+        """``max_workers_per_model``: :meth:`set_workers` refuses more (400)."""
 
     @property
     def workers(self) -> list[WorkerConnection]:
@@ -103,6 +111,7 @@ class ModelVersion:
         except asyncio.CancelledError:
             self.cancel(job)
             metrics.failed(job)
+            logger.info("Request %s to model %s cancelled: the client went away", job.request_id, self.spec.name)
             raise
         except ServeError:
             metrics.failed(job)
@@ -121,6 +130,7 @@ class ModelVersion:
         if not stream.ended:
             self.cancel(job)
             metrics.failed(job)
+            logger.info("Stream %s of model %s cancelled: the client went away", job.request_id, self.spec.name)
         elif stream.error is not None:
             metrics.failed(job)
         else:
@@ -175,8 +185,17 @@ class ModelVersion:
         """Start workers up to ``count``; stop the newest ones above ``maximum`` (default ``count``)."""
         return self.pool.scale(count, maximum)
 
+    def check_workers(self, count: int, maximum: int = 0) -> None:
+        """400 (:class:`~modelserver.worker_limits.TooManyWorkers`) unless ``count`` workers fit the cap and memory,
+        and ``maximum`` the cap."""
+        live = [worker.pid for worker in self.pool.workers]
+        check_worker_count(self.spec.name, max(count, maximum), len(live), self.worker_cap)
+        check_worker_count(self.spec.name, count, len(live), self.worker_cap, live)
+
     def set_workers(self, minimum: int, maximum: int) -> list[WorkerConnection]:
-        """The scale-workers call: record ``minWorkers``/``maxWorkers`` and add or remove workers to fit them."""
+        """The scale-workers call: record ``minWorkers``/``maxWorkers`` and add or remove workers to fit them; refused
+        (400) above ``max_workers_per_model`` or the machine's memory."""
+        self.check_workers(minimum, maximum)
         self.spec = dataclasses.replace(self.spec, min_workers=minimum, max_workers=maximum)
         return self.pool.scale(minimum, maximum)
 

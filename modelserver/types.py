@@ -68,7 +68,21 @@ class ResultStream:
     and, if the stream did not end, cancels the job (its client went away).
     """
 
-    __slots__ = ("_closer", "_done", "_error", "_pieces", "_sent_first", "_waiter", "first")
+    __slots__ = (
+        "_buffered",
+        "_closer",
+        "_done",
+        "_error",
+        "_flow",
+        "_paused",
+        "_pieces",
+        "_sent_first",
+        "_waiter",
+        "first",
+    )
+
+    buffer_limit = 2 * 1024 * 1024
+    """``stream_buffer_size``: bytes of pieces held for a slow consumer before the producer is asked to wait."""
 
     def __init__(self, first: InferenceResult) -> None:
         self.first = first
@@ -78,6 +92,14 @@ class ResultStream:
         self._waiter: asyncio.Future[None] | None = None
         self._sent_first = False
         self._closer: Callable[[ResultStream], None] | None = None
+        self._buffered = 0
+        self._paused = False
+        self._flow: Callable[[bool], None] | None = None
+
+    def on_flow(self, flow: Callable[[bool], None]) -> None:
+        """Backpressure: ``flow(True)`` once more than :attr:`buffer_limit` bytes wait for the consumer (the worker
+        should wait), ``flow(False)`` when they are down to half of it again."""
+        self._flow = flow
 
     @property
     def ended(self) -> bool:
@@ -91,6 +113,10 @@ class ResultStream:
     def push(self, piece: InferenceResult, last: bool = False) -> None:
         self._pieces.append(piece)
         self._done = self._done or last
+        self._buffered += len(piece.body)
+        if not self._paused and self._buffered > self.buffer_limit and not self._done and self._flow is not None:
+            self._paused = True
+            self._flow(True)
         self._wake()
 
     def fail(self, error: BaseException) -> None:
@@ -123,12 +149,20 @@ class ResultStream:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._pieces.popleft()
+        piece = self._pieces.popleft()
+        self._buffered -= len(piece.body)
+        if self._paused and self._buffered <= self.buffer_limit // 2:
+            self._paused = False
+            if not self._done and self._flow is not None:
+                self._flow(False)
+        return piece
 
     async def aclose(self) -> None:
         self.close()
 
     def close(self) -> None:
+        self._pieces.clear()  # a consumer that left frees what it had not taken
+        self._buffered = 0
         closer, self._closer = self._closer, None
         if closer is not None:
             closer(self)

@@ -19,6 +19,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from workers.tensors import Tensor, TensorError
@@ -248,6 +249,18 @@ class BatchFeed:
                 return
             result.parameters = item.get("parameters")
         job.succeed(result, last)
+        stream = job.stream
+        if not last and stream is not None and stream.first is result:
+            stream.on_flow(partial(self._flow, job))
+
+    def _flow(self, job: Job, pause: bool) -> None:
+        """A stream's consumer is behind (``pause``) or caught up: the worker holds or resumes the handler's
+        ``send_intermediate_predict_response`` for that job. A waiting handler is not a stuck one: its
+        ``responseTimeout`` starts again."""
+        if job.id in self._inflight and self._channel is not None:
+            self._channel.send({"kind": "pause" if pause else "resume", "ids": [job.id]})
+            if self._batches and job in self._batches[0]:
+                self._arm_timer()
 
     def release(self) -> None:
         """The running batch gets "Worker died."; batches the worker never started go back to the queue."""

@@ -161,6 +161,8 @@ REQUIRED_FIELDS: dict[str, frozenset[str]] = {
     "result": frozenset({"items"}),
     "chunk": ITEM_FIELDS,
     "cancel": frozenset({"ids"}),
+    "pause": frozenset({"ids"}),
+    "resume": frozenset({"ids"}),
     "shutdown": frozenset(),
 }
 """Top-level fields every message of a kind must carry, besides ``kind`` itself.

@@ -4,8 +4,9 @@ What runs the model is a :class:`~workers.runtimes.Runtime` chosen by the ``load
 knows no runtime in particular.
 
 One thread reads and writes the socket; a ``cancel`` reaches a running handler when it asks
-(``context.is_cancelled``, ``send_intermediate_predict_response``). Handlers that start threads of
-their own may still send: :class:`~workers.socket_channel.SocketChannel`'s ``send`` is thread-safe.
+(``context.is_cancelled``, ``send_intermediate_predict_response``), and so do ``pause``/``resume``, the frontend's
+backpressure on a stream whose client reads slowly: ``send_intermediate_predict_response`` then waits. Handlers that
+start threads of their own may still send: :class:`~workers.socket_channel.SocketChannel`'s ``send`` is thread-safe.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class _Inbox:
         self.channel = channel
         self.pending: deque[dict[str, Any]] = deque()
         self.cancelled: set[int] = set()
+        self.paused: set[int] = set()
 
     def next(self) -> dict[str, Any]:
         while not self.pending:
@@ -65,12 +67,26 @@ class _Inbox:
             self._take(self._recv())
         return job_id in self.cancelled
 
+    def wait_writable(self, job_id: int) -> None:
+        """Backpressure: while the frontend holds more of this job's stream than it buffers for a slow client, it
+        has sent ``pause``; block (reading frames, so a ``resume`` or ``cancel`` gets through) until it may go on."""
+        while self.channel.readable():
+            self._take(self._recv())
+        while job_id in self.paused and job_id not in self.cancelled:
+            self._take(self._recv())
+
     def forget(self, job_ids: list[int]) -> None:
         self.cancelled.difference_update(job_ids)
+        self.paused.difference_update(job_ids)
 
     def _take(self, message: dict[str, Any]) -> None:
-        if message["kind"] == "cancel":
+        kind = message["kind"]
+        if kind == "cancel":
             self.cancelled.update(message["ids"])
+        elif kind == "pause":
+            self.paused.update(message["ids"])
+        elif kind == "resume":
+            self.paused.difference_update(message["ids"])
         else:
             self.pending.append(message)
 
@@ -131,9 +147,12 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
                 inbox.forget([job["id"] for job in jobs])
                 continue
             started = time.monotonic()
-            items = runtime.run_batch(
-                jobs, lambda item: channel.send({"kind": "chunk", **_attached(item)}), inbox.is_cancelled
-            )
+
+            def emit(item: dict[str, Any]) -> None:
+                inbox.wait_writable(item["id"])
+                channel.send({"kind": "chunk", **_attached(item)})
+
+            items = runtime.run_batch(jobs, emit, inbox.is_cancelled)
             hold = _may_hold(channel, time.monotonic() - started)
             channel.send({"kind": "result", "items": [_attached(item) for item in items]}, hold=hold)
             inbox.forget([job["id"] for job in jobs])

@@ -135,9 +135,6 @@ class ModelServer:
             logger.info("gRPC (grpc_port %s) is not served by this server yet; serving REST only", self.grpc_port)
         import uvloop
 
-        from ..app import require_c_parser
-
-        require_c_parser()
         uvloop.run(self._serve())
 
     def _forget(self, name: str, model: Any) -> None:

@@ -1,0 +1,61 @@
+"""How many workers a model version may ask for: at most ``max_workers_per_model``, and no more new ones than the
+machine's available memory holds.
+
+Without this bound ``PUT /models/m?min_worker=100000`` was accepted and the kernel's OOM killer then took the whole
+server. A new worker's size is guessed from the largest live worker of the same version (its resident memory), or
+``DEFAULT_WORKER_BYTES`` before any runs; the new ones must fit in ``MEMORY_SHARE`` of ``MemAvailable``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from .errors import BadRequest
+
+DEFAULT_WORKER_BYTES = 64 * 1024 * 1024
+MEMORY_SHARE = 0.9
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class TooManyWorkers(BadRequest):
+    """400 in the protocol's error shape: the request would exceed the worker cap or the machine's memory."""
+
+
+def available_memory() -> int | None:
+    """``MemAvailable`` from ``/proc/meminfo`` in bytes; None where there is none."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def resident_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def check_worker_count(model: str, wanted: int, current: int, cap: int, live_pids: Iterable[int | None] = ()) -> None:
+    """Raise :class:`TooManyWorkers` unless ``wanted`` workers fit ``cap`` and the new ones fit in memory."""
+    if wanted > cap:
+        raise TooManyWorkers(
+            f"Cannot run {wanted} workers for model {model}: at most {cap} are allowed (max_workers_per_model)."
+        )
+    new = wanted - current
+    if new <= 0:
+        return
+    sizes = [size for pid in live_pids if pid is not None and (size := resident_bytes(pid)) is not None]
+    each = max(sizes, default=DEFAULT_WORKER_BYTES)
+    available = available_memory()
+    if available is not None and new * each > available * MEMORY_SHARE:
+        raise TooManyWorkers(
+            f"Cannot start {new} more workers for model {model}: each needs about {each // (1024 * 1024)} MiB and "
+            f"the machine has {available // (1024 * 1024)} MiB available."
+        )
