@@ -51,16 +51,6 @@ def test_malformed_value_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert "lots" in result.stderr
 
 
-def test_refuses_the_pure_python_http_parser(tmp_path: Path) -> None:
-    config = tmp_path / "config.properties"
-    config.write_text(f"inference_address=http://127.0.0.1:{free_port()}\n")
-    result = cli(
-        "--start", "--foreground", "--ncs", "--ts-config", str(config), tmp=tmp_path, env={"AIOHTTP_NO_EXTENSIONS": "1"}
-    )
-    assert result.returncode != 0
-    assert "C HTTP parser is not available" in result.stderr
-
-
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     result = cli("--start", "--foreground", "--ncs", "--ts-config", str(tmp_path / "nope.properties"), tmp=tmp_path)
     assert result.returncode != 0
