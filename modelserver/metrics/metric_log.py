@@ -42,7 +42,7 @@ class MetricLog:
     ROLL_BYTES = 100 * 1024 * 1024
     KEEP = 5
 
-    def __init__(self, flush_seconds: float = 0.2, memory: list[str] | None = None) -> None:
+    def __init__(self, flush_seconds: float = 0.05, memory: list[str] | None = None) -> None:
         self.path: Path | None = None
         self.memory = memory
         self._times = array("d")
@@ -101,24 +101,30 @@ class MetricLog:
             self._roll(self.path)
 
     def _format(self) -> str:
-        lines = []
+        """Every recorded update as its line. One Python step per line gathers the line's five parts; the text is then
+        made by a single ``%`` over all of them, in C (about a fifth of formatting each line on its own)."""
+        times, values, sources = self._times, self._values, self._sources
+        count = len(sources)
+        if not count:
+            return ""
+        low, high = min(values), max(values)
+        # Java's Double.toString switches to d.dddE<n> outside [1e-3, 1e7): those few values are spelled here.
+        odd = {} if low >= 1e-3 and high < 1e7 else {v: java_double(v) for v in values if not 1e-3 <= v < 1e7}
+        parts: list[Any] = []
+        add = parts.extend
         millisecond, prefix, suffix = -1, "", ""
-        for now, value, source in zip(self._times, self._values, self._sources, strict=True):
+        for now, value, source in zip(times, values, sources, strict=True):
             if int(now * 1000) != millisecond:  # lines of the same millisecond share their timestamps
                 millisecond = int(now * 1000)
                 prefix, suffix = self._stamps(millisecond)
-            if isinstance(source, str):
-                lines.append(f"{prefix}{source}{suffix}")
-                continue
-            if value == 1.0:  # a count
-                number = "1.0"
-            elif 1e-3 <= value < 1e7:
-                number = repr(value)
+            if source.__class__ is str:
+                add((prefix, source, "", "", suffix))
+            elif odd:
+                add((prefix, source.head, odd.get(value, value), source.tail, suffix))
             else:
-                number = java_double(value)
-            lines.append(f"{prefix}{source.head}{number}{source.tail}{suffix}")
+                add((prefix, source.head, value, source.tail, suffix))
         del self._times[:], self._values[:], self._sources[:]
-        return "".join(lines)
+        return ("%s%s%s%s%s" * count) % tuple(parts)  # a float's %s is its repr: the shortest round-trip digits
 
     def _stamps(self, millisecond: int) -> tuple[str, str]:
         """log4j's ``%d{ISO8601} - `` in front of a line, and TorchServe's ``,timestamp:<s>`` after it."""
