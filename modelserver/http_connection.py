@@ -351,7 +351,7 @@ class HttpConnection(asyncio.Protocol):
         if status in _NO_BODY_STATUSES or status < 200:
             body = b""
         else:
-            if body and not has_type:
+            if not has_type:  # every answer says what it is, an empty one too (TorchServe's bare 413)
                 lines.append("Content-Type: application/octet-stream\r\n")
             lines.append(f"Content-Length: {len(body)}\r\n")
             if request.method == "HEAD":
