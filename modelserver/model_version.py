@@ -188,7 +188,7 @@ class ModelVersion:
     def check_workers(self, count: int, maximum: int = 0) -> None:
         """400 (:class:`~modelserver.worker_limits.TooManyWorkers`) unless ``count`` workers fit the cap and memory,
         and ``maximum`` the cap."""
-        live = [worker.pid for worker in self.pool.workers]
+        live = [getattr(worker, "pids", ()) for worker in self.pool.workers]  # in-process workers have none
         check_worker_count(self.spec.name, max(count, maximum), len(live), self.worker_cap)
         check_worker_count(self.spec.name, count, len(live), self.worker_cap, live)
 

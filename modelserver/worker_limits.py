@@ -2,20 +2,20 @@
 machine's available memory holds.
 
 Without this bound ``PUT /models/m?min_worker=100000`` was accepted and the kernel's OOM killer then took the whole
-server. A new worker's size is guessed from the largest live worker of the same version (its resident memory), or
-``DEFAULT_WORKER_BYTES`` before any runs; the new ones must fit in ``MEMORY_SHARE`` of ``MemAvailable``.
+server. A new worker's size is guessed from the largest live worker of the same version (the resident memory of its
+processes, every rank of a worker group), or ``DEFAULT_WORKER_BYTES`` before any runs; the new ones must fit in
+``MEMORY_SHARE`` of ``MemAvailable``.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .errors import BadRequest
+from .metrics.system import resident_bytes
 
 DEFAULT_WORKER_BYTES = 64 * 1024 * 1024
 MEMORY_SHARE = 0.9
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class TooManyWorkers(BadRequest):
@@ -34,15 +34,9 @@ def available_memory() -> int | None:
     return None
 
 
-def resident_bytes(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def check_worker_count(model: str, wanted: int, current: int, cap: int, live_pids: Iterable[int | None] = ()) -> None:
+def check_worker_count(
+    model: str, wanted: int, current: int, cap: int, live_workers: Iterable[Sequence[int]] = ()
+) -> None:
     """Raise :class:`TooManyWorkers` unless ``wanted`` workers fit ``cap`` and the new ones fit in memory."""
     if wanted > cap:
         raise TooManyWorkers(
@@ -51,8 +45,7 @@ def check_worker_count(model: str, wanted: int, current: int, cap: int, live_pid
     new = wanted - current
     if new <= 0:
         return
-    sizes = [size for pid in live_pids if pid is not None and (size := resident_bytes(pid)) is not None]
-    each = max(sizes, default=DEFAULT_WORKER_BYTES)
+    each = max((resident_bytes(pids) for pids in live_workers if pids), default=0) or DEFAULT_WORKER_BYTES
     available = available_memory()
     if available is not None and new * each > available * MEMORY_SHARE:
         raise TooManyWorkers(
