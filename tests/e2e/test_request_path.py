@@ -256,3 +256,35 @@ def test_sigterm_under_keep_alive_load_answers_everything_received_and_exits_at_
     assert running.process.wait(10) == 0
     exited = time.monotonic()
     assert exited - last[0] < 1.0, f"exited {exited - last[0]:.1f} s after the last answer"
+
+
+BURST = 1000
+
+
+def test_a_burst_of_simultaneous_connects_waits_for_no_tcp_retry(server: RunningServer) -> None:
+    """The listen queue holds a burst (listen_backlog): no connect waits for the kernel's 1 s SYN retry."""
+    host, port = server.inference.rsplit("/", 1)[1].split(":")
+    took: list[float] = []
+    socks: list[socket.socket] = []
+    lock = threading.Lock()
+    start = threading.Barrier(BURST)
+
+    def connect_one() -> None:
+        sock = socket.socket()
+        sock.settimeout(10)
+        start.wait()
+        begun = time.monotonic()
+        sock.connect((host, int(port)))
+        with lock:
+            took.append(time.monotonic() - begun)
+            socks.append(sock)
+
+    threads = [threading.Thread(target=connect_one) for _ in range(BURST)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    for sock in socks:
+        sock.close()
+    assert len(took) == BURST
+    assert max(took) < 0.9, f"{sum(t >= 0.9 for t in took)} connects waited for a SYN retry"
