@@ -1,5 +1,6 @@
 """One HTTP/1.1 connection: httptools (llhttp, the parser uvicorn uses) feeding :class:`~modelserver.http_request.
-HttpRequest` objects to the listener, and responses written straight to the transport.
+HttpRequest` objects to the listener, and answers written straight to the transport (:mod:`modelserver.
+http_responses`).
 
 Why not aiohttp's server: its request and response objects and their machinery cost more per request than the whole
 rest of the frontend's work. Here a request costs the parser's callbacks, one small object, one task and one write.
@@ -18,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import httptools
 
-from .errors import BadRequest, ServeError
-from .http_messages import Response, StreamingResponse
+from .errors import BadRequest
+from .http_messages import Response
 from .http_request import CONTINUE, BodyTimeout, HttpRequest
+from .http_responses import ClientGone, simple_response, write_stream, write_whole
 
 if TYPE_CHECKING:
     from .http_server import HttpServer
@@ -37,44 +37,7 @@ IDLE, HEADERS, BODY = 0, 1, 2
 """What the parser is in the middle of: nothing (between requests), a request's head, a request's body."""
 MAX_HEAD_BYTES = 64 * 1024
 """The request line and headers together; more is answered 431."""
-LARGE_BODY = 16 * 1024
-"""A response body at least this large is written on its own rather than copied behind the head."""
-
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
 _METHODS: dict[bytes, str] = {}
-_NO_BODY_STATUSES = frozenset({204, 304})
-_HEADER_KINDS: dict[str, int] = {}
-_PLAIN, _CONTENT_TYPE, _DROPPED = 0, 1, 2
-"""How a handler's header is written: as given, noted as the content type, or left out (we frame the body)."""
-_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date"})
-
-
-def _header_kind(name: str) -> int:
-    kind = _HEADER_KINDS.get(name)
-    if kind is None:
-        lower = name.lower()
-        kind = _CONTENT_TYPE if lower == "content-type" else _DROPPED if lower in _FRAMING else _PLAIN
-        if len(_HEADER_KINDS) < 4096:
-            _HEADER_KINDS[name] = kind
-    return kind
-
-
-def _clean(text: str) -> str:
-    return text.replace("\r", " ").replace("\n", " ")
-
-
-def simple_response(status: int, version: str = "1.1") -> bytes:
-    """A bare answer from the HTTP layer itself (400, 408, 431), closing the connection."""
-    reason = _REASONS.get(status, "")
-    body = reason.encode()
-    return (
-        f"HTTP/{version} {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    ).encode() + body
-
-
-class ClientGone(ConnectionError):
-    """The client closed the connection, or the server cut it (a write timeout)."""
 
 
 class HttpConnection(asyncio.Protocol):
@@ -284,13 +247,15 @@ class HttpConnection(asyncio.Protocol):
                 observer(status)
             if type(response) is Response:
                 closing = self._closing_after(request, response.close)
-                self._write_whole(request, response, closing)
+                if self.closed:
+                    raise ClientGone("the client went away")
+                write_whole(self.transport, request, response, closing, server.date_line)  # type: ignore[arg-type]
                 complete = True
             else:
                 closing = self._closing_after(request, False) or request.version != "1.1"
-                complete = await self._stream(request, response, closing)  # type: ignore[arg-type]
+                complete = await write_stream(self, request, response, closing)  # type: ignore[arg-type]
             if self.write_paused and not closing:  # the client reads slowly: finish this answer before the next
-                await self._drained()
+                await self.drained()
         except (asyncio.CancelledError, ClientGone):
             server.cancelled(self, request)
             return
@@ -310,109 +275,8 @@ class HttpConnection(asyncio.Protocol):
     def _closing_after(self, request: HttpRequest, response_close: bool) -> bool:
         return response_close or not request.keep_alive or (self.draining and len(self._pending) <= 1)
 
-    def _head(
-        self, request: HttpRequest, status: int, reason: str | None, headers: Mapping[str, str] | None, closing: bool
-    ) -> tuple[list[str], bool]:
-        """The status line and the handler's headers (framing headers are ours); whether a Content-Type was given."""
-        if reason is None:
-            reason = _REASONS.get(status, "Unknown")
-        elif "\r" in reason or "\n" in reason:
-            reason = _clean(reason)
-        lines = [f"HTTP/{request.version} {status} {reason}\r\n"]
-        has_type = False
-        if headers:
-            try:
-                names, values = "".join(headers), "".join(headers.values())
-            except TypeError:  # a value that is not a string
-                headers = {str(name): str(value) for name, value in headers.items()}
-                names, values = "".join(headers), "".join(headers.values())
-            unsafe = "\r" in names or "\n" in names or "\r" in values or "\n" in values
-            for name, value in headers.items():
-                kind = _header_kind(name)
-                if kind == _DROPPED:
-                    continue
-                if kind == _CONTENT_TYPE:
-                    has_type = True
-                if unsafe:
-                    name, value = _clean(name), _clean(value)
-                lines.append(f"{name}: {value}\r\n")
-        lines.append(self._server.date_line)
-        if closing:
-            if request.version == "1.1":
-                lines.append("Connection: close\r\n")
-        elif request.version == "1.0":
-            lines.append("Connection: keep-alive\r\n")
-        return lines, has_type
-
-    def _write_whole(self, request: HttpRequest, response: Response, closing: bool) -> None:
-        status = response.status
-        lines, has_type = self._head(request, status, response.reason, response.headers, closing)
-        body = response.body
-        if status in _NO_BODY_STATUSES or status < 200:
-            body = b""
-        else:
-            if not has_type:  # every answer says what it is, an empty one too (TorchServe's bare 413)
-                lines.append("Content-Type: application/octet-stream\r\n")
-            lines.append(f"Content-Length: {len(body)}\r\n")
-            if request.method == "HEAD":
-                body = b""
-        lines.append("\r\n")
-        head = "".join(lines).encode()
-        transport = self.transport
-        if transport is None or self.closed:
-            raise ClientGone("the client went away")
-        if len(body) < LARGE_BODY:
-            transport.write(head + body if body else head)
-        else:
-            transport.write(head)
-            transport.write(body)
-
-    async def _stream(self, request: HttpRequest, response: StreamingResponse, closing: bool) -> bool:
-        """Status and headers now, then one HTTP chunk per piece; waits while the client is not reading (the
-        server's write deadline cuts a client that stays stuck). False when the stream failed and the connection
-        was cut."""
-        chunked = request.version == "1.1"
-        lines, has_type = self._head(request, response.status, response.reason, response.headers, closing)
-        if not has_type:
-            lines.append("Content-Type: application/octet-stream\r\n")
-        if chunked:
-            lines.append("Transfer-Encoding: chunked\r\n")
-        lines.append("\r\n")
-        transport = self.transport
-        assert transport is not None
-        chunks = response.chunks
-        head_only = request.method == "HEAD"
-        try:
-            transport.write("".join(lines).encode())
-            async for chunk in chunks:
-                if not chunk or head_only:
-                    continue
-                if self.closed:
-                    raise ClientGone("the client went away")
-                if not chunked:
-                    transport.write(chunk)
-                elif len(chunk) < LARGE_BODY:
-                    transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-                else:
-                    transport.write(b"%x\r\n" % len(chunk))
-                    transport.write(chunk)
-                    transport.write(b"\r\n")
-                if self.write_paused:
-                    await self._drained()
-        except ServeError:
-            # The work behind the stream failed (a worker died): cut the connection so the client sees a truncated
-            # body, never a clean end.
-            self.abort()
-            return False
-        finally:
-            close = getattr(chunks, "aclose", None)
-            if close is not None:
-                await close()
-        if chunked and not head_only:
-            transport.write(b"0\r\n\r\n")
-        return True
-
-    async def _drained(self) -> None:
+    async def drained(self) -> None:
+        """Wait until the client has read enough of what was written (``ClientGone`` if it left)."""
         if self.closed:
             raise ClientGone("the client went away")
         waiter = self._drain_waiter = self._loop.create_future()
@@ -494,6 +358,10 @@ class HttpConnection(asyncio.Protocol):
             self.close()
         elif self.reading != BODY:
             self._stop_reading()
+
+    @property
+    def date_line(self) -> str:
+        return self._server.date_line
 
     @property
     def idle(self) -> bool:
