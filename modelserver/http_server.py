@@ -37,6 +37,7 @@ TICK = 0.25
 ACCEPT_BATCH = 64
 ACCEPT_RETRY_SECONDS = 0.1
 ACCEPT_LOG_SECONDS = 60.0
+NO_IDLE_SECONDS = 0.05
 IDLE_CLOSE_DELAY = 0.02
 """At drain, idle connections close after this pause: a request already in the socket's buffer is still answered."""
 _CLIENT_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
@@ -50,9 +51,11 @@ class ConnectionBudget:
         self.cap = cap
         self.open: dict[HttpConnection, None] = {}  # insertion-ordered: the oldest first
         self.warned = False
+        self._no_idle_until = 0.0
 
     def admit(self) -> bool:
-        """Room for one more connection, closing the oldest idle one if that is what it takes."""
+        """Room for one more connection, closing the oldest idle one if that is what it takes. A search that found
+        none is not repeated for ``NO_IDLE_SECONDS``: a flood of connects at the cap costs no scan each."""
         if len(self.open) < self.cap:
             return True
         if not self.warned:
@@ -62,11 +65,15 @@ class ConnectionBudget:
                 "room, new ones refused while none is idle",
                 self.cap,
             )
+        now = time.monotonic()
+        if now < self._no_idle_until:
+            return False
         for connection in self.open:
             if connection.idle and connection.reading != BODY and not connection.closed:
                 connection.abort()
                 self.open.pop(connection, None)
                 return True
+        self._no_idle_until = now + NO_IDLE_SECONDS
         return False
 
 
