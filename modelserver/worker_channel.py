@@ -72,9 +72,19 @@ class WorkerChannel(asyncio.BufferedProtocol):
             self._loop.call_soon(self._write_out)
         self._outgoing += encode_parts(message, self._max_frame_size, checked)
 
+    def send_now(self, message: dict[str, Any]) -> None:
+        """Write a frame at once, after the frames queued before it: backpressure (``pause``) must reach the worker
+        before the loop reads on. The loop can read many large frames from a fast worker in one pass, and a frame
+        left for the end of the pass let a streaming handler send some ten more pieces first."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        frames, self._outgoing = self._outgoing, []
+        frames += encode_parts(message, self._max_frame_size, True)
+        self.transport.writelines(frames)
+
     def _write_out(self) -> None:
         frames, self._outgoing = self._outgoing, []
-        if self.transport is not None and not self.transport.is_closing():
+        if frames and self.transport is not None and not self.transport.is_closing():
             self.transport.writelines(frames)
 
     def close(self) -> None:

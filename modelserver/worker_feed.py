@@ -257,8 +257,10 @@ class BatchFeed:
         """A stream's consumer is behind (``pause``) or caught up: the worker holds or resumes the handler's
         ``send_intermediate_predict_response`` for that job. A waiting handler is not a stuck one: its
         ``responseTimeout`` starts again."""
-        if job.id in self._inflight and self._channel is not None:
-            self._channel.send({"kind": "pause" if pause else "resume", "ids": [job.id]})
+        channel = self._channel
+        if job.id in self._inflight and channel is not None:
+            send = getattr(channel, "send_now", channel.send)  # an in-process worker's channel has no socket
+            send({"kind": "pause" if pause else "resume", "ids": [job.id]})
             if self._batches and job in self._batches[0]:
                 self._arm_timer()
 

@@ -67,12 +67,12 @@ def test_a_stream_nobody_reads_stays_bounded_its_handler_waits_and_the_write_tim
         sock.sendall(request_bytes("POST", "/predictions/streamer", body, {"Content-Type": "application/json"}))
         clients.append(sock)
     time.sleep(2.0)
-    # The handlers wait in send_intermediate_predict_response: some pieces sent (the frontend's buffer, and what the
-    # kernel's socket buffers take, which grow with load on loopback), not a hundred.
+    # The handlers wait in send_intermediate_predict_response: a few pieces sent (the frontend's buffer, and what the
+    # kernel's socket buffers take), not a hundred.
     sent = [progress(path).get("sent", 0) for path in files]
-    assert all(0 < count <= 40 for count in sent), sent
+    assert all(0 < count <= 20 for count in sent), sent
     grown = rss(server.process.pid) - before
-    assert grown < 40 * MiB, f"the frontend grew by {grown / MiB:.0f} MiB for two unread streams"
+    assert grown < 32 * MiB, f"the frontend grew by {grown / MiB:.0f} MiB for two unread streams"
     # Everyone else is served meanwhile.
     started = time.monotonic()
     assert requests.get(f"{server.inference}/ping", timeout=5).status_code == 200
@@ -90,9 +90,9 @@ def test_a_stream_nobody_reads_stays_bounded_its_handler_waits_and_the_write_tim
     ):
         time.sleep(0.1)
     states = [progress(path) for path in files]
-    assert all(state["state"].startswith("stopped") and state["sent"] <= 45 for state in states), states
+    assert all(state["state"].startswith("stopped") and state["sent"] <= 25 for state in states), states
     assert "Stream " in server.logs() and "cancelled: the client went away" in server.logs()
-    assert rss(server.process.pid) - before < 40 * MiB
+    assert rss(server.process.pid) - before < 32 * MiB
     # The workers are free again: a stream read to its end completes.
     whole = requests.post(f"{server.inference}/predictions/streamer", json={"count": 3}, timeout=10)
     assert whole.status_code == 200 and whole.text.endswith("end")
