@@ -11,40 +11,43 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .. import lenient_json
-from ..api_docs import Body, Param, Reply
+from ..api_docs import Param, Reply
 from ..archive import ModelArtifact, open_artifact, release
 from ..downloads import DownloadPolicy, ModelSource, resolve_source
 from ..errors import (
-    BadRequest,
     CleanupTimedOut,
     InvalidRuntime,
     MaxWorkersBelowMin,
     MethodNotAllowed,
     NegativeWorkers,
-    NoDescribeWorker,
-    NoWorker,
     UrlRequired,
     WorkersFailed,
 )
 from ..http_messages import Request, Response
-from ..metrics import resident_bytes
 from ..model_version import ModelVersion
 from ..registry import ModelHost, ModelRegistry, wait_started
 from ..router import Route
-from ..types import DESCRIBE, Job, ResultStream
 from ..worker_connection import WorkerConnection
-from ..worker_plan import WorkerState
 from . import torchserve_http as http
+from .management_args import (
+    REGISTER_BODY,
+    REGISTER_PARAMS,
+    RUNTIMES,
+    SYNCHRONOUS,
+    WORKER_TIMEOUT,
+    RegisterArgs,
+    bool_param,
+    int_param,
+    register_source,
+    register_workers,
+)
+from .management_describe import customized_metadata, describe_version
 
 logger = logging.getLogger("modelserver.management")
 
@@ -52,143 +55,11 @@ _GET = frozenset({"GET"})
 _PUT = frozenset({"PUT"})
 _DELETE = frozenset({"DELETE"})
 _OPTIONS = frozenset({"OPTIONS"})
-RUNTIMES = frozenset({"python", "LSP"})
 UNREGISTER_TIMEOUT_S = 120
 """TorchServe's default ``unregister_model_timeout``."""
 _UNLOADING: set[asyncio.Future[None]] = set()
 _TAGS = ("management",)
 _STATUS = "Status"
-_SYNCHRONOUS = Param(
-    "synchronous", "true: answer once the workers have started or stopped; default false (202 at once).", type="boolean"
-)
-_WORKER_TIMEOUT = Param(
-    "timeout",
-    "Seconds a stopping worker may take to finish its requests (accepted and ignored, as by TorchServe).",
-    type="integer",
-)
-_REGISTER_PARAMS = (
-    Param(
-        "url",
-        "Where the archive is: a name in the model store, a file:// URL or an allowed http(s) URL.",
-        required=True,
-    ),
-    Param("model_name", "The name to serve the model under; replaces the manifest's modelName."),
-    Param("handler", "The handler (file.py[:function] or a built-in name); replaces the manifest's handler."),
-    Param("runtime", "The runtime of the handler code.", enum=tuple(sorted(RUNTIMES))),
-    Param("batch_size", "Requests per batch; default 1.", type="integer"),
-    Param("max_batch_delay", "Milliseconds a batch may wait to fill up; default 100.", type="integer"),
-    Param("response_timeout", "Seconds to wait for the model's answer, default: 120.", type="integer"),
-    Param("startup_timeout", "Seconds a worker may take to load the model, default: 120.", type="integer"),
-    Param(
-        "initial_workers",
-        "Workers to start; default default_workers_per_model, or 0 when it is not set.",
-        type="integer",
-    ),
-    Param(
-        "synchronous",
-        "true: answer once the workers have loaded the model (or one failed); default true.",
-        type="boolean",
-    ),
-    Param("s3_sse_kms", "Whether the archive is S3 SSE-KMS encrypted (ignored).", type="boolean"),
-)
-_REGISTER_BODY = Body(
-    {
-        "type": "object",
-        "description": "The query parameters as a JSON object, when Content-Type is application/json.",
-        "properties": {param.name: {"type": param.type} for param in _REGISTER_PARAMS},
-    },
-    required=False,
-)
-
-
-# -- parameters ----------------------------------------------------------------------------------
-
-
-def _int(value: Any, default: int) -> int:
-    """TorchServe's ``getIntParameter``: anything that is not an integer means the default."""
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    try:
-        return int(str(value))
-    except ValueError:
-        return default
-
-
-def _bool(value: Any, default: bool) -> bool:
-    """Java's ``Boolean.parseBoolean``: true only for "true" in any case."""
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).lower() == "true"
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-@dataclass(frozen=True)
-class RegisterArgs:
-    """``POST /models`` parameters; negative numbers mean "not given", as in TorchServe's RegisterModelRequest."""
-
-    url: str | None
-    model_name: str | None
-    handler: str | None
-    runtime: str | None
-    batch_size: int
-    max_batch_delay: int
-    initial_workers: int
-    synchronous: bool
-    response_timeout: int
-    startup_timeout: int
-
-    @classmethod
-    def parse(cls, source: Mapping[str, Any], default_workers: int) -> RegisterArgs:
-        return cls(
-            url=_str(source.get("url")),
-            model_name=_str(source.get("model_name")) or None,
-            handler=_str(source.get("handler")) or None,
-            runtime=_str(source.get("runtime")),
-            batch_size=_int(source.get("batch_size"), -1),
-            max_batch_delay=_int(source.get("max_batch_delay"), -100),
-            initial_workers=_int(source.get("initial_workers"), default_workers),
-            synchronous=_bool(source.get("synchronous"), True),
-            response_timeout=_int(source.get("response_timeout"), -1),
-            startup_timeout=_int(source.get("startup_timeout"), -1),
-        )
-
-    def api_settings(self) -> dict[str, int]:
-        """For :func:`~modelserver.model_spec.build_spec`, which ignores values <= 0."""
-        return {
-            "batchSize": self.batch_size,
-            "maxBatchDelay": self.max_batch_delay,
-            "responseTimeout": self.response_timeout,
-            "startupTimeout": self.startup_timeout,
-        }
-
-
-async def _register_source(request: Request) -> Mapping[str, Any]:
-    """The JSON body when the request is ``application/json``, else the query string."""
-    if request.content_type != "application/json":
-        return request.query  # type: ignore[return-value]  # a multi-mapping: get() is all we read
-    try:
-        body = lenient_json.loads((await request.read_body()).decode("utf-8") or "{}")  # Gson reads leniently
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest(f"Invalid JSON body: {err}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The JSON body must be an object.")
-    return body
-
-
-def _register_workers(yaml: Mapping[str, Any], initial: int) -> tuple[int, int]:
-    """A model-config.yaml with minWorkers > 0 and maxWorkers >= minWorkers wins over ``initial_workers``."""
-    low, high = yaml.get("minWorkers"), yaml.get("maxWorkers")
-    if isinstance(low, int) and isinstance(high, int) and 0 < low <= high:
-        return low, high
-    count = max(initial, 0)
-    return count, count
 
 
 def _status(message: str, status: int = 200) -> Response:
@@ -268,8 +139,8 @@ class TorchServeManagement(http.TorchServeDialect):
             summary="Register a new model in TorchServe (needs enable_model_api).",
             operation_id="registerModel",
             tags=_TAGS,
-            parameters=_REGISTER_PARAMS,
-            request_body=_REGISTER_BODY,
+            parameters=REGISTER_PARAMS,
+            request_body=REGISTER_BODY,
             responses={
                 200: Reply("Model registered", _STATUS),
                 202: Reply("Accepted", _STATUS),
@@ -309,8 +180,8 @@ class TorchServeManagement(http.TorchServeDialect):
                 Param("min_worker", "The fewest workers to keep; default 1.", type="integer"),
                 Param("max_worker", "The most workers to allow; default min_worker.", type="integer"),
                 Param("number_gpu", "GPU workers to create (accepted and ignored).", type="integer"),
-                _SYNCHRONOUS,
-                _WORKER_TIMEOUT,
+                SYNCHRONOUS,
+                WORKER_TIMEOUT,
                 *(() if versioned else (Param("model_version", "The version to scale (instead of the default)."),)),
             ),
             responses={
@@ -329,7 +200,7 @@ class TorchServeManagement(http.TorchServeDialect):
             summary=f"Unregister {which} of a model from TorchServe (needs enable_model_api).",
             operation_id=f"{prefix}unregisterModel",
             tags=_TAGS,
-            parameters=(_SYNCHRONOUS, _WORKER_TIMEOUT),
+            parameters=(SYNCHRONOUS, WORKER_TIMEOUT),
             responses={
                 200: Reply("Model unregistered", _STATUS),
                 403: "Cannot remove the default version while other versions exist",
@@ -370,9 +241,9 @@ class TorchServeManagement(http.TorchServeDialect):
 
     async def list_models(self, request: Request, params: dict[str, str]) -> Response:
         """TorchServe's ``getModelList``: ``nextPageToken`` whenever the page ends at or before the last name."""
-        limit = _int(request.query.get("limit"), 100)
+        limit = int_param(request.query.get("limit"), 100)
         limit = 100 if limit < 0 or limit > 100 else limit
-        start = max(0, _int(request.query.get("next_page_token"), 0))
+        start = max(0, int_param(request.query.get("next_page_token"), 0))
         names = self.registry.names()
         last = start + limit
         body: dict[str, Any] = {}
@@ -385,11 +256,11 @@ class TorchServeManagement(http.TorchServeDialect):
     async def describe(self, request: Request, params: dict[str, str]) -> Response:
         name, version = params["model_name"], params.get("model_version")
         if version == "all":
-            return http.json_response([_describe(v) for v in self.registry.versions_in_order(name)])
+            return http.json_response([describe_version(v) for v in self.registry.versions_in_order(name)])
         model = self.registry.resolve(name, version)
-        body = _describe(model)
-        if _bool(request.query.get("customized"), False):
-            metadata = await _customized_metadata(request, model)
+        body = describe_version(model)
+        if bool_param(request.query.get("customized"), False):
+            metadata = await customized_metadata(request, model)
             if metadata is not None:
                 body["customizedMetadata"] = metadata
         return http.json_response([body])
@@ -403,7 +274,7 @@ class TorchServeManagement(http.TorchServeDialect):
 
     async def register(self, request: Request, params: dict[str, str]) -> Response:
         host = self._require_model_api()
-        args = RegisterArgs.parse(await _register_source(request), _configured_workers(host))
+        args = RegisterArgs.parse(await register_source(request), _configured_workers(host))
         if args.url is None:
             raise UrlRequired()
         if args.runtime is not None and args.runtime not in RUNTIMES:
@@ -428,7 +299,7 @@ class TorchServeManagement(http.TorchServeDialect):
         try:
             artifact = await _open(source.path, args.model_name, host.config.properties.get("default_service_handler"))
             artifact = _with_overrides(artifact, args.handler, args.runtime)
-            low, high = _register_workers(artifact.yaml_config, args.initial_workers)
+            low, high = register_workers(artifact.yaml_config, args.initial_workers)
             version = host.create_version(
                 artifact,
                 url=args.url or "",
@@ -466,8 +337,8 @@ class TorchServeManagement(http.TorchServeDialect):
         query = request.query
         name = params["model_name"]
         version = params.get("model_version") or query.get("model_version")
-        low = _int(query.get("min_worker"), 1)
-        high = _int(query.get("max_worker"), low)
+        low = int_param(query.get("min_worker"), 1)
+        high = int_param(query.get("max_worker"), low)
         if high < low:
             raise MaxWorkersBelowMin()
         model = self.registry.resolve(name, version)
@@ -475,7 +346,7 @@ class TorchServeManagement(http.TorchServeDialect):
             raise NegativeWorkers(low)
         started = model.set_workers(low, high)
         self.host.save_snapshot()
-        if not _bool(query.get("synchronous"), False):
+        if not bool_param(query.get("synchronous"), False):
             return _status("Processing worker updates...", 202)
         status = await wait_started(started)
         if status != 200:
@@ -490,7 +361,7 @@ class TorchServeManagement(http.TorchServeDialect):
         unloading = asyncio.ensure_future(version.unload())  # finishes even when the answer does not wait for it
         _UNLOADING.add(unloading)
         unloading.add_done_callback(_UNLOADING.discard)
-        timeout = max(0, _int(host.config.properties.get("unregister_model_timeout"), UNREGISTER_TIMEOUT_S))
+        timeout = max(0, int_param(host.config.properties.get("unregister_model_timeout"), UNREGISTER_TIMEOUT_S))
         done, _ = await asyncio.wait({unloading}, timeout=timeout)
         if not done:
             logger.error(
@@ -513,7 +384,7 @@ class TorchServeManagement(http.TorchServeDialect):
 
 def _configured_workers(host: ModelHost) -> int:
     """``initial_workers`` defaults to the configured ``default_workers_per_model``, 0 when it is not set."""
-    return max(0, _int(host.config.properties.get("default_workers_per_model"), 0))
+    return max(0, int_param(host.config.properties.get("default_workers_per_model"), 0))
 
 
 async def _open(path: Path, name: str | None, default_handler: str | None) -> ModelArtifact:
@@ -546,75 +417,3 @@ def _with_overrides(artifact: ModelArtifact, handler: str | None, runtime: str |
 def _discard_download(source: ModelSource) -> None:
     if source.downloaded is not None:
         source.downloaded.unlink(missing_ok=True)
-
-
-async def _customized_metadata(request: Request, model: ModelVersion) -> Any:
-    """Run the handler's ``describe_handle`` through the core call: a job of method ``describe`` in a batch of its
-    own, not counted as an inference request."""
-    job = Job(http.new_request_id(), request.header_dict(), [], DESCRIBE, solo=True)
-    try:
-        outcome = await model.infer(job, admit=False)
-    except NoWorker:
-        raise NoDescribeWorker(model.spec.name) from None
-    if isinstance(outcome, ResultStream):
-        outcome.close()
-        return _parse_metadata(outcome.first.body)
-    return _parse_metadata(outcome.body)
-
-
-def _parse_metadata(body: bytes) -> Any:
-    """JSON when the handler's answer parses as JSON, else the text; None (omitted) when it is empty."""
-    if not body:
-        return None
-    text = body.decode("utf-8", errors="replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _start_time(started: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)) + f".{int(started * 1000) % 1000:03d}Z"
-
-
-def _describe(model: ModelVersion) -> dict[str, Any]:
-    spec = model.spec
-    return {
-        "modelName": spec.name,
-        "modelVersion": spec.version,
-        "modelUrl": spec.url,
-        "runtime": str(spec.manifest.get("runtime") or "python"),
-        "minWorkers": spec.min_workers,
-        "maxWorkers": spec.max_workers,
-        "batchSize": spec.batch_size,
-        "maxBatchDelay": spec.max_batch_delay_ms,
-        "responseTimeout": spec.response_timeout,
-        "startupTimeout": spec.startup_timeout,
-        "maxRetryTimeoutInSec": spec.max_retry_timeout,
-        "clientTimeoutInMills": spec.client_timeout_ms,
-        "parallelType": spec.parallel.parallel_type,
-        "parallelLevel": spec.parallel.level,
-        "deviceType": "gpu" if any(w.gpu_id is not None for w in model.workers) else "cpu",
-        "continuousBatching": False,
-        "useJobTicket": False,
-        "useVenv": False,
-        "stateful": False,
-        "sequenceMaxIdleMSec": 0,
-        "sequenceTimeoutMSec": 0,
-        "maxNumSequence": 0,
-        "maxSequenceJobQueueSize": 0,
-        "loadedAtStartup": spec.loaded_at_startup,
-        "workers": [
-            {
-                "id": str(w.worker_id),
-                "startTime": _start_time(w.start_time),
-                "status": "READY" if w.state is WorkerState.READY else "UNLOADING",
-                "memoryUsage": resident_bytes(getattr(w, "pids", ())),
-                "pid": w.pid if w.pid is not None else -1,
-                "gpu": w.gpu_id is not None,
-                "gpuUsage": "N/A",
-            }
-            for w in model.workers
-        ],
-        "jobQueueStatus": {"remainingCapacity": model.queue.remaining_capacity, "pendingRequests": model.queue.pending},
-    }
