@@ -12,8 +12,6 @@ This follows TorchServe's ``ConfigManager`` (spec section 1):
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
 import os
 import re
@@ -25,6 +23,16 @@ from types import MappingProxyType
 from typing import Any
 
 from modelserver import devices
+from modelserver.addresses import Address, parse_address
+from modelserver.config_values import (
+    get_bool,
+    get_choice,
+    get_choices,
+    get_directory,
+    get_int,
+    parse_load_models,
+    parse_models,
+)
 from modelserver.properties import ConfigError, PropertiesSyntaxError, parse_properties, substitute_env
 from modelserver.protocols import API_FAMILIES, MODEL_PROTOCOLS, TORCHSERVE
 
@@ -171,8 +179,6 @@ SNAPSHOT_SUFFIX = ".cfg"
 _SNAPSHOT_TIMESTAMP = re.compile(r"(\d{14})(\d{3})-")  # yyyyMMddHHmmss + SSS, as SnapshotManager names them
 
 
-# --- addresses -----------------------------------------------------------------------------------------------------
-
 _ADDRESS_DEFAULTS: Mapping[str, tuple[str, int, int]] = MappingProxyType(
     {
         "inference_address": ("http://127.0.0.1:8080", 80, 443),
@@ -180,64 +186,6 @@ _ADDRESS_DEFAULTS: Mapping[str, tuple[str, int, int]] = MappingProxyType(
         "metrics_address": ("http://127.0.0.1:8082", 8082, 8445),
     }
 )
-_TCP_ADDRESS = re.compile(r"(?P<scheme>https?)://(?P<host>\[[^\]]*\]|[\w.-]+)(?::(?P<port>[0-9]+))?", re.I)
-_UNIX_ADDRESS = re.compile(r"unix:(?P<path>/.*)", re.I | re.S)
-_MAX_PORT = 65535
-
-
-@dataclass(frozen=True)
-class Address:
-    """A listening address: ``http``/``https`` with ``host`` and ``port``, or ``unix`` with ``path`` (port -1)."""
-
-    scheme: str
-    host: str
-    port: int
-    path: str = ""
-
-    @property
-    def is_unix(self) -> bool:
-        return self.scheme == "unix"
-
-    @property
-    def is_tls(self) -> bool:
-        return self.scheme == "https"
-
-    def __str__(self) -> str:
-        if self.is_unix:
-            return f"unix:{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
-
-
-def parse_address(key: str, value: str, default_http_port: int, default_https_port: int) -> Address:
-    """Parse ``http://host[:port]``, ``https://host[:port]``, ``http://[::1]:8080`` or ``unix:/path/to.sock``."""
-    text = value.strip()
-    unix = _UNIX_ADDRESS.fullmatch(text)
-    if unix is not None:
-        return Address("unix", "", -1, unix["path"])
-    tcp = _TCP_ADDRESS.fullmatch(text)
-    if tcp is None:
-        raise ConfigError(f"{key}: invalid address {value!r}; expected http(s)://host[:port] or unix:/path")
-    scheme = tcp["scheme"].lower()
-    host = _parse_host(key, value, tcp["host"])
-    if tcp["port"] is None:
-        return Address(scheme, host, default_https_port if scheme == "https" else default_http_port)
-    port = int(tcp["port"])
-    if port > _MAX_PORT:
-        raise ConfigError(f"{key}: port {port} out of range in {value!r}")
-    return Address(scheme, host, port)
-
-
-def _parse_host(key: str, value: str, host: str) -> str:
-    """Return the host, with an IPv6 literal's brackets removed after checking it."""
-    if not host.startswith("["):
-        return host
-    literal = host[1:-1]
-    try:
-        ipaddress.IPv6Address(literal)
-    except ValueError:
-        raise ConfigError(f"{key}: invalid IPv6 address {host!r} in {value!r}") from None
-    return literal
 
 
 # --- the configuration objects -------------------------------------------------------------------------------------
@@ -343,7 +291,7 @@ def load_config(cli: CliOptions, environ: Mapping[str, str], cwd: str | None = N
     config_file = find_config_file(cli, environ, cwd)
     properties = _read_config_file(config_file, environ) if config_file else {}
     properties.update(_cli_properties(cli))
-    if _get_bool(properties, "enable_envvars_config", False):
+    if get_bool(properties, "enable_envvars_config", False):
         properties.update(_env_properties(properties, environ))
     unknown = tuple(sorted(key for key in properties if key not in KNOWN_KEYS))
     if unknown:
@@ -438,7 +386,7 @@ def _cli_properties(cli: CliOptions) -> dict[str, str]:
 
 def _env_properties(properties: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
     """The ``TS_*`` overrides present in ``environ``; ``TS_ALLOWED_URLS`` also needs ``use_env_allowed_urls``."""
-    allow_urls = _get_bool(properties, "use_env_allowed_urls", False)
+    allow_urls = get_bool(properties, "use_env_allowed_urls", False)
     return {
         key: environ[name]
         for name, key in ENV_OVERRIDES.items()
@@ -455,37 +403,37 @@ def _build(
     config_file: str | None,
     unknown: tuple[str, ...],
 ) -> ServerConfig:
-    model_store = _get_directory(properties, "model_store", cwd)
+    model_store = get_directory(properties, "model_store", cwd)
     workflow_store = properties.get("workflow_store")
     number_of_gpu = _number_of_gpu(properties, environ)
-    debug = _get_bool(properties, "debug", False)
+    debug = get_bool(properties, "debug", False)
     return ServerConfig(
         inference_address=_get_address(properties, "inference_address"),
         management_address=_get_address(properties, "management_address"),
         metrics_address=_get_address(properties, "metrics_address"),
         model_store=model_store,
         workflow_store=os.path.abspath(os.path.join(cwd, workflow_store)) if workflow_store else model_store,
-        load_models=_parse_load_models(properties.get("load_models")),
+        load_models=parse_load_models(properties.get("load_models")),
         default_workers_per_model=1 if debug else _default_workers(properties, number_of_gpu),
-        job_queue_size=_get_int(properties, "job_queue_size", 100, minimum=1),
-        default_response_timeout=_get_int(properties, "default_response_timeout", 120),
-        default_startup_timeout=_get_int(properties, "default_startup_timeout", 120),
-        max_request_size=_get_int(properties, "max_request_size", 6553500),
-        max_response_size=_get_int(properties, "max_response_size", 6553500),
-        models=_parse_models(properties.get("models")),
+        job_queue_size=get_int(properties, "job_queue_size", 100, minimum=1),
+        default_response_timeout=get_int(properties, "default_response_timeout", 120),
+        default_startup_timeout=get_int(properties, "default_startup_timeout", 120),
+        max_request_size=get_int(properties, "max_request_size", 6553500),
+        max_response_size=get_int(properties, "max_response_size", 6553500),
+        models=parse_models(properties.get("models")),
         number_of_gpu=number_of_gpu,
-        decode_input_request=_get_bool(properties, "decode_input_request", True),
-        disable_token_authorization=_get_bool(properties, "disable_token_authorization", False),
-        enable_model_api=_get_bool(properties, "enable_model_api", False),
-        enable_envvars_config=_get_bool(properties, "enable_envvars_config", False),
+        decode_input_request=get_bool(properties, "decode_input_request", True),
+        disable_token_authorization=get_bool(properties, "disable_token_authorization", False),
+        enable_model_api=get_bool(properties, "enable_model_api", False),
+        enable_envvars_config=get_bool(properties, "enable_envvars_config", False),
         debug=debug,
         config_snapshots=not cli.ncs,
         log_location=_location(environ, "LOG_LOCATION", cwd),
         metrics_location=_location(environ, "METRICS_LOCATION", cwd),
         config_file=config_file,
         service_envelope=(properties.get("service_envelope") or "").strip(),
-        default_protocol=_get_choice(properties, "default_protocol", TORCHSERVE, MODEL_PROTOCOLS),
-        inference_protocols=_get_choices(properties, "inference_protocols", API_FAMILIES),
+        default_protocol=get_choice(properties, "default_protocol", TORCHSERVE, MODEL_PROTOCOLS),
+        inference_protocols=get_choices(properties, "inference_protocols", API_FAMILIES),
         properties=MappingProxyType(dict(properties)),
         unknown_keys=unknown,
     )
@@ -493,111 +441,14 @@ def _build(
 
 def _number_of_gpu(properties: Mapping[str, str], environ: Mapping[str, str]) -> int:
     detected = devices.visible_gpu_count(environ)
-    return min(detected, _get_int(properties, "number_of_gpu", detected))
+    return min(detected, get_int(properties, "number_of_gpu", detected))
 
 
 def _default_workers(properties: Mapping[str, str], number_of_gpu: int) -> int:
-    configured = _get_int(properties, "default_workers_per_model", 0)
+    configured = get_int(properties, "default_workers_per_model", 0)
     return configured or number_of_gpu or devices.cpu_count()
-
-
-# --- typed values --------------------------------------------------------------------------------------------------
-
-_INTEGER = re.compile(r"[+-]?[0-9]+")
-_MAX_SHOWN = 200
-
-
-def _shown(value: str) -> str:
-    """``repr`` of a value for an error message, shortened if it is long (a ``models=`` JSON can be)."""
-    return repr(value) if len(value) <= _MAX_SHOWN else repr(value[:_MAX_SHOWN]) + "..."
-
-
-def _get_choice(properties: Mapping[str, str], key: str, default: str, known: tuple[str, ...]) -> str:
-    value = properties.get(key)
-    if value is None or not value.strip():
-        return default
-    choice = value.strip().lower()
-    if choice not in known:
-        raise ConfigError(f"{key}={value!r}: expected one of {', '.join(known)}")
-    return choice
-
-
-def _get_choices(properties: Mapping[str, str], key: str, known: tuple[str, ...]) -> tuple[str, ...]:
-    """A comma-separated subset of ``known``, in the given order, without repeats; all of them when not set."""
-    value = properties.get(key)
-    if value is None or not value.strip():
-        return known
-    choices = tuple(dict.fromkeys(item.strip().lower() for item in value.split(",") if item.strip()))
-    unknown = [choice for choice in choices if choice not in known]
-    if unknown or not choices:
-        raise ConfigError(f"{key}={value!r}: expected a comma-separated list of {', '.join(known)}")
-    return choices
-
-
-def _get_bool(properties: Mapping[str, str], key: str, default: bool) -> bool:
-    value = properties.get(key)
-    if value is None:
-        return default
-    word = value.strip().lower()
-    if word not in ("true", "false"):
-        raise ConfigError(f"{key}: expected true or false, got {_shown(value)}")
-    return word == "true"
-
-
-def _get_int(properties: Mapping[str, str], key: str, default: int, *, minimum: int = 0) -> int:
-    value = properties.get(key)
-    if value is None:
-        return default
-    if not _INTEGER.fullmatch(value.strip()):
-        raise ConfigError(f"{key}: expected an integer, got {_shown(value)}")
-    number = int(value)
-    if number < minimum:
-        raise ConfigError(f"{key}: must be at least {minimum}, got {_shown(value)}")
-    return number
 
 
 def _get_address(properties: Mapping[str, str], key: str) -> Address:
     default, http_port, https_port = _ADDRESS_DEFAULTS[key]
     return parse_address(key, properties.get(key, default), http_port, https_port)
-
-
-def _get_directory(properties: Mapping[str, str], key: str, cwd: str) -> str | None:
-    value = properties.get(key)
-    if value is None:
-        return None
-    path = os.path.realpath(os.path.join(cwd, value))
-    if not os.path.isdir(path):
-        raise ConfigError(f"{key}: {_shown(value)} is not an existing directory")
-    return path
-
-
-def _parse_load_models(value: str | None) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if value.strip().lower() == "all":
-        return ("all",)
-    return tuple(entry.strip() for entry in value.split(",") if entry.strip())
-
-
-def _parse_models(value: str | None) -> Mapping[str, Mapping[str, Mapping[str, Any]]]:
-    """Parse ``models=`` JSON: ``{"name": {"version": {"minWorkers": 1, ...}}}``, deeply frozen."""
-    if value is None:
-        return MappingProxyType({})
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"models: invalid JSON ({err}): {_shown(value)}") from None
-    if not isinstance(parsed, dict) or not all(
-        isinstance(versions, dict) and all(isinstance(settings, dict) for settings in versions.values())
-        for versions in parsed.values()
-    ):
-        raise ConfigError(f"models: expected {{name: {{version: {{...}}}}}}, got {_shown(value)}")
-    return _freeze(parsed)
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
-    if isinstance(value, list):
-        return tuple(_freeze(item) for item in value)
-    return value
