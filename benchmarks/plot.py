@@ -17,6 +17,8 @@ COLOURS = {
     "mosec": "#2ca02c",
     "kserve": "#ff7f0e",
     "bare aiohttp": "#7f7f7f",
+    "aiohttp hop": "#bcbd22",
+    "raw httptools": "#c7c7c7",
 }
 OTHER_COLOUR = "#9467bd"
 

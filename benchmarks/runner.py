@@ -23,6 +23,7 @@ from .report import failed_requests
 from .scenarios import Scenario
 from .targets.bare import BarePeer
 from .targets.base import Log, Peer, Target, Unavailable
+from .targets.ceilings import HopEchoPeer, RawEchoPeer
 from .targets.modelserver import ModelServerPeer
 from .targets.modelserver_script import ModelServerScriptPeer
 
@@ -39,7 +40,7 @@ LOG_TAIL_CHARS = 5000
 class RunOptions:
     scenarios: tuple[Scenario, ...]
     peers: tuple[str, ...]
-    """Names from :data:`OPTIONAL_PEERS`; this server (both ways of starting it) and the bare echo always run."""
+    """Names from :data:`OPTIONAL_PEERS`; this server (both ways of starting it) and the ceilings always run."""
     client: str
     settings: Settings
     cache: Path
@@ -101,13 +102,13 @@ class Run:
         self.report["skipped"].append({"target": target, "scenario": scenario, "reason": reason})
 
     def prepared_peers(self) -> list[Peer]:
-        """This server (from a model store, and as a KServe script), the asked-for peers and the bare echo, each
+        """This server (from a model store, and as a KServe script), the asked-for peers and the ceilings, each
         prepared once; the unavailable ones, and those that run none of the selected scenarios, left out."""
         ready: list[Peer] = []
         candidates: list[tuple[str, Any]] = [("modelserver", ModelServerPeer)]
         candidates.append(("modelserver-script", ModelServerScriptPeer))
         candidates += [(name, lambda name=name: load_peer(name)) for name in self.options.peers]
-        candidates.append(("bare aiohttp", BarePeer))
+        candidates += [("bare aiohttp", BarePeer), ("raw httptools", RawEchoPeer), ("aiohttp hop", HopEchoPeer)]
         for name, make in candidates:
             try:
                 peer = make()

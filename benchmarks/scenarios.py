@@ -297,6 +297,9 @@ class Scenario:
     protocol_path: str | None = None
     """Where this server takes a request of an API only it serves here (MindSpore's ``/model/add:echo``, Angel's
     ``/v1/models/lr:predict``); the other targets skip such a scenario."""
+    metrics_mode: str = "prometheus"
+    """This server's ``metrics_mode``. A scenario in another mode (TorchServe's default ``log``) measures what the
+    mode costs beside ``echo-json``: this server only runs it."""
 
     @property
     def handler_spec(self) -> Handler:
@@ -325,6 +328,16 @@ SCENARIOS: tuple[Scenario, ...] = (
         "application/octet-stream",
         (1, 16, 64),
         same_binary_body,
+    ),
+    Scenario(
+        "echo-json-logmetrics",
+        "Echo, 109 B JSON body, batch 1, metrics_mode=log (TorchServe's default; beside echo-json)",
+        "echo",
+        lambda: JSON_BODY,
+        "application/json",
+        (64,),
+        same_json(JSON_BODY),
+        metrics_mode="log",
     ),
     Scenario(
         "echo-batch8",

@@ -16,6 +16,7 @@ from ..procs import Managed, Pinning
 from ..scenarios import Scenario
 
 Log = Callable[[str], None]
+METRICS_MODE_ONLY_OURS = "a scenario in another metrics mode compares this server with itself (beside echo-json)"
 
 
 class Unavailable(Exception):

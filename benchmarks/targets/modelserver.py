@@ -66,8 +66,8 @@ def build_store(scenario: Scenario, store: Path) -> tuple[str, str, str]:
 def config_properties(
     scenario: Scenario, model: str, version: str, entry: str, store: Path, addresses: dict[str, str]
 ) -> str:
-    """Token authorization off and Prometheus metrics, as the bundled config.properties; one worker and the
-    scenario's batching for the model."""
+    """Token authorization off and Prometheus metrics (unless the scenario names another mode), as the bundled
+    config.properties; one worker and the scenario's batching for the model."""
     settings = {
         "minWorkers": 1,
         "maxWorkers": 1,
@@ -83,7 +83,7 @@ def config_properties(
         "default_workers_per_model": "1",
         "job_queue_size": "100",
         "disable_token_authorization": "true",
-        "metrics_mode": "prometheus",
+        "metrics_mode": scenario.metrics_mode,
         "models": json.dumps({model: {version: settings}}),
     }
     return "".join(f"{key}={value}\n" for key, value in properties.items())

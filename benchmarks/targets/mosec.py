@@ -19,7 +19,7 @@ from typing import Any
 from ..probes import wait_for_answer
 from ..procs import HOST, Managed, Pinning, descendants, free_port, rss_mb, spawn
 from ..scenarios import Scenario
-from .base import Log, Target, Unavailable
+from .base import METRICS_MODE_ONLY_OURS, Log, Target, Unavailable
 
 MOSEC_VERSION = "0.9.8"
 SERVICE = Path(__file__).resolve().parent / "mosec_service.py"
@@ -117,6 +117,8 @@ class MosecPeer:
             raise Unavailable(f"`{' '.join(command)}` failed ({done.returncode}):\n{tail}")
 
     def unsupported(self, scenario: Scenario) -> str | None:
+        if scenario.metrics_mode != "prometheus":
+            return METRICS_MODE_ONLY_OURS
         return UNSUPPORTED.get(scenario.handler)
 
     def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:

@@ -23,7 +23,7 @@ from typing import Any
 from ..probes import effective_batching, ready_worker_pid, wait_for_answer
 from ..procs import HOST, Managed, Pinning, descendants, free_port, proc_start_ticks, rss_mb, spawn
 from ..scenarios import STREAM_CHUNKS, Scenario
-from .base import Log, Target, Unavailable
+from .base import METRICS_MODE_ONLY_OURS, Log, Target, Unavailable
 
 TORCHSERVE_VERSION = "0.12.0"
 TORCH_VERSION = "2.13.0"
@@ -198,6 +198,8 @@ class TorchServePeer:
     def unsupported(self, scenario: Scenario) -> str | None:
         if scenario.is_kserve:
             return "the kserve-* scenarios compare with KServe only"
+        if scenario.metrics_mode != "prometheus":
+            return METRICS_MODE_ONLY_OURS
         if scenario.protocol_path is not None:
             return "MindSpore's and Angel's APIs: compared with this server's echo-json of the same body size"
         archive = scenario.handler_spec.archive

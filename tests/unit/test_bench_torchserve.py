@@ -123,7 +123,7 @@ def test_unsupported(tmp_path: Path) -> None:
     for scenario in SCENARIOS:
         if scenario.is_kserve:
             assert "KServe only" in (peer.unsupported(scenario) or "")
-        elif scenario.protocol_path is not None:
+        elif scenario.protocol_path is not None or scenario.metrics_mode != "prometheus":
             assert "echo-json" in (peer.unsupported(scenario) or "")
         elif scenario.handler_spec.archive is None:
             assert peer.unsupported(scenario) is None

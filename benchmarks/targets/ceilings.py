@@ -1,0 +1,82 @@
+"""Two more ceilings beside the bare aiohttp echo, for the echo scenarios only:
+
+- ``raw httptools``: ``benchmarks.raw_echo``, an echo on a uvloop protocol with the httptools parser and no
+  framework: what the parser and the socket cost (one process, ``server``);
+- ``aiohttp hop``: ``benchmarks.hop_echo``, an aiohttp echo that sends each body to a worker process as msgpack over a
+  Unix socket and answers with what comes back, batch 1: what a process hop costs (``frontend`` and ``worker``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import hop_echo, raw_echo
+from ..machine import version_of
+from ..probes import child_env, wait_for_answer
+from ..procs import HOST, Managed, Pinning, free_port, proc_start_ticks, rss_mb, spawn
+from ..scenarios import Scenario
+from .bare import SUPPORTED
+from .base import Log, Target
+
+WORKER_PID = re.compile(rf"{hop_echo.WORKER_LINE} (\d+)")
+
+
+def _unsupported(scenario: Scenario) -> str | None:
+    return None if scenario.name in SUPPORTED else "a ceiling only echoes: it has no handler to run"
+
+
+def _start(
+    name: str, module: str, ready: str, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed]
+) -> tuple[Managed, str, float]:
+    port = free_port()
+    command = [*pinning.server_prefix, sys.executable, "-m", module, "--host", HOST, "--port", str(port)]
+    managed = spawn(module.rsplit(".", 1)[-1], command, workdir, child_env(workdir))
+    started.append(managed)
+    url = f"http://{HOST}:{port}/predictions/{scenario.handler}"
+    start_s = wait_for_answer(managed, url, scenario.body(), scenario.content_type, scenario.check)
+    if ready not in managed.log_tail():
+        raise RuntimeError(f"{name} answered but did not print {ready!r}")
+    return managed, url, start_s
+
+
+class RawEchoPeer:
+    name = "raw httptools"
+
+    def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
+        return {"httptools": version_of("httptools"), "uvloop": version_of("uvloop"), "python": sys.executable}
+
+    def unsupported(self, scenario: Scenario) -> str | None:
+        return _unsupported(scenario)
+
+    def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:
+        managed, url, start_s = _start(
+            self.name, "benchmarks.raw_echo", raw_echo.READY_LINE, scenario, workdir, pinning, started
+        )
+        extra = {"rss_idle_mb": {"server": rss_mb(managed.pid)}}
+        return Target(self.name, url, {"server": managed.pid}, managed.log, start_s=round(start_s, 3), extra=extra)
+
+
+class HopEchoPeer:
+    name = "aiohttp hop"
+
+    def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
+        return {"aiohttp": version_of("aiohttp"), "msgpack": version_of("msgpack"), "python": sys.executable}
+
+    def unsupported(self, scenario: Scenario) -> str | None:
+        return _unsupported(scenario)
+
+    def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:
+        managed, url, start_s = _start(
+            self.name, "benchmarks.hop_echo", hop_echo.READY_LINE, scenario, workdir, pinning, started
+        )
+        found = WORKER_PID.search(managed.log_tail())
+        if found is None:
+            raise RuntimeError(f"{self.name} did not print its worker's pid")
+        worker = int(found.group(1))
+        managed.known_children.append((worker, proc_start_ticks(worker) or 0))
+        pids = {"frontend": managed.pid, "worker": worker}
+        extra = {"rss_idle_mb": {role: rss_mb(pid) for role, pid in pids.items()}}
+        return Target(self.name, url, pids, managed.log, start_s=round(start_s, 3), extra=extra)
