@@ -42,8 +42,10 @@ _METHODS: dict[bytes, str] = {}
 
 class HttpConnection(asyncio.Protocol):
     __slots__ = (
+        "_content_type",
         "_current",
         "_dispatch",
+        "_expect",
         "_drain_waiter",
         "_headers",
         "_head_bytes",
@@ -79,6 +81,8 @@ class HttpConnection(asyncio.Protocol):
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
+        self._content_type: bytes | None = None  # the first Content-Type of the head being read
+        self._expect = False  # whether that head asked for 100 Continue
         self._read_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.reading = IDLE
@@ -148,6 +152,8 @@ class HttpConnection(asyncio.Protocol):
         self._url = []
         self._headers = []
         self._head_bytes = 0
+        self._content_type = None
+        self._expect = False
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -157,9 +163,16 @@ class HttpConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        self._head_bytes += len(name) + len(value)
+        size = len(name)
+        self._head_bytes += size + len(value)
         if self._head_bytes > MAX_HEAD_BYTES:
             raise _HeadTooLarge()
+        # The two headers the HTTP layer itself reads are noted as they pass, sparing a search of the list later.
+        if size == 12:
+            if self._content_type is None and name.lower() == b"content-type":
+                self._content_type = value
+        elif size == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -178,13 +191,12 @@ class HttpConnection(asyncio.Protocol):
             self._headers,
             self._max_body,
             self._send_continue,
+            self._content_type,
+            self._expect,
         )
         request.keep_alive = parser.should_keep_alive()
         if self._server.timing:
             request.started = self._loop.time()
-        for name, value in self._headers:
-            if len(name) == 6 and name.lower() == b"expect" and value.lower() == b"100-continue":
-                request.expect_continue = True
         self._current = request
         self.reading = BODY
         self.read_stamp = self._server.clock

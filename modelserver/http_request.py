@@ -48,6 +48,7 @@ class HttpRequest:
         "keep_alive",
         "max_body_size",
         "method",
+        "raw_content_type",
         "raw_headers",
         "raw_path",
         "send_continue",
@@ -64,15 +65,19 @@ class HttpRequest:
         raw_headers: list[tuple[bytes, bytes]],
         max_body_size: int,
         send_continue: Callable[[], None],
+        raw_content_type: bytes | None = None,
+        expect_continue: bool = False,
     ) -> None:
         self.method = method
         self.raw_path = raw_path
         self.version = version
         self.raw_headers = raw_headers
+        self.raw_content_type = raw_content_type
+        """The first ``Content-Type`` value as sent, which the connection noted while the parser read the head."""
         self.max_body_size = max_body_size
         self.send_continue = send_continue
         self.keep_alive = True
-        self.expect_continue = False
+        self.expect_continue = expect_continue
         self.continue_sent = False
         self.complete = False
         self.too_large = False
@@ -164,7 +169,7 @@ class HttpRequest:
 
     @property
     def content_type(self) -> str:
-        value = self.header(b"content-type")
+        value = self.raw_content_type
         if value is None:
             return ""
         return value.decode("latin-1").partition(";")[0].strip().lower()

@@ -77,8 +77,11 @@ def head_lines(
             headers = {str(name): str(value) for name, value in headers.items()}
             names, values = "".join(headers), "".join(headers.values())
         unsafe = "\r" in names or "\n" in names or "\r" in values or "\n" in values
+        kinds = _HEADER_KINDS
         for name, value in headers.items():
-            kind = _header_kind(name)
+            kind = kinds.get(name)
+            if kind is None:
+                kind = _header_kind(name)
             if kind == _DROPPED:
                 continue
             if kind == _CONTENT_TYPE:
