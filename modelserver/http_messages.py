@@ -73,6 +73,11 @@ class Request(Protocol):
         """The whole body, or :class:`~modelserver.errors.RequestTooLarge` as soon as it is known to be too large."""
         ...
 
+    def body_ready(self) -> bytes | None:
+        """The whole body when all of it is here within ``max_body_size`` (the usual small request: no wait),
+        else None: then :meth:`read_body` waits for it or refuses it."""
+        ...
+
 
 class Response:
     """A whole answer. ``close`` asks the HTTP layer to close the connection after it (TorchServe closes on errors)."""

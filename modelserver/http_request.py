@@ -210,5 +210,17 @@ class HttpRequest:
         self._chunks = [body]
         return body
 
+    def body_ready(self) -> bytes | None:
+        if not self.complete or self.too_large:
+            return None
+        chunks = self._chunks
+        if len(chunks) == 1:
+            return chunks[0]
+        if not chunks:
+            return b""
+        body = b"".join(chunks)
+        self._chunks = [body]
+        return body
+
     def __repr__(self) -> str:
         return f"<HttpRequest {self.method} {self.raw_path}>"

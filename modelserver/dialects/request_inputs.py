@@ -28,6 +28,16 @@ def query_inputs(request: Request) -> list[Input]:
     return [(name, "", value.encode("utf-8")) for name, value in request.query.items()]
 
 
+def ready_inputs(request: Request) -> list[Input] | None:
+    """:func:`read_inputs` without a wait, for a plain body that is all here already (the usual small request);
+    None otherwise (multipart, a form, a body still arriving or too large): then ``await read_inputs``."""
+    mime = request.content_type
+    if mime in (MULTIPART, FORM_URLENCODED):
+        return None
+    body = request.body_ready()
+    return None if body is None else [("body", mime, body)]
+
+
 async def read_inputs(request: Request) -> list[Input]:
     mime = request.content_type
     if mime == MULTIPART:

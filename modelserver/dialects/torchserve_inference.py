@@ -9,7 +9,7 @@ TorchServe does; every route goes through the same core call (:meth:`ModelVersio
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from multidict import CIMultiDict
@@ -22,7 +22,7 @@ from ..registry import ModelRegistry
 from ..router import ANY, Route
 from ..types import EXPLAIN, PREDICT, BodyChunks, InferenceResult, Input, Job, ResultStream
 from . import torchserve_http as http
-from .request_inputs import query_inputs, read_inputs
+from .request_inputs import query_inputs, read_inputs, ready_inputs
 
 _ERROR_REPLIES: dict[int, str | Reply] = {
     400: "Bad request",
@@ -190,12 +190,13 @@ class TorchServeInference(http.TorchServeDialect):
         return http.json_response({"status": "Unhealthy"}, 500)
 
     def _inference_handler(self, method: str) -> Callable[[Request, dict[str, str]], Any]:
-        async def handler(request: Request, params: dict[str, str]) -> AnyResponse:
+        # A plain function handing back the coroutine of the inference: one coroutine less per request.
+        def handler(request: Request, params: dict[str, str]) -> Awaitable[AnyResponse]:
             version = params.get("model_version")
             model = self.registry.resolve(params["model_name"], version)
             if request.method == "OPTIONS":
-                return http.json_response(self._model_description(model))
-            return await self._infer(request, model, method, params.get("url_path", ""), bool(version))
+                return _ready(http.json_response(self._model_description(model)))
+            return self._infer(request, model, method, params.get("url_path", ""), bool(version))
 
         return handler
 
@@ -249,7 +250,9 @@ class TorchServeInference(http.TorchServeDialect):
         inputs: list[Input] | None = None,
     ) -> AnyResponse:
         if inputs is None:
-            inputs = await read_inputs(request)
+            inputs = ready_inputs(request)
+            if inputs is None:
+                inputs = await read_inputs(request)
         job = Job(http.new_request_id(), request.header_dict(), inputs, method, url_path=url_path, loop=model.loop)
         outcome = await model.infer(job, explicit_version)
         if type(outcome) is ResultStream:
@@ -269,6 +272,10 @@ class TorchServeInference(http.TorchServeDialect):
         document = self._api_description()
         paths = {p: v for p, v in document.get("paths", {}).items() if p.startswith(_MODEL_PATHS)}
         return {**document, "paths": paths}
+
+
+async def _ready(response: AnyResponse) -> AnyResponse:
+    return response
 
 
 def _headers(request_id: str, result: InferenceResult) -> MutableMapping[str, str]:

@@ -65,3 +65,6 @@ class MemoryRequest:
         if len(self._body) > self.max_body_size:
             raise RequestTooLarge()
         return self._body
+
+    def body_ready(self) -> bytes | None:
+        return self._body if len(self._body) <= self.max_body_size else None
