@@ -3,7 +3,8 @@ HttpRequest` objects to the listener, and answers written straight to the transp
 http_responses`).
 
 Why not aiohttp's server: its request and response objects and their machinery cost more per request than the whole
-rest of the frontend's work. Here a request costs the parser's callbacks, one small object, one task and one write.
+rest of the frontend's work. Here a request costs the parser's callbacks, one small object, one wake-up of the
+connection's task and one write.
 
 Requests on a connection are answered in order, one at a time; pipelined requests wait in a queue, and while one
 waits the connection stops reading, so a pipelining client is held to one read buffer. A request is dispatched as
@@ -49,6 +50,7 @@ class HttpConnection(asyncio.Protocol):
         "_drain_waiter",
         "_headers",
         "_head_bytes",
+        "_idle_waiter",
         "_loop",
         "_max_body",
         "_parser",
@@ -77,7 +79,8 @@ class HttpConnection(asyncio.Protocol):
         self.peer: str | None = None
         self._pending: deque[HttpRequest] = deque()  # head complete, not yet answered; [0] is being answered
         self._current: HttpRequest | None = None  # the request whose bytes the parser is reading
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None  # answers the requests in turn, for the connection's life
+        self._idle_waiter: asyncio.Future[None] | None = None  # what that task awaits while no request is here
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
@@ -224,33 +227,57 @@ class HttpConnection(asyncio.Protocol):
     # -- answering -----------------------------------------------------------------------------------------------
 
     def _start(self, request: HttpRequest) -> None:
-        self._task = self._loop.create_task(self._answer(request))
+        """A request is first in line: wake the connection's answering task, started with the first request.
 
-    def _next(self) -> None:
-        """The head request is answered: start the next one, or wait idle (closing when draining)."""
+        One task serves every request of the connection in turn: a request costs a future and a wake-up, not a
+        task of its own (whose creation and registration cost more than the rest of the HTTP layer's own work)."""
+        waiter = self._idle_waiter
+        if waiter is not None:
+            self._idle_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._serve())
+
+    async def _serve(self) -> None:
+        pending = self._pending
+        while not self.closed:
+            if not pending:
+                waiter = self._idle_waiter = self._loop.create_future()
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    return  # the connection was lost while idle
+                continue
+            if not await self._answer(pending[0]):
+                return
+
+    def _next(self) -> bool:
+        """The head request is answered: go on to the next one, or wait idle (closing when draining). Whether the
+        connection goes on serving."""
         pending = self._pending
         pending.popleft()
         if self.closed:
-            return
+            return False
         if pending:
-            self._start(pending[0])
             if len(pending) == 1 and self._read_paused and not self.draining:
                 self._read_paused = False
                 self.transport.resume_reading()  # type: ignore[union-attr]
-            return
-        self._task = None
+            return True
         if self.draining:
             if self.reading == BODY:
-                return  # cannot happen: a request in its body is in pending
+                return False  # cannot happen: a request in its body is in pending
             self.close()
-            return
+            return False
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
         if self.reading == IDLE:
             self.read_stamp = self._server.clock
+        return True
 
-    async def _answer(self, request: HttpRequest) -> None:
+    async def _answer(self, request: HttpRequest) -> bool:
+        """Answer the head request; whether the connection can serve the next one."""
         server = self._server
         try:
             response = await self._dispatch(request)
@@ -270,19 +297,19 @@ class HttpConnection(asyncio.Protocol):
                 await self.drained()
         except (asyncio.CancelledError, ClientGone):
             server.cancelled(self, request)
-            return
+            return False
         except Exception:
             logger.exception("Unexpected error answering %s %s", request.method, request.raw_path)
             self.abort()
-            return
+            return False
         server.answered(self, request, status)
         if not complete:
-            return
+            return False
         if closing or not request.complete:
             # A body the handler did not read leaves the stream mid-message: the connection cannot be reused.
             self.close()
-            return
-        self._next()
+            return False
+        return self._next()
 
     def _closing_after(self, request: HttpRequest, response_close: bool) -> bool:
         return response_close or not request.keep_alive or (self.draining and len(self._pending) <= 1)
