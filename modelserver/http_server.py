@@ -205,7 +205,11 @@ class HttpServer:
     def answered(self, connection: HttpConnection, request: HttpRequest, status: int) -> None:
         sink = logs.access_log()
         if sink is not None:
-            self._access_line(sink, connection, request, status)
+            millis = int((self.loop.time() - request.started) * 1000)
+            sink.write(
+                f'{sink.stamp()} - {connection.peer} "{request.method} {request.raw_path} HTTP/{request.version}" '
+                f"{status} {millis}\n"
+            )
 
     def cancelled(self, connection: HttpConnection, request: HttpRequest) -> None:
         """The client went away before its answer was complete: 499 in the access log, as nginx writes it (the core

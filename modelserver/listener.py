@@ -106,7 +106,6 @@ class Listener:
     async def dispatch(self, request: Request) -> AnyResponse:
         match = self.router.match(request.method, request.raw_path)
         route = match.route if match.variants is None else self.choose(match)
-        dialect = self._owner.get(id(route), self._fallback) if route is not None else self._fallback
         try:
             for guard in self.guards:
                 guard(request, route)
@@ -116,10 +115,14 @@ class Listener:
                 raise MethodNotAllowed(match.allowed)
             raise ResourceNotFound()
         except ServeError as error:
-            return self._error(dialect, error, match, request)
+            return self._error(self._dialect_of(route), error, match, request)
         except Exception:
             logger.exception("Unexpected error handling %s %s", request.method, request.path)
-            return self._error(dialect, ServeError("Internal server error."), match, request)
+            return self._error(self._dialect_of(route), ServeError("Internal server error."), match, request)
+
+    def _dialect_of(self, route: Route | None) -> Dialect | None:
+        """The dialect that shows a route's errors (the first mounted one for a request no route took)."""
+        return self._owner.get(id(route), self._fallback) if route is not None else self._fallback
 
     @staticmethod
     def _error(dialect: Dialect | None, error: ServeError, match: Match, request: Request) -> Response:

@@ -199,6 +199,8 @@ def _validate(message: Mapping[str, Any]) -> None:
     required = REQUIRED_FIELDS.get(kind)
     if required is None:
         raise ProtocolError(f"unknown message kind {kind!r}")
+    if message.keys() >= required:  # the usual case, without building the set of missing fields
+        return
     missing = required.difference(message.keys())
     if missing:
         raise ProtocolError(f"{kind!r} message is missing {', '.join(sorted(missing))}")
