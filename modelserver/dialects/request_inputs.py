@@ -34,7 +34,8 @@ def ready_inputs(request: Request) -> list[Input] | None:
     mime = request.content_type
     if mime in (MULTIPART, FORM_URLENCODED):
         return None
-    body = request.body_ready()
+    body_ready = getattr(request, "body_ready", None)  # a Request of another front end may not offer it
+    body = body_ready() if body_ready is not None else None
     return None if body is None else [("body", mime, body)]
 
 
