@@ -20,7 +20,7 @@ from typing import Any
 
 from workers.protocol import MAX_FRAME_SIZE_LIMIT
 
-from . import __version__, auth, http_limits, snapshot, tls
+from . import __version__, auth, grpc_server, http_limits, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects import torchserve_http
@@ -34,6 +34,7 @@ from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
 from .errors import InvalidSnapshot, ServeError
+from .grpc_server import GrpcListener
 from .http_server import ConnectionBudget, HttpServer, listening_sockets, unix_socket
 from .listener import Listener
 from .metrics import ServerMetrics
@@ -105,6 +106,8 @@ class ModelServer:
         ResultStream.buffer_limit = self.limits.stream_buffer_size
         self._budget = ConnectionBudget(http_limits.connection_cap(self.limits))
         self._http: list[HttpServer] = []
+        self._grpc: list[GrpcListener] = []
+        self._oip_dialects: tuple[KServeV2, KServeV2Repository] | None = None
         self._stopped = asyncio.Event()
         self._descriptions: dict[int, dict[str, Any]] = {}
         self.auth = auth.from_config(config)
@@ -212,7 +215,9 @@ class ModelServer:
         metrics = TorchServeMetrics(lambda: self._describe(metrics_listener), self.metrics)
         v2 = KServeV2(self.registry)
         kserve_root = cfg.default_protocol == "kserve"  # who answers GET /: KServe's liveness, or TorchServe's 405
-        kserve = [KServeV1(self.registry, kserve_root), v2, KServeV2Repository(self.registry, v2, host=self)]
+        repository = KServeV2Repository(self.registry, v2, host=self)
+        self._oip_dialects = (v2, repository)  # the OIP's gRPC API answers through them too
+        kserve = [KServeV1(self.registry, kserve_root), v2, repository]
         if cfg.metrics_address != cfg.inference_address:  # KServe serves /metrics on its inference port too
             kserve.append(TorchServeMetrics(lambda: self._describe(inference_listener), self.metrics))
         ms_status, ms_address = mindspore_settings(cfg.properties)
@@ -268,6 +273,26 @@ class ModelServer:
         self._http.append(http_server)
         logger.info("%s API bound to: %s", listener.name.title(), address)
 
+    async def _start_grpc(self) -> None:
+        """The OIP's gRPC API on ``oip_grpc_address``, when it is set (:mod:`.grpc_server`)."""
+        address = grpc_server.oip_address(self.config.properties)
+        if address is None or self._oip_dialects is None:
+            return
+        from .grpc_oip import OIPService
+
+        props = self.config.properties
+        files = (props.get("certificate_file"), props.get("private_key_file"))
+        listener = grpc_server.GrpcListener(
+            "OIP",
+            address,
+            [OIPService(*self._oip_dialects).handler()],
+            max_receive=self.config.max_request_size,
+            max_send=self.config.max_response_size,
+            tls_files=(files[0], files[1]) if files[0] and files[1] else None,
+        )
+        await listener.start()
+        self._grpc.append(listener)
+
     async def start(self) -> None:
         torchserve_http.configure_cors(self.config.properties)
         self._ssl = tls.server_context(self.config)
@@ -277,6 +302,7 @@ class ModelServer:
         self.load_startup_models()
         for address, listener in self.listeners():
             await self._bind(address, listener)
+        await self._start_grpc()
         self.save_snapshot("startup")
         gc.collect()
         gc.freeze()  # what start-up built stays: full collections need not walk it again (no stalls on requests)
@@ -306,7 +332,9 @@ class ModelServer:
         for http_server in self._http:
             http_server.stop_accepting()
         # Every connection answers what it received (the last answer says Connection: close); idle ones close now.
-        await asyncio.gather(*(http_server.drain(drain) for http_server in self._http))
+        await asyncio.gather(
+            *(http_server.drain(drain) for http_server in self._http), *(grpc.stop(drain) for grpc in self._grpc)
+        )
         logger.info("Listeners closed; stopping workers")
         await self.registry.stop()
         self.metrics.close()

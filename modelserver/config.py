@@ -125,6 +125,7 @@ _ENV_CONFIGURABLE_KEYS = (
     "count_distribution_bucket",
     "mindspore_http_status",
     "mindspore_address",
+    "oip_grpc_address",
     # The HTTP layer's timeouts and caps (modelserver.http_limits).
     "header_read_timeout",
     "body_read_timeout",

@@ -1,0 +1,164 @@
+"""The Open Inference Protocol's gRPC messages to tensors and back (``inference.ModelInferRequest`` /
+``ModelInferResponse``, as KServe 0.21 and Triton define them).
+
+Inputs come either typed, in the ``InferTensorContents`` field of their datatype, or raw: ``raw_input_contents``
+holds one buffer per input, in input order (row-major, little-endian; BYTES elements each a 4-byte little-endian
+length and its bytes), and then no input may have contents. FP16 and BF16 have no contents field, so they come raw.
+Every malformed request raises :class:`OIPError` (answered INVALID_ARGUMENT) naming the field or tensor.
+
+The response is raw (``raw_output_contents``) when the request's inputs were, or when an output has no contents
+field (FP16, BF16); typed otherwise, which is what KServe's own server does. Triton's and KServe's clients read
+both forms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workers.tensors import Tensor, TensorError
+
+from .oip_codec import MAX_RANK, MAX_TENSORS, OIPError, RequestedOutput
+
+CONTENTS_FIELD = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+"""Where a typed tensor's elements are, by datatype."""
+
+
+@dataclass(slots=True)
+class GrpcRequest:
+    """A decoded ``ModelInferRequest``."""
+
+    id: str
+    parameters: dict[str, Any]
+    inputs: list[Tensor]
+    outputs: list[RequestedOutput] | None
+    raw: bool
+
+
+def parameter_value(parameter: Any) -> Any:
+    """An ``InferParameter``'s value (None when none of its fields is set)."""
+    kind = parameter.WhichOneof("parameter_choice")
+    return None if kind is None else getattr(parameter, kind)
+
+
+def parameters_of(entries: Any) -> dict[str, Any]:
+    return {key: parameter_value(value) for key, value in entries.items()}
+
+
+def set_parameters(target: Any, values: dict[str, Any] | None) -> None:
+    """Fill a ``map<string, InferParameter>`` from plain values (bool, int, float, str; others as their text)."""
+    for key, value in (values or {}).items():
+        slot = target[str(key)]
+        if isinstance(value, bool):
+            slot.bool_param = value
+        elif isinstance(value, int) and -(2**63) <= value < 2**63:
+            slot.int64_param = value
+        elif isinstance(value, int) and 0 <= value < 2**64:
+            slot.uint64_param = value
+        elif isinstance(value, float):
+            slot.double_param = value
+        else:
+            slot.string_param = value if isinstance(value, str) else str(value)
+
+
+def decode_request(request: Any, max_tensors: int = MAX_TENSORS) -> GrpcRequest:
+    """Tensors and parameters of a ``ModelInferRequest`` (see the module docstring)."""
+    entries = request.inputs
+    if not entries:
+        raise OIPError("the request has no inputs")
+    if len(entries) > max_tensors or len(request.outputs) > max_tensors:
+        raise OIPError(f"the request has more than {max_tensors} inputs or outputs")
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(entries):
+        raise OIPError(
+            f"raw_input_contents has {len(raw)} buffer(s) for {len(entries)} input(s): give one per input, in order"
+        )
+    inputs: list[Tensor] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        name = entry.name
+        where = f"input {name!r}"
+        if name in seen:
+            raise OIPError(f"{where} is given twice")
+        seen.add(name)
+        if len(entry.shape) > MAX_RANK or any(dim < 0 for dim in entry.shape):
+            shown = list(entry.shape)
+            raise OIPError(f"{where}: shape must be at most {MAX_RANK} non-negative dimensions, got {shown}")
+        parameters = parameters_of(entry.parameters) or None
+        has_contents = entry.HasField("contents")
+        try:
+            if raw:
+                if has_contents:
+                    raise OIPError(f"{where} has contents, but the request gives raw_input_contents: use one form")
+                inputs.append(Tensor(name, entry.datatype, entry.shape, raw[index], parameters))
+                continue
+            field = CONTENTS_FIELD.get(entry.datatype)
+            if field is None:
+                raise OIPError(
+                    f"{where}: datatype {entry.datatype!r} has no contents field; send it in raw_input_contents"
+                    if entry.datatype in ("FP16", "BF16")
+                    else f"{where}: unknown datatype {entry.datatype!r}"
+                )
+            values = getattr(entry.contents, field)
+            inputs.append(Tensor.from_list(name, entry.datatype, entry.shape, list(values), parameters))
+        except TensorError as err:
+            raise OIPError(str(err)) from None
+    outputs = None
+    if request.outputs:
+        outputs = []
+        for output in request.outputs:
+            values = parameters_of(output.parameters)
+            binary = values.get("binary_data")
+            outputs.append(RequestedOutput(output.name, values, binary if isinstance(binary, bool) else None))
+    return GrpcRequest(request.id, parameters_of(request.parameters), inputs, outputs, bool(raw))
+
+
+def encode_response(
+    response: Any,
+    model_name: str,
+    model_version: str,
+    request_id: str,
+    parameters: dict[str, Any] | None,
+    tensors: list[Tensor],
+    requested: list[RequestedOutput] | None,
+    raw: bool,
+) -> Any:
+    """Fill ``response`` (a fresh ``ModelInferResponse``) with the outputs the request named, in its order, else
+    all of them; an output the model did not produce is an :class:`OIPError`."""
+    if requested is None:
+        chosen = tensors
+    else:
+        by_name = {tensor.name: tensor for tensor in reversed(tensors)}
+        chosen = []
+        for output in requested:
+            tensor = by_name.get(output.name)
+            if tensor is None:
+                raise OIPError(f"Unexpected inference output '{output.name}' for model '{model_name}'")
+            chosen.append(tensor)
+    raw = raw or any(tensor.datatype not in CONTENTS_FIELD for tensor in chosen)
+    response.model_name = model_name
+    response.model_version = model_version
+    response.id = request_id
+    set_parameters(response.parameters, parameters)
+    for tensor in chosen:
+        entry = response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        own = {k: v for k, v in (tensor.parameters or {}).items() if k != "binary_data_size"}
+        set_parameters(entry.parameters, own)
+        if raw:
+            response.raw_output_contents.append(bytes(tensor.data))
+        else:
+            getattr(entry.contents, CONTENTS_FIELD[tensor.datatype]).extend(tensor.to_list())
+    return response

@@ -1,0 +1,71 @@
+"""The Open Inference Protocol over gRPC (``oip_grpc_address``) against the real CLI, with Triton's gRPC client
+(raw tensors, FP16, BYTES, errors, the repository) and KServe's ``InferenceGRPCClient`` (typed and raw contents,
+KServe's repository messages); a client deadline that passes while the model runs cancels the request.
+
+The clients run in processes of their own (:mod:`tests.grpc_clients`): Triton's and KServe's generated modules
+cannot be imported into one process."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.server import ROOT, TEST_MODELS, RunningServer, free_port, start_server
+
+pytestmark = pytest.mark.e2e
+pytest.importorskip("grpc")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+    tmp = tmp_path_factory.mktemp("grpc_oip")
+    models = {name: TEST_MODELS / name for name in ("kdummy", "kfp16", "ksleepy")}
+    properties = {
+        "load_models": "kdummy=kdummy,kfp16=kfp16,ksleepy=ksleepy",
+        "enable_model_api": "true",
+        "oip_grpc_address": f"127.0.0.1:{free_port()}",
+    }
+    running = start_server(tmp, models, properties=properties)
+    running.extra["grpc"] = properties["oip_grpc_address"]
+    shutil.copytree(TEST_MODELS / "kdummy", tmp / "model_store" / "spare")  # in the store, not loaded at start
+    yield running
+    assert running.stop() == 0
+
+
+def run_client(kind: str, address: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.grpc_clients", kind, address],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+
+
+def test_tritons_grpc_client(server: RunningServer) -> None:
+    run_client("triton", server.extra["grpc"])
+
+
+def test_kserves_grpc_client(server: RunningServer) -> None:
+    run_client("kserve", server.extra["grpc"])
+
+
+def test_a_deadline_cancels_the_request(server: RunningServer) -> None:
+    run_client("cancel", server.extra["grpc"])
+    deadline = time.monotonic() + 5
+    while "to model ksleepy cancelled: the client went away" not in server.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "to model ksleepy cancelled: the client went away" in server.logs()
+
+
+def test_off_unless_configured(tmp_path) -> None:
+    running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"})
+    try:
+        assert "gRPC" not in running.logs()
+    finally:
+        assert running.stop() == 0

@@ -1,0 +1,149 @@
+"""Real gRPC clients of the Open Inference Protocol, each run in a process of its own by the e2e tests:
+``python -m tests.grpc_clients triton|kserve|cancel HOST:PORT``. Exit status 0 when every check passed.
+
+A process each because Triton's and KServe's generated modules both define ``inference.*`` in protobuf's default
+descriptor pool, and one process cannot import both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import numpy as np
+
+
+def triton(url: str) -> None:
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(url=url)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("kdummy") and client.is_model_ready("kdummy", "1.0")
+    metadata = client.get_server_metadata()
+    assert metadata.name == "modelserver" and "binary_tensor_data" in metadata.extensions
+    model = client.get_model_metadata("kdummy")
+    assert model.name == "kdummy" and list(model.versions) == ["1.0"]
+    assert [(t.name, t.datatype, list(t.shape)) for t in model.inputs] == [("input-0", "INT32", [-1, 2])]
+
+    data = np.arange(12, dtype=np.int32).reshape(6, 2)  # raw_input_contents (tritonclient always sends raw)
+    tensor = grpcclient.InferInput("input-0", list(data.shape), "INT32")
+    tensor.set_data_from_numpy(data)
+    result = client.infer("kdummy", [tensor], request_id="abc", parameters={"answer": 42, "note": "hi"})
+    np.testing.assert_array_equal(result.as_numpy("output-0"), data)
+    response = result.get_response()
+    assert response.id == "abc" and response.model_name == "kdummy" and response.model_version == "1.0"
+    assert len(response.raw_output_contents) == 1
+    assert response.parameters["answer"].int64_param == 42 and response.parameters["note"].string_param == "hi"
+
+    values = np.array([[6.8, 2.8], [4.8, 1.4]], dtype=np.float32)  # FP16 out, BYTES in and out (length-framed)
+    fp32 = grpcclient.InferInput("fp32_input", [2, 2], "FP32")
+    fp32.set_data_from_numpy(values)
+    text = grpcclient.InferInput("str_input", [2], "BYTES")
+    text.set_data_from_numpy(np.array([b"cat", "dög".encode()], dtype=object))
+    outputs = [grpcclient.InferRequestedOutput(name) for name in ("fp16_output", "str_output")]
+    result = client.infer("kfp16", [fp32, text], outputs=outputs)
+    np.testing.assert_array_equal(result.as_numpy("fp16_output"), (values + 1).astype(np.float16))
+    assert [v.decode() for v in result.as_numpy("str_output").ravel()] == ["CAT", "DÖG"]
+    assert [o.name for o in result.get_response().outputs] == ["fp16_output", "str_output"]
+
+    for call, code, words in (
+        (lambda: client.infer("nope", [tensor]), "StatusCode.NOT_FOUND", "Model with name nope does not exist."),
+        (lambda: client.infer("kdummy", [tensor], model_version="9"), "StatusCode.NOT_FOUND", "does not exist"),
+        (lambda: client.get_model_metadata("nope"), "StatusCode.NOT_FOUND", "does not exist"),
+        (lambda: client.infer("kdummy", [_short_tensor(grpcclient)]), "StatusCode.INVALID_ARGUMENT", "input-0"),
+        (
+            lambda: client.infer("kdummy", [tensor], outputs=[grpcclient.InferRequestedOutput("zzz")]),
+            "StatusCode.INVALID_ARGUMENT",
+            "Unexpected inference output 'zzz'",
+        ),
+    ):
+        try:
+            call()
+        except InferenceServerException as err:
+            assert err.status() == code and words in err.message(), (err.status(), err.message())
+        else:
+            raise AssertionError(f"no error; expected {code}")
+
+    client.load_model("spare")  # Triton's repository messages (the name in field 2)
+    assert client.is_model_ready("spare")
+    client.unload_model("spare")
+    try:
+        client.is_model_ready("spare")
+    except InferenceServerException as err:
+        assert err.status() == "StatusCode.NOT_FOUND", err.status()
+    else:
+        raise AssertionError("an unloaded model is still known")
+    client.close()
+
+
+def _short_tensor(grpcclient):
+    tensor = grpcclient.InferInput("input-0", [3, 2], "INT32")
+    tensor._raw_content = np.arange(4, dtype=np.int32).tobytes()  # 4 elements for a [3, 2] shape
+    return tensor
+
+
+def kserve(url: str) -> None:
+    import grpc
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    async def run() -> None:
+        client = InferenceGRPCClient(url, timeout=30)
+        assert (await client.is_server_live()) and (await client.is_server_ready())
+        assert await client.is_model_ready("kdummy")
+        data = np.array([[1, 2], [3, 4]], dtype=np.int32)
+        typed = InferInput("input-0", [2, 2], "INT32")  # typed contents (int_contents)
+        typed.set_data_from_numpy(data, binary_data=False)
+        response = await client.infer(InferRequest("kdummy", [typed], request_id="k1"))
+        assert response.id == "k1" and response.model_name == "kdummy"
+        np.testing.assert_array_equal(response.outputs[0].as_numpy(), data)
+        raw = InferInput("input-0", [2, 2], "INT32")  # raw_input_contents
+        raw.set_data_from_numpy(data, binary_data=True)
+        response = await client.infer(InferRequest("kdummy", [raw], request_id="k2"))
+        np.testing.assert_array_equal(response.outputs[0].as_numpy(), data)
+        words = InferInput("str_input", [2], "BYTES")
+        words.set_data_from_numpy(np.array([b"ab", b"cd"], dtype=object), binary_data=False)
+        fp32 = InferInput("fp32_input", [1], "FP32")
+        fp32.set_data_from_numpy(np.array([1.5], dtype=np.float32), binary_data=False)
+        response = await client.infer(InferRequest("kfp16", [fp32, words]))
+        by_name = {output.name: output for output in response.outputs}
+        assert list(by_name["str_output"].as_numpy().ravel()) in ([b"AB", b"CD"], ["AB", "CD"])
+        await client.close()
+        # KServe's client has no load/unload: its generated stub sends KServe's messages (the name in field 1).
+        from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
+        from kserve.protocol.grpc.grpc_predict_v2_pb2_grpc import GRPCInferenceServiceStub
+
+        async with grpc.aio.insecure_channel(url) as channel:
+            stub = GRPCInferenceServiceStub(channel)
+            loaded = await stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="spare"))
+            assert loaded.isLoaded and loaded.model_name == "spare"
+            unloaded = await stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="spare"))
+            assert unloaded.isUnloaded and unloaded.model_name == "spare"
+
+    asyncio.run(run())
+
+
+def cancel(url: str) -> None:
+    """A call whose deadline passes while the model sleeps 3 s: DEADLINE_EXCEEDED at the deadline, not at the end.
+    Then wait past the model's 3 s, so that the test can read in the log whether the call was cancelled."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(url=url)
+    tensor = grpcclient.InferInput("input-0", [1], "FP32")
+    tensor.set_data_from_numpy(np.array([3.0], dtype=np.float32))
+    started = time.monotonic()
+    try:
+        client.infer("ksleepy", [tensor], client_timeout=0.5)
+    except InferenceServerException as err:
+        assert err.status() == "StatusCode.DEADLINE_EXCEEDED", (err.status(), err.message())
+    else:
+        raise AssertionError("the call outlived its deadline")
+    assert time.monotonic() - started < 2.5
+    time.sleep(3.5)
+
+
+if __name__ == "__main__":
+    {"triton": triton, "kserve": kserve, "cancel": cancel}[sys.argv[1]](sys.argv[2])
+    print("ok")
