@@ -1,5 +1,6 @@
 """Real gRPC clients of the Open Inference Protocol, each run in a process of its own by the e2e tests:
-``python -m tests.grpc_clients triton|kserve|cancel HOST:PORT``. Exit status 0 when every check passed.
+``python -m tests.grpc_clients KIND HOST:PORT`` (KIND: triton, kserve, cancel, script-triton, script-kserve).
+Exit status 0 when every check passed.
 
 A process each because Triton's and KServe's generated modules both define ``inference.*`` in protobuf's default
 descriptor pool, and one process cannot import both.
@@ -144,6 +145,42 @@ def cancel(url: str) -> None:
     time.sleep(3.5)
 
 
+def script_triton(url: str) -> None:
+    """A KServe script's ``ModelServer(enable_grpc=True)``: raw FP32 and BYTES through Triton's client."""
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url=url)
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("doubler")
+    assert [t.name for t in client.get_model_metadata("doubler").inputs] == ["x"]
+    tensor = grpcclient.InferInput("x", [3], "FP32")
+    tensor.set_data_from_numpy(np.array([1.0, 2.5, -3.0], dtype=np.float32))
+    result = client.infer("doubler", [tensor])
+    np.testing.assert_array_equal(result.as_numpy("output-0"), np.array([2.0, 5.0, -6.0], dtype=np.float32))
+    words = grpcclient.InferInput("x", [2], "BYTES")
+    words.set_data_from_numpy(np.array([b"ab", "é".encode()], dtype=object))
+    assert list(client.infer("doubler", [words]).as_numpy("output-0")) == [b"abab", "éé".encode()]
+    client.close()
+
+
+def script_kserve(url: str) -> None:
+    """A KServe script's ``ModelServer(enable_grpc=True)``: typed contents through KServe's client."""
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    async def run() -> None:
+        client = InferenceGRPCClient(url, timeout=30)
+        assert await client.is_model_ready("doubler")
+        tensor = InferInput("x", [2], "FP32")
+        tensor.set_data_from_numpy(np.array([1.5, 4.0], dtype=np.float32), binary_data=False)
+        response = await client.infer(InferRequest("doubler", [tensor], request_id="s1"))
+        assert response.id == "s1"
+        np.testing.assert_array_equal(response.outputs[0].as_numpy(), np.array([3.0, 8.0], dtype=np.float32))
+        await client.close()
+
+    asyncio.run(run())
+
+
 if __name__ == "__main__":
-    {"triton": triton, "kserve": kserve, "cancel": cancel}[sys.argv[1]](sys.argv[2])
+    clients = {"triton": triton, "kserve": kserve, "cancel": cancel}
+    clients.update({"script-triton": script_triton, "script-kserve": script_kserve})
+    clients[sys.argv[1]](sys.argv[2])
     print("ok")

@@ -2,7 +2,9 @@
 
 ``ModelServer(...).start([model])`` registers the models that are ready (KServe's rule: a model that is not ready is
 not registered, and none ready is an error), calls ``start()`` on every model, and serves KServe's V1 and Open
-Inference Protocol REST APIs (and ``/metrics``) on ``http_port`` until SIGTERM or SIGINT, then stops the models.
+Inference Protocol REST APIs (and ``/metrics``) on ``http_port``, and, with ``enable_grpc`` (KServe's default), the
+Open Inference Protocol's gRPC API on ``grpc_port`` (:mod:`modelserver.grpc_oip`), until SIGTERM or SIGINT, then
+stops the models.
 
 With ``workers=1`` (KServe's default) each model serves in this process: the very object the script built, its async
 hooks on the server's loop as in KServe, its synchronous ones on a thread of its own (:mod:`modelserver.local_worker`),
@@ -131,8 +133,6 @@ class ModelServer:
             model.start()
         if not logging.getLogger().handlers:  # KServe logs to the console unless the script configured logging
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        if self.enable_grpc:
-            logger.info("gRPC (grpc_port %s) is not served by this server yet; serving REST only", self.grpc_port)
         import uvloop
 
         uvloop.run(self._serve())
@@ -163,6 +163,8 @@ class ModelServer:
             scheme = "https"
             properties.update({"certificate_file": self.ssl_certfile, "private_key_file": self.ssl_keyfile})
         address = Address(scheme, "0.0.0.0", int(self.http_port))
+        if self.enable_grpc:  # KServe's default: the Open Inference Protocol's gRPC API on grpc_port too
+            properties["oip_grpc_address"] = f"http://0.0.0.0:{int(self.grpc_port)}"
         return ServerConfig(  # no TorchServe management or metrics port: KServe serves /metrics on http_port
             inference_address=address,
             management_address=address,

@@ -27,7 +27,8 @@ def start_script(tmp_path: Path, *flags: str) -> tuple[subprocess.Popen[str], st
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "--http_port", str(port), "--model_name", "multiplier", *flags],
+            [sys.executable, str(SCRIPT), "--http_port", str(port), "--grpc_port", str(free_port())]
+            + ["--model_name", "multiplier", *flags],
             cwd=tmp_path,
             env=env,
             stdout=out,
@@ -127,3 +128,36 @@ def test_several_workers_are_processes_that_build_the_model_as_the_script_did(tm
         assert len(pids) == 2 and process.pid not in pids
     finally:
         assert stop(process) == 0
+
+
+def test_the_script_serves_the_open_inference_protocol_over_grpc(tmp_path: Path) -> None:
+    """``ModelServer(enable_grpc=True, grpc_port=...)``: Triton's and KServe's gRPC clients on the script's port."""
+    http_port, grpc_port = free_port(), free_port()
+    log = tmp_path / "script.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    script = TEST_MODELS / "kscript" / "grpc_serve.py"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(script), "--http_port", str(http_port), "--grpc_port", str(grpc_port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "OIP gRPC API bound to" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        for kind in ("script-triton", "script-kserve"):
+            done = subprocess.run(
+                [sys.executable, "-m", "tests.grpc_clients", kind, f"127.0.0.1:{grpc_port}"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stdout + done.stderr
+    finally:
+        assert stop(process) == 0, log.read_text()
