@@ -285,7 +285,7 @@ class ModelServer:
         listener = grpc_server.GrpcListener(
             "OIP",
             address,
-            [OIPService(*self._oip_dialects).handler()],
+            [OIPService(*self._oip_dialects, auth=self.auth).handler()],
             max_receive=self.config.max_request_size,
             max_send=self.config.max_response_size,
             tls_files=(files[0], files[1]) if files[0] and files[1] else None,

@@ -4,7 +4,8 @@ Each method answers what its REST twin (:mod:`.dialects.kserve_v2`, :mod:`.diale
 through the same objects: readiness and metadata from the registry and the V2 dialect, load and unload from the
 repository dialect, and ``ModelInfer`` through the core call, ``ModelVersion.infer(job)``, with the tensors of
 :mod:`.grpc_oip_codec`. Failures carry KServe's messages with the gRPC status of their HTTP status (404 NOT_FOUND,
-400 INVALID_ARGUMENT, 503 UNAVAILABLE, ...).
+400 INVALID_ARGUMENT, 503 UNAVAILABLE, ...). With token authorization on, every call needs the inference key in
+its ``authorization`` metadata (``Bearer <key>``), as the REST routes do; without it, UNAUTHENTICATED.
 
 A call the client cancels, or whose deadline passes, is cancelled by grpc.aio: its coroutine gets
 ``CancelledError`` inside ``ModelVersion.infer``, which drops the job from the queue or tells its worker, as an
@@ -21,6 +22,7 @@ from typing import Any
 import grpc
 
 from . import __version__, grpc_stubs
+from .auth import INFERENCE, InvalidKey, TokenAuthorization
 from .dialects import kserve_http as http
 from .dialects.kserve_v2 import EXTENSIONS, KServeV2
 from .dialects.kserve_v2_repository import KServeV2Repository
@@ -61,9 +63,10 @@ def status_code(http_status: int) -> grpc.StatusCode:
 class OIPService:
     """The servicer: one coroutine per method of :data:`SERVICE`."""
 
-    def __init__(self, v2: KServeV2, repository: KServeV2Repository) -> None:
+    def __init__(self, v2: KServeV2, repository: KServeV2Repository, auth: TokenAuthorization | None = None) -> None:
         self.v2 = v2
         self.repository = repository
+        self.auth = auth
         self.registry = v2.registry
         self.messages = grpc_stubs.load("oip_inference")
 
@@ -79,8 +82,13 @@ class OIPService:
         return grpc.method_handlers_generic_handler(SERVICE, table)
 
     def _guarded(self, name: str, method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        auth = self.auth
+
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
+                if auth is not None and not auth.allows((INFERENCE,), _metadata(context, "authorization")):
+                    logger.info("gRPC %s: UNAUTHENTICATED (no valid inference key)", name)
+                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, InvalidKey().message)
                 return await method(request, context)
             except ServeError as err:
                 code = status_code(err.status)
@@ -181,6 +189,13 @@ class OIPService:
             )
         except OIPError as err:
             raise http.KServeError(str(err), 400) from None
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
+    for name, value in context.invocation_metadata() or ():
+        if name == key and isinstance(value, str):
+            return value
+    return None
 
 
 def _error_text(body: bytes | bytearray) -> str:

@@ -179,8 +179,30 @@ def script_kserve(url: str) -> None:
     asyncio.run(run())
 
 
+def auth(url: str, key: str) -> None:
+    """Token authorization on: UNAUTHENTICATED without the inference key, served with it."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(url=url)
+    for headers in (None, {"authorization": "Bearer wrong"}):
+        try:
+            client.is_server_live(headers=headers)
+        except InferenceServerException as err:
+            assert err.status() == "StatusCode.UNAUTHENTICATED", err.status()
+        else:
+            raise AssertionError("served without the inference key")
+    headers = {"authorization": f"Bearer {key}"}
+    assert client.is_server_live(headers=headers)
+    tensor = grpcclient.InferInput("input-0", [1, 2], "INT32")
+    tensor.set_data_from_numpy(np.array([[1, 2]], dtype=np.int32))
+    np.testing.assert_array_equal(client.infer("kdummy", [tensor], headers=headers).as_numpy("output-0"), [[1, 2]])
+    client.close()
+
+
 if __name__ == "__main__":
     clients = {"triton": triton, "kserve": kserve, "cancel": cancel}
     clients.update({"script-triton": script_triton, "script-kserve": script_kserve})
-    clients[sys.argv[1]](sys.argv[2])
+    clients["auth"] = auth
+    clients[sys.argv[1]](*sys.argv[2:])
     print("ok")

@@ -1,6 +1,7 @@
 """The Open Inference Protocol over gRPC (``oip_grpc_address``) against the real CLI, with Triton's gRPC client
 (raw tensors, FP16, BYTES, errors, the repository) and KServe's ``InferenceGRPCClient`` (typed and raw contents,
-KServe's repository messages); a client deadline that passes while the model runs cancels the request.
+KServe's repository messages); a client deadline that passes while the model runs cancels the request; token
+authorization as on REST.
 
 The clients run in processes of their own (:mod:`tests.grpc_clients`): Triton's and KServe's generated modules
 cannot be imported into one process."""
@@ -36,9 +37,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
     assert running.stop() == 0
 
 
-def run_client(kind: str, address: str) -> None:
+def run_client(kind: str, address: str, *extra: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.grpc_clients", kind, address],
+        [sys.executable, "-m", "tests.grpc_clients", kind, address, *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -61,6 +62,15 @@ def test_a_deadline_cancels_the_request(server: RunningServer) -> None:
     while "to model ksleepy cancelled: the client went away" not in server.logs() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "to model ksleepy cancelled: the client went away" in server.logs()
+
+
+def test_token_authorization_needs_the_inference_key(tmp_path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"}, {"oip_grpc_address": address}, auth=True)
+    try:
+        run_client("auth", address, running.keys()["inference"]["key"])
+    finally:
+        assert running.stop() == 0
 
 
 def test_off_unless_configured(tmp_path) -> None:
