@@ -29,6 +29,7 @@ from .dialects.kserve_v2_repository import KServeV2Repository
 from .dialects.torchserve_http import new_request_id
 from .errors import ServeError
 from .grpc_oip_codec import decode_request, encode_response
+from .grpc_server import metadata_value, service_handler
 from .oip_codec import OIPError
 from .types import PREDICT, Job, ResultStream
 
@@ -72,21 +73,15 @@ class OIPService:
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The method table grpc.aio serves, built from the service as the ``.proto`` declares it."""
-        table = {}
-        for name, request_type, response_type, _, _ in self.messages.services[SERVICE]:
-            table[name] = grpc.unary_unary_rpc_method_handler(
-                self._guarded(name, getattr(self, _snake(name))),
-                request_deserializer=request_type.FromString,
-                response_serializer=response_type.SerializeToString,
-            )
-        return grpc.method_handlers_generic_handler(SERVICE, table)
+        return service_handler(SERVICE, self.messages.services[SERVICE], _Guarded(self))
 
-    def _guarded(self, name: str, method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def guarded(self, name: str, method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """``method`` with token authorization first, and a :class:`ServeError` answered as a gRPC status."""
         auth = self.auth
 
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             try:
-                if auth is not None and not auth.allows((INFERENCE,), _metadata(context, "authorization")):
+                if auth is not None and not auth.allows((INFERENCE,), metadata_value(context, "authorization")):
                     logger.info("gRPC %s: UNAUTHENTICATED (no valid inference key)", name)
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, InvalidKey().message)
                 return await method(request, context)
@@ -191,13 +186,6 @@ class OIPService:
             raise http.KServeError(str(err), 400) from None
 
 
-def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
-    for name, value in context.invocation_metadata() or ():
-        if name == key and isinstance(value, str):
-            return value
-    return None
-
-
 def _error_text(body: bytes | bytearray) -> str:
     """The message of an error body (``{"error": ...}`` or TorchServe's ``{"message": ...}``), else its text."""
     text = bytes(body).decode("utf-8", "replace")
@@ -212,5 +200,11 @@ def _error_text(body: bytes | bytearray) -> str:
     return text
 
 
-def _snake(name: str) -> str:
-    return "".join(f"_{char.lower()}" if char.isupper() else char for char in name).lstrip("_")
+class _Guarded:
+    """The service's methods by snake-case name, each :meth:`OIPService.guarded`."""
+
+    def __init__(self, service: OIPService) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return self._service.guarded(name, getattr(self._service, name))

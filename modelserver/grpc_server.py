@@ -38,6 +38,40 @@ def oip_address(properties: Mapping[str, str]) -> Address | None:
     return address
 
 
+def service_handler(service: str, methods: list[tuple[str, Any, Any, bool, bool]], implementation: Any) -> Any:
+    """grpc.aio's method table for ``service`` (its methods as :func:`.grpc_stubs.load` lists them): each method
+    is ``implementation``'s attribute of the method's name in snake case, unary or streaming as declared."""
+    import grpc
+
+    kinds = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }
+    table = {
+        name: kinds[client_streams, server_streams](
+            getattr(implementation, snake_case(name)),
+            request_deserializer=request_type.FromString,
+            response_serializer=response_type.SerializeToString,
+        )
+        for name, request_type, response_type, client_streams, server_streams in methods
+    }
+    return grpc.method_handlers_generic_handler(service, table)
+
+
+def snake_case(name: str) -> str:
+    return "".join(f"_{char.lower()}" if char.isupper() else char for char in name).lstrip("_")
+
+
+def metadata_value(context: Any, key: str) -> str | None:
+    """A call's metadata value (the first of the key), or None."""
+    for name, value in context.invocation_metadata() or ():
+        if name == key and isinstance(value, str):
+            return value
+    return None
+
+
 class GrpcListener:
     """One grpc.aio server serving ``handlers`` on ``address``."""
 

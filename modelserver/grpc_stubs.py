@@ -2,7 +2,8 @@
 
 No generated code is kept in the repository: on first use, ``grpc_tools.protoc`` compiles a ``.proto`` into a
 descriptor set, cached under ``$MODELSERVER_CACHE`` (else ``~/.cache/modelserver``) by the file's hash and the
-grpcio-tools version, and the messages are built from it by protobuf's message factory.
+grpcio-tools version (with the files it imports: protobuf's well-known types from grpcio-tools, ``google/rpc``
+from ``modelserver/protos``), and the messages are built from it by protobuf's message factory.
 
 They live in a descriptor pool of their own, not protobuf's default one: KServe's and Triton's generated modules
 define the same ``inference.*`` names in the default pool, and a process (a KServe script, a test) may import
@@ -54,9 +55,10 @@ def compile_descriptor_set(proto: Path) -> bytes:
         from grpc_tools import protoc
     except ImportError as err:
         raise StubError("gRPC needs grpcio and grpcio-tools: pip install 'modelserver[grpc]'") from err
-    source = proto.read_bytes()
-    version = getattr(grpc_tools, "__version__", "") or _tools_version()
-    key = hashlib.sha256(source + version.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(_tools_version().encode())
+    for path in sorted(PROTOS.rglob("*.proto")):  # the file and whatever it may import
+        digest.update(path.relative_to(PROTOS).as_posix().encode() + b"\0" + path.read_bytes())
+    key = digest.hexdigest()[:16]
     cached = cache_dir() / f"{proto.stem}-{key}.pb"
     try:
         return cached.read_bytes()
@@ -64,7 +66,9 @@ def compile_descriptor_set(proto: Path) -> bytes:
         pass
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "set.pb"
-        code = protoc.main(["protoc", f"-I{proto.parent}", f"--descriptor_set_out={out}", str(proto)])
+        well_known = Path(grpc_tools.__file__).parent / "_proto"  # google/protobuf/*.proto, shipped with the tools
+        command = ["protoc", f"-I{PROTOS}", f"-I{well_known}", "--include_imports", f"--descriptor_set_out={out}"]
+        code = protoc.main([*command, str(proto)])
         if code != 0 or not out.exists():
             raise StubError(f"grpcio-tools could not compile {proto} (protoc exit status {code})")
         data = out.read_bytes()
