@@ -108,6 +108,7 @@ class ModelServer:
         self._http: list[HttpServer] = []
         self._grpc: list[GrpcListener] = []
         self._oip_dialects: tuple[KServeV2, KServeV2Repository] | None = None
+        self._ts_inference: TorchServeInference | None = None
         self._stopped = asyncio.Event()
         self._descriptions: dict[int, dict[str, Any]] = {}
         self.auth = auth.from_config(config)
@@ -211,6 +212,7 @@ class ModelServer:
     def listeners(self) -> list[tuple[Address, Listener]]:
         cfg = self.config
         inference = TorchServeInference(self.registry, lambda: self._describe(inference_listener))
+        self._ts_inference = inference  # TorchServe's gRPC inference API answers Ping through it
         management = TorchServeManagement(self.registry, lambda: self._describe(management_listener), host=self)
         metrics = TorchServeMetrics(lambda: self._describe(metrics_listener), self.metrics)
         v2 = KServeV2(self.registry)
@@ -274,24 +276,34 @@ class ModelServer:
         logger.info("%s API bound to: %s", listener.name.title(), address)
 
     async def _start_grpc(self) -> None:
-        """The OIP's gRPC API on ``oip_grpc_address``, when it is set (:mod:`.grpc_server`)."""
-        address = grpc_server.oip_address(self.config.properties)
-        if address is None or self._oip_dialects is None:
-            return
-        from .grpc_oip import OIPService
-
+        """The gRPC APIs whose addresses are set (:mod:`.grpc_server`): the OIP's, TorchServe's inference API."""
         props = self.config.properties
+        services: list[tuple[str, Address, Callable[[], Any]]] = []
+        address = grpc_server.oip_address(props)
+        if address is not None and self._oip_dialects is not None:
+            from .grpc_oip import OIPService
+
+            dialects = self._oip_dialects
+            services.append(("OIP", address, lambda: OIPService(*dialects, auth=self.auth).handler()))
+        address = grpc_server.torchserve_inference_address(props)
+        if address is not None and self._ts_inference is not None:
+            from .grpc_torchserve import TorchServeInferenceService
+
+            inference = self._ts_inference
+            make = lambda: TorchServeInferenceService(self.registry, inference, self.auth).handler()  # noqa: E731
+            services.append(("TorchServe inference", address, make))
         files = (props.get("certificate_file"), props.get("private_key_file"))
-        listener = grpc_server.GrpcListener(
-            "OIP",
-            address,
-            [OIPService(*self._oip_dialects, auth=self.auth).handler()],
-            max_receive=self.config.max_request_size,
-            max_send=self.config.max_response_size,
-            tls_files=(files[0], files[1]) if files[0] and files[1] else None,
-        )
-        await listener.start()
-        self._grpc.append(listener)
+        for name, address, handler in services:
+            listener = grpc_server.GrpcListener(
+                name,
+                address,
+                [handler()],
+                max_receive=self.config.max_request_size,
+                max_send=self.config.max_response_size,
+                tls_files=(files[0], files[1]) if files[0] and files[1] else None,
+            )
+            await listener.start()
+            self._grpc.append(listener)
 
     async def start(self) -> None:
         torchserve_http.configure_cors(self.config.properties)

@@ -1,0 +1,175 @@
+"""TorchServe 0.12's gRPC inference API, ``org.pytorch.serve.grpc.inference.InferenceAPIsService``.
+
+``Ping`` answers the JSON of ``GET /ping``; ``Predictions`` and ``StreamPredictions`` run a job through the core
+call, ``ModelVersion.infer``, with the request's ``input`` map as the handler's inputs (name -> bytes, no content
+type, as TorchServe passes them). ``StreamPredictions`` sends one response per piece a handler sends with
+``send_intermediate_predict_response``, then the last; ``Predictions`` answers the first piece only, as TorchServe
+does. ``StreamPredictions2`` (sequence batching) answers UNIMPLEMENTED.
+
+Errors are TorchServe's: a missing model, a missing version, no worker or a full queue are INTERNAL with
+TorchServe's message and, after a newline, the exception TorchServe names; a failure the handler reports has the
+gRPC status of its HTTP status by TorchServe's table (``GRPCUtils.getGRPCStatusCode``). A cancelled call, or one
+past its deadline, cancels its job as an HTTP client that leaves does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from . import grpc_stubs
+from .auth import INFERENCE, InvalidKey, TokenAuthorization
+from .dialects.torchserve_http import new_request_id
+from .dialects.torchserve_inference import TorchServeInference
+from .errors import ModelNotFound, ModelVersionNotFound, NoWorker, ServeError
+from .grpc_server import metadata_value, service_handler
+from .registry import ModelRegistry
+from .types import PREDICT, InferenceResult, Job, ResultStream
+
+logger = logging.getLogger("modelserver")
+
+SERVICE = "org.pytorch.serve.grpc.inference.InferenceAPIsService"
+_TS_CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    409: grpc.StatusCode.ABORTED,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    416: grpc.StatusCode.OUT_OF_RANGE,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    499: grpc.StatusCode.CANCELLED,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+_FAILED = "org.pytorch.serve.http.InternalServerException"
+_NOT_FOUND = {
+    ModelNotFound: "org.pytorch.serve.archive.model.ModelNotFoundException",
+    ModelVersionNotFound: "org.pytorch.serve.archive.model.ModelVersionNotFoundException",
+}
+
+
+def torchserve_code(http_status: int) -> grpc.StatusCode:
+    """TorchServe's gRPC status for an HTTP status: its table, else FAILED_PRECONDITION (4xx), INTERNAL (5xx)."""
+    code = _TS_CODES.get(http_status)
+    if code is not None:
+        return code
+    if 400 <= http_status < 500:
+        return grpc.StatusCode.FAILED_PRECONDITION
+    return grpc.StatusCode.INTERNAL if 500 <= http_status < 600 else grpc.StatusCode.UNKNOWN
+
+
+class _Failure(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+class TorchServeInferenceService:
+    """The servicer of :data:`SERVICE`."""
+
+    def __init__(
+        self, registry: ModelRegistry, inference: TorchServeInference, auth: TokenAuthorization | None = None
+    ) -> None:
+        self.registry = registry
+        self.inference = inference
+        self.auth = auth
+        self.messages = grpc_stubs.load("ts_inference")
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return service_handler(SERVICE, self.messages.services[SERVICE], self)
+
+    async def _check(self, name: str, context: grpc.aio.ServicerContext) -> None:
+        if self.auth is not None and not self.auth.allows((INFERENCE,), metadata_value(context, "authorization")):
+            logger.info("gRPC %s: UNAUTHENTICATED (no valid inference key)", name)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, InvalidKey().message)
+
+    # -- methods -------------------------------------------------------------------------------------
+
+    async def ping(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._check("Ping", context)
+        answer = await self.inference.ping(None, {})  # type: ignore[arg-type]
+        return self.messages.TorchServeHealthResponse(health=bytes(answer.body).decode("utf-8").rstrip("\n"))
+
+    async def predictions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._check("Predictions", context)
+        try:
+            outcome = await self._run(request, context)
+            if type(outcome) is ResultStream:  # TorchServe answers a unary call with the first piece
+                await outcome.aclose()
+                outcome = outcome.first
+            return self._answer(outcome)
+        except _Failure as failure:
+            await self._abort("Predictions", context, failure)
+
+    async def stream_predictions(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await self._check("StreamPredictions", context)
+        try:
+            outcome = await self._run(request, context)
+            if type(outcome) is not ResultStream:
+                yield self._answer(outcome)
+                return
+            try:
+                async for piece in outcome:
+                    yield self._answer(piece)
+            except ServeError as err:  # the worker died mid-stream
+                raise _Failure(torchserve_code(err.status), f"{err.message}\n{_FAILED}") from None
+            finally:
+                await outcome.aclose()
+        except _Failure as failure:
+            await self._abort("StreamPredictions", context, failure)
+
+    async def stream_predictions2(
+        self, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        await self._check("StreamPredictions2", context)
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "StreamPredictions2 (sequence batching) is not supported")
+        yield  # an async generator, as the method table wants
+
+    # -- one prediction ------------------------------------------------------------------------------
+
+    async def _run(self, request: Any, context: grpc.aio.ServicerContext) -> InferenceResult | ResultStream:
+        name = request.model_name
+        if not name:
+            raise _Failure(grpc.StatusCode.INTERNAL, "Parameter model_name is required.\nBadRequestException.()")
+        version = request.model_version or None
+        try:
+            model = self.registry.resolve(name, version)
+        except (ModelNotFound, ModelVersionNotFound) as err:
+            raise _Failure(grpc.StatusCode.INTERNAL, f"{err.message}\n{_NOT_FOUND[type(err)]}") from None
+        headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+        inputs = [(key, "", value) for key, value in request.input.items()]
+        job = Job(new_request_id(), headers, inputs, PREDICT, loop=model.loop)
+        try:
+            return await model.infer(job, bool(version))
+        except NoWorker as err:
+            raise _Failure(grpc.StatusCode.INTERNAL, f"{err.message}\nInternalServerException.()") from None
+        except ServeError as err:
+            raise _Failure(torchserve_code(err.status), f"{err.message}\n{_FAILED}") from None
+
+    def _answer(self, outcome: InferenceResult) -> Any:
+        if outcome.status >= 400:
+            raise _Failure(torchserve_code(outcome.status), f"{_error_text(outcome.body)}\n{_FAILED}")
+        return self.messages.PredictionResponse(prediction=bytes(outcome.body))
+
+    async def _abort(self, method: str, context: grpc.aio.ServicerContext, failure: _Failure) -> None:
+        logger.info("gRPC %s: %s %s", method, failure.code.name, failure.details.partition("\n")[0])
+        await context.abort(failure.code, failure.details)
+
+
+def _error_text(body: bytes | bytearray) -> str:
+    """TorchServe's error body's ``message``, else the body as text."""
+    text = bytes(body).decode("utf-8", "replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(document, dict) and isinstance(document.get("message"), str):
+        return document["message"]
+    return text
