@@ -109,6 +109,7 @@ class ModelServer:
         self._grpc: list[GrpcListener] = []
         self._oip_dialects: tuple[KServeV2, KServeV2Repository] | None = None
         self._ts_inference: TorchServeInference | None = None
+        self._ts_management: TorchServeManagement | None = None
         self._stopped = asyncio.Event()
         self._descriptions: dict[int, dict[str, Any]] = {}
         self.auth = auth.from_config(config)
@@ -214,6 +215,7 @@ class ModelServer:
         inference = TorchServeInference(self.registry, lambda: self._describe(inference_listener))
         self._ts_inference = inference  # TorchServe's gRPC inference API answers Ping through it
         management = TorchServeManagement(self.registry, lambda: self._describe(management_listener), host=self)
+        self._ts_management = management
         metrics = TorchServeMetrics(lambda: self._describe(metrics_listener), self.metrics)
         v2 = KServeV2(self.registry)
         kserve_root = cfg.default_protocol == "kserve"  # who answers GET /: KServe's liveness, or TorchServe's 405
@@ -276,7 +278,7 @@ class ModelServer:
         logger.info("%s API bound to: %s", listener.name.title(), address)
 
     async def _start_grpc(self) -> None:
-        """The gRPC APIs whose addresses are set (:mod:`.grpc_server`): the OIP's, TorchServe's inference API."""
+        """The gRPC APIs whose addresses are set (:mod:`.grpc_server`): the OIP's, TorchServe's two."""
         props = self.config.properties
         services: list[tuple[str, Address, Callable[[], Any]]] = []
         address = grpc_server.oip_address(props)
@@ -285,13 +287,21 @@ class ModelServer:
 
             dialects = self._oip_dialects
             services.append(("OIP", address, lambda: OIPService(*dialects, auth=self.auth).handler()))
-        address = grpc_server.torchserve_inference_address(props)
+        address = grpc_server.torchserve_address(props, "inference")
         if address is not None and self._ts_inference is not None:
             from .grpc_torchserve import TorchServeInferenceService
 
             inference = self._ts_inference
             make = lambda: TorchServeInferenceService(self.registry, inference, self.auth).handler()  # noqa: E731
             services.append(("TorchServe inference", address, make))
+        address = grpc_server.torchserve_address(props, "management")
+        if address is not None and self._ts_management is not None:
+            from .grpc_torchserve_management import TorchServeManagementService
+
+            management = self._ts_management
+            services.append(
+                ("TorchServe management", address, lambda: TorchServeManagementService(management, self.auth).handler())
+            )
         files = (props.get("certificate_file"), props.get("private_key_file"))
         for name, address, handler in services:
             listener = grpc_server.GrpcListener(

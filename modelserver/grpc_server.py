@@ -2,8 +2,9 @@
 
 ``oip_grpc_address`` (default: none, so off) serves the Open Inference Protocol's gRPC API (:mod:`.grpc_oip`),
 e.g. ``http://0.0.0.0:8081`` as KServe's ``grpc_port``; ``https://`` serves it over TLS with
-``certificate_file``/``private_key_file``. ``grpc_inference_port`` (with ``grpc_inference_address`` and
-``enable_grpc_ssl``; default: none, so off) serves TorchServe's gRPC inference API (:mod:`.grpc_torchserve`).
+``certificate_file``/``private_key_file``. ``grpc_inference_port`` and ``grpc_management_port`` (with
+``grpc_*_address`` and ``enable_grpc_ssl``; default: none, so off) serve TorchServe's gRPC inference and management
+APIs (:mod:`.grpc_torchserve`, :mod:`.grpc_torchserve_management`).
 Messages may be as large as ``max_request_size`` in and ``max_response_size`` out, as on HTTP.
 """
 
@@ -73,15 +74,17 @@ def metadata_value(context: Any, key: str) -> str | None:
     return None
 
 
-def torchserve_inference_address(properties: Mapping[str, str]) -> Address | None:
-    """TorchServe's gRPC inference API: ``grpc_inference_address`` (default ``127.0.0.1``) and
-    ``grpc_inference_port``, TLS with ``enable_grpc_ssl=true``. None (not served) unless the port is set."""
-    port = (properties.get("grpc_inference_port") or "").strip()
+def torchserve_address(properties: Mapping[str, str], api: str) -> Address | None:
+    """TorchServe's gRPC ``api`` (``inference`` or ``management``): ``grpc_<api>_address`` (default
+    ``127.0.0.1``) and ``grpc_<api>_port``, TLS with ``enable_grpc_ssl=true``. None (not served) unless the port is
+    set."""
+    key = f"grpc_{api}_port"
+    port = (properties.get(key) or "").strip()
     if not port:
         return None
     if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"grpc_inference_port: expected a port number, got {port!r}")
-    host = (properties.get("grpc_inference_address") or "127.0.0.1").strip()
+        raise ConfigError(f"{key}: expected a port number, got {port!r}")
+    host = (properties.get(f"grpc_{api}_address") or "127.0.0.1").strip()
     tls = (properties.get("enable_grpc_ssl") or "false").strip().lower() == "true"
     return Address("https" if tls else "http", host, int(port))
 

@@ -59,3 +59,23 @@ def test_torchserve_inference_numbers() -> None:
     assert fields(pb.PredictionsRequest) == {"model_name": 1, "model_version": 2, "input": 3, "sequenceId": 4}
     assert fields(pb.PredictionResponse) == {"prediction": 1, "sequenceId": 2, "status": 3}
     assert fields(pb.TorchServeHealthResponse) == {"health": 1}
+
+
+def test_torchserve_management_numbers() -> None:
+    pb = grpc_stubs.load("ts_management")
+    service = pb.services["org.pytorch.serve.grpc.management.ManagementAPIsService"]
+    assert [name for name, *_ in service] == [
+        "DescribeModel", "ListModels", "RegisterModel", "ScaleWorker", "SetDefault", "UnregisterModel",
+    ]  # fmt: skip
+    assert fields(pb.RegisterModelRequest) == {
+        "batch_size": 1, "handler": 2, "initial_workers": 3, "max_batch_delay": 4, "model_name": 5,
+        "response_timeout": 6, "runtime": 7, "synchronous": 8, "url": 9, "s3_sse_kms": 10, "queue_timeout": 11,
+    }  # fmt: skip
+    assert fields(pb.ScaleWorkerRequest) == {
+        "model_name": 1, "model_version": 2, "max_worker": 3, "min_worker": 4, "number_gpu": 5, "synchronous": 6,
+        "timeout": 7,
+    }  # fmt: skip
+    assert fields(pb.DescribeModelRequest) == {"model_name": 1, "model_version": 2, "customized": 3}
+    assert fields(pb.ListModelsRequest) == {"limit": 1, "next_page_token": 2}
+    assert fields(pb.SetDefaultRequest) == fields(pb.UnregisterModelRequest) == {"model_name": 1, "model_version": 2}
+    assert fields(pb.ManagementResponse) == {"msg": 1}
