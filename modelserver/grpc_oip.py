@@ -148,6 +148,9 @@ class OIPService:
             decoded = decode_request(request)
         except OIPError as err:
             raise http.KServeError(str(err), 400) from None
+        if decoded.raw:  # a raw input is a binary one (as on REST): a KServe model gets it as its buffer
+            for tensor in decoded.inputs:
+                tensor.parameters = {**(tensor.parameters or {}), "binary_data_size": len(tensor.data)}
         headers = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
         request_id = headers.get("x-request-id") or new_request_id()
         outputs = [{"name": o.name, "parameters": o.parameters} for o in decoded.outputs or ()]
@@ -161,6 +164,7 @@ class OIPService:
             outputs=outputs or None,
             infer_id=decoded.id or None,
             loop=model.loop,
+            from_grpc=True,
         )
         outcome = await model.infer(job, bool(version))
         if type(outcome) is ResultStream:

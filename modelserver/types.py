@@ -192,7 +192,8 @@ class Job:
 
     ``method`` is ``predict``, ``explain``, ``describe`` or a named method of the model; ``url_path`` is the extra
     path of ``/predictions/{m}/{v}/{path}``; ``infer_id`` the id the client gave its request (the Open Inference
-    Protocol's ``id``); ``solo`` makes the job run in a batch of its own (a describe call).
+    Protocol's ``id``); ``solo`` makes the job run in a batch of its own (a describe call); ``from_grpc``: it came
+    over the Open Inference Protocol's gRPC API (a KServe model then answers raw inputs with raw outputs).
     """
 
     __slots__ = (
@@ -200,6 +201,7 @@ class Job:
         "deadline",
         "dispatched_at",
         "enqueued_at",
+        "from_grpc",
         "future",
         "headers",
         "id",
@@ -231,6 +233,7 @@ class Job:
         infer_id: str | None = None,
         solo: bool = False,
         loop: asyncio.AbstractEventLoop | None = None,
+        from_grpc: bool = False,
     ) -> None:
         self.id = next(_job_ids)
         self.request_id = request_id
@@ -242,6 +245,7 @@ class Job:
         self.parameters = parameters
         self.outputs = outputs
         self.infer_id = infer_id
+        self.from_grpc = from_grpc
         self.solo = solo
         self.deadline: float | None = None
         self.enqueued_at = 0.0
@@ -272,6 +276,8 @@ class Job:
             wire["outputs"] = self.outputs
         if self.infer_id is not None:
             wire["infer_id"] = self.infer_id
+        if self.from_grpc:
+            wire["from_grpc"] = True
         return wire
 
     def succeed(self, result: InferenceResult, last: bool = True) -> None:

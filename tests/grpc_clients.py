@@ -157,6 +157,8 @@ def script_triton(url: str) -> None:
     tensor.set_data_from_numpy(np.array([1.0, 2.5, -3.0], dtype=np.float32))
     result = client.infer("doubler", [tensor])
     np.testing.assert_array_equal(result.as_numpy("output-0"), np.array([2.0, 5.0, -6.0], dtype=np.float32))
+    told = result.get_response().parameters  # raw inputs: KServe's model sees from_grpc and binary outputs
+    assert told["from_grpc"].bool_param and told["binary_outputs"].bool_param, told
     words = grpcclient.InferInput("x", [2], "BYTES")
     words.set_data_from_numpy(np.array([b"ab", "é".encode()], dtype=object))
     assert list(client.infer("doubler", [words]).as_numpy("output-0")) == [b"abab", "éé".encode()]
@@ -174,6 +176,7 @@ def script_kserve(url: str) -> None:
         tensor.set_data_from_numpy(np.array([1.5, 4.0], dtype=np.float32), binary_data=False)
         response = await client.infer(InferRequest("doubler", [tensor], request_id="s1"))
         assert response.id == "s1"
+        assert response.parameters["from_grpc"].bool_param and not response.parameters["binary_outputs"].bool_param
         np.testing.assert_array_equal(response.outputs[0].as_numpy(), np.array([3.0, 8.0], dtype=np.float32))
         await client.close()
 

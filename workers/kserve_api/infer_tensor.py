@@ -44,6 +44,10 @@ class _InferTensor:
         self._parameters = parameters
         self._data = data
         self._raw_data: Any = None
+        self._list_of: tuple[list[Any], Any] | None = None
+        """``(data, dtype)`` when ``data`` is the list :meth:`set_data_from_numpy` made of an array of that dtype:
+        the runtime then packs it back with numpy, not element by element (:func:`~workers.runtimes.kserve_codec.
+        output_tensors`)."""
 
     @property
     def name(self) -> str:
@@ -135,10 +139,13 @@ class _InferTensor:
             self._raw_data = None
             if self._datatype == "BYTES":
                 self._data = _utf8_list(input_tensor)
+                self._list_of = None
             else:
                 self._data = input_tensor.ravel(order="C").tolist()
+                self._list_of = (self._data, input_tensor.dtype)
             return
         self._data = None
+        self._list_of = None
         if self._datatype == "BYTES":
             framed = serialize_byte_tensor(input_tensor)
             self._raw_data = framed.item() if framed.size > 0 else b""

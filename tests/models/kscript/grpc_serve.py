@@ -1,6 +1,7 @@
 """A KServe model script that serves gRPC as KServe's docs show it: ``ModelServer(enable_grpc=True,
 grpc_port=...)``, with ``modelserver.kserve`` in place of ``kserve``. Its model doubles an Open Inference Protocol
-input (any numeric datatype; BYTES are repeated twice)."""
+input (any numeric datatype; BYTES are repeated twice) and tells, in the response's parameters, whether the request
+came over gRPC and whether its outputs default to binary (KServe: when the gRPC inputs were raw)."""
 
 import argparse
 
@@ -24,7 +25,9 @@ class Doubler(Model):
     async def predict(self, payload: InferRequest, headers=None) -> InferResponse:
         values = payload.inputs[0].as_numpy()
         doubled = values * 2 if values.dtype != object else np.array([v + v for v in values.ravel()], dtype=object)
-        return get_predict_response(payload, doubled, self.name)
+        response = get_predict_response(payload, doubled, self.name)
+        response.parameters = {"from_grpc": payload.from_grpc, "binary_outputs": payload.use_binary_outputs}
+        return response
 
 
 if __name__ == "__main__":
