@@ -183,8 +183,9 @@ def script_kserve(url: str) -> None:
     asyncio.run(run())
 
 
-def auth(url: str, key: str) -> None:
-    """Token authorization on: UNAUTHENTICATED without the inference key, served with it."""
+def auth(url: str, key: str, management_url: str = "", management_key: str = "") -> None:
+    """Token authorization on: UNAUTHENTICATED without the inference key, served with it; TorchServe's gRPC
+    management API likewise with the management key (and not with the inference key)."""
     import tritonclient.grpc as grpcclient
     from tritonclient.utils import InferenceServerException
 
@@ -202,6 +203,24 @@ def auth(url: str, key: str) -> None:
     tensor.set_data_from_numpy(np.array([[1, 2]], dtype=np.int32))
     np.testing.assert_array_equal(client.infer("kdummy", [tensor], headers=headers).as_numpy("output-0"), [[1, 2]])
     client.close()
+    if management_url:
+        import grpc
+
+        _generate_torchserve_stubs()
+        import ts_management_pb2 as pb
+        import ts_management_pb2_grpc as pb_grpc
+
+        with grpc.insecure_channel(management_url) as channel:
+            stub = pb_grpc.ManagementAPIsServiceStub(channel)
+            for metadata in ((), (("authorization", f"Bearer {key}"),)):
+                try:
+                    stub.ListModels(pb.ListModelsRequest(), metadata=metadata)
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.UNAUTHENTICATED, err.code()
+                else:
+                    raise AssertionError("management served without the management key")
+            listed = stub.ListModels(pb.ListModelsRequest(), metadata=(("authorization", f"Bearer {management_key}"),))
+            assert "kdummy" in listed.msg
 
 
 def _generate_torchserve_stubs() -> None:

@@ -65,10 +65,12 @@ def test_a_deadline_cancels_the_request(server: RunningServer) -> None:
 
 
 def test_token_authorization_needs_the_inference_key(tmp_path) -> None:
-    address = f"127.0.0.1:{free_port()}"
-    running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"}, {"oip_grpc_address": address}, auth=True)
+    address, management = f"127.0.0.1:{free_port()}", free_port()
+    properties = {"oip_grpc_address": address, "grpc_management_port": str(management)}
+    running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"}, properties, auth=True)
     try:
-        run_client("auth", address, running.keys()["inference"]["key"])
+        keys = running.keys()
+        run_client("auth", address, keys["inference"]["key"], f"127.0.0.1:{management}", keys["management"]["key"])
     finally:
         assert running.stop() == 0
 
@@ -77,5 +79,30 @@ def test_off_unless_configured(tmp_path) -> None:
     running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"})
     try:
         assert "gRPC" not in running.logs()
+    finally:
+        assert running.stop() == 0
+
+
+def test_https_address_serves_tls_with_the_configured_certificate(tmp_path) -> None:
+    import grpc
+
+    from modelserver import grpc_stubs
+    from tests.e2e.test_tls import write_key_pair
+
+    cert, key = write_key_pair(tmp_path)
+    address = f"127.0.0.1:{free_port()}"
+    properties = {"oip_grpc_address": f"https://{address}", "certificate_file": str(cert), "private_key_file": str(key)}
+    running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"}, properties)
+    pb = grpc_stubs.load("oip_inference")
+    method = "/inference.GRPCInferenceService/ServerLive"
+    try:
+        credentials = grpc.ssl_channel_credentials(cert.read_bytes())
+        with grpc.secure_channel(address, credentials) as channel:
+            live = channel.unary_unary(method, pb.ServerLiveRequest.SerializeToString, pb.ServerLiveResponse.FromString)
+            assert live(pb.ServerLiveRequest(), timeout=10).live
+        with grpc.insecure_channel(address) as channel:  # plain HTTP/2 to a TLS port: refused
+            live = channel.unary_unary(method, pb.ServerLiveRequest.SerializeToString, pb.ServerLiveResponse.FromString)
+            with pytest.raises(grpc.RpcError):
+                live(pb.ServerLiveRequest(), timeout=3)
     finally:
         assert running.stop() == 0
