@@ -32,7 +32,7 @@ def oip_address(properties: Mapping[str, str]) -> Address | None:
     value = (properties.get(OIP_KEY) or "").strip()
     if not value:
         return None
-    if "://" not in value:
+    if "://" not in value and not value.startswith("unix:"):
         value = f"http://{value}"
     address = parse_address(OIP_KEY, value, 8081, 8081)
     if address.is_unix:
@@ -117,13 +117,18 @@ class GrpcListener:
         server.add_generic_rpc_handlers(self._handlers)
         host = self.address.host
         target = f"[{host}]:{self.address.port}" if ":" in host else f"{host}:{self.address.port}"
-        if self.address.is_tls:
-            if self._tls_files is None:
-                raise ConfigError(f"{self.name}: https:// gRPC needs certificate_file and private_key_file")
-            cert, key = (Path(path).read_bytes() for path in self._tls_files)
-            self.port = server.add_secure_port(target, grpc.ssl_server_credentials([(key, cert)]))
-        else:
-            self.port = server.add_insecure_port(target)
+        try:
+            if self.address.is_tls:
+                if self._tls_files is None:
+                    raise ConfigError(f"{self.name}: https:// gRPC needs certificate_file and private_key_file")
+                cert, key = (Path(path).read_bytes() for path in self._tls_files)
+                self.port = server.add_secure_port(target, grpc.ssl_server_credentials([(key, cert)]))
+            else:
+                self.port = server.add_insecure_port(target)
+        except RuntimeError as err:  # grpcio's "Failed to bind": say which API and address, as for HTTP
+            raise OSError(f"{self.name} gRPC API cannot listen on {self.address}: {err}") from None
+        if not self.port:
+            raise OSError(f"{self.name} gRPC API cannot listen on {self.address}")
         await server.start()
         self._server = server
         logger.info("%s gRPC API bound to: %s", self.name, self.address)
