@@ -20,25 +20,18 @@ On top of TorchServe's rules (CVE-2023-43654 and the gaps after its fix), a down
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import re
 import secrets
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
-from yarl import URL
-
+from .download_guard import has_traversal
 from .errors import (
-    AddressRefused,
     ArchiveNotFound,
     DownloadFailed,
     EmptyUrl,
@@ -55,17 +48,7 @@ DEFAULT_MAX_DOWNLOAD_SIZE = 10 << 30
 MAX_REDIRECTS = 5
 # TorchServe's VALID_URL_PATTERN ("file?" also matches "fil://"): a URL that must match allowed_urls.
 _URL_LIKE = re.compile(r"file?://.*|http(s)?://.*", re.I | re.S)
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 1 << 20
-_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=30, sock_connect=30, sock_read=120)
-_ANY_FAMILY = socket.AF_UNSPEC
-_METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200", "169.254.170.2")
-)
-_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True)
@@ -143,19 +126,6 @@ def _is_download(url: str, policy: DownloadPolicy) -> bool:
     return True
 
 
-def has_traversal(url: str) -> bool:
-    """``..`` in the URL as given or after percent-decoding it (repeatedly, so ``%252e`` counts too)."""
-    text = url
-    for _ in range(4):
-        if ".." in text:
-            return True
-        decoded = unquote(text)
-        if decoded == text:
-            return False
-        text = decoded
-    return True  # still decoding after four rounds: nobody needs that
-
-
 def store_file_name(url: str) -> str:
     """The archive's name in the store: the last segment of the URL path, decoded; never a path of its own."""
     name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
@@ -192,7 +162,9 @@ async def fetch(url: str, target: Path, policy: DownloadPolicy) -> None:
             if url.lower().startswith("file:"):
                 await asyncio.to_thread(_copy_local, url, out, policy.max_bytes)
             else:
-                await _download(url, out, policy)
+                from .download_client import download  # aiohttp (13 MB) only when a download happens
+
+                await download(url, out, policy)
         _publish(part, target)
         logger.info("Downloaded %s to %s", url, target)
     finally:
@@ -229,141 +201,3 @@ def _copy_capped(source: IO[bytes], out: IO[bytes], max_bytes: int, url: str) ->
         if copied > max_bytes:
             raise DownloadFailed(url, f"larger than the {max_bytes}-byte download limit")
         out.write(chunk)
-
-
-async def _download(url: str, out: IO[bytes], policy: DownloadPolicy) -> None:
-    resolver = GuardedResolver()
-    connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
-    async with aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT, trust_env=False) as session:
-        try:
-            await _follow(session, resolver, url, out, policy)
-        except (aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise DownloadFailed(url, str(err) or type(err).__name__) from None
-
-
-async def _follow(
-    session: aiohttp.ClientSession, resolver: GuardedResolver, url: str, out: IO[bytes], policy: DownloadPolicy
-) -> None:
-    """GET ``url``, following up to ``max_redirects`` redirects by hand, each hop checked before it is requested."""
-    current = url
-    for _ in range(policy.max_redirects + 1):
-        await resolver.check_url(current)
-        headers = {"Accept-Encoding": "identity"}
-        async with session.get(URL(current), allow_redirects=False, headers=headers) as response:
-            if response.status in _REDIRECTS:
-                current = next_hop(current, response.headers.get("Location"), policy)
-                continue
-            if response.status != 200:
-                raise DownloadFailed(url, f"HTTP {response.status}")
-            await _save_body(response, out, policy.max_bytes, url)
-            return
-    raise DownloadFailed(url, f"more than {policy.max_redirects} redirects")
-
-
-def next_hop(current: str, location: str | None, policy: DownloadPolicy) -> str:
-    """The redirect target, held to the same rules as the URL the client gave."""
-    if not location:
-        raise DownloadFailed(current, "a redirect without a Location")
-    if has_traversal(location):
-        raise RelativeUrl(location)
-    target = str(URL(current).join(URL(location)))
-    if URL(target).scheme not in ("http", "https") or not policy.allows(target):
-        raise UrlNotAllowed(target)
-    logger.info("Download of %s redirected to %s", current, target)
-    return target
-
-
-async def _save_body(response: aiohttp.ClientResponse, out: IO[bytes], max_bytes: int, url: str) -> None:
-    if response.content_length is not None and response.content_length > max_bytes:
-        raise DownloadFailed(url, f"larger than the {max_bytes}-byte download limit")
-    received = 0
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        received += len(chunk)
-        if received > max_bytes:
-            raise DownloadFailed(url, f"larger than the {max_bytes}-byte download limit")
-        await asyncio.to_thread(out.write, chunk)
-
-
-# -- addresses -----------------------------------------------------------------------------------
-
-
-def forbidden_address(address: Address) -> bool:
-    """Link-local (169.254/16, fe80::/10), cloud metadata, multicast or unspecified, also when embedded in IPv6."""
-    embedded = _embedded_ipv4(address)
-    if embedded is not None and forbidden_address(embedded):
-        return True
-    return (
-        address.is_link_local
-        or address.is_multicast
-        or address.is_unspecified
-        or address in _METADATA_ADDRESSES
-        or (address.version == 4 and address in _THIS_NETWORK)
-    )
-
-
-def _embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
-    if address.version != 6:
-        return None
-    assert isinstance(address, ipaddress.IPv6Address)
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-def _parse_address(text: str) -> Address | None:
-    try:
-        return ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-class AddressForbidden(OSError):
-    """Raised by :class:`GuardedResolver` for a name that resolves to a forbidden address."""
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves with getaddrinfo and refuses any answer holding a forbidden address.
-
-    The connector connects only to the addresses this returns, so what was checked is what is used.
-    """
-
-    def __init__(self) -> None:
-        self._inner = ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        bad = [r["host"] for r in results if _is_forbidden_text(r["host"])]
-        if bad:
-            raise AddressForbidden(f"{host} resolves to forbidden address(es) {', '.join(bad)}")
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-    async def check_url(self, url: str) -> None:
-        """Refuse (400) a URL whose host is, or resolves to, any forbidden address; before any request."""
-        host = URL(url).raw_host
-        if not host:
-            raise DownloadFailed(url, "the URL has no host")
-        literal = _parse_address(host)
-        if literal is not None:
-            if forbidden_address(literal):
-                raise AddressRefused(url)
-            return
-        try:
-            await self.resolve(host, 0, _ANY_FAMILY)
-        except AddressForbidden:
-            raise AddressRefused(url) from None
-        except OSError as err:
-            raise DownloadFailed(url, f"cannot resolve {host}: {err}") from None
-
-
-def _is_forbidden_text(text: str) -> bool:
-    address = _parse_address(text)
-    return address is None or forbidden_address(address)

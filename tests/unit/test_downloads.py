@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from modelserver import downloads
-from modelserver.downloads import DownloadPolicy, GuardedResolver, ModelSource, resolve_source
+from modelserver import download_client, download_guard, downloads
+from modelserver.download_client import GuardedResolver
+from modelserver.downloads import DownloadPolicy, ModelSource, resolve_source
 from modelserver.errors import (
     AddressRefused,
     DownloadFailed,
@@ -104,7 +105,7 @@ def test_allowed_urls_and_size_from_properties() -> None:
     ],
 )
 def test_forbidden_addresses(address: str, forbidden: bool) -> None:
-    assert downloads.forbidden_address(ipaddress.ip_address(address)) is forbidden
+    assert download_guard.forbidden_address(ipaddress.ip_address(address)) is forbidden
 
 
 # -- resolve_source --------------------------------------------------------------------------------
@@ -214,16 +215,16 @@ def test_literal_addresses_are_checked_without_resolving(url: str) -> None:
 
 def test_next_hop_rules() -> None:
     policy = DownloadPolicy.from_properties({"allowed_urls": r"http://good\.example/.*"})
-    assert downloads.next_hop("http://good.example/a/x.mar", "/b/y.mar", policy) == "http://good.example/b/y.mar"
-    assert downloads.next_hop("http://good.example/a/x.mar", "y.mar", policy) == "http://good.example/a/y.mar"
+    assert download_client.next_hop("http://good.example/a/x.mar", "/b/y.mar", policy) == "http://good.example/b/y.mar"
+    assert download_client.next_hop("http://good.example/a/x.mar", "y.mar", policy) == "http://good.example/a/y.mar"
     with pytest.raises(UrlNotAllowed, match="http://evil.example/y.mar"):
-        downloads.next_hop("http://good.example/x.mar", "http://evil.example/y.mar", policy)
+        download_client.next_hop("http://good.example/x.mar", "http://evil.example/y.mar", policy)
     with pytest.raises(UrlNotAllowed):
-        downloads.next_hop("http://good.example/x.mar", "file:///etc/passwd", DEFAULT)
+        download_client.next_hop("http://good.example/x.mar", "file:///etc/passwd", DEFAULT)
     with pytest.raises(RelativeUrl):
-        downloads.next_hop("http://good.example/a/x.mar", "../../y.mar", policy)
+        download_client.next_hop("http://good.example/a/x.mar", "../../y.mar", policy)
     with pytest.raises(DownloadFailed):
-        downloads.next_hop("http://good.example/x.mar", None, policy)
+        download_client.next_hop("http://good.example/x.mar", None, policy)
 
 
 # -- real downloads from a local server ------------------------------------------------------------
