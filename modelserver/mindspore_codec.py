@@ -195,7 +195,7 @@ def _kind(value: Any) -> str | None:
 
 def _scalar(name: str, value: Any) -> Tensor:
     if type(value) is str:  # the common text input: no kind dispatch
-        return Tensor.trusted(name, "BYTES", (), serialize_bytes((value,)), dict(STR))
+        return Tensor.trusted(name, "BYTES", (), _one_text(value), dict(STR))
     kind = _kind(value)
     if kind is None:
         raise _parse_error("json array, data should be number, bool, string or bytes")
@@ -203,6 +203,20 @@ def _scalar(name: str, value: Any) -> Tensor:
 
 
 _PACK = {"INT32": "i", "FP32": "f"}
+_LENGTH = struct.Struct("<I").pack
+_MAX_TEXT = 0xFFFF_FFFF
+
+
+def _one_text(text: str) -> bytes:
+    """:func:`~workers.datatypes.serialize_bytes` of one string, without its loop over kinds; text it would refuse
+    goes through it, for its error."""
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError:
+        return serialize_bytes((text,))
+    if len(raw) > _MAX_TEXT:
+        return serialize_bytes((text,))
+    return _LENGTH(len(raw)) + raw
 
 
 def _tensor(name: str, kind: str, shape: tuple[int, ...], flat: list[Any]) -> Tensor:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,19 +38,22 @@ class Outputs:
     """The core refused the job before any work: no worker, or the model's queue was full (``NoWorker``)."""
 
 
-async def run_instances(
+def run_instances(
     model: ModelVersion,
     request: Request,
     instances: list[list[Tensor]],
     method: str,
     explicit_version: bool = False,
     answer: str = "",
-) -> list[Outputs]:
+) -> Awaitable[list[Outputs]]:
     """Each instance's tensors as one job calling ``method``; the answers in instance order. ``answer`` (``mindspore``
-    or ``angel``) lets a runtime that can (``servable``) answer with the API's JSON object of outputs."""
+    or ``angel``) lets a runtime that can (``servable``) answer with the API's JSON object of outputs.
+
+    A plain function handing back the coroutine that waits: the usual request of one instance then costs one
+    coroutine between the dialect and the core call, as TorchServe's inference path does."""
     parameters = {"answer": answer} if answer else None
     headers = request.header_dict()
-    request_id = request.headers.get("x-request-id") or new_request_id()
+    request_id = _request_id(request)
     loop = model.loop
     jobs = [
         Job(
@@ -65,21 +69,39 @@ async def run_instances(
         for index, tensors in enumerate(instances)
     ]
     if len(jobs) == 1:  # the common case: no gather, no extra task
-        return [await _one(model, jobs[0], explicit_version)]
-    return list(await asyncio.gather(*(_one(model, job, explicit_version) for job in jobs)))
+        return _answers(model, jobs[0], explicit_version)
+    return _gathered(model, jobs, explicit_version)
 
 
-async def _one(model: ModelVersion, job: Job, explicit_version: bool) -> Outputs:
+def _request_id(request: Request) -> str:
+    """The client's ``x-request-id``, else a new one; read from the raw headers when the request offers that (the
+    case-insensitive header map costs more to build than the rest of the job)."""
+    header = getattr(request, "header", None)
+    if header is None:
+        sent = request.headers.get("x-request-id")
+    else:
+        raw = header(b"x-request-id")
+        sent = raw.decode("utf-8", "surrogateescape") if raw is not None else None
+    return sent or new_request_id()
+
+
+async def _gathered(model: ModelVersion, jobs: list[Job], explicit_version: bool) -> list[Outputs]:
+    answers = await asyncio.gather(*(_answers(model, job, explicit_version) for job in jobs))
+    return [each[0] for each in answers]
+
+
+async def _answers(model: ModelVersion, job: Job, explicit_version: bool) -> list[Outputs]:
+    """One job's answer, as a list of one (what a request of one instance answers)."""
     try:
         outcome = await model.infer(job, explicit_version)
     except NoWorker as err:
-        return Outputs(error=err.message, status=err.status, refused=True)
+        return [Outputs(error=err.message, status=err.status, refused=True)]
     except ServeError as err:
-        return Outputs(error=err.message, status=err.status)
+        return [Outputs(error=err.message, status=err.status)]
     if type(outcome) is ResultStream:
         await outcome.aclose()
-        return Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)
-    return read_outputs(outcome, job.parameters)
+        return [Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)]
+    return [read_outputs(outcome, job.parameters)]
 
 
 def read_outputs(result: InferenceResult, asked: Any = None) -> Outputs:

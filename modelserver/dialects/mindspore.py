@@ -28,7 +28,7 @@ from ..api_docs import Body, Reply
 from ..config import Address, ConfigError, parse_address
 from ..errors import ModelNotFound, RequestTooLarge, ServeError
 from ..http_messages import Request, Response
-from ..mindspore_codec import MindSporeError, decode_instances, decode_value, encode_tensor, parse_url
+from ..mindspore_codec import MindSporeError, Target, decode_instances, decode_value, encode_tensor, parse_url
 from ..model_version import ModelVersion
 from ..registry import ModelRegistry, version_key
 from ..router import ANY, Route
@@ -38,6 +38,7 @@ logger = logging.getLogger("modelserver.mindspore")
 
 JSON = "application/json"
 _TAGS = ("mindspore",)
+_TARGET_CACHE_SIZE = 1024
 _STATUS = {"url": 400, "parse": 400, "unavailable": 404, "method": 405, "size": 413}
 
 
@@ -54,6 +55,7 @@ class MindSpore:
         self.registry = registry
         self.real_status = real_status
         self.own_listener = own_listener
+        self._targets: dict[str, Target] = {}
         self._methods: weakref.WeakKeyDictionary[ModelVersion, dict[str, Method]] = weakref.WeakKeyDictionary()
 
     def routes(self) -> Iterable[Route]:
@@ -97,10 +99,9 @@ class MindSpore:
     async def handle(self, request: Request, params: dict[str, str]) -> Response:
         if request.method != "POST":
             raise MindSporeRequestError("http message only support POST right now", 405)
-        try:
-            target = parse_url(request.path)
-        except MindSporeError as err:
-            raise self._fail(err) from None
+        target = self._targets.get(request.raw_path)
+        if target is None:
+            target = self._target(request)
         try:
             body = await request.read_body()
         except RequestTooLarge:
@@ -123,6 +124,18 @@ class MindSpore:
             for answer in refused:
                 answer.error = f"Serving Error: enqueued requests count exceeds the limit {model.spec.job_queue_size}"
         return self._reply(answers)
+
+    def _target(self, request: Request) -> Target:
+        """The URL's target, remembered by the raw request target (query included) for the last
+        :data:`_TARGET_CACHE_SIZE` good ones: clients repeat theirs, and decoding the path costs a URL object."""
+        try:
+            target = parse_url(request.path)
+        except MindSporeError as err:
+            raise self._fail(err) from None
+        if len(self._targets) >= _TARGET_CACHE_SIZE:
+            self._targets.clear()
+        self._targets[request.raw_path] = target
+        return target
 
     def _find(self, name: str, version: int, method: str) -> ModelVersion:
         """Version 0 is the highest; another number matches a version of the same numeric value (``1`` is
