@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from .. import json_body
 from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map, sid_of
 from ..api_docs import Body, Reply
 from ..errors import ModelNotFound, ModelVersionNotFound, ServeError
@@ -164,7 +165,7 @@ class Angel:
         info = self._input_info(model)
         body = await request.read_body()
         try:
-            instances = decode_instances(json.loads(body), info)
+            instances = decode_instances(json_body.loads(body), info)
         except ValueError as err:  # AngelError, or JSON that does not parse
             message = str(err) if isinstance(err, AngelError) else f"Request data format error: {err}"
             return _json({"error": message})

@@ -55,9 +55,14 @@ def run_instances(
     headers = request.header_dict()
     request_id = _request_id(request)
     loop = model.loop
+    if len(instances) == 1:  # the common case: no gather, no extra task
+        job = Job(
+            request_id, headers, [], method, url_path=method, tensors=instances[0], parameters=parameters, loop=loop
+        )
+        return _answers(model, job, explicit_version)
     jobs = [
         Job(
-            request_id if len(instances) == 1 else f"{request_id}-{index}",
+            f"{request_id}-{index}",
             headers,
             [],
             method,
@@ -68,8 +73,6 @@ def run_instances(
         )
         for index, tensors in enumerate(instances)
     ]
-    if len(jobs) == 1:  # the common case: no gather, no extra task
-        return _answers(model, jobs[0], explicit_version)
     return _gathered(model, jobs, explicit_version)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from workers.servable_methods import Method, MethodDeclarationError, parse_methods
 from workers.tensors import Tensor
 
+from .. import json_body
 from ..api_docs import Body, Reply
 from ..config import Address, ConfigError, parse_address
 from ..errors import ModelNotFound, RequestTooLarge, ServeError
@@ -109,7 +110,7 @@ class MindSpore:
         if not body:
             raise MindSporeRequestError("http message invalid", 400)
         try:
-            document = json.loads(body)
+            document = json_body.loads(body)
         except ValueError:
             raise MindSporeRequestError("Illegal JSON format", 400) from None
         model = self._find(target.model, target.version, target.method)
