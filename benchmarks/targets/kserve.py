@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..probes import wait_for_scenario
 from ..procs import HOST, Managed, Pinning, descendants, free_port, rss_mb, spawn
 from ..scenarios import HANDLERS, KSERVE_MODEL, Scenario
-from .base import Log, Target, Unavailable
+from .base import Log, Target
+from .venv import pinned_venv
 
 KSERVE_VERSION = "0.21.0"
 MODEL_FILE = HANDLERS / "kserve_echo.py"
@@ -73,28 +73,9 @@ class KServePeer:
 
     def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
         venv = cache / "kserve-venv"
-        python = venv / "bin" / "python"
-        if self._installed(python) != KSERVE_VERSION:
-            log(f"installing kserve=={KSERVE_VERSION} into {venv} (about 30 s and 450 MB)")
-            self._run([sys.executable, "-m", "venv", "--clear", str(venv)])
-            pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", f"kserve=={KSERVE_VERSION}"]
-            self._run(pip)
-            if self._installed(python) != KSERVE_VERSION:
-                raise Unavailable(f"kserve=={KSERVE_VERSION} is not importable in {venv} after pip install")
+        python = pinned_venv(venv, "kserve", KSERVE_VERSION, PIP_TIMEOUT_S, log)
         self.python = python
         return {"kserve": KSERVE_VERSION, "venv": str(venv), **self._stack(python)}
-
-    @staticmethod
-    def _installed(python: Path) -> str | None:
-        """The kserve version importable by ``python``, or None."""
-        if not python.is_file():
-            return None
-        code = "import importlib.metadata, kserve; print(importlib.metadata.version('kserve'))"
-        try:
-            done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
 
     @staticmethod
     def _stack(python: Path) -> dict[str, str]:
@@ -107,16 +88,6 @@ class KServePeer:
             return {}
         versions = done.stdout.split()
         return dict(zip(names, versions, strict=True)) if len(versions) == len(names) else {}
-
-    @staticmethod
-    def _run(command: list[str]) -> None:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise Unavailable(f"`{' '.join(command)}`: {err}") from err
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr)[-2000:]
-            raise Unavailable(f"`{' '.join(command)}` failed ({done.returncode}):\n{tail}")
 
     def unsupported(self, scenario: Scenario) -> str | None:
         return unsupported_unless_kserve(scenario)

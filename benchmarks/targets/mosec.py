@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,8 @@ from typing import Any
 from ..probes import wait_for_answer
 from ..procs import HOST, Managed, Pinning, descendants, free_port, rss_mb, spawn
 from ..scenarios import Scenario
-from .base import METRICS_MODE_ONLY_OURS, Log, Target, Unavailable
+from .base import METRICS_MODE_ONLY_OURS, Log, Target
+from .venv import pinned_venv
 
 MOSEC_VERSION = "0.9.8"
 SERVICE = Path(__file__).resolve().parent / "mosec_service.py"
@@ -84,37 +83,9 @@ class MosecPeer:
 
     def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
         venv = cache / "mosec-venv"
-        python = venv / "bin" / "python"
-        if self._installed(python) != MOSEC_VERSION:
-            log(f"installing mosec=={MOSEC_VERSION} into {venv}")
-            self._run([sys.executable, "-m", "venv", "--clear", str(venv)])
-            self._run([str(python), "-m", "pip", "install", "--disable-pip-version-check", f"mosec=={MOSEC_VERSION}"])
-            if self._installed(python) != MOSEC_VERSION:
-                raise Unavailable(f"mosec=={MOSEC_VERSION} is not importable in {venv} after pip install")
+        python = pinned_venv(venv, "mosec", MOSEC_VERSION, PIP_TIMEOUT_S, log)
         self.python = python
         return {"mosec": MOSEC_VERSION, "venv": str(venv)}
-
-    @staticmethod
-    def _installed(python: Path) -> str | None:
-        """The mosec version importable by ``python``, or None."""
-        if not python.is_file():
-            return None
-        code = "import importlib.metadata, mosec; print(importlib.metadata.version('mosec'))"
-        try:
-            done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    @staticmethod
-    def _run(command: list[str]) -> None:
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise Unavailable(f"`{' '.join(command)}`: {err}") from err
-        if done.returncode != 0:
-            tail = (done.stdout + done.stderr)[-2000:]
-            raise Unavailable(f"`{' '.join(command)}` failed ({done.returncode}):\n{tail}")
 
     def unsupported(self, scenario: Scenario) -> str | None:
         if scenario.metrics_mode != "prometheus":
