@@ -67,18 +67,25 @@ def save_snapshot(config: ServerConfig, registry: ModelRegistry, kind: str = "sn
         return None
 
 
+_last_millis = 0  # the newest snapshot's time in this process: names only ever grow
+
+
 def _write(config: ServerConfig, registry: ModelRegistry, kind: str) -> Path:
+    global _last_millis
     directory = snapshot_directory(config)
     directory.mkdir(parents=True, exist_ok=True)
-    now = time.time()
+    # A snapshot written in the same millisecond as the one before it (a stop right after a management call) takes
+    # the next millisecond: sorted by name, "shutdown" would otherwise come before "snapshot".
+    millis = max(int(time.time() * 1000), _last_millis + 1)
     properties = dict(config.properties)
-    while True:  # a name is never reused: a later snapshot in the same millisecond takes the next one
-        name = snapshot_name(kind, now)
-        properties[SNAPSHOT_KEY] = json.dumps(model_snapshot(registry, name, now), indent=2)
-        if _create(directory / name, render_properties(properties, now)):
+    while True:  # a name is never reused: one taken by another process moves this one on a millisecond
+        name = snapshot_name(kind, millis)
+        properties[SNAPSHOT_KEY] = json.dumps(model_snapshot(registry, name, millis), indent=2)
+        if _create(directory / name, render_properties(properties, millis)):
+            _last_millis = millis
             logger.debug("Saved snapshot %s", name)
             return directory / name
-        now += 0.001
+        millis += 1
 
 
 def _create(path: Path, text: str) -> bool:
@@ -99,20 +106,20 @@ def _create(path: Path, text: str) -> bool:
         part.unlink(missing_ok=True)
 
 
-def snapshot_name(kind: str, now: float) -> str:
-    """``yyyyMMddHHmmssSSS-<kind>.cfg`` in local time, as TorchServe names them."""
-    millis = int(now * 1000) % 1000
-    return time.strftime("%Y%m%d%H%M%S", time.localtime(now)) + f"{millis:03d}-{kind}.cfg"
+def snapshot_name(kind: str, millis: int) -> str:
+    """``yyyyMMddHHmmssSSS-<kind>.cfg`` in local time, as TorchServe names them; ``millis`` since the epoch."""
+    seconds, rest = divmod(millis, 1000)
+    return time.strftime("%Y%m%d%H%M%S", time.localtime(seconds)) + f"{rest:03d}-{kind}.cfg"
 
 
-def model_snapshot(registry: ModelRegistry, name: str, now: float) -> dict[str, Any]:
+def model_snapshot(registry: ModelRegistry, name: str, millis: int) -> dict[str, Any]:
     models: dict[str, dict[str, Any]] = {}
     for version in registry:
         spec = version.spec
         is_default = registry.default_version(spec.name) == spec.version
         models.setdefault(spec.name, {})[spec.version] = model_state(version, is_default)
     count = sum(len(versions) for versions in models.values())
-    return {"name": name, "modelCount": count, "created": int(now * 1000), "models": models}
+    return {"name": name, "modelCount": count, "created": millis, "models": models}
 
 
 def model_state(version: ModelVersion, is_default: bool) -> dict[str, Any]:
@@ -149,9 +156,9 @@ _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f"}
 _SPECIALS = "=:#!"
 
 
-def render_properties(properties: Mapping[str, str], now: float) -> str:
+def render_properties(properties: Mapping[str, str], millis: int) -> str:
     """The text ``Properties.store`` writes: a comment, the date, then one escaped ``key=value`` per line."""
-    date = time.strftime("%a %b %d %H:%M:%S %Z %Y", time.localtime(now))
+    date = time.strftime("%a %b %d %H:%M:%S %Z %Y", time.localtime(millis // 1000))
     lines = ["#Saving snapshot", f"#{date}"]
     lines += [f"{_escape(key, is_key=True)}={_escape(value, is_key=False)}" for key, value in properties.items()]
     return "\n".join(lines) + "\n"
