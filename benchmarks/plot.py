@@ -19,6 +19,7 @@ COLOURS = {
     "bare aiohttp": "#7f7f7f",
     "aiohttp hop": "#bcbd22",
     "raw httptools": "#c7c7c7",
+    "raw hop": "#8c8c8c",
 }
 OTHER_COLOUR = "#9467bd"
 

@@ -1,7 +1,8 @@
 """The request path's goals (issue 12's acceptance), computed from one run's points: ours against Mosec at batch 8
 and on the 100 KiB echo, p99 against Mosec, the frontend's CPU per request at batch 1 and 8, what TorchServe's ``log``
-metrics mode costs beside Prometheus, and no errors in any of our load points. The ceilings (the raw httptools echo
-and the aiohttp hop) are not goals: their rows in the tables show what the parser and a process hop cost."""
+metrics mode costs beside Prometheus, and no errors in any of our load points. The ceilings (the raw httptools echo,
+the aiohttp hop and the raw hop) are not goals: their rows in the tables show what the parser, a process hop and the
+floor of a Python frontend with a hop cost."""
 
 from __future__ import annotations
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 OURS, OURS_SCRIPT, CEILING = "modelserver", "modelserver-script", "bare aiohttp"
-RAW, HOP = "raw httptools", "aiohttp hop"
+RAW, HOP, RAW_HOP = "raw httptools", "aiohttp hop", "raw hop"
 TORCHSERVE, MOSEC, KSERVE = "torchserve", "mosec", "kserve"
-TARGET_ORDER = (OURS, OURS_SCRIPT, TORCHSERVE, MOSEC, KSERVE, CEILING, HOP, RAW)
+TARGET_ORDER = (OURS, OURS_SCRIPT, TORCHSERVE, MOSEC, KSERVE, CEILING, HOP, RAW_HOP, RAW)
 KSERVE_OURS = (OURS, OURS_SCRIPT)
 """Both ways of serving a KServe model here get their own rows of KServe targets: from a model store (worker
 process) and as a script with our ``ModelServer`` (in-process); a user picks one, so neither may hide the other."""

@@ -23,7 +23,7 @@ from .report import failed_requests
 from .scenarios import Scenario
 from .targets.bare import BarePeer
 from .targets.base import Log, Peer, Target, Unavailable
-from .targets.ceilings import HopEchoPeer, RawEchoPeer
+from .targets.ceilings import HopEchoPeer, RawEchoPeer, RawHopPeer
 from .targets.modelserver import ModelServerPeer
 from .targets.modelserver_script import ModelServerScriptPeer
 
@@ -109,6 +109,7 @@ class Run:
         candidates.append(("modelserver-script", ModelServerScriptPeer))
         candidates += [(name, lambda name=name: load_peer(name)) for name in self.options.peers]
         candidates += [("bare aiohttp", BarePeer), ("raw httptools", RawEchoPeer), ("aiohttp hop", HopEchoPeer)]
+        candidates.append(("raw hop", RawHopPeer))
         for name, make in candidates:
             try:
                 peer = make()

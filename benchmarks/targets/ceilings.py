@@ -1,9 +1,11 @@
-"""Two more ceilings beside the bare aiohttp echo, for the echo scenarios only:
+"""Three more ceilings beside the bare aiohttp echo, for the echo scenarios only:
 
 - ``raw httptools``: ``benchmarks.raw_echo``, an echo on a uvloop protocol with the httptools parser and no
   framework: what the parser and the socket cost (one process, ``server``);
 - ``aiohttp hop``: ``benchmarks.hop_echo``, an aiohttp echo that sends each body to a worker process as msgpack over a
-  Unix socket and answers with what comes back, batch 1: what a process hop costs (``frontend`` and ``worker``).
+  Unix socket and answers with what comes back, batch 1: what a process hop costs (``frontend`` and ``worker``);
+- ``raw hop``: ``benchmarks.raw_hop``, the raw httptools echo with the same hop, callbacks only: the floor of a Python
+  frontend with a worker process (``frontend`` and ``worker``). Ours minus this row is what our own machinery costs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import hop_echo, raw_echo
+from .. import hop_echo, raw_echo, raw_hop
 from ..machine import version_of
 from ..probes import child_env, wait_for_answer
 from ..procs import HOST, Managed, Pinning, free_port, proc_start_ticks, rss_mb, spawn
@@ -61,6 +63,7 @@ class RawEchoPeer:
 
 class HopEchoPeer:
     name = "aiohttp hop"
+    module, ready_line = "benchmarks.hop_echo", hop_echo.READY_LINE
 
     def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
         return {"aiohttp": version_of("aiohttp"), "msgpack": version_of("msgpack"), "python": sys.executable}
@@ -69,9 +72,7 @@ class HopEchoPeer:
         return _unsupported(scenario)
 
     def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:
-        managed, url, start_s = _start(
-            self.name, "benchmarks.hop_echo", hop_echo.READY_LINE, scenario, workdir, pinning, started
-        )
+        managed, url, start_s = _start(self.name, self.module, self.ready_line, scenario, workdir, pinning, started)
         found = WORKER_PID.search(managed.log_tail())
         if found is None:
             raise RuntimeError(f"{self.name} did not print its worker's pid")
@@ -80,3 +81,11 @@ class HopEchoPeer:
         pids = {"frontend": managed.pid, "worker": worker}
         extra = {"rss_idle_mb": {role: rss_mb(pid) for role, pid in pids.items()}}
         return Target(self.name, url, pids, managed.log, start_s=round(start_s, 3), extra=extra)
+
+
+class RawHopPeer(HopEchoPeer):
+    name = "raw hop"
+    module, ready_line = "benchmarks.raw_hop", raw_hop.READY_LINE
+
+    def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
+        return {"httptools": version_of("httptools"), "msgpack": version_of("msgpack"), "python": sys.executable}
