@@ -16,11 +16,11 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workers.protocol import MAX_FRAME_SIZE_LIMIT
 
-from . import __version__, auth, grpc_server, http_limits, snapshot, tls
+from . import __version__, auth, grpc_server, http_limits, model_sync, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects import torchserve_http
@@ -34,6 +34,7 @@ from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
 from .errors import InvalidSnapshot, ServeError
+from .frontend_plan import FrontendRole
 from .grpc_server import GrpcListener
 from .http_server import ConnectionBudget, HttpServer, listening_sockets, unix_socket
 from .listener import Listener
@@ -88,9 +89,25 @@ def _batch_sizes(models: Any) -> list[int]:
     return sizes
 
 
+class Peers(Protocol):
+    """The other frontend processes, as one of them sees them (:class:`modelserver.cluster.Cluster`)."""
+
+    async def join(self, load_startup_models: Callable[[], None]) -> None:
+        """Have the models: the startup ones, or a running frontend's when this one was started again."""
+
+    async def publish(self, wait: bool) -> None:
+        """Apply this process's model changes in every other frontend (``wait``: until their workers loaded)."""
+
+    def started(self) -> None:
+        """Listeners bound: tell the supervisor."""
+
+
 class ModelServer:
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, role: FrontendRole | None = None) -> None:
         self.config = config
+        self.role = role or FrontendRole()
+        """Which frontend process this is (``frontend_processes`` > 1); the default is the only one."""
+        self.peers: Peers | None = None
         self.registry = ModelRegistry()
         self.metrics = ServerMetrics.from_config(config, self._version_gauges)
         self.defaults = Defaults(
@@ -184,6 +201,8 @@ class ModelServer:
                 worker_environment=self.config.worker_environment(),
             )
             version.worker_cap = self.limits.max_workers_per_model
+            version.pool.portion = (self.role.index, self.role.count)
+            version.recipe = model_sync.recipe(artifact, url, api, loaded_at_startup)
             version.check_workers(spec.min_workers)
             self.registry.add(version)
         except BaseException:
@@ -206,7 +225,15 @@ class ModelServer:
                 logger.error("Failed to load model from %s: %s", path, err.message)
 
     def save_snapshot(self, kind: str = "snapshot") -> None:
-        snapshot.save_snapshot(self.config, self.registry, kind)
+        """A config snapshot; with several frontend processes frontend 0 writes them (it applies every change)."""
+        if self.role.index == 0:
+            snapshot.save_snapshot(self.config, self.registry, kind)
+
+    async def models_changed(self, wait: bool = False) -> None:
+        """After a management call changed the models: the snapshot, and the change in every other frontend."""
+        self.save_snapshot()
+        if self.peers is not None:
+            await self.peers.publish(wait)
 
     # -- listeners -------------------------------------------------------------------------------
 
@@ -268,10 +295,13 @@ class ModelServer:
     async def _bind(self, address: Address, listener: Listener) -> None:
         backlog = self.limits.listen_backlog
         if address.scheme == "unix":
+            if self.role.index > 0:  # a Unix socket has no SO_REUSEPORT: frontend 0 serves it alone
+                logger.info("%s API on %s: served by frontend 0", listener.name.title(), address)
+                return
             Path(address.path).unlink(missing_ok=True)
             socks = [unix_socket(address.path, backlog)]
         else:
-            socks = listening_sockets(address.host, address.port, backlog)
+            socks = listening_sockets(address.host, address.port, backlog, reuse_port=self.role.count > 1)
         http_server = HttpServer(listener, self.limits, self._budget, self._ssl if address.is_tls else None)
         http_server.serve(socks)
         self._http.append(http_server)
@@ -318,17 +348,25 @@ class ModelServer:
     async def start(self) -> None:
         torchserve_http.configure_cors(self.config.properties)
         self._ssl = tls.server_context(self.config)
-        if self.auth is not None:
+        first = self.role.index == 0 and not self.role.restarted
+        if self.auth is not None and first:
             self.auth.write_key_file()
-        self.metrics.start()
-        self.load_startup_models()
+        self.metrics.start(system=self.role.index == 0)
+        if self.peers is None:
+            self.load_startup_models()
+        else:
+            await self.peers.join(self.load_startup_models)
         for address, listener in self.listeners():
             await self._bind(address, listener)
         await self._start_grpc()
-        self.save_snapshot("startup")
+        if not self.role.restarted:
+            self.save_snapshot("startup")
         gc.collect()
         gc.freeze()  # what start-up built stays: full collections need not walk it again (no stalls on requests)
-        print(STARTED_LINE, flush=True)
+        if self.peers is None:
+            print(STARTED_LINE, flush=True)
+        else:
+            self.peers.started()
 
     async def serve_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -360,6 +398,6 @@ class ModelServer:
         logger.info("Listeners closed; stopping workers")
         await self.registry.stop()
         self.metrics.close()
-        if self.auth is not None:
+        if self.auth is not None and self.role.index == 0:
             self.auth.remove_key_file()
         logger.info("Model server stopped.")

@@ -84,6 +84,11 @@ class ModelArtifact:
     yaml_config: Mapping[str, Any]
     workdir: str | None = None
     """The private directory an archive was unpacked into (delete with :func:`release`); None for directories."""
+    source: str = ""
+    """The path it was opened from: another frontend process opens the same archive again from it."""
+    handler_override: str | None = None
+    runtime_override: str | None = None
+    """A registration's ``handler`` and ``runtime`` (:func:`with_overrides`), which replaced the manifest's."""
 
 
 def name_from_path(path: Path) -> str:
@@ -435,12 +440,32 @@ def open_artifact(
     """
     path = Path(path)
     if path.is_dir():
-        return _read_root(_model_root(path), name, default_handler, path)
-    if not path.exists():
+        artifact = _read_root(_model_root(path), name, default_handler, path)
+    elif not path.exists():
         raise InvalidModel(f"Model not found at: {path}")
-    if not path.is_file():
+    elif not path.is_file():
         raise InvalidModel(f"Invalid model archive {path.name}: not a regular file")
-    return _open_archive(path, name, default_handler, limits)
+    else:
+        artifact = _open_archive(path, name, default_handler, limits)
+    return dataclasses.replace(artifact, source=str(path.absolute()))
+
+
+def with_overrides(artifact: ModelArtifact, handler: str | None, runtime: str | None) -> ModelArtifact:
+    """A registration's ``handler`` and ``runtime`` replace the manifest's."""
+    if handler is None and runtime is None:
+        return artifact
+    manifest = dict(artifact.manifest)
+    if handler is not None:
+        manifest["model"] = {**manifest.get("model", {}), "handler": handler}
+    if runtime is not None:
+        manifest["runtime"] = runtime
+    return dataclasses.replace(
+        artifact,
+        handler=handler or artifact.handler,
+        manifest=MappingProxyType(manifest),
+        handler_override=handler,
+        runtime_override=runtime,
+    )
 
 
 def release(artifact: ModelArtifact) -> None:

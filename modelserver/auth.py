@@ -32,7 +32,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,6 +153,9 @@ class TokenAuthorization:
             INFERENCE: self._fresh(),
             API: _Key(make_key(), None),
         }
+        self.changed: Callable[[], Awaitable[None]] | None = None
+        """With several frontend processes: hands a regenerated key to every other frontend before ``/token``
+        answers."""
 
     def _fresh(self) -> _Key:
         return _Key(self._make_key(), self._clock() + self._lifetime)
@@ -191,6 +194,19 @@ class TokenAuthorization:
         self._write(keys)
         self._keys = keys
         logger.info("Token authorization: the %s key was regenerated", scope)
+
+    def shared(self) -> dict[str, Any]:
+        """The keys (and the fixed token) as data, for the other frontend processes: one server, one set of keys."""
+        keys = {scope: [key.value, key.expires] for scope, key in self._keys.items()}
+        fixed = self._fixed_header.removeprefix("Bearer ") if self._fixed_header is not None else None
+        return {"keys": keys, "fixed": fixed}
+
+    def adopt(self, shared: Mapping[str, Any]) -> None:
+        """Use the keys another process made (:meth:`shared`); the key file is that process's to write."""
+        self._keys = {scope: _Key(str(value), expires) for scope, (value, expires) in shared["keys"].items()}
+        if "fixed" in shared:
+            fixed = shared["fixed"]
+            self._fixed_header = None if fixed is None else f"Bearer {fixed}"
 
     def key_file_document(self) -> dict[str, Any]:
         return _document(self._keys)
@@ -365,6 +381,8 @@ class TokenApi:
         except OSError as err:
             logger.error("Failed to update key file: %s", err.strerror)
             raise InvalidKey(AUTHENTICATION_FAILED) from None
+        if self._auth.changed is not None:
+            await self._auth.changed()
         headers = http.response_headers(http.new_request_id())
         headers["Content-Type"] = "application/json"
         return Response(200, headers, b"\n")  # TorchServe sends an empty JSON string plus "\n"

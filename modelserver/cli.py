@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"our addition: {key} (http://host:port, https://... or unix:/path) over the config file's",
         )
     parser.add_argument(
+        "--frontend-processes",
+        dest="frontend_processes",
+        type=int,
+        metavar="N",
+        help="our addition: frontend processes sharing the listening ports (frontend_processes; docs/scaling.md)",
+    )
+    parser.add_argument(
         "--log-config", dest="log_config", help="accepted for compatibility; logging is configured here"
     )
     parser.add_argument("--workflow-store", dest="workflow_store", help="accepted for compatibility")
@@ -117,6 +124,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         disable_token_auth=args.disable_token_auth,
         enable_model_api=args.enable_model_api,
         addresses=tuple((key, getattr(args, key)) for key in ADDRESS_KEYS if getattr(args, key) is not None),
+        frontend_processes=args.frontend_processes,
     )
     config = load_config(options, os.environ)
     if not config.model_store and config.load_models and any("=" not in m or m == "all" for m in config.load_models):
@@ -137,7 +145,7 @@ def run_foreground(config: ServerConfig) -> int:
     path = pid_file()
     path.write_text(str(os.getpid()))
     try:
-        uvloop.run(_serve(config))
+        return uvloop.run(_serve(config))
     except ConfigError as err:
         print(f"modelserver: configuration error: {err}", file=sys.stderr)
         return 2
@@ -145,13 +153,17 @@ def run_foreground(config: ServerConfig) -> int:
         logs.close()
         if path.exists() and path.read_text().strip() == str(os.getpid()):
             path.unlink()
-    return 0
 
 
-async def _serve(config: ServerConfig) -> None:
+async def _serve(config: ServerConfig) -> int:
+    if config.frontend_processes > 1:  # a supervisor of frontend processes (docs/scaling.md)
+        from .supervisor import supervise
+
+        return await supervise(config)
     from .app import ModelServer
 
     await ModelServer(config).serve_forever()
+    return 0
 
 
 def start_detached(argv: list[str]) -> int:

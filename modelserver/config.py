@@ -33,6 +33,7 @@ from modelserver.config_values import (
     parse_load_models,
     parse_models,
 )
+from modelserver.frontend_plan import frontend_count
 from modelserver.properties import ConfigError, PropertiesSyntaxError, parse_properties, substitute_env
 from modelserver.protocols import API_FAMILIES, MODEL_PROTOCOLS, TORCHSERVE
 
@@ -47,6 +48,7 @@ __all__ = [
     "latest_snapshot",
     "load_config",
     "parse_address",
+    "rebuild_config",
 ]
 
 logger = logging.getLogger("modelserver.config")
@@ -135,6 +137,8 @@ _ENV_CONFIGURABLE_KEYS = (
     "listen_backlog",
     "stream_buffer_size",
     "max_workers_per_model",
+    # Frontend processes sharing the listening addresses (modelserver.frontend_plan).
+    "frontend_processes",
 )
 
 # Keys read only from the file or CLI. ``ts_open_inference_protocol`` is here on purpose: the environment variable
@@ -205,6 +209,8 @@ class CliOptions:
     workflow_store: str | None = None
     addresses: tuple[tuple[str, str], ...] = ()
     """Our ``--inference-address`` and friends: ``(key, value)`` pairs that override the file's addresses."""
+    frontend_processes: int | None = None
+    """Our ``--frontend-processes``."""
 
 
 def _default_address(key: str) -> Address:
@@ -263,6 +269,9 @@ class ServerConfig:
     """The protocol of a model that names none, and what shared routes mean for an unknown model."""
     inference_protocols: tuple[str, ...] = API_FAMILIES
     """The API families served on the inference address."""
+    frontend_processes: int = 1
+    """Frontend processes sharing the listening addresses: ``frontend_processes``, else TorchServe's
+    ``number_of_netty_threads``, clamped to the CPUs (:mod:`modelserver.frontend_plan`)."""
     serve_management: bool = True
     """Bind TorchServe's management API; a KServe ``ModelServer`` (which has none) turns it off. Not a key."""
     properties: Mapping[str, str] = field(default_factory=_empty_mapping)
@@ -298,6 +307,16 @@ def load_config(cli: CliOptions, environ: Mapping[str, str], cwd: str | None = N
     if unknown:
         logger.warning("Unknown configuration keys (kept, but not used): %s", ", ".join(unknown))
     return _build(properties, environ, cwd, cli=cli, config_file=config_file, unknown=unknown)
+
+
+def rebuild_config(
+    properties: Mapping[str, str], environ: Mapping[str, str], cwd: str, *, ncs: bool, config_file: str | None
+) -> ServerConfig:
+    """The configuration again from its merged ``properties``: what a frontend process builds from what the
+    supervisor sends it, so every frontend runs the very configuration the command line resolved (a snapshot written
+    meanwhile is not read again)."""
+    unknown = tuple(sorted(key for key in properties if key not in KNOWN_KEYS))
+    return _build(dict(properties), environ, cwd, cli=CliOptions(ncs=ncs), config_file=config_file, unknown=unknown)
 
 
 def find_config_file(cli: CliOptions, environ: Mapping[str, str], cwd: str) -> str | None:
@@ -381,6 +400,8 @@ def _cli_properties(cli: CliOptions) -> dict[str, str]:
         properties["disable_token_authorization"] = "true"
     if cli.enable_model_api:
         properties["enable_model_api"] = "true"
+    if cli.frontend_processes is not None:
+        properties["frontend_processes"] = str(cli.frontend_processes)
     properties.update(cli.addresses)
     return properties
 
@@ -435,6 +456,7 @@ def _build(
         service_envelope=(properties.get("service_envelope") or "").strip(),
         default_protocol=get_choice(properties, "default_protocol", TORCHSERVE, MODEL_PROTOCOLS),
         inference_protocols=get_choices(properties, "inference_protocols", API_FAMILIES),
+        frontend_processes=frontend_count(properties).count,
         properties=MappingProxyType(dict(properties)),
         unknown_keys=unknown,
     )

@@ -101,7 +101,7 @@ class OIPService:
         return self.messages.ServerLiveResponse(live=True)
 
     async def server_ready(self, request: Any, context: Any) -> Any:
-        return self.messages.ServerReadyResponse(ready=self.registry.ready())
+        return self.messages.ServerReadyResponse(ready=await self.registry.server_ready())
 
     async def model_ready(self, request: Any, context: Any) -> Any:
         model = self.v2.find(request.name, request.version or None)

@@ -295,9 +295,10 @@ def _date_line() -> str:
     return f"Date: {formatdate(usegmt=True)}\r\n"
 
 
-def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
+def listening_sockets(host: str, port: int, backlog: int, reuse_port: bool = False) -> list[socket.socket]:
     """Bound, listening TCP sockets for ``host:port``, one per address the name has (``SO_REUSEADDR``, and IPv6
-    sockets IPv6-only, as asyncio's ``create_server`` makes them)."""
+    sockets IPv6-only, as asyncio's ``create_server`` makes them). ``reuse_port``: ``SO_REUSEPORT`` too, so that
+    every frontend process binds the same address and the kernel spreads the connections over them."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     socks: list[socket.socket] = []
     seen: set[tuple[int, object]] = set()
@@ -309,6 +310,8 @@ def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]
             sock = socket.socket(family, kind, proto)
             socks.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)

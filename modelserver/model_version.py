@@ -85,6 +85,9 @@ class ModelVersion:
         and the worker's feeding task are for waiting work, and the batch-forming delay never applies to one job."""
         self.worker_cap = DEFAULT_WORKER_CAP
         """``max_workers_per_model``: :meth:`set_workers` refuses more (400)."""
+        self.recipe: dict[str, Any] | None = None
+        """How another frontend process builds this version again (:mod:`modelserver.model_sync`); None when it
+        cannot (a model object living in this process)."""
 
     @property
     def workers(self) -> list[WorkerConnection]:
@@ -201,7 +204,8 @@ class ModelVersion:
 
     def healthy(self) -> bool:
         spec = self.spec
-        return self.pool.healthy_count(spec.max_retry_timeout, spec.loaded_at_startup) >= spec.min_workers
+        healthy = self.pool.healthy_count(spec.max_retry_timeout, spec.loaded_at_startup)
+        return healthy >= self.pool.share(spec.min_workers)
 
     @property
     def ready_workers(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .archive import ModelArtifact
@@ -55,6 +55,8 @@ class ModelRegistry:
         self._models: dict[str, dict[str, ModelVersion]] = {}
         self._defaults: dict[str, str] = {}
         self._latest: dict[str, ModelVersion] = {}  # remembered answers of latest(name); a change forgets them
+        self.peer_check: Callable[[str], Awaitable[bool]] | None = None
+        """With several frontend processes: whether every other one is ``healthy`` (or ``ready``) as well."""
 
     def add(self, version: ModelVersion) -> None:
         """Register a version; the first version of a name becomes its default. 409 if it is already there."""
@@ -178,6 +180,14 @@ class ModelRegistry:
                 return False
         return True
 
+    async def server_healthy(self) -> bool:
+        """``/ping`` of the whole server: this process :meth:`healthy`, and every other frontend process too."""
+        return self.healthy() and (self.peer_check is None or await self.peer_check("healthy"))
+
+    async def server_ready(self) -> bool:
+        """``/v2/health/ready`` of the whole server: this process :meth:`ready`, and every other frontend too."""
+        return self.ready() and (self.peer_check is None or await self.peer_check("ready"))
+
     async def stop(self) -> None:
         await asyncio.gather(*(version.stop() for version in self))
 
@@ -206,4 +216,9 @@ class ModelHost(Protocol):
 
     def save_snapshot(self, kind: str = "snapshot") -> None:
         """Write a config snapshot, unless snapshots are off."""
+        ...
+
+    async def models_changed(self, wait: bool = False) -> None:
+        """A management call changed the models: write a config snapshot and, with several frontend processes, make
+        every other frontend apply the change (``wait``: until the workers it started have loaded)."""
         ...

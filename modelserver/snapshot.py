@@ -238,7 +238,9 @@ def _restore_one(host: ModelHost, name: str, key: str, info: Mapping[str, Any]) 
     default_handler = host.config.properties.get("default_service_handler")
     try:
         artifact = open_artifact(store / info["marName"], name, default_handler)
-        version = host.create_version(artifact, url=info["marName"], overrides=_overrides(info), loaded_at_startup=True)
+        version = host.create_version(
+            artifact, url=info["marName"], overrides=spec_overrides(info), loaded_at_startup=True
+        )
     except ServeError as err:
         logger.error("Failed to restore model %s version %s from the snapshot: %s", name, key, err.message)
         return None
@@ -247,7 +249,7 @@ def _restore_one(host: ModelHost, name: str, key: str, info: Mapping[str, Any]) 
     return version
 
 
-def _overrides(info: Mapping[str, Any]) -> dict[str, int]:
+def spec_overrides(info: Mapping[str, Any]) -> dict[str, int]:
     """The snapshot's settings as ModelSpec fields: workers when >= 0, the rest when > 0 (TorchServe ignores <= 0)."""
     overrides = {}
     for key, field_name in _SPEC_FIELDS.items():

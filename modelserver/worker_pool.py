@@ -11,13 +11,24 @@ import itertools
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .frontend_plan import worker_share
 from .types import Job
 from .worker_connection import WorkerConnection
 from .worker_feed import BatchFeed
 from .worker_plan import WorkerPlan, WorkerState
 
-_worker_ids = itertools.count(9000)
+FIRST_WORKER_ID = 9000
+WORKER_IDS_PER_FRONTEND = 1000
+_worker_ids = itertools.count(FIRST_WORKER_ID)
 _gpu_round_robin = itertools.count()
+
+
+def number_workers_for(frontend: int) -> None:
+    """Frontend process ``frontend``'s workers: ids from ``9000 + 1000 * frontend`` (names stay apart in the shared
+    logs), and its GPUs round-robin starting one further along than the frontend before it."""
+    global _worker_ids, _gpu_round_robin
+    _worker_ids = itertools.count(FIRST_WORKER_ID + WORKER_IDS_PER_FRONTEND * frontend)
+    _gpu_round_robin = itertools.count(frontend)
 
 
 WorkerFactory = Callable[[int, WorkerPlan, "int | None"], Any]
@@ -33,6 +44,10 @@ class WorkerPool:
         self._make_worker: WorkerFactory = make_worker or WorkerConnection
         self._gpu_ids = gpu_ids
         self._retiring: set[asyncio.Task[None]] = set()
+        self.target = (0, 0)
+        """The last ``scale`` call's ``(count, maximum)``: the whole server's numbers."""
+        self.portion = (0, 1)
+        """``(index, count)`` of this frontend process among the frontends: it runs its :func:`worker_share`."""
 
     def __len__(self) -> int:
         return len(self.workers)
@@ -50,6 +65,10 @@ class WorkerPool:
         Returns the workers started, whose :meth:`WorkerConnection.wait_ready` tells when they have loaded.
         """
         maximum = count if maximum is None else maximum
+        self.target = (count, maximum)
+        index, frontends = self.portion
+        if frontends > 1:
+            count, maximum = worker_share(count, index, frontends), worker_share(maximum, index, frontends)
         started = []
         while len(self.workers) < count:
             worker = self._make_worker(next(_worker_ids), self.plan, self._next_gpu())
@@ -80,6 +99,10 @@ class WorkerPool:
     def cancel(self, job: Job) -> None:
         for worker in self.workers:
             worker.feed.cancel(job)
+
+    def share(self, count: int) -> int:
+        """This frontend's part of ``count`` workers of the whole server."""
+        return worker_share(count, *self.portion)
 
     def healthy_count(self, max_retry_seconds: float, loaded_at_startup: bool) -> int:
         return sum(worker.healthy(max_retry_seconds, loaded_at_startup) for worker in self.workers)

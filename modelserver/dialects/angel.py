@@ -191,7 +191,7 @@ class Angel:
     # -- metrics --------------------------------------------------------------------------------------
 
     async def summary(self, request: Request, params: dict[str, str]) -> Response:
-        return _json(metrics_summary(self.metrics.summaries()))
+        return _json(metrics_summary(await self.metrics.all_summaries()))
 
 
 def _prediction(instance: Instance, position: int, answer: Outputs) -> bytes:

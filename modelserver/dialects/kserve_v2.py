@@ -185,7 +185,7 @@ class KServeV2(http.KServeDialect):
 
     async def server_ready(self, request: Request, params: dict[str, str]) -> Response:
         """Ready when every model can answer: :meth:`ModelRegistry.ready` (the OIP's rule, and the startup models')."""
-        if self.registry.ready():
+        if await self.registry.server_ready():
             return http.json_response({"ready": True})
         return http.json_response({"error": "Server is not ready."}, 503)
 

@@ -131,9 +131,9 @@ class KServeV2Repository(http.KServeDialect):
         started = [
             worker for v in versions for worker in v.scale(max(1, v.spec.min_workers), max(1, v.spec.max_workers))
         ]
+        await host.models_changed(wait=True)
         if await wait_started(started) != 200 or not all(v.ready_workers for v in versions):
             raise http.model_not_ready(name)
-        host.save_snapshot()
         return http.json_response({"name": name, "load": True})
 
     async def _register(self, host: ModelHost, name: str) -> ModelVersion:
@@ -171,7 +171,7 @@ class KServeV2Repository(http.KServeDialect):
         ):
             self.registry.remove(name, version.spec.version, force=True)
             await version.unload()
-        host.save_snapshot()
+        await host.models_changed()
         return http.json_response({"name": name, "unload": True})
 
     # -- Triton's configuration and statistics ------------------------------------------------------------

@@ -185,7 +185,7 @@ class TorchServeInference(http.TorchServeDialect):
     # -- handlers --------------------------------------------------------------------------------
 
     async def ping(self, request: Request, params: dict[str, str]) -> Response:
-        if self.registry.healthy():
+        if await self.registry.server_healthy():
             return http.json_response({"status": "Healthy"})
         return http.json_response({"status": "Unhealthy"}, 500)
 

@@ -4,21 +4,20 @@ Every call answers with TorchServe's status codes and messages; success bodies a
 ``{"code", "type", "message"}``. Registering and unregistering answer 405 unless ``enable_model_api=true`` (or
 ``--enable-model-api``). ``POST /models`` takes its parameters from the query string, or from a JSON body when the
 request says ``Content-Type: application/json``. Where a registration's ``url`` may point, and how a download is
-guarded, is :mod:`modelserver.downloads`. Every call that changes the models writes a config snapshot.
+guarded, is :mod:`modelserver.downloads`. Every call that changes the models writes a config snapshot, and with
+several frontend processes answers once every frontend has the change (:meth:`ModelServer.models_changed`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from ..api_docs import Param, Reply
-from ..archive import ModelArtifact, open_artifact, release
+from ..archive import ModelArtifact, open_artifact, release, with_overrides
 from ..downloads import DownloadPolicy, ModelSource, resolve_source
 from ..errors import (
     CleanupTimedOut,
@@ -282,13 +281,13 @@ class TorchServeManagement(http.TorchServeDialect):
         version = await self._create(host, args)
         spec = version.spec
         if spec.min_workers == 0:
-            host.save_snapshot()
+            await host.models_changed()
             return _status(
                 f'Model "{spec.name}" Version: {spec.version} registered with 0 initial workers. '
                 "Use scale workers API to add workers for the model."
             )
         started = version.scale(spec.min_workers, spec.max_workers)
-        host.save_snapshot()
+        await host.models_changed(wait=args.synchronous)
         if not args.synchronous:
             return _status("Processing worker updates...", 202)
         return await self._finish_register(host, version, started)
@@ -298,7 +297,7 @@ class TorchServeManagement(http.TorchServeDialect):
         source = await resolve_source(args.url, host.config.model_store, self._policy)
         try:
             artifact = await _open(source.path, args.model_name, host.config.properties.get("default_service_handler"))
-            artifact = _with_overrides(artifact, args.handler, args.runtime)
+            artifact = with_overrides(artifact, args.handler, args.runtime)
             low, high = register_workers(artifact.yaml_config, args.initial_workers)
             version = host.create_version(
                 artifact,
@@ -320,7 +319,7 @@ class TorchServeManagement(http.TorchServeDialect):
         status = await wait_started(started)
         if status != 200:
             await self._drop(version)
-            host.save_snapshot()
+            await host.models_changed()
             raise WorkersFailed(spec.name, spec.version, status)
         return _status(
             f'Model "{spec.name}" Version: {spec.version} registered with {spec.min_workers} initial workers'
@@ -345,8 +344,9 @@ class TorchServeManagement(http.TorchServeDialect):
         if low < 0:
             raise NegativeWorkers(low)
         started = model.set_workers(low, high)
-        self.host.save_snapshot()
-        if not bool_param(query.get("synchronous"), False):
+        synchronous = bool_param(query.get("synchronous"), False)
+        await self.host.models_changed(wait=synchronous)
+        if not synchronous:
             return _status("Processing worker updates...", 202)
         status = await wait_started(started)
         if status != 200:
@@ -357,10 +357,10 @@ class TorchServeManagement(http.TorchServeDialect):
         host = self._require_model_api()
         name = params["model_name"]
         version = self.registry.remove(name, params.get("model_version"))
-        host.save_snapshot()
         unloading = asyncio.ensure_future(version.unload())  # finishes even when the answer does not wait for it
         _UNLOADING.add(unloading)
         unloading.add_done_callback(_UNLOADING.discard)
+        await host.models_changed()
         timeout = max(0, int_param(host.config.properties.get("unregister_model_timeout"), UNREGISTER_TIMEOUT_S))
         done, _ = await asyncio.wait({unloading}, timeout=timeout)
         if not done:
@@ -375,7 +375,7 @@ class TorchServeManagement(http.TorchServeDialect):
     async def set_default(self, request: Request, params: dict[str, str]) -> Response:
         name, version = params["model_name"], params["model_version"]
         self.registry.set_default(name, version)
-        self.host.save_snapshot()
+        await self.host.models_changed()
         return _status(f'Default version successfully updated for model "{name}" to "{version}"')
 
 
@@ -400,18 +400,6 @@ async def _open(path: Path, name: str | None, default_handler: str | None) -> Mo
 def _release_result(task: asyncio.Future[ModelArtifact]) -> None:
     if not task.cancelled() and task.exception() is None:
         release(task.result())
-
-
-def _with_overrides(artifact: ModelArtifact, handler: str | None, runtime: str | None) -> ModelArtifact:
-    """The ``handler`` and ``runtime`` of a registration replace the manifest's."""
-    if handler is None and runtime is None:
-        return artifact
-    manifest = dict(artifact.manifest)
-    if handler is not None:
-        manifest["model"] = {**manifest.get("model", {}), "handler": handler}
-    if runtime is not None:
-        manifest["runtime"] = runtime
-    return dataclasses.replace(artifact, handler=handler or artifact.handler, manifest=MappingProxyType(manifest))
 
 
 def _discard_download(source: ModelSource) -> None:

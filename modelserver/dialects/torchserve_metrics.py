@@ -48,5 +48,5 @@ class TorchServeMetrics(http.TorchServeDialect):
         headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
         body = b""
         if self._metrics is not None:
-            body = self._metrics.exposition(request.query.getall("name[]", ())).encode("utf-8")
+            body = (await self._metrics.scrape(request.query.getall("name[]", ()))).encode("utf-8")
         return Response(200, headers, body)

@@ -20,16 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from .backend_lines import BackendMetric, detected_spec, parse_metric_line, valid_prometheus_family
 from .config import LEGACY_METRICS, MODEL_METRICS_LOG, TS_METRICS_LOG, MetricSpec, MetricsSettings
+from .merge import export, export_summaries, merge, merge_summaries
 from .metric_log import MetricLog
 from .series import NULL_SERIES, Family, Series, torchserve_help
 from .stats import LATENCY_BUCKETS, Summary, latency_layout
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("modelserver.metrics")
 
+PeerNumbers = Callable[[str], Awaitable[list[Any]]]
+"""Asks every other frontend process for ``metrics`` (an :func:`~.merge.export`) or ``summaries``."""
 VersionGauges = tuple[str, str, int, int]
 """What the live gauges read of one registered model version: its name, version, queue depth and open streams."""
 
@@ -83,6 +86,8 @@ class ServerMetrics:
         self.requests_2xx = self.frontend_child("Requests2XX", "Host", host)
         self.requests_4xx = self.frontend_child("Requests4XX", "Host", host)
         self.requests_5xx = self.frontend_child("Requests5XX", "Host", host)
+        self.peers: PeerNumbers | None = None
+        """With several frontend processes: how ``/metrics`` and the summaries reach the other frontends' numbers."""
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_FamiliesCollector(self))
         self.registry.register(_LiveCollector(self))
@@ -272,12 +277,13 @@ class ServerMetrics:
 
     # -- lifetime ---------------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Open the metric logs and start collecting the host metrics every ``metric_time_interval``."""
+    def start(self, system: bool = True) -> None:
+        """Open the metric logs and start collecting the host metrics every ``metric_time_interval`` (unless
+        ``system`` is False: with several frontend processes, frontend 0 samples the host for all)."""
         self.open_logs()
         self.ts_log.start()
         self.model_log.start()
-        if self.settings.system_metrics and self._system_task is None:
+        if system and self.settings.system_metrics and self._system_task is None:
             self._system_task = asyncio.get_running_loop().create_task(self._collect_system(), name="system-metrics")
 
     def open_logs(self) -> None:
@@ -321,6 +327,20 @@ class ServerMetrics:
     def exposition(self, names: Iterable[str] = ()) -> str:
         """The ``/metrics`` body: the registry's families in TorchServe's text form."""
         return render(self.registry.collect(), names)
+
+    async def scrape(self, names: Iterable[str] = ()) -> str:
+        """``/metrics``: :meth:`exposition`, with the other frontend processes' numbers added in when there are
+        some (:mod:`.merge`)."""
+        if self.peers is None or self.mode == "log":
+            return self.exposition(names)
+        own = export(self.registry.collect())
+        return render(merge([own, *await self.peers("metrics")]), names)
+
+    async def all_summaries(self) -> list[tuple[str, str, Summary]]:
+        """:meth:`summaries`, with the other frontend processes' requests added in when there are some."""
+        if self.peers is None:
+            return self.summaries()
+        return merge_summaries([export_summaries(self.summaries()), *await self.peers("summaries")])
 
     def live_families(self) -> Iterator[Metric]:
         """Gauges read at scrape time from the registered model versions (prometheus mode only)."""
