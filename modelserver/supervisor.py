@@ -40,6 +40,8 @@ STARTED_LINE = "Model server started."
 RESTART_DELAY = 1.0
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
+SOCKET_PATH_ROOM = 90
+"""A Unix socket's path has 107 bytes at most; ``/control.sock`` takes 13."""
 STOP_SECONDS = 120.0
 """How long a stop waits for the frontends (each drains for up to 30 s, then stops its workers) before killing."""
 
@@ -84,7 +86,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal)
         logger.info("Starting %s", frontend_count(self.config.properties).describe())
-        directory = tempfile.mkdtemp(prefix="modelserver-control-")  # mode 0700: only this user connects
+        directory = _private_directory()
         self._socket_path = os.path.join(directory, "control.sock")
         server = await loop.create_unix_server(self.hub.connection, self._socket_path)
         try:
@@ -201,6 +203,16 @@ class Supervisor:
             logger.error("Frontends still running %d s after SIGTERM: killing them", STOP_SECONDS)
             self._signal_all(signal.SIGKILL)
             await self._gone.wait()
+
+
+def _private_directory() -> str:
+    """A new directory of mode 0700 (only this user connects to the socket in it), in ``$TMPDIR`` unless the socket's
+    path would be too long for a Unix socket there."""
+    directory = tempfile.mkdtemp(prefix="modelserver-")
+    if len(directory) > SOCKET_PATH_ROOM:
+        os.rmdir(directory)
+        directory = tempfile.mkdtemp(prefix="modelserver-", dir="/tmp")
+    return directory
 
 
 async def supervise(config: ServerConfig) -> int:
