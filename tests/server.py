@@ -112,10 +112,11 @@ def start_server(
     wait_models: Iterable[str] | None = None,
     env: Mapping[str, str] | None = None,
     auth: bool = False,
+    snapshots: bool = False,
 ) -> RunningServer:
     """Copy ``models`` into a fresh model store and start the CLI with a generated config.properties.
 
-    ``auth=False`` (the default) starts with ``--disable-token-auth``.
+    ``auth=False`` (the default) starts with ``--disable-token-auth``; ``snapshots=False`` with ``--ncs``.
     """
     store = tmp / "model_store"
     store.mkdir(parents=True, exist_ok=True)
@@ -135,7 +136,8 @@ def start_server(
     config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
     run_env = {**os.environ, "TMPDIR": str(tmp), "PYTHONUNBUFFERED": "1", **(env or {})}
     log = tmp / "server.log"
-    command = [sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs", "--ts-config", str(config)]
+    command = [sys.executable, "-m", "modelserver", "--start", "--foreground", "--ts-config", str(config)]
+    command += [] if snapshots else ["--ncs"]
     command += [*cli] if auth else ["--disable-token-auth", *cli]
     with log.open("w") as out:
         process = subprocess.Popen(
