@@ -54,9 +54,10 @@ def add_ceiling_shares(points: list[Point]) -> None:
 
 
 def role_us(point: Point) -> tuple[float | None, float | None]:
-    """Frontend (or the bare server) and worker CPU microseconds per request; workers summed."""
+    """Frontend (or the bare server) and worker CPU microseconds per request; frontends and workers summed."""
     per_role = point.get("cpu_us_per_request", {})
-    frontend = per_role.get("frontend", per_role.get("server"))
+    frontends = [v for role, v in per_role.items() if role.startswith("frontend")]  # "frontend", or "frontend 0", ...
+    frontend = per_role.get("server") if not frontends or any(v is None for v in frontends) else sum(frontends)
     workers = [v for role, v in per_role.items() if role.startswith("worker")]
     worker = None if not workers or any(v is None for v in workers) else sum(workers)
     return frontend, worker

@@ -33,6 +33,7 @@ OPTIONAL_PEERS = {
     "kserve": ("benchmarks.targets.kserve", "KServePeer"),
 }
 NOT_NEEDED = "runs none of the selected scenarios"
+UNPINNED = Pinning((), None, "not pinned: the frontends-* scenarios spread the server over every core")
 LOG_TAIL_CHARS = 5000
 
 
@@ -139,7 +140,7 @@ class Run:
                 for concurrency in scenario.concurrency
             ]
         points = []
-        with client_affinity(self.pinning.client_cpus):
+        with client_affinity(None if scenario.unpinned else self.pinning.client_cpus):
             if scenario.kind == "load":
                 start_warmup(target, scenario, self.client, settings)
             for job in jobs:
@@ -155,8 +156,9 @@ class Run:
             return
         workdir.mkdir(parents=True)
         started: list[Managed] = []
+        pinning = UNPINNED if scenario.unpinned else self.pinning
         try:
-            target = peer.start(scenario, workdir, self.pinning, started, self.log)
+            target = peer.start(scenario, workdir, pinning, started, self.log)
             self.log(f"  {peer.name}: answering {target.start_s or 0:.2f} s after spawn; pids {target.pids}")
             points = self.measure(target, scenario)
             start = {

@@ -30,6 +30,8 @@ JSON_BODY = (
 BINARY_BYTES = 100 * 1024
 STREAM_CHUNKS = 10
 COST_S = 0.010
+FRONTENDS_WORKERS = 2
+"""Workers of the ``frontends-*`` scenarios, in all: one per frontend with two frontends, both in the one frontend."""
 
 
 @dataclass(frozen=True)
@@ -300,6 +302,14 @@ class Scenario:
     metrics_mode: str = "prometheus"
     """This server's ``metrics_mode``. A scenario in another mode (TorchServe's default ``log``) measures what the
     mode costs beside ``echo-json``: this server only runs it."""
+    frontend_processes: int = 0
+    """A scaling scenario when > 0 (this server only): that many frontend processes share the port, with ``workers``
+    workers in all, and neither the server nor the load generator is pinned to a core (docs/scaling.md)."""
+    workers: int = 1
+
+    @property
+    def unpinned(self) -> bool:
+        return self.frontend_processes > 0
 
     @property
     def handler_spec(self) -> Handler:
@@ -447,10 +457,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         angel_answer,
         protocol_path=ANGEL_PATH,
     ),
+    *(
+        Scenario(
+            f"frontends-{count}",
+            f"Echo, 109 B JSON body, batch 1, {FRONTENDS_WORKERS} workers, {count} frontend process"
+            f"{'es' if count > 1 else ''} (this server only; nothing pinned)",
+            "echo",
+            lambda: JSON_BODY,
+            "application/json",
+            (16, 64),
+            same_json(JSON_BODY),
+            frontend_processes=count,
+            workers=FRONTENDS_WORKERS,
+        )
+        for count in (1, 2)
+    ),
 )
 
 PROTOCOL_SCENARIOS = tuple(s.name for s in SCENARIOS if s.protocol_path is not None)
 
 KSERVE_SCENARIOS = tuple(s.name for s in SCENARIOS if s.is_kserve)
+
+FRONTEND_SCENARIOS = tuple(s.name for s in SCENARIOS if s.frontend_processes)
+FRONTENDS_ONLY_OURS = "the frontends-* scenarios scale this server's frontend processes: it runs them alone"
 
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}

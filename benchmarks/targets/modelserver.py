@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from typing import Any
 import modelserver
 
 from ..machine import version_of
-from ..probes import child_env, effective_batching, ready_worker_pid, wait_for_scenario
-from ..procs import HOST, Managed, Pinning, free_port, proc_start_ticks, rss_mb, spawn
+from ..probes import START_TIMEOUT_S, child_env, effective_batching, get_json, ready_worker_pid, wait_for_scenario
+from ..procs import HOST, Managed, Pinning, descendants, free_port, proc_start_ticks, rss_mb, spawn
 from ..scenarios import Scenario
 from .base import Log, Target, Unavailable
 
@@ -69,8 +70,8 @@ def config_properties(
     """Token authorization off and Prometheus metrics (unless the scenario names another mode), as the bundled
     config.properties; one worker and the scenario's batching for the model."""
     settings = {
-        "minWorkers": 1,
-        "maxWorkers": 1,
+        "minWorkers": scenario.workers,
+        "maxWorkers": scenario.workers,
         "batchSize": scenario.batch_size,
         "maxBatchDelay": scenario.max_batch_delay_ms,
     }
@@ -86,7 +87,45 @@ def config_properties(
         "metrics_mode": scenario.metrics_mode,
         "models": json.dumps({model: {version: settings}}),
     }
+    if scenario.frontend_processes:
+        properties["frontend_processes"] = str(scenario.frontend_processes)
     return "".join(f"{key}={value}\n" for key, value in properties.items())
+
+
+def frontend_pids(managed: Managed, addresses: dict[str, str], model: str, scenario: Scenario) -> dict[str, int]:
+    """The processes of a ``frontends-*`` scenario once every worker is ready: ``frontend`` (one frontend), or
+    ``supervisor`` and ``frontend 0``, ``frontend 1``, ...; and ``worker 0``, ``worker 1``, ..."""
+    expected = scenario.frontend_processes if scenario.frontend_processes > 1 else 0  # one frontend: no supervisor
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        tree = [pid for pid, _ in descendants(managed.pid)]
+        workers = sorted(pid for pid in tree if command_of(pid)[1:3] == ["-m", "workers"])
+        frontends = sorted(pid for pid in tree if "modelserver.frontend" in command_of(pid))
+        if len(workers) == scenario.workers and len(frontends) == expected and all_ready(addresses, model):
+            roles = {"supervisor": managed.pid} if frontends else {"frontend": managed.pid}
+            roles.update({f"frontend {index}": pid for index, pid in enumerate(frontends)})
+            return {**roles, **{f"worker {index}": pid for index, pid in enumerate(workers)}}
+        time.sleep(0.1)
+    raise TimeoutError(f"{scenario.frontend_processes} frontend(s) with {scenario.workers} ready workers never came up")
+
+
+def all_ready(addresses: dict[str, str], model: str) -> bool:
+    """Every worker the answering frontend has is READY, and every frontend is ready (``/v2/health/ready``)."""
+    try:
+        workers = get_json(f"{addresses['management']}/models/{model}")[0]["workers"]
+        return (
+            all(w["status"] == "READY" for w in workers)
+            and get_json(f"{addresses['inference']}/v2/health/ready")["ready"]
+        )
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
+def command_of(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
 
 
 class ModelServerPeer:
@@ -116,9 +155,12 @@ class ModelServerPeer:
         path = scenario.kserve_path or scenario.protocol_path or f"/predictions/{model}"
         url = f"{addresses['inference']}{path}"
         start_s = wait_for_scenario(managed, url, scenario)
-        worker = ready_worker_pid(addresses["management"], model)
-        managed.known_children.append((worker, proc_start_ticks(worker) or 0))
-        pids = {"frontend": managed.pid, "worker": worker}
+        if scenario.frontend_processes:
+            pids = frontend_pids(managed, addresses, model, scenario)
+        else:
+            worker = ready_worker_pid(addresses["management"], model)
+            pids = {"frontend": managed.pid, "worker": worker}
+        managed.known_children += [(pid, proc_start_ticks(pid) or 0) for pid in pids.values() if pid != managed.pid]
         extra = {
             "rss_idle_mb": {role: rss_mb(pid) for role, pid in pids.items()},
             "batching": effective_batching(addresses["management"], model),

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..probes import wait_for_answer
 from ..procs import HOST, Managed, Pinning, descendants, free_port, rss_mb, spawn
-from ..scenarios import Scenario
+from ..scenarios import FRONTENDS_ONLY_OURS, Scenario
 from .base import METRICS_MODE_ONLY_OURS, Log, Target
 from .venv import pinned_venv
 
@@ -90,6 +90,8 @@ class MosecPeer:
     def unsupported(self, scenario: Scenario) -> str | None:
         if scenario.metrics_mode != "prometheus":
             return METRICS_MODE_ONLY_OURS
+        if scenario.frontend_processes:
+            return FRONTENDS_ONLY_OURS
         return UNSUPPORTED.get(scenario.handler)
 
     def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..probes import effective_batching, ready_worker_pid, wait_for_answer
 from ..procs import HOST, Managed, Pinning, descendants, free_port, proc_start_ticks, rss_mb, spawn
-from ..scenarios import STREAM_CHUNKS, Scenario
+from ..scenarios import FRONTENDS_ONLY_OURS, STREAM_CHUNKS, Scenario
 from .base import METRICS_MODE_ONLY_OURS, Log, Target, Unavailable
 
 TORCHSERVE_VERSION = "0.12.0"
@@ -200,6 +200,8 @@ class TorchServePeer:
             return "the kserve-* scenarios compare with KServe only"
         if scenario.metrics_mode != "prometheus":
             return METRICS_MODE_ONLY_OURS
+        if scenario.frontend_processes:
+            return FRONTENDS_ONLY_OURS
         if scenario.protocol_path is not None:
             return "MindSpore's and Angel's APIs: compared with this server's echo-json of the same body size"
         archive = scenario.handler_spec.archive

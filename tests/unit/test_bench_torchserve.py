@@ -125,6 +125,8 @@ def test_unsupported(tmp_path: Path) -> None:
             assert "KServe only" in (peer.unsupported(scenario) or "")
         elif scenario.protocol_path is not None or scenario.metrics_mode != "prometheus":
             assert "echo-json" in (peer.unsupported(scenario) or "")
+        elif scenario.frontend_processes:
+            assert "frontend processes" in (peer.unsupported(scenario) or "")
         elif scenario.handler_spec.archive is None:
             assert peer.unsupported(scenario) is None
     missing = dataclasses.replace(digits, handler="missing")
