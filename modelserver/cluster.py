@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import model_sync
 from .control import ControlLink
+from .dialects.management_describe import describe_workers
+from .errors import ServeError
 from .frontend_plan import FrontendRole
 from .metrics.merge import export, export_summaries
 
@@ -54,10 +56,11 @@ class Cluster:
                 "summaries": self._summaries,
                 "state": self._state,
                 "keys": self._keys,
+                "workers": self._workers,
             }
         )
         server.peers = self
-        server.registry.peer_check = self._all_are
+        server.registry.peers = self
         server.metrics.peers = self._numbers
         if server.auth is not None:
             server.auth.changed = self._publish_keys
@@ -97,11 +100,16 @@ class Cluster:
 
     # -- hooks of the registry, the metrics and the keys -------------------------------------------------------------
 
-    async def _all_are(self, what: str) -> bool:
+    async def all_are(self, what: str) -> bool:
         """Whether every other frontend answers that it is ``healthy`` (or ``ready``)."""
         answers = await self.link.call("health", None, CHECK_TIMEOUT)
         values = answers.values
         return len(values) == self.role.count - 1 and all(bool(value.get(what)) for value in values.values())
+
+    async def workers(self, name: str, versions: list[str]) -> list[dict[str, Any]]:
+        """Each other frontend's workers of these versions (a describe call lists every frontend's)."""
+        answers = await self.link.call("workers", {"name": name, "versions": versions}, CHECK_TIMEOUT)
+        return [answers.values[index] for index in sorted(answers.values)]
 
     async def _numbers(self, op: str) -> list[Any]:
         """Every other frontend's ``metrics`` or ``summaries``; one that does not answer is left out."""
@@ -129,6 +137,20 @@ class Cluster:
     async def _health(self, args: Any) -> dict[str, bool]:
         registry = self.server.registry
         return {"healthy": self._started and registry.healthy(), "ready": self._started and registry.ready()}
+
+    async def _workers(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        found = {}
+        for key in args["versions"]:
+            try:
+                version = self.server.registry.resolve(args["name"], key)
+            except ServeError:
+                continue
+            found[key] = {
+                "workers": describe_workers(version),
+                "remainingCapacity": version.queue.remaining_capacity,
+                "pendingRequests": version.queue.pending,
+            }
+        return found
 
     async def _metrics(self, args: Any) -> list[Any]:
         return export(self.server.metrics.registry.collect())

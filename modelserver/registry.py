@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .archive import ModelArtifact
@@ -50,13 +50,26 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
     return tuple((0, int(part)) if part.isdigit() else (1, part) for part in version.replace("-", ".").split("."))
 
 
+class PeerView(Protocol):
+    """The other frontend processes, for the answers that speak for the whole server."""
+
+    async def all_are(self, what: str) -> bool:
+        """Whether every other frontend is ``healthy`` (or ``ready``); one that does not answer is not."""
+        ...
+
+    async def workers(self, name: str, versions: list[str]) -> list[dict[str, Any]]:
+        """Each other frontend's workers and queue of these versions: ``{version: {"workers": [...],
+        "remainingCapacity": n, "pendingRequests": n}}`` per frontend."""
+        ...
+
+
 class ModelRegistry:
     def __init__(self) -> None:
         self._models: dict[str, dict[str, ModelVersion]] = {}
         self._defaults: dict[str, str] = {}
         self._latest: dict[str, ModelVersion] = {}  # remembered answers of latest(name); a change forgets them
-        self.peer_check: Callable[[str], Awaitable[bool]] | None = None
-        """With several frontend processes: whether every other one is ``healthy`` (or ``ready``) as well."""
+        self.peers: PeerView | None = None
+        """With several frontend processes: what the other frontends say (:class:`modelserver.cluster.Cluster`)."""
 
     def add(self, version: ModelVersion) -> None:
         """Register a version; the first version of a name becomes its default. 409 if it is already there."""
@@ -182,11 +195,11 @@ class ModelRegistry:
 
     async def server_healthy(self) -> bool:
         """``/ping`` of the whole server: this process :meth:`healthy`, and every other frontend process too."""
-        return self.healthy() and (self.peer_check is None or await self.peer_check("healthy"))
+        return self.healthy() and (self.peers is None or await self.peers.all_are("healthy"))
 
     async def server_ready(self) -> bool:
         """``/v2/health/ready`` of the whole server: this process :meth:`ready`, and every other frontend too."""
-        return self.ready() and (self.peer_check is None or await self.peer_check("ready"))
+        return self.ready() and (self.peers is None or await self.peers.all_are("ready"))
 
     async def stop(self) -> None:
         await asyncio.gather(*(version.stop() for version in self))

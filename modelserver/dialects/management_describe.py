@@ -11,6 +11,7 @@ from ..errors import NoDescribeWorker, NoWorker
 from ..http_messages import Request
 from ..metrics import resident_bytes
 from ..model_version import ModelVersion
+from ..registry import PeerView
 from ..types import DESCRIBE, Job, ResultStream
 from ..worker_plan import WorkerState
 from . import torchserve_http as http
@@ -72,17 +73,39 @@ def describe_version(model: ModelVersion) -> dict[str, Any]:
         "maxNumSequence": 0,
         "maxSequenceJobQueueSize": 0,
         "loadedAtStartup": spec.loaded_at_startup,
-        "workers": [
-            {
-                "id": str(w.worker_id),
-                "startTime": start_time(w.start_time),
-                "status": "READY" if w.state is WorkerState.READY else "UNLOADING",
-                "memoryUsage": resident_bytes(getattr(w, "pids", ())),
-                "pid": w.pid if w.pid is not None else -1,
-                "gpu": w.gpu_id is not None,
-                "gpuUsage": "N/A",
-            }
-            for w in model.workers
-        ],
+        "workers": describe_workers(model),
         "jobQueueStatus": {"remainingCapacity": model.queue.remaining_capacity, "pendingRequests": model.queue.pending},
     }
+
+
+def describe_workers(model: ModelVersion) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(w.worker_id),
+            "startTime": start_time(w.start_time),
+            "status": "READY" if w.state is WorkerState.READY else "UNLOADING",
+            "memoryUsage": resident_bytes(getattr(w, "pids", ())),
+            "pid": w.pid if w.pid is not None else -1,
+            "gpu": w.gpu_id is not None,
+            "gpuUsage": "N/A",
+        }
+        for w in model.workers
+    ]
+
+
+async def add_other_frontends(peers: PeerView, bodies: list[dict[str, Any]]) -> None:
+    """With several frontend processes, a description lists every frontend's workers (each runs its share of
+    ``minWorkers``) and adds up their queues: one server's model, whichever frontend answers."""
+    if not bodies:
+        return
+    found = await peers.workers(bodies[0]["modelName"], [body["modelVersion"] for body in bodies])
+    for body in bodies:
+        queue = body["jobQueueStatus"]
+        for frontend in found:
+            part = frontend.get(body["modelVersion"])
+            if part is None:
+                continue
+            body["workers"] += part["workers"]
+            queue["remainingCapacity"] += part["remainingCapacity"]
+            queue["pendingRequests"] += part["pendingRequests"]
+        body["workers"].sort(key=lambda worker: int(worker["id"]))

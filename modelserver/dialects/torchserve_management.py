@@ -46,7 +46,7 @@ from .management_args import (
     register_source,
     register_workers,
 )
-from .management_describe import customized_metadata, describe_version
+from .management_describe import add_other_frontends, customized_metadata, describe_version
 
 logger = logging.getLogger("modelserver.management")
 
@@ -255,14 +255,17 @@ class TorchServeManagement(http.TorchServeDialect):
     async def describe(self, request: Request, params: dict[str, str]) -> Response:
         name, version = params["model_name"], params.get("model_version")
         if version == "all":
-            return http.json_response([describe_version(v) for v in self.registry.versions_in_order(name)])
-        model = self.registry.resolve(name, version)
-        body = describe_version(model)
-        if bool_param(request.query.get("customized"), False):
-            metadata = await customized_metadata(request, model)
-            if metadata is not None:
-                body["customizedMetadata"] = metadata
-        return http.json_response([body])
+            bodies = [describe_version(v) for v in self.registry.versions_in_order(name)]
+        else:
+            model = self.registry.resolve(name, version)
+            bodies = [describe_version(model)]
+            if bool_param(request.query.get("customized"), False):
+                metadata = await customized_metadata(request, model)
+                if metadata is not None:
+                    bodies[0]["customizedMetadata"] = metadata
+        if self.registry.peers is not None:
+            await add_other_frontends(self.registry.peers, bodies)
+        return http.json_response(bodies)
 
     async def kserve_ready(self, request: Request, params: dict[str, str]) -> Response:
         name = params["model_name"].split(":")[0]
