@@ -16,7 +16,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from workers.protocol import MAX_FRAME_SIZE_LIMIT
 
@@ -34,7 +34,7 @@ from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
 from .errors import InvalidSnapshot, ServeError
-from .frontend_plan import FrontendRole
+from .frontend_plan import FrontendRole, Peers
 from .grpc_server import GrpcListener
 from .http_server import ConnectionBudget, HttpServer, listening_sockets, unix_socket
 from .listener import Listener
@@ -87,19 +87,6 @@ def _batch_sizes(models: Any) -> list[int]:
             if isinstance(value, int) and value > 0:
                 sizes.append(value)
     return sizes
-
-
-class Peers(Protocol):
-    """The other frontend processes, as one of them sees them (:class:`modelserver.cluster.Cluster`)."""
-
-    async def join(self, load_startup_models: Callable[[], None]) -> None:
-        """Have the models: the startup ones, or a running frontend's when this one was started again."""
-
-    async def publish(self, wait: bool) -> None:
-        """Apply this process's model changes in every other frontend (``wait``: until their workers loaded)."""
-
-    def started(self) -> None:
-        """Listeners bound: tell the supervisor."""
 
 
 class ModelServer:

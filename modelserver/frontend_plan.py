@@ -15,9 +15,10 @@ at least one while the model has any, so a request never waits on another proces
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from . import devices
 from .config_values import get_int
@@ -35,6 +36,19 @@ class FrontendRole:
     index: int = 0
     count: int = 1
     restarted: bool = False
+
+
+class Peers(Protocol):
+    """The other frontend processes, as the server of one of them sees them (:class:`modelserver.cluster.Cluster`)."""
+
+    async def join(self, load_startup_models: Callable[[], None]) -> None:
+        """Have the models: the startup ones, or a running frontend's when this one was started again."""
+
+    async def publish(self, wait: bool) -> None:
+        """Apply this process's model changes in every other frontend (``wait``: until their workers loaded)."""
+
+    def started(self) -> None:
+        """Listeners bound: tell the supervisor."""
 
 
 @dataclass(frozen=True)
