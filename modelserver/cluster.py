@@ -159,12 +159,16 @@ class Cluster:
         return export_summaries(self.server.metrics.summaries())
 
     async def _state(self, args: Any) -> dict[str, Any]:
-        auth = self.server.auth
-        return {
-            "started": self._started,
-            "models": model_sync.full(model_sync.registry_state(self.server.registry)),
-            "auth": None if auth is None else auth.shared(),
-        }
+        """Everything a restarted frontend takes: after the changes this one is applying (asked before)."""
+        if not self._started:
+            return {"started": False}
+        async with self._applying:
+            auth = self.server.auth
+            return {
+                "started": True,
+                "models": model_sync.full(model_sync.registry_state(self.server.registry)),
+                "auth": None if auth is None else auth.shared(),
+            }
 
     async def _keys(self, args: Mapping[str, Any]) -> None:
         if self.server.auth is not None:

@@ -107,17 +107,16 @@ def send_blocking(sock: socket.socket, message: Mapping[str, Any]) -> None:
     sock.sendall(b"".join(bytes(part) for part in encode(message)))
 
 
-def receive_blocking(sock: socket.socket, decoder: ControlDecoder) -> dict[str, Any]:
-    """The next message; ConnectionError when the peer closed first."""
+def receive_blocking(sock: socket.socket, decoder: ControlDecoder) -> list[dict[str, Any]]:
+    """The next message, and any that came with it (the supervisor may ask something right after the setup; the
+    decoder keeps a partial one); ConnectionError when the peer closed first."""
     while True:
         data = sock.recv(65536)
         if not data:
             raise ConnectionError("the control socket closed")
         messages = decoder.feed(data)
         if messages:
-            if len(messages) > 1:
-                raise ProtocolError("the supervisor sent more than its setup before the frontend answered")
-            return messages[0]
+            return messages
 
 
 # -- the asyncio end -------------------------------------------------------------------------------------------------
@@ -126,10 +125,16 @@ def receive_blocking(sock: socket.socket, decoder: ControlDecoder) -> dict[str, 
 class ControlChannel(asyncio.BufferedProtocol):
     """Frames in and out of one control socket on the event loop. A malformed frame closes it."""
 
-    def __init__(self, on_message: Callable[[dict[str, Any]], None], on_close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_message: Callable[[dict[str, Any]], None],
+        on_close: Callable[[], None],
+        decoder: ControlDecoder | None = None,
+    ) -> None:
         self._on_message = on_message
         self._on_close = on_close
-        self._decoder = ControlDecoder(MAX_CONTROL_FRAME)
+        self._decoder = decoder or ControlDecoder(MAX_CONTROL_FRAME)
+        """A frontend's channel goes on with the decoder of its handshake, which may hold part of a message."""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

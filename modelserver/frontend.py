@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from . import logs
@@ -32,10 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup_console()
     index = int(args[1])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    decoder = ControlDecoder()
     try:
         sock.connect(args[0])
         send_blocking(sock, {"kind": "hello", "index": index, "pid": os.getpid()})
-        setup = receive_blocking(sock, ControlDecoder())
+        setup, *early = receive_blocking(sock, decoder)
     except OSError as err:
         print(f"modelserver: frontend {index}: no supervisor at {args[0]}: {err}", file=sys.stderr)
         return 1
@@ -55,10 +57,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"modelserver: configuration error: {err}", file=sys.stderr)
         return 2
     role = FrontendRole(index, int(setup["count"]), bool(setup["restart"]))
-    return run(config, role, sock, settings.get("auth"))
+    return run(config, role, Handshake(sock, decoder, early, settings.get("auth")))
 
 
-def run(config: ServerConfig, role: FrontendRole, sock: socket.socket, shared_auth: Any) -> int:
+@dataclass
+class Handshake:
+    """The control socket after ``hello`` and ``setup``: its decoder (which may hold part of the next message), the
+    messages that came with the setup, and the token keys the supervisor made."""
+
+    sock: socket.socket
+    decoder: ControlDecoder
+    early: list[dict[str, Any]]
+    shared_auth: Any
+
+
+def run(config: ServerConfig, role: FrontendRole, handshake: Handshake) -> int:
     import uvloop
 
     from .allocator import keep_freed_memory
@@ -68,7 +81,7 @@ def run(config: ServerConfig, role: FrontendRole, sock: socket.socket, shared_au
     raise_fd_limit()
     logs.setup_files(config.log_location)
     try:
-        uvloop.run(_serve(config, role, sock, shared_auth))
+        uvloop.run(_serve(config, role, handshake))
     except ConfigError as err:
         print(f"modelserver: configuration error: {err}", file=sys.stderr)
         return 2
@@ -77,15 +90,15 @@ def run(config: ServerConfig, role: FrontendRole, sock: socket.socket, shared_au
     return 0
 
 
-async def _serve(config: ServerConfig, role: FrontendRole, sock: socket.socket, shared_auth: Any) -> None:
+async def _serve(config: ServerConfig, role: FrontendRole, handshake: Handshake) -> None:
     from . import worker_pool
     from .app import ModelServer
     from .cluster import Cluster
 
     worker_pool.number_workers_for(role.index)
     server = ModelServer(config, role)
-    if shared_auth is not None and server.auth is not None:
-        server.auth.adopt(shared_auth)
+    if handshake.shared_auth is not None and server.auth is not None:
+        server.auth.adopt(handshake.shared_auth)
     link = ControlLink()
 
     def lost() -> None:
@@ -94,9 +107,13 @@ async def _serve(config: ServerConfig, role: FrontendRole, sock: socket.socket, 
         server.request_stop()
 
     loop = asyncio.get_running_loop()
-    _, channel = await loop.create_unix_connection(lambda: ControlChannel(link.on_message, lost), sock=sock)
+    _, channel = await loop.create_unix_connection(
+        lambda: ControlChannel(link.on_message, lost, handshake.decoder), sock=handshake.sock
+    )
     link.channel = channel
     Cluster(server, link, role)
+    for message in handshake.early:
+        link.on_message(message)
     again = " (started again)" if role.restarted else ""
     logger.info("Frontend %d of %d, pid %d%s", role.index, role.count, os.getpid(), again)
     await server.serve_forever()

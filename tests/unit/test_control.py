@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from modelserver.control import (
     check,
     decode,
     encode,
+    receive_blocking,
 )
 from modelserver.control_hub import Hub
 from workers.protocol import ATTACHMENT_FLAG, HEADER, ProtocolError
@@ -60,6 +62,20 @@ def test_ext_types_and_attachments_are_refused() -> None:
     attachment = HEADER.pack(ATTACHMENT_FLAG | 3) + b"abc"
     with pytest.raises(ProtocolError, match="attachment"):
         decoder.feed(attachment + frames({"kind": "started"}))
+
+
+def test_the_handshake_keeps_what_came_with_the_setup() -> None:
+    """A frontend reads its setup before its event loop runs; an ask that came in the same read, and half of the
+    next one, must not be lost: the messages are handed back and the decoder goes on with the rest."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        setup = {"kind": "setup", "config": {}, "restart": False, "count": 2}
+        first = {"kind": "ask", "id": 1, "op": "health", "args": None}
+        second = frames({"kind": "ask", "id": 2, "op": "metrics", "args": None})
+        theirs.sendall(frames(setup) + frames(first) + second[:7])
+        decoder = ControlDecoder()
+        assert receive_blocking(ours, decoder) == [setup, first]
+        assert decoder.feed(second[7:]) == [{"kind": "ask", "id": 2, "op": "metrics", "args": None}]
 
 
 async def hub_with(tmp_path: Path, handlers: list[dict[str, Any]]) -> tuple[Hub, list[ControlLink], list[Any]]:
