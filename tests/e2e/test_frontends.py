@@ -6,9 +6,12 @@ frontends apart. Every request goes on a new connection: the kernel picks a fron
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import requests
 
@@ -238,6 +242,44 @@ def test_grpc_apis_on_both_frontends(tmp_path: Path) -> None:
         until(lambda: ready(running), what="readiness")
         run_client("torchserve", f"127.0.0.1:{inference}")
         run_client("torchserve-management", f"127.0.0.1:{management}")
+    finally:
+        assert running.stop() == 0
+
+
+def test_a_frontend_that_cannot_start_stops_the_start(tmp_path: Path) -> None:
+    """A port another process holds (without SO_REUSEPORT): the frontends cannot bind it, and the start fails as a
+    single process's would, instead of running a server with missing frontends."""
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        taken = f"http://127.0.0.1:{blocker.getsockname()[1]}"
+        with pytest.raises(RuntimeError, match="server exited with 1") as failed:
+            start_server(tmp_path, {}, {"frontend_processes": "2", "inference_address": taken}, wait_models=())
+    assert "before the server started: stopping" in str(failed.value)
+
+
+def test_a_unix_socket_address_is_served_by_frontend_0(tmp_path: Path) -> None:
+    path = tmp_path / "inference.sock"
+    properties = {"frontend_processes": "2", "inference_address": f"unix:{path}", "load_models": "pid"}
+    running = start_server(tmp_path, {"pid": write_model(tmp_path / "sources", "pid")}, properties, wait_models=())
+    try:
+
+        async def call() -> tuple[int, Any]:
+            connector = aiohttp.UnixConnector(path=str(path))
+            async with aiohttp.ClientSession(connector=connector) as session:
+                for _ in range(100):
+                    async with session.get("http://localhost/v2/health/ready") as response:
+                        if response.status == 200:
+                            break
+                    await asyncio.sleep(0.1)
+                async with session.post("http://localhost/predictions/pid", json={"x": 1}) as response:
+                    return response.status, json.loads(await response.read())
+
+        status, answer = asyncio.run(call())
+        assert status == 200
+        found = re.search(r"Frontend 0 of 2, pid (\d+)", running.logs())
+        assert found is not None and answer["frontend"] == int(found[1])
+        assert "Inference API on unix:" in running.logs() and "served by frontend 0" in running.logs()
     finally:
         assert running.stop() == 0
 
