@@ -9,7 +9,7 @@ from benchmarks.report_points import role_us
 from benchmarks.runner import UNPINNED
 from benchmarks.scenarios import FRONTEND_SCENARIOS, SCENARIOS_BY_NAME
 from benchmarks.targets.bare import BarePeer
-from benchmarks.targets.ceilings import HopEchoPeer, RawEchoPeer
+from benchmarks.targets.ceilings import HopEchoPeer, RawEchoPeer, RawHopPeer
 from benchmarks.targets.kserve import KServePeer
 from benchmarks.targets.modelserver import ModelServerPeer, config_properties
 from benchmarks.targets.modelserver_script import ModelServerScriptPeer
@@ -43,7 +43,7 @@ def test_only_this_server_runs_them() -> None:
         scenario = SCENARIOS_BY_NAME[name]
         assert ModelServerPeer().unsupported(scenario) is None
         others = [TorchServePeer(), MosecPeer(), KServePeer(), ModelServerScriptPeer(), BarePeer()]
-        others += [RawEchoPeer(), HopEchoPeer()]
+        others += [RawEchoPeer(), HopEchoPeer(), RawHopPeer()]
         assert all(peer.unsupported(scenario) for peer in others)
 
 
