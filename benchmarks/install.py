@@ -1,7 +1,7 @@
 """What the runner installs when it is missing, so that one command works on a fresh machine: matplotlib (the
 ``bench`` extra) and the example models' training packages (the ``examples`` extra) into the current Python
-environment with pip, and wrk with apt-get when running as root. Each returns None when the thing is there, or
-the reason it is not; nothing here raises for a failed install."""
+environment with pip, and wrk and h2load (the gRPC scenarios' load generator) with apt-get when running as root.
+Each returns None when the thing is there, or the reason it is not; nothing here raises for a failed install."""
 
 from __future__ import annotations
 
@@ -60,18 +60,40 @@ def ensure_matplotlib(log: Log) -> str | None:
 
 def ensure_wrk(log: Log) -> str | None:
     """wrk on PATH, installed with ``apt-get install -y wrk`` if we are root and apt-get exists."""
-    if shutil.which("wrk"):
+    return apt_install("wrk", "wrk", log)
+
+
+H2LOAD_PACKAGE = "nghttp2-client"
+H2LOAD_VERSION = "1.52.0-1+deb12u3"
+"""The Debian package of h2load, the gRPC scenarios' load generator, and the version installed (Debian 12's)."""
+
+
+def ensure_h2load(log: Log) -> str | None:
+    """h2load on PATH, installed with ``apt-get install -y nghttp2-client=<H2LOAD_VERSION>`` if we are root and
+    apt-get exists. A Debian point release may drop that exact version: then the release's own is installed, and the
+    report names the version that ran (``h2load --version``)."""
+    reason = apt_install("h2load", f"{H2LOAD_PACKAGE}={H2LOAD_VERSION}", log)
+    if reason is not None and shutil.which("apt-get") is not None and os.geteuid() == 0:
+        log(f"{H2LOAD_PACKAGE}={H2LOAD_VERSION} could not be installed ({reason}): trying the release's version")
+        reason = apt_install("h2load", H2LOAD_PACKAGE, log)
+    return reason
+
+
+def apt_install(binary: str, package: str, log: Log) -> str | None:
+    """``binary`` on PATH, else ``apt-get install -y package`` (after an ``apt-get update`` if the first try fails)
+    when we are root and apt-get exists; None when it is there, else the reason it is not."""
+    if shutil.which(binary):
         return None
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return "wrk is not installed (and apt-get as root is not available to install it)"
-    log("wrk is missing: installing it with apt-get")
+        return f"{binary} is not installed (and apt-get as root is not available to install it)"
+    log(f"{binary} is missing: installing {package} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", "--no-install-recommends", "wrk"]
+    command = ["apt-get", "install", "-y", "--no-install-recommends", package]
     failure = _run(command, APT_TIMEOUT_S, log, env)
     if failure is not None:  # the package lists may be missing on a fresh image
         failure = _run(["apt-get", "update"], APT_TIMEOUT_S, log, env) or _run(command, APT_TIMEOUT_S, log, env)
-    if failure is None and not shutil.which("wrk"):
-        failure = "apt-get installed wrk but it is not on PATH"
+    if failure is None and not shutil.which(binary):
+        failure = f"apt-get installed {package} but {binary} is not on PATH"
     return failure
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from . import grpc_probe
 from .clients import Client
 from .loadgen import LoadSpec
 from .probes import check_sample, post
@@ -113,6 +114,9 @@ def settle(target: Target, scenario: Scenario) -> None:
     (64 of them fill most of its default queue of 100, and the next run's first requests get 503); this server
     drops them. One request answered after a short pause means the queue ahead of it is empty."""
     time.sleep(SETTLE_PAUSE_S)
+    if scenario.is_grpc:
+        grpc_probe.settle(target.url, scenario.body(), SETTLE_TIMEOUT_S)
+        return
     with contextlib.suppress(OSError, urllib.error.URLError):
         post(target.url, scenario.body(), scenario.content_type, SETTLE_TIMEOUT_S, scenario.headers)
 
@@ -164,7 +168,9 @@ def load_point(
     }
     if scenario.ideal_rps:
         point["efficiency"] = round(point["requests_per_s"] / scenario.ideal_rps, 4)
-    if not client.checks_bodies and (scenario.check is not None or scenario.header_check is not None):
+    if scenario.is_grpc:
+        point["body_check"] = grpc_probe.check_sample(target.url, scenario.body(), scenario.check, SAMPLE_CHECKS)
+    elif not client.checks_bodies and (scenario.check is not None or scenario.header_check is not None):
         point["body_check"] = check_sample(
             target.url,
             scenario.body(),

@@ -17,6 +17,7 @@ COLOURS = {
     "mosec": "#2ca02c",
     "kserve": "#ff7f0e",
     "bare aiohttp": "#7f7f7f",
+    "grpc.aio echo": "#8c564b",
     "aiohttp hop": "#bcbd22",
     "raw httptools": "#c7c7c7",
     "raw hop": "#8c8c8c",

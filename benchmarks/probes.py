@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import grpc_probe
 from .procs import Managed
 from .scenarios import Scenario
 
@@ -145,7 +146,10 @@ def check_sample(
 
 
 def wait_for_scenario(managed: Managed, url: str, scenario: Scenario, timeout: float = START_TIMEOUT_S) -> float:
-    """:func:`wait_for_answer` with the scenario's request, headers and checks."""
+    """:func:`wait_for_answer` with the scenario's request, headers and checks (a gRPC scenario's: a call of its
+    method, :func:`benchmarks.grpc_probe.wait_for_call`)."""
+    if scenario.is_grpc:
+        return grpc_probe.wait_for_call(managed, url, scenario.body(), scenario.check, timeout)
     return wait_for_answer(
         managed,
         url,

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .report_grpc import grpc_goals
 from .report_path import path_goals
 from .report_points import (
     CEILING,
@@ -37,7 +38,7 @@ __all__ = ["TARGET_ORDER", "add_ceiling_shares", "failed_requests", "goals", "re
 def goals(report: dict[str, Any]) -> list[Goal]:
     """The project's goals that this run's scenarios bear on, each computed from the run's points."""
     selected = set(report.get("settings", {}).get("scenarios", []))
-    found = [*_torchserve_api_goals(report), *path_goals(report), *kserve_goals(report)]
+    found = [*_torchserve_api_goals(report), *path_goals(report), *kserve_goals(report), *grpc_goals(report)]
     return [g for g in found if not g.scenarios or selected & set(g.scenarios)]
 
 
@@ -281,6 +282,7 @@ def _header(report: dict[str, Any]) -> list[str]:
         f"- Server code: {_git_line(report.get('git'))}",
         f"- Pinning: {report['pinning']}",
         f"- Load generator: {report['client']['description']} ({report['client']['note']})",
+        *_grpc_client_line(report.get("grpc_client")),
         f"- Each point: {settings['warmup']:g} s warm-up, then {settings['repeats']} run(s) of "
         f"{settings['duration']:g} s; a row is the median run by req/s (every run is in latest.json)"
         + (" — quick run, not for comparison" if settings.get("quick") else ""),
@@ -295,6 +297,12 @@ def _header(report: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"- {name}: {_facts(entry.get('prepared', {}))}")
     return lines
+
+
+def _grpc_client_line(client: dict[str, str] | None) -> list[str]:
+    if not client:
+        return []
+    return [f"- gRPC load generator: {client['description']} ({client['note']})"]
 
 
 def _goals_table(report: dict[str, Any]) -> list[str]:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 OURS, OURS_SCRIPT, CEILING = "modelserver", "modelserver-script", "bare aiohttp"
-RAW, HOP, RAW_HOP = "raw httptools", "aiohttp hop", "raw hop"
+RAW, HOP, RAW_HOP, GRPC_CEILING = "raw httptools", "aiohttp hop", "raw hop", "grpc.aio echo"
 TORCHSERVE, MOSEC, KSERVE = "torchserve", "mosec", "kserve"
-TARGET_ORDER = (OURS, OURS_SCRIPT, TORCHSERVE, MOSEC, KSERVE, CEILING, HOP, RAW_HOP, RAW)
+TARGET_ORDER = (OURS, OURS_SCRIPT, TORCHSERVE, MOSEC, KSERVE, CEILING, GRPC_CEILING, HOP, RAW_HOP, RAW)
 KSERVE_OURS = (OURS, OURS_SCRIPT)
 """Both ways of serving a KServe model here get their own rows of KServe targets: from a model store (worker
 process) and as a script with our ``ModelServer`` (in-process); a user picks one, so neither may hide the other."""
@@ -43,12 +43,19 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+def ceiling_of(scenario: str) -> str:
+    """The ceiling a scenario's rows are a share of: the grpc.aio echo for the gRPC scenarios, else the bare
+    aiohttp echo."""
+    return GRPC_CEILING if scenario.startswith("grpc-") else CEILING
+
+
 def add_ceiling_shares(points: list[Point]) -> None:
-    """Each load point's requests/s as a share of the bare echo's in the same scenario at the same concurrency."""
+    """Each load point's requests/s as a share of its ceiling's (:func:`ceiling_of`) in the same scenario at the same
+    concurrency."""
     for point in points:
         if point.get("kind") != "load":
             continue
-        ceiling = find_point(points, point["scenario"], CEILING, point["concurrency"])
+        ceiling = find_point(points, point["scenario"], ceiling_of(point["scenario"]), point["concurrency"])
         share = ratio(point["requests_per_s"], ceiling["requests_per_s"] if ceiling else None)
         point["ceiling_share"] = None if share is None else round(share, 4)
 

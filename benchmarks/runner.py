@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .clients import Client, choose_client
+from .clients import Client, choose_client, choose_grpc_client
 from .install import ensure_digits_archive
 from .machine import git_state, machine_info, package_versions
 from .measure import Settings, load_point, start_warmup, stream_point
@@ -23,7 +23,7 @@ from .report import failed_requests
 from .scenarios import Scenario
 from .targets.bare import BarePeer
 from .targets.base import Log, Peer, Target, Unavailable
-from .targets.ceilings import HopEchoPeer, RawEchoPeer, RawHopPeer
+from .targets.ceilings import GrpcEchoPeer, HopEchoPeer, RawEchoPeer, RawHopPeer
 from .targets.modelserver import ModelServerPeer
 from .targets.modelserver_script import ModelServerScriptPeer
 
@@ -64,8 +64,11 @@ def may_run(peer: Peer, scenario: Scenario) -> bool:
     return scenario.handler_spec.archive is not None or peer.unsupported(scenario) is None
 
 
-def scenario_blocker(scenario: Scenario, log: Log) -> str | None:
-    """Why no target can run ``scenario`` here (its inputs cannot be made), or None."""
+def scenario_blocker(scenario: Scenario, log: Log, grpc_client: Client | str | None = None) -> str | None:
+    """Why no target can run ``scenario`` here (its inputs cannot be made, or a gRPC scenario has no load
+    generator: ``grpc_client`` is then the reason), or None."""
+    if scenario.is_grpc and isinstance(grpc_client, str):
+        return f"no gRPC load generator: {grpc_client}"
     if scenario.handler == "digits":
         reason = ensure_digits_archive(log)
         return None if reason is None else f"digits model unavailable: {reason}"
@@ -79,6 +82,10 @@ class Run:
         self.options, self.log = options, log
         self.pinning: Pinning = choose_pinning()
         self.client: Client = choose_client(options.client, log)
+        self.grpc_client: Client | str | None = None
+        """h2load for the gRPC scenarios (or why there is none); None when no gRPC scenario was selected."""
+        if any(scenario.is_grpc for scenario in options.scenarios):
+            self.grpc_client = choose_grpc_client(log)
         self.report: dict[str, Any] = {
             "generated_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
             "machine": machine_info(),
@@ -86,6 +93,7 @@ class Run:
             "git": git_state(),
             "pinning": self.pinning.note,
             "client": {"name": self.client.name, "description": self.client.description, "note": self.client.note},
+            "grpc_client": _client_entry(self.grpc_client),
             "settings": {
                 **asdict(options.settings),
                 "scenarios": [s.name for s in options.scenarios],
@@ -111,6 +119,7 @@ class Run:
         candidates += [(name, lambda name=name: load_peer(name)) for name in self.options.peers]
         candidates += [("bare aiohttp", BarePeer), ("raw httptools", RawEchoPeer), ("aiohttp hop", HopEchoPeer)]
         candidates.append(("raw hop", RawHopPeer))
+        candidates.append(("grpc.aio echo", GrpcEchoPeer))
         for name, make in candidates:
             try:
                 peer = make()
@@ -132,17 +141,19 @@ class Run:
     def measure(self, target: Target, scenario: Scenario) -> list[dict[str, Any]]:
         """The scenario's points, each added to the report as soon as it is measured (a later failure keeps it)."""
         settings = self.options.settings
+        client = self.grpc_client if scenario.is_grpc else self.client
+        assert isinstance(client, Client), "a gRPC scenario without h2load is blocked before it starts"
         if scenario.kind == "stream":
             jobs = [functools.partial(stream_point, target, scenario, settings)]
         else:
             jobs = [
-                functools.partial(load_point, target, scenario, self.client, concurrency, settings)
+                functools.partial(load_point, target, scenario, client, concurrency, settings)
                 for concurrency in scenario.concurrency
             ]
         points = []
         with client_affinity(None if scenario.unpinned else self.pinning.client_cpus):
             if scenario.kind == "load":
-                start_warmup(target, scenario, self.client, settings)
+                start_warmup(target, scenario, client, settings)
             for job in jobs:
                 points.append(job())
                 self.report["points"].append(points[-1])
@@ -191,13 +202,21 @@ class Run:
         with tempfile.TemporaryDirectory(prefix="modelserver-bench-") as tmp:
             for scenario in self.options.scenarios:
                 self.log(f"Scenario {scenario.name}: {scenario.title}")
-                blocker = scenario_blocker(scenario, self.log)
+                blocker = scenario_blocker(scenario, self.log, self.grpc_client)
                 for index, peer in enumerate(peers):
                     if blocker is not None:
                         self.skip(peer.name, scenario.name, blocker)
                     else:
                         self.run_target(peer, scenario, Path(tmp) / scenario.name / f"{index}-{peer.name[:20]}")
         return self.report
+
+
+def _client_entry(client: Client | str | None) -> dict[str, str] | None:
+    if client is None:
+        return None
+    if isinstance(client, str):
+        return {"name": "none", "description": "no gRPC load generator", "note": client}
+    return {"name": client.name, "description": client.description, "note": client.note}
 
 
 def summary_line(point: dict[str, Any]) -> str:

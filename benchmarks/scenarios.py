@@ -5,7 +5,8 @@ own way.
 The handler files are TorchServe handlers, used unchanged by this server and archived with ``torch-model-archiver``
 for TorchServe; Mosec gets an equivalent service of its own (``benchmarks/targets/mosec_service.py``). The ``kserve-*``
 scenarios speak KServe's APIs (V1, and the Open Inference Protocol V2 with the binary tensor extension) to one KServe
-model file, ``handlers/kserve_echo.py``, which KServe and this server both run.
+model file, ``handlers/kserve_echo.py``, which KServe and this server both run; the ``grpc-*`` scenarios call the
+Open Inference Protocol's gRPC ``ModelInfer`` of the same model (:mod:`benchmarks.grpc_bodies`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import grpc_bodies
 
 ROOT = Path(__file__).resolve().parent.parent
 HANDLERS = Path(__file__).resolve().parent / "handlers"
@@ -306,6 +309,9 @@ class Scenario:
     """A scaling scenario when > 0 (this server only): that many frontend processes share the port, with ``workers``
     workers in all, and neither the server nor the load generator is pinned to a core (docs/scaling.md)."""
     workers: int = 1
+    grpc_method: str | None = None
+    """The gRPC method of a gRPC scenario (``/inference.GRPCInferenceService/ModelInfer``), whose ``body`` is the
+    serialized request message and ``check`` reads the serialized answer; None for the HTTP scenarios."""
 
     @property
     def unpinned(self) -> bool:
@@ -317,7 +323,12 @@ class Scenario:
 
     @property
     def is_kserve(self) -> bool:
+        """KServe's REST APIs (V1, V2); the gRPC scenarios are :attr:`is_grpc`."""
         return self.kserve_path is not None
+
+    @property
+    def is_grpc(self) -> bool:
+        return self.grpc_method is not None
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -472,6 +483,26 @@ SCENARIOS: tuple[Scenario, ...] = (
         )
         for count in (1, 2)
     ),
+    Scenario(
+        "grpc-small",
+        f"OIP gRPC ModelInfer, FP32 tensor {grpc_bodies.SMALL_SHAPE} raw (64 B), echoed as output-0",
+        "kserve-echo",
+        functools.partial(grpc_bodies.request_body, "small"),
+        "application/grpc",
+        (1, 16, 64),
+        grpc_bodies.answer_check("small"),
+        grpc_method=grpc_bodies.MODEL_INFER,
+    ),
+    Scenario(
+        "grpc-1mb",
+        f"OIP gRPC ModelInfer, one 1 MiB FP32 tensor {grpc_bodies.LARGE_SHAPE} raw, echoed as output-0",
+        "kserve-echo",
+        functools.partial(grpc_bodies.request_body, "large"),
+        "application/grpc",
+        (1, 16),
+        grpc_bodies.answer_check("large"),
+        grpc_method=grpc_bodies.MODEL_INFER,
+    ),
 )
 
 PROTOCOL_SCENARIOS = tuple(s.name for s in SCENARIOS if s.protocol_path is not None)
@@ -480,5 +511,6 @@ KSERVE_SCENARIOS = tuple(s.name for s in SCENARIOS if s.is_kserve)
 
 FRONTEND_SCENARIOS = tuple(s.name for s in SCENARIOS if s.frontend_processes)
 FRONTENDS_ONLY_OURS = "the frontends-* scenarios scale this server's frontend processes: it runs them alone"
+GRPC_SCENARIOS = tuple(s.name for s in SCENARIOS if s.is_grpc)
 
 SCENARIOS_BY_NAME = {s.name: s for s in SCENARIOS}

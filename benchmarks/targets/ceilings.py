@@ -1,4 +1,4 @@
-"""Three more ceilings beside the bare aiohttp echo, for the echo scenarios only:
+"""More ceilings beside the bare aiohttp echo. For the echo scenarios:
 
 - ``raw httptools``: ``benchmarks.raw_echo``, an echo on a uvloop protocol with the httptools parser and no
   framework: what the parser and the socket cost (one process, ``server``);
@@ -6,6 +6,9 @@
   Unix socket and answers with what comes back, batch 1: what a process hop costs (``frontend`` and ``worker``);
 - ``raw hop``: ``benchmarks.raw_hop``, the raw httptools echo with the same hop, callbacks only: the floor of a Python
   frontend with a worker process (``frontend`` and ``worker``). Ours minus this row is what our own machinery costs.
+
+For the ``grpc-*`` scenarios: ``grpc.aio echo``, ``benchmarks.grpc_echo``, a grpc.aio server of the same ``.proto``
+that answers ``ModelInfer`` with its inputs as outputs: what grpc.aio and protobuf cost (one process, ``server``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .. import hop_echo, raw_echo, raw_hop
+from .. import grpc_echo, hop_echo, raw_echo, raw_hop
 from ..machine import version_of
-from ..probes import child_env, wait_for_answer
+from ..probes import child_env, wait_for_answer, wait_for_scenario
 from ..procs import HOST, Managed, Pinning, free_port, proc_start_ticks, rss_mb, spawn
 from ..scenarios import Scenario
 from .bare import SUPPORTED
@@ -89,3 +92,25 @@ class RawHopPeer(HopEchoPeer):
 
     def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
         return {"httptools": version_of("httptools"), "msgpack": version_of("msgpack"), "python": sys.executable}
+
+
+class GrpcEchoPeer:
+    name = "grpc.aio echo"
+
+    def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
+        return {"grpcio": version_of("grpcio"), "protobuf": version_of("protobuf"), "python": sys.executable}
+
+    def unsupported(self, scenario: Scenario) -> str | None:
+        return None if scenario.is_grpc else "the gRPC ceiling runs the grpc-* scenarios only"
+
+    def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:
+        port = free_port()
+        command = [*pinning.server_prefix, sys.executable, "-m", "benchmarks.grpc_echo", "--host", HOST]
+        managed = spawn("grpc_echo", [*command, "--port", str(port)], workdir, child_env(workdir))
+        started.append(managed)
+        url = f"http://{HOST}:{port}{scenario.grpc_method}"
+        start_s = wait_for_scenario(managed, url, scenario)
+        if grpc_echo.READY_LINE not in managed.log_tail():
+            raise RuntimeError(f"{self.name} answered but did not print {grpc_echo.READY_LINE!r}")
+        extra = {"rss_idle_mb": {"server": rss_mb(managed.pid)}}
+        return Target(self.name, url, {"server": managed.pid}, managed.log, start_s=round(start_s, 3), extra=extra)

@@ -3,10 +3,12 @@
 kserve==0.21.0``; torch is not needed), only for the ``kserve-*`` scenarios.
 
     python kserve_echo.py --http_port <port> --model_name echo --workers 1 --enable_grpc false
+    python kserve_echo.py --http_port <port> --model_name echo --workers 1 --enable_grpc true --grpc_port <port>
 
 KServe's defaults otherwise (latency logging and uvicorn's access log on, as a KServe user gets them), except gRPC,
-which is turned off: the comparison is REST only, and this server does not serve KServe's gRPC API. With one worker
-KServe serves in the script's own process: that one process is the frontend, and there is no worker process.
+which is on only for the ``grpc-*`` scenarios (KServe's own grpc.aio server, in the same process): a gRPC server
+beside a REST comparison would only add noise. With one worker KServe serves in the script's own process: that one
+process is the frontend, and there is no worker process.
 """
 
 from __future__ import annotations
@@ -25,13 +27,19 @@ from .venv import pinned_venv
 KSERVE_VERSION = "0.21.0"
 MODEL_FILE = HANDLERS / "kserve_echo.py"
 PIP_TIMEOUT_S = 1800.0
-SCRIPT_FLAGS = ("--model_name", KSERVE_MODEL, "--workers", "1", "--enable_grpc", "false")
-"""KServe's flags for both script targets (KServe's and ours); ``--http_port`` is added per start."""
-NOT_KSERVE = "runs only the kserve-* scenarios: it serves KServe's APIs, not TorchServe's /predictions"
+SCRIPT_FLAGS = ("--model_name", KSERVE_MODEL, "--workers", "1")
+"""KServe's flags for both script targets (KServe's and ours); ``--http_port`` and the gRPC flags are added per
+start."""
+NOT_KSERVE = "runs only the kserve-* and grpc-* scenarios: it serves KServe's APIs, not TorchServe's /predictions"
 
 
 def unsupported_unless_kserve(scenario: Scenario) -> str | None:
-    return None if scenario.is_kserve else NOT_KSERVE
+    return None if scenario.is_kserve or scenario.is_grpc else NOT_KSERVE
+
+
+def grpc_flags(scenario: Scenario, port: int) -> list[str]:
+    """gRPC on ``port`` for a gRPC scenario, off otherwise."""
+    return ["--enable_grpc", "true", "--grpc_port", str(port)] if scenario.is_grpc else ["--enable_grpc", "false"]
 
 
 def start_script(
@@ -44,15 +52,20 @@ def start_script(
     started: list[Managed],
     env: dict[str, str],
 ) -> Target:
-    """Start a KServe model script (``python script --http_port P`` and :data:`SCRIPT_FLAGS`) pinned like every
-    server, wait until it answers the scenario's request correctly, and return it as a one-process target (its
-    ``frontend``); any process it started is recorded (and stopped with it)."""
-    port = free_port()
+    """Start a KServe model script (``python script --http_port P``, :data:`SCRIPT_FLAGS` and :func:`grpc_flags`)
+    pinned like every server, wait until it answers the scenario's request correctly (over gRPC for a gRPC
+    scenario), and return it as a one-process target (its ``frontend``); any process it started is recorded (and
+    stopped with it)."""
+    port, grpc_port = free_port(), free_port()
     command = [*pinning.server_prefix, python, str(script), "--http_port", str(port), *SCRIPT_FLAGS]
+    command += grpc_flags(scenario, grpc_port)
     managed = spawn(name, command, workdir, env)
     started.append(managed)
-    assert scenario.kserve_path is not None
-    url = f"http://{HOST}:{port}{scenario.kserve_path}"
+    if scenario.grpc_method is not None:
+        url = f"http://{HOST}:{grpc_port}{scenario.grpc_method}"
+    else:
+        assert scenario.kserve_path is not None
+        url = f"http://{HOST}:{port}{scenario.kserve_path}"
     start_s = wait_for_scenario(managed, url, scenario)
     children = descendants(managed.pid)
     managed.known_children.extend(children)

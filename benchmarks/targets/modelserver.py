@@ -5,8 +5,9 @@ A handler file is archived with our ``model-archiver --archive-format no-archive
 handler and ``MAR-INF/MANIFEST.json``, like ``examples/model_store/echo``); a KServe model file gets a
 ``model-config.yaml`` with ``workerRuntime: kserve`` beside it. A ready archive (``digits.mar``) is copied into the
 store as it is. The ``kserve-*`` scenarios go to the KServe routes (``/v1/models/echo:predict``,
-``/v2/models/echo/infer``) of the same inference address, the MindSpore and Angel scenarios to theirs (an example
-servable archived with its own model-config.yaml), every other scenario to ``/predictions/<model>``.
+``/v2/models/echo/infer``) of the same inference address, the ``grpc-*`` scenarios to the gRPC API on
+``oip_grpc_address``, the MindSpore and Angel scenarios to theirs (an example servable archived with its own
+model-config.yaml), every other scenario to ``/predictions/<model>``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ def config_properties(
     }
     if scenario.frontend_processes:
         properties["frontend_processes"] = str(scenario.frontend_processes)
+    if "oip_grpc" in addresses:  # the grpc-* scenarios: the Open Inference Protocol's gRPC API
+        properties["oip_grpc_address"] = addresses["oip_grpc"]
     return "".join(f"{key}={value}\n" for key, value in properties.items())
 
 
@@ -147,13 +150,18 @@ class ModelServerPeer:
     def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:
         model, version, entry = build_store(scenario, workdir / "model_store")
         addresses = {key: f"http://{HOST}:{free_port()}" for key in ("inference", "management", "metrics")}
+        if scenario.is_grpc:
+            addresses["oip_grpc"] = f"http://{HOST}:{free_port()}"
         config = workdir / "config.properties"
         config.write_text(config_properties(scenario, model, version, entry, workdir / "model_store", addresses))
         command = [*pinning.server_prefix, sys.executable, "-m", "modelserver", "--start", "--foreground", "--ncs"]
         managed = spawn("modelserver", [*command, "--ts-config", str(config)], workdir, child_env(workdir))
         started.append(managed)
-        path = scenario.kserve_path or scenario.protocol_path or f"/predictions/{model}"
-        url = f"{addresses['inference']}{path}"
+        if scenario.grpc_method is not None:
+            url = f"{addresses['oip_grpc']}{scenario.grpc_method}"
+        else:
+            path = scenario.kserve_path or scenario.protocol_path or f"/predictions/{model}"
+            url = f"{addresses['inference']}{path}"
         start_s = wait_for_scenario(managed, url, scenario)
         if scenario.frontend_processes:
             pids = frontend_pids(managed, addresses, model, scenario)

@@ -30,7 +30,7 @@ UNSUPPORTED = {
     "stream": "Mosec streams only as Server-Sent Events (each piece framed as `data: ...` lines), "
     "not as the handler's raw lines in HTTP chunks that the stream probe reads",
     "digits": "needs torch in Mosec's venv and a port of the archive's handler; not the same handler code",
-    "kserve-echo": "the kserve-* scenarios compare with KServe only",
+    "kserve-echo": "the kserve-* and grpc-* scenarios compare with KServe only",
     "mindspore-add": "MindSpore's API: compared with this server's echo-json of the same body size",
     "angel-lr": "Angel's API: compared with this server's echo-json of the same body size",
 }

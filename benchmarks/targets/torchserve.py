@@ -196,8 +196,8 @@ class TorchServePeer:
         return (found[0], found[1], found[2]) if done.returncode == 0 and len(found) == 3 else None
 
     def unsupported(self, scenario: Scenario) -> str | None:
-        if scenario.is_kserve:
-            return "the kserve-* scenarios compare with KServe only"
+        if scenario.is_kserve or scenario.is_grpc:
+            return "the kserve-* and grpc-* scenarios compare with KServe only"
         if scenario.metrics_mode != "prometheus":
             return METRICS_MODE_ONLY_OURS
         if scenario.frontend_processes:

@@ -1,0 +1,89 @@
+"""The gRPC ceiling: a minimal grpc.aio server of ``inference.GRPCInferenceService/ModelInfer`` (the same ``.proto``
+as this server's, ``modelserver/protos/oip_inference.proto``) that answers every request with its inputs as
+outputs: parsed into a ``ModelInferRequest``, an answer built with the inputs' datatypes and shapes and the raw
+contents as they came (``output-<i>`` for input ``i``, as the echo model names them), serialized. No model, no
+queue, no core call: what grpc.aio and protobuf alone cost per call on this machine. ``--passthrough`` skips
+protobuf too (a fixed answer to any bytes): grpc.aio alone.
+
+    python -m benchmarks.grpc_echo --port 8081 [--passthrough]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_LINE = "gRPC echo listening on"
+METHOD = "ModelInfer"
+SERVICE = "inference.GRPCInferenceService"
+
+
+def echo_handler(passthrough: bool) -> Any:
+    """grpc.aio's handler for ``ModelInfer``: the answer to a request is its inputs as outputs."""
+    import grpc
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from modelserver import grpc_stubs
+
+    pb = grpc_stubs.load("oip_inference")
+    if passthrough:
+        fixed = pb.ModelInferResponse(model_name="echo", id="bench").SerializeToString()
+
+        async def constant(request: bytes, context: Any) -> bytes:
+            return fixed
+
+        method = grpc.unary_unary_rpc_method_handler(constant)
+    else:
+        Response = pb.ModelInferResponse
+
+        async def echo(request: Any, context: Any) -> Any:
+            response = Response(model_name=request.model_name, id=request.id)
+            for index, tensor in enumerate(request.inputs):
+                response.outputs.add(name=f"output-{index}", datatype=tensor.datatype, shape=tensor.shape)
+            response.raw_output_contents.extend(request.raw_input_contents)
+            return response
+
+        method = grpc.unary_unary_rpc_method_handler(
+            echo, request_deserializer=pb.ModelInferRequest.FromString, response_serializer=Response.SerializeToString
+        )
+    return grpc.method_handlers_generic_handler(SERVICE, {METHOD: method})
+
+
+async def serve(host: str, port: int, passthrough: bool) -> None:
+    import grpc
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+    server.add_generic_rpc_handlers((echo_handler(passthrough),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    print(f"{READY_LINE} {host}:{bound}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop(1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.grpc_echo", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--passthrough", action="store_true", help="no protobuf: a fixed answer to any request")
+    args = parser.parse_args(argv)
+    uvloop.run(serve(args.host, args.port, args.passthrough))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
