@@ -1,9 +1,9 @@
 """The gRPC ceiling: a minimal grpc.aio server of ``inference.GRPCInferenceService/ModelInfer`` (the same ``.proto``
 as this server's, ``modelserver/protos/oip_inference.proto``) that answers every request with its inputs as
-outputs: parsed into a ``ModelInferRequest``, an answer built with the inputs' datatypes and shapes and the raw
-contents as they came (``output-<i>`` for input ``i``, as the echo model names them), serialized. No model, no
-queue, no core call: what grpc.aio and protobuf alone cost per call on this machine. ``--passthrough`` skips
-protobuf too (a fixed answer to any bytes): grpc.aio alone.
+outputs (``output-<i>`` for input ``i``, as the echo model names them), read and written as this server's
+``ModelInfer`` does: by protobuf for a small message, around the raw tensors by :mod:`modelserver.grpc_oip_wire`
+(no copy) from 64 KiB on. No model, no queue, no core call: what grpc.aio and the message handling alone cost per
+call on this machine. ``--passthrough`` skips protobuf too (a fixed answer to any bytes): grpc.aio alone.
 
     python -m benchmarks.grpc_echo --port 8081 [--passthrough]
 """
@@ -42,22 +42,32 @@ def echo_handler(passthrough: bool) -> Any:
 
         method = grpc.unary_unary_rpc_method_handler(constant)
     else:
-        Response = pb.ModelInferResponse
+        from modelserver.grpc_oip import WIRE_MIN_BYTES
+        from modelserver.grpc_oip_wire import output_entry, response_bytes, split_request
 
-        async def echo(request: Any, context: Any) -> Any:
-            response = Response(model_name=request.model_name, id=request.id)
-            for index, tensor in enumerate(request.inputs):
-                response.outputs.add(name=f"output-{index}", datatype=tensor.datatype, shape=tensor.shape)
-            response.raw_output_contents.extend(request.raw_input_contents)
-            return response
+        Request, Response = pb.ModelInferRequest, pb.ModelInferResponse
 
-        method = grpc.unary_unary_rpc_method_handler(
-            echo, request_deserializer=pb.ModelInferRequest.FromString, response_serializer=Response.SerializeToString
-        )
+        async def echo(body: bytes, context: Any) -> bytes:
+            if len(body) < WIRE_MIN_BYTES:
+                request = Request.FromString(body)
+                response = Response(model_name=request.model_name, id=request.id)
+                for index, tensor in enumerate(request.inputs):
+                    response.outputs.add(name=f"output-{index}", datatype=tensor.datatype, shape=tensor.shape)
+                response.raw_output_contents.extend(request.raw_input_contents)
+                return response.SerializeToString()
+            rest, raw = split_request(body)
+            request = Request.FromString(rest)
+            outputs = [
+                output_entry(f"output-{index}", tensor.datatype, tensor.shape)
+                for index, tensor in enumerate(request.inputs)
+            ]
+            return response_bytes(request.model_name, "", request.id, b"", outputs, raw)
+
+        method = grpc.unary_unary_rpc_method_handler(echo)
     return grpc.method_handlers_generic_handler(SERVICE, {METHOD: method})
 
 
-async def serve(host: str, port: int, passthrough: bool) -> None:
+async def serve(host: str, port: int, passthrough: bool, extra: list[tuple[str, Any]] | None = None) -> None:
     import grpc
 
     loop = asyncio.get_running_loop()
@@ -80,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--passthrough", action="store_true", help="no protobuf: a fixed answer to any request")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=INT", help="a grpc server option")
     args = parser.parse_args(argv)
-    uvloop.run(serve(args.host, args.port, args.passthrough))
+    extra = [(key, int(value)) for key, _, value in (o.partition("=") for o in args.option)]
+    uvloop.run(serve(args.host, args.port, args.passthrough, extra))
     return 0
 
 

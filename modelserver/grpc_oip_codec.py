@@ -7,17 +7,20 @@ length and its bytes), and then no input may have contents. FP16 and BF16 have n
 Every malformed request raises :class:`OIPError` (answered INVALID_ARGUMENT) naming the field or tensor.
 
 The response is raw (``raw_output_contents``) when the request's inputs were, or when an output has no contents
-field (FP16, BF16); typed otherwise, which is what KServe's own server does. Triton's and KServe's clients read
+field (FP16, BF16); typed otherwise, which is what KServe's own server does. Raw tensors are neither copied in
+nor out: :mod:`.grpc_oip_wire` reads and writes them on the wire around protobuf. Triton's and KServe's clients read
 both forms.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from workers.tensors import Tensor, TensorError
 
+from . import grpc_oip_wire as wire
 from .oip_codec import MAX_RANK, MAX_TENSORS, OIPError, RequestedOutput
 
 CONTENTS_FIELD = {
@@ -74,14 +77,17 @@ def set_parameters(target: Any, values: dict[str, Any] | None) -> None:
             slot.string_param = value if isinstance(value, str) else str(value)
 
 
-def decode_request(request: Any, max_tensors: int = MAX_TENSORS) -> GrpcRequest:
-    """Tensors and parameters of a ``ModelInferRequest`` (see the module docstring)."""
+def decode_request(request: Any, raw: Sequence[Any] | None = None, max_tensors: int = MAX_TENSORS) -> GrpcRequest:
+    """Tensors and parameters of a ``ModelInferRequest`` (see the module docstring). ``raw``: its
+    ``raw_input_contents`` when the caller took them off the wire itself (:func:`.grpc_oip_wire.split_request`),
+    else they are read from ``request``."""
     entries = request.inputs
     if not entries:
         raise OIPError("the request has no inputs")
     if len(entries) > max_tensors or len(request.outputs) > max_tensors:
         raise OIPError(f"the request has more than {max_tensors} inputs or outputs")
-    raw = request.raw_input_contents
+    if raw is None:
+        raw = request.raw_input_contents
     if raw and len(raw) != len(entries):
         raise OIPError(
             f"raw_input_contents has {len(raw)} buffer(s) for {len(entries)} input(s): give one per input, in order"
@@ -126,6 +132,61 @@ def decode_request(request: Any, max_tensors: int = MAX_TENSORS) -> GrpcRequest:
     return GrpcRequest(request.id, parameters_of(request.parameters), inputs, outputs, bool(raw))
 
 
+def chosen_outputs(model_name: str, tensors: list[Tensor], requested: list[RequestedOutput] | None) -> list[Tensor]:
+    """The outputs the request named, in its order, else all of them; an output the model did not produce is an
+    :class:`OIPError`."""
+    if requested is None:
+        return tensors
+    by_name = {tensor.name: tensor for tensor in reversed(tensors)}
+    chosen = []
+    for output in requested:
+        tensor = by_name.get(output.name)
+        if tensor is None:
+            raise OIPError(f"Unexpected inference output '{output.name}' for model '{model_name}'")
+        chosen.append(tensor)
+    return chosen
+
+
+def response_bytes(
+    messages: Any,
+    model_name: str,
+    model_version: str,
+    request_id: str,
+    parameters: dict[str, Any] | None,
+    tensors: list[Tensor],
+    requested: list[RequestedOutput] | None,
+    raw: bool,
+    wire_min_bytes: int = 0,
+) -> bytes:
+    """The serialized ``ModelInferResponse`` (``messages``: the compiled ``.proto``'s classes): raw outputs of
+    ``wire_min_bytes`` or more in all written by :mod:`.grpc_oip_wire` around the outputs' own buffers, the rest
+    through protobuf."""
+    chosen = chosen_outputs(model_name, tensors, requested)
+    raw = raw or any(tensor.datatype not in CONTENTS_FIELD for tensor in chosen)
+    if not raw or sum(len(tensor.data) for tensor in chosen) < wire_min_bytes:
+        response = encode_response(
+            messages.ModelInferResponse(), model_name, model_version, request_id, parameters, chosen, None, raw
+        )
+        return response.SerializeToString()
+    entries = []
+    for tensor in chosen:
+        own = {k: v for k, v in (tensor.parameters or {}).items() if k != "binary_data_size"}
+        extra = b""
+        if own:
+            holder = messages.ModelInferResponse.InferOutputTensor()
+            set_parameters(holder.parameters, own)
+            extra = holder.SerializeToString()
+        entries.append(wire.output_entry(tensor.name, tensor.datatype, tensor.shape, extra))
+    extra = b""
+    if parameters:
+        holder = messages.ModelInferResponse()
+        set_parameters(holder.parameters, parameters)
+        extra = holder.SerializeToString()
+    return wire.response_bytes(
+        model_name, model_version, request_id, extra, entries, [tensor.data for tensor in chosen]
+    )
+
+
 def encode_response(
     response: Any,
     model_name: str,
@@ -136,18 +197,9 @@ def encode_response(
     requested: list[RequestedOutput] | None,
     raw: bool,
 ) -> Any:
-    """Fill ``response`` (a fresh ``ModelInferResponse``) with the outputs the request named, in its order, else
-    all of them; an output the model did not produce is an :class:`OIPError`."""
-    if requested is None:
-        chosen = tensors
-    else:
-        by_name = {tensor.name: tensor for tensor in reversed(tensors)}
-        chosen = []
-        for output in requested:
-            tensor = by_name.get(output.name)
-            if tensor is None:
-                raise OIPError(f"Unexpected inference output '{output.name}' for model '{model_name}'")
-            chosen.append(tensor)
+    """Fill ``response`` (a fresh ``ModelInferResponse``) with the outputs the request named (:func:`chosen_outputs`)
+    through protobuf."""
+    chosen = chosen_outputs(model_name, tensors, requested)
     raw = raw or any(tensor.datatype not in CONTENTS_FIELD for tensor in chosen)
     response.model_name = model_name
     response.model_version = model_version

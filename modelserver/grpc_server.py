@@ -40,9 +40,15 @@ def oip_address(properties: Mapping[str, str]) -> Address | None:
     return address
 
 
-def service_handler(service: str, methods: list[tuple[str, Any, Any, bool, bool]], implementation: Any) -> Any:
+def service_handler(
+    service: str,
+    methods: list[tuple[str, Any, Any, bool, bool]],
+    implementation: Any,
+    own_wire: frozenset[str] = frozenset(),
+) -> Any:
     """grpc.aio's method table for ``service`` (its methods as :func:`.grpc_stubs.load` lists them): each method
-    is ``implementation``'s attribute of the method's name in snake case, unary or streaming as declared."""
+    is ``implementation``'s attribute of the method's name in snake case, unary or streaming as declared. A method
+    named in ``own_wire`` takes the request's bytes and answers bytes: it (de)serializes its messages itself."""
     import grpc
 
     kinds = {
@@ -54,8 +60,8 @@ def service_handler(service: str, methods: list[tuple[str, Any, Any, bool, bool]
     table = {
         name: kinds[client_streams, server_streams](
             getattr(implementation, snake_case(name)),
-            request_deserializer=request_type.FromString,
-            response_serializer=response_type.SerializeToString,
+            request_deserializer=None if name in own_wire else request_type.FromString,
+            response_serializer=None if name in own_wire else response_type.SerializeToString,
         )
         for name, request_type, response_type, client_streams, server_streams in methods
     }
