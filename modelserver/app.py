@@ -306,10 +306,10 @@ class ModelServer:
             services.append(("OIP", address, lambda: OIPService(*dialects, auth=self.auth).handler()))
         address = grpc_server.torchserve_address(props, "inference")
         if address is not None and self._ts_inference is not None:
-            from .grpc_torchserve import TorchServeInferenceService
+            from .grpc_torchserve import TorchServeInferenceService, sequence_headers
 
-            inference = self._ts_inference
-            make = lambda: TorchServeInferenceService(self.registry, inference, self.auth).handler()  # noqa: E731
+            inference, sequence = self._ts_inference, sequence_headers(props)
+            make = lambda: TorchServeInferenceService(self.registry, inference, self.auth, sequence).handler()  # noqa: E731
             services.append(("TorchServe inference", address, make))
         address = grpc_server.torchserve_address(props, "management")
         if address is not None and self._ts_management is not None:

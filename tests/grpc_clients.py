@@ -233,7 +233,8 @@ def _generate_torchserve_stubs() -> None:
     protos = Path(__file__).resolve().parent.parent / "modelserver" / "protos"
     out = tempfile.mkdtemp()
     well_known = Path(protoc.__file__).parent / "_proto"
-    files = [protos / "ts_inference.proto", protos / "ts_management.proto", protos / "google" / "rpc" / "status.proto"]
+    files = [protos / "ts_inference.proto", protos / "ts_management.proto"]
+    files += [protos / "google" / "rpc" / "status.proto", protos / "google" / "rpc" / "error_details.proto"]
     command = ["protoc", f"-I{protos}", f"-I{well_known}", f"--python_out={out}", f"--grpc_python_out={out}"]
     assert protoc.main(command + [str(path) for path in files]) == 0
     sys.path.insert(0, out)
@@ -358,9 +359,61 @@ def torchserve(url: str) -> None:
                     raise AssertionError(f"no error; expected {code}")
 
 
+def torchserve_stream2(url: str) -> None:
+    """TorchServe's StreamPredictions2 with a client generated from the protos: each request's responses in order,
+    intermediate ones first; a failed request answered by a response with its status (code, message, ErrorInfo
+    reason) and the stream going on; the handler told the sequence's id."""
+    import json
+
+    import grpc
+
+    _generate_torchserve_stubs()
+    import ts_inference_pb2 as pb
+    import ts_inference_pb2_grpc as pb_grpc
+    from google.rpc import error_details_pb2
+
+    requests = [
+        pb.PredictionsRequest(model_name="tsgrpc", sequenceId="seq-1", input={"spec": b'{"count": 2}'}),
+        pb.PredictionsRequest(model_name="nope", sequenceId="seq-1"),
+        pb.PredictionsRequest(model_name="tsgrpc", input={"spec": b"{}"}),
+        pb.PredictionsRequest(model_name="tsgrpc", sequenceId="seq-1", input={"spec": b'{"fail": true}'}),
+        pb.PredictionsRequest(model_name="", sequenceId="seq-1"),
+        pb.PredictionsRequest(model_name="tsgrpc", model_version="1.0", sequenceId="seq-1", input={"spec": b"{}"}),
+        pb.PredictionsRequest(model_name="tsgrpc", input={"ts_request_sequence_start": b"true"}),
+    ]
+
+    def failure(response) -> tuple[int, str, str]:
+        assert not response.prediction and response.HasField("status"), response
+        [detail] = response.status.details
+        info = error_details_pb2.ErrorInfo()
+        assert detail.Unpack(info), detail.type_url
+        return response.status.code, response.status.message, info.reason
+
+    with grpc.insecure_channel(url) as channel:
+        stub = pb_grpc.InferenceAPIsServiceStub(channel)
+        responses = list(stub.StreamPredictions2(iter(requests)))
+    assert len(responses) == 9, responses
+    assert [r.prediction for r in responses[:2]] == [b"piece-0", b"piece-1"]
+    first = json.loads(responses[2].prediction)
+    assert first["sequence"] == "seq-1" and first["spec"] == {"count": 2} and not first["start"], first
+    not_found = "org.pytorch.serve.archive.model.ModelNotFoundException"
+    assert failure(responses[3]) == (grpc.StatusCode.INTERNAL.value[0], "Model not found: nope", not_found)
+    assert failure(responses[4]) == (13, "Parameter sequenceId is required.", "BadRequestException.()")
+    assert failure(responses[5]) == (
+        grpc.StatusCode.UNAVAILABLE.value[0],  # a handler's exception: TorchServe's 503
+        "Prediction failed",
+        "org.pytorch.serve.http.InternalServerException",
+    )
+    assert failure(responses[6]) == (13, "Parameter model_name is required.", "BadRequestException.()")
+    assert json.loads(responses[7].prediction)["sequence"] == "seq-1"
+    started = json.loads(responses[8].prediction)
+    assert started["sequence"].startswith("ts-seq-") and started["start"] == "true", started
+
+
 if __name__ == "__main__":
     clients = {"triton": triton, "kserve": kserve, "cancel": cancel}
     clients.update({"script-triton": script_triton, "script-kserve": script_kserve})
     clients.update({"auth": auth, "torchserve": torchserve, "torchserve-management": torchserve_management})
+    clients["torchserve-stream2"] = torchserve_stream2
     clients[sys.argv[1]](*sys.argv[2:])
     print("ok")

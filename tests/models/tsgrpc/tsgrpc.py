@@ -1,6 +1,6 @@
 """A TorchServe handler for the gRPC API's tests. Its ``spec`` input (JSON bytes: gRPC inputs have no content type)
 asks for ``count`` intermediate pieces (``piece-0``, ...) before the answer, or a failure; the answer names the
-inputs the handler got and their types."""
+inputs the handler got and their types, and the sequence's id (and whether it starts) when there is one."""
 
 import json
 
@@ -18,4 +18,9 @@ def handle(data, context):
     for i in range(spec.get("count", 0)):
         send_intermediate_predict_response([f"piece-{i}"], context.request_ids, "part", 200, context)
     inputs = {name: type(value).__name__ for name, value in row.items()}
-    return [json.dumps({"inputs": inputs, "spec": spec}, sort_keys=True)]
+    answer = {"inputs": inputs, "spec": spec}
+    sequence = context.get_request_header(0, "ts_request_sequence_id")
+    if sequence:  # StreamPredictions2 names the request's sequence
+        answer["sequence"] = sequence
+        answer["start"] = context.get_request_header(0, "ts_request_sequence_start")
+    return [json.dumps(answer, sort_keys=True)]
