@@ -39,6 +39,15 @@ def triton(url: str) -> None:
     assert len(response.raw_output_contents) == 1
     assert response.parameters["answer"].int64_param == 42 and response.parameters["note"].string_param == "hi"
 
+    big = np.arange(2 * 60000, dtype=np.int32).reshape(60000, 2)  # 480 KB: read and written around protobuf
+    tensor = grpcclient.InferInput("input-0", list(big.shape), "INT32")
+    tensor.set_data_from_numpy(big)
+    result = client.infer("kdummy", [tensor], request_id="big", parameters={"answer": 7})
+    np.testing.assert_array_equal(result.as_numpy("output-0"), big)
+    response = result.get_response()
+    assert response.id == "big" and response.parameters["answer"].int64_param == 7
+    assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [("output-0", "INT32", [60000, 2])]
+
     values = np.array([[6.8, 2.8], [4.8, 1.4]], dtype=np.float32)  # FP16 out, BYTES in and out (length-framed)
     fp32 = grpcclient.InferInput("fp32_input", [2, 2], "FP32")
     fp32.set_data_from_numpy(values)

@@ -46,7 +46,7 @@ from benchmarks.scenarios import (
     v2_json_answer,
 )
 from benchmarks.targets.bare import BarePeer
-from benchmarks.targets.kserve import SCRIPT_FLAGS, KServePeer
+from benchmarks.targets.kserve import SCRIPT_FLAGS, KServePeer, grpc_flags
 from benchmarks.targets.modelserver import ModelServerPeer, build_store
 from benchmarks.targets.modelserver_script import ModelServerScriptPeer, kserve_package
 from benchmarks.targets.mosec import MosecPeer
@@ -56,6 +56,7 @@ from workers.kserve_compat import SHIM_DIR
 
 MODEL_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "handlers" / "kserve_echo.py"
 V1, V2_JSON, V2_BINARY = (SCENARIOS_BY_NAME[name] for name in KSERVE_SCENARIOS)
+GRPC_SMALL = SCENARIOS_BY_NAME["grpc-small"]
 
 
 def binary_answer(tensor: bytes | None = None, **output_changes: Any) -> tuple[bytes, int]:
@@ -269,8 +270,10 @@ def test_a_requested_output_decides_binary_by_its_own_flag(kserve_echo: Loaded) 
 
 
 def test_the_model_takes_kserves_flags(kserve_echo: Loaded) -> None:
-    args = kserve_echo.module.parse_args(["--http_port", "8085", *SCRIPT_FLAGS])
+    args = kserve_echo.module.parse_args(["--http_port", "8085", *SCRIPT_FLAGS, *grpc_flags(V1, 8086)])
     assert (args.http_port, args.model_name, args.workers, args.enable_grpc) == (8085, "echo", 1, False)
+    args = kserve_echo.module.parse_args(["--http_port", "8085", *SCRIPT_FLAGS, *grpc_flags(GRPC_SMALL, 8086)])
+    assert (args.enable_grpc, args.grpc_port) == (True, 8086)
 
 
 # -- who runs what ---------------------------------------------------------------------------------------------------
@@ -279,7 +282,7 @@ def test_the_model_takes_kserves_flags(kserve_echo: Loaded) -> None:
 def test_kserve_scenarios_run_on_ours_and_kserve_only() -> None:
     assert OPTIONAL_PEERS["kserve"] == ("benchmarks.targets.kserve", "KServePeer")
     for scenario in SCENARIOS:
-        kserve = scenario.name in KSERVE_SCENARIOS
+        kserve = scenario.name in KSERVE_SCENARIOS or scenario.is_grpc
         assert ModelServerPeer().unsupported(scenario) is None
         assert (ModelServerScriptPeer().unsupported(scenario) is None) is kserve
         assert (KServePeer().unsupported(scenario) is None) is kserve

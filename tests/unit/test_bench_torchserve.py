@@ -121,7 +121,7 @@ def test_unsupported(tmp_path: Path) -> None:
     peer = TorchServePeer()
     digits = SCENARIOS_BY_NAME["digits"]
     for scenario in SCENARIOS:
-        if scenario.is_kserve:
+        if scenario.is_kserve or scenario.is_grpc:
             assert "KServe only" in (peer.unsupported(scenario) or "")
         elif scenario.protocol_path is not None or scenario.metrics_mode != "prometheus":
             assert "echo-json" in (peer.unsupported(scenario) or "")
