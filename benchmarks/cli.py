@@ -3,6 +3,7 @@
 python -m benchmarks run --scenario all --peers torchserve,mosec,kserve
 python -m benchmarks run --scenario echo-json,stream --quick --out /tmp/bench
 python -m benchmarks run --scenario kserve-v1-json,kserve-v2-json,kserve-v2-binary --peers kserve
+python -m benchmarks run --scenario grpc-small,grpc-1mb --peers kserve
 """
 
 from __future__ import annotations
@@ -71,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=(),
         help="none (default), all, or names from torchserve,mosec,kserve with commas: the targets to compare",
     )
-    run_parser.add_argument("--client", choices=("auto", "wrk", "aiohttp"), default="auto", help="load generator")
+    run_parser.add_argument(
+        "--client",
+        choices=("auto", "wrk", "aiohttp"),
+        default="auto",
+        help="HTTP load generator (the grpc-* scenarios always use h2load)",
+    )
     run_parser.add_argument("--repeats", type=int, help=f"measured runs per point (default {DEFAULTS['repeats']})")
     run_parser.add_argument("--duration", type=float, help=f"seconds per run (default {DEFAULTS['duration']:g})")
     run_parser.add_argument("--warmup", type=float, help=f"warm-up seconds per point (default {DEFAULTS['warmup']:g})")
