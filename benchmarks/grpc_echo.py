@@ -3,7 +3,8 @@ as this server's, ``modelserver/protos/oip_inference.proto``) that answers every
 outputs (``output-<i>`` for input ``i``, as the echo model names them), read and written as this server's
 ``ModelInfer`` does: by protobuf for a small message, around the raw tensors by :mod:`modelserver.grpc_oip_wire`
 (no copy) from 64 KiB on. No model, no queue, no core call: what grpc.aio and the message handling alone cost per
-call on this machine. ``--passthrough`` skips protobuf too (a fixed answer to any bytes): grpc.aio alone.
+call on this machine (with this server's heap thresholds, :mod:`modelserver.allocator`). ``--passthrough`` skips
+protobuf too (a fixed answer to any bytes): grpc.aio alone.
 
     python -m benchmarks.grpc_echo --port 8081 [--passthrough]
 """
@@ -92,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passthrough", action="store_true", help="no protobuf: a fixed answer to any request")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=INT", help="a grpc server option")
     args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from modelserver.allocator import keep_freed_memory
+
+    keep_freed_memory()  # the heap thresholds this server's processes run with
     extra = [(key, int(value)) for key, _, value in (o.partition("=") for o in args.option)]
     uvloop.run(serve(args.host, args.port, args.passthrough, extra))
     return 0

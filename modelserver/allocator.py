@@ -7,6 +7,12 @@ touch: with 100 KiB bodies at c=16 that was about 7% of the frontend's CPU (page
 ``perf``). Fixed thresholds stop the churn: up to ``TRIM_THRESHOLD`` of free heap stays mapped, and blocks below
 ``MMAP_THRESHOLD`` come from the heap. The cost is that the process keeps up to ``TRIM_THRESHOLD`` more memory after a
 burst of large bodies; at idle nothing changes.
+
+The thresholds cover 1 MiB tensors with room (a gRPC call of one holds the message, the model's answer and the joined
+answer: three blocks of just over 1 MiB each). With 1 MiB blocks mapped and unmapped per call (the earlier 1 MiB
+``MMAP_THRESHOLD``, which also turns glibc's adaptive threshold off), gRPC ``ModelInfer`` of a 1 MiB tensor at c=16
+took about 1,070 page faults and 4.5 ms of CPU per call (3.1 ms of it in the kernel); with these, 6-14 faults and
+1.5-2.2 ms, for about 25 MB more resident after the load (three interleaved rounds, a KServe script).
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ logger = logging.getLogger("modelserver")
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-TRIM_THRESHOLD = 8 * 1024 * 1024
-MMAP_THRESHOLD = 1024 * 1024
+TRIM_THRESHOLD = 32 * 1024 * 1024
+MMAP_THRESHOLD = 16 * 1024 * 1024
 
 
 def keep_freed_memory() -> bool:

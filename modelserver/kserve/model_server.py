@@ -135,6 +135,9 @@ class ModelServer:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         import uvloop
 
+        from ..allocator import keep_freed_memory
+
+        keep_freed_memory()  # large tensors reuse freed heap, as in the model store's server
         uvloop.run(self._serve())
 
     def _forget(self, name: str, model: Any) -> None:
