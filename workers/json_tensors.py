@@ -11,7 +11,7 @@ import base64
 import json
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 from .tensors import Tensor
@@ -21,12 +21,11 @@ ANSWER_STYLES = ("mindspore", "angel")
 ``angel``, the same with every value as text (:func:`angel_text`)."""
 
 
-def answer_json(tensors: Iterable[Tensor], style: str) -> bytes:
-    """The outputs as one compact JSON object in ``style``."""
+def answer_json(outputs: Mapping[str, Any], style: str) -> bytes:
+    """The outputs (JSON values by name, as :func:`encode_tensor` makes them) as one compact JSON object in
+    ``style``."""
     if style == "angel":
-        outputs: dict[str, Any] = {tensor.name: angel_text(encode_tensor(tensor)) for tensor in tensors}
-    else:
-        outputs = {tensor.name: encode_tensor(tensor) for tensor in tensors}
+        outputs = {name: angel_text(value) for name, value in outputs.items()}
     return json.dumps(outputs, separators=(",", ":")).encode("utf-8")
 
 

@@ -9,8 +9,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
+from workers.json_tensors import ANSWER_STYLES, answer_json, encode_tensor
 from workers.runtimes import LoadError, load_runtime
+from workers.runtimes.servable import json_value, to_tensor
 from workers.servable_methods import Method, MethodDeclarationError, parse_methods
 from workers.tensors import Tensor
 
@@ -140,3 +144,41 @@ def test_a_job_that_asks_for_an_api_s_json_gets_it_instead_of_tensors(style: str
     [item] = runtime.run_batch([wire], lambda item: None, lambda job_id: False)
     assert "tensors" not in item and item["parameters"] == {"answer": style}
     assert item["content_type"] == "application/json" and json.loads(item["body"]) == expected
+
+
+OUTPUT_VALUES = st.one_of(
+    st.floats(),
+    st.floats(width=32),
+    st.booleans(),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 2**64, -(2**70)]),  # INT64's edges, and beyond
+    st.text(st.characters(blacklist_categories=())),
+    st.text(st.characters(min_codepoint=0xD7F0, max_codepoint=0xE010)),  # surrogates: UTF-8 cannot encode them
+    st.text(st.characters(max_codepoint=127)),
+    st.binary(max_size=8),
+    st.lists(st.floats(width=32, allow_nan=False), max_size=3),
+    st.lists(st.integers(-5, 5), max_size=3),
+)
+
+
+def _through_tensors(name: str, value: Any) -> Any:
+    return encode_tensor(to_tensor(name, value))
+
+
+def _outcome(make: Any, outputs: dict[str, Any], style: str) -> tuple[str, str]:
+    try:
+        return "answer", answer_json({name: make(name, value) for name, value in outputs.items()}, style).decode()
+    except Exception as err:  # the same failure, word for word
+        return type(err).__name__, str(err)
+
+
+@given(st.dictionaries(st.sampled_from(["y", "pred", "proba"]), OUTPUT_VALUES, min_size=1))
+def test_an_answer_made_without_tensors_is_the_one_made_through_them(outputs: dict[str, Any]) -> None:
+    for style in ANSWER_STYLES:
+        assert _outcome(json_value, outputs, style) == _outcome(_through_tensors, outputs, style)
+
+
+def test_plain_outputs_skip_the_tensor_and_others_take_it() -> None:
+    assert json_value("y", 0.1) == 0.1 and json_value("y", True) is True and json_value("y", "ok") == "ok"
+    assert json_value("y", 2**63 - 1) == 2**63 - 1 and json_value("y", np.float32(0.1)) == 0.1
+    assert json_value("y", b"B") == {"b64": "Qg=="} and json_value("y", [1, 2]) == [1, 2]

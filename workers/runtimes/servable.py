@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..json_tensors import ANSWER_STYLES, answer_json
+from ..json_tensors import ANSWER_STYLES, answer_json, encode_tensor
 from ..servable_methods import Method, MethodDeclarationError, parse_methods
 from ..tensor_numpy import to_numpy
 from ..tensors import Tensor, TensorError
@@ -93,21 +93,24 @@ class ServableRuntime:
                 args, kwargs = [to_python(inputs[key]) for key in method.inputs], {}
         except (TensorError, ValueError, KeyError, TypeError) as err:
             return _error(job_id, 400, f"Invalid input for method {name!r}: {err}")
+        style = (job.get("parameters") or {}).get("answer")
         try:
             returned = self.functions[name](*args, **kwargs)
-            tensors = output_tensors(method, returned)
+            if style in ANSWER_STYLES:  # the API's JSON made here, beside the model, not on the frontend's one thread
+                values = {key: json_value(key, value) for key, value in named_outputs(method, returned)}
+            else:
+                tensors = output_tensors(method, returned)
         except Exception as exc:  # the method's failure answers this instance alone
             logger.warning("Method %s of model %s failed", name, self.name, exc_info=exc)
             return _error(job_id, 500, f"{name} failed: {type(exc).__name__}: {exc}")
-        style = (job.get("parameters") or {}).get("answer")
-        if style in ANSWER_STYLES:  # the API's JSON made here, beside the model, not on the frontend's one thread
+        if style in ANSWER_STYLES:
             return {
                 "id": job_id,
                 "status": 200,
                 "reason": "",
                 "headers": {},
                 "content_type": "application/json",
-                "body": answer_json(tensors, style),
+                "body": answer_json(values, style),
                 "parameters": {"answer": style},
             }
         return {
@@ -146,6 +149,12 @@ def to_python(tensor: Tensor) -> Any:
 
 def output_tensors(method: Method, returned: Any) -> list[Tensor]:
     """Name what the method returned by its declared outputs (a dict names itself; undeclared: ``output``)."""
+    return [to_tensor(key, value) for key, value in named_outputs(method, returned)]
+
+
+def named_outputs(method: Method, returned: Any) -> list[tuple[str, Any]]:
+    """``(name, value)`` of each output: a dict by its keys (the declared ones, in order, when declared), else one
+    value per declared output (a tuple or list for several), ``output`` when none is declared."""
     if isinstance(returned, Mapping):
         pairs = [(str(key), value) for key, value in returned.items()]
         if method.outputs is not None:
@@ -153,12 +162,30 @@ def output_tensors(method: Method, returned: Any) -> list[Tensor]:
             if missing:
                 raise ValueError(f"the answer lacks output(s) {', '.join(missing)}")
             pairs = [(key, returned[key]) for key in method.outputs]
-        return [to_tensor(key, value) for key, value in pairs]
+        return pairs
     names = method.outputs or ("output",)
     values = list(returned) if len(names) > 1 and isinstance(returned, tuple | list) else [returned]
     if len(values) != len(names):
         raise ValueError(f"returned {len(values)} value(s) for {len(names)} declared output(s)")
-    return [to_tensor(key, value) for key, value in zip(names, values, strict=True)]
+    return list(zip(names, values, strict=True))
+
+
+_ELEMENT_MAX = 0xFFFF_FFFF
+"""The longest BYTES element, in bytes: its length is a uint32."""
+
+
+def json_value(name: str, value: Any) -> Any:
+    """An output as the JSON value :func:`~workers.json_tensors.encode_tensor` makes of ``to_tensor(name, value)``.
+
+    A Python ``float``, ``bool``, ``int`` of INT64's range and ``str`` that UTF-8 can encode come back through the
+    tensor as the same value, so they are taken as they are: a small model's usual answer then costs no tensor. An
+    ASCII ``str`` does too (UTF-8 of other text may fail: that goes the tensor's way, with the tensor's error)."""
+    kind = type(value)
+    if kind is float or kind is bool or (kind is int and -(2**63) <= value < 2**63):
+        return value
+    if kind is str and value.isascii() and len(value) <= _ELEMENT_MAX:
+        return value
+    return encode_tensor(to_tensor(name, value))
 
 
 _SCALARS = {float: ("FP64", "<d"), bool: ("BOOL", "<?"), int: ("INT64", "<q")}
