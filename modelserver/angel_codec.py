@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workers.datatypes import serialize_bytes
@@ -31,6 +31,7 @@ from workers.tensors import Tensor
 _FLOAT32_MAX = 3.4028234663852886e38
 KEY_TYPES = {"DT_INT32": "INT32", "DT_INT64": "INT64", "DT_STRING": "BYTES"}
 VALUE_TYPES = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64"}
+_VALUE_NAMES = {datatype: name for name, datatype in VALUE_TYPES.items()}
 _INT_RANGE = {"INT32": 2**31, "INT64": 2**63}
 
 
@@ -41,11 +42,26 @@ class AngelError(ValueError):
 @dataclass(frozen=True)
 class InputInfo:
     """The model's input: ``(keyType, valueType, dim)`` as Angel's ``typeMap`` and ``dim`` report them; ``dim`` < 0
-    means unknown (no bound check, not reported)."""
+    means unknown (no bound check, not reported). The rest is derived once, for the per-request path: the tensors'
+    datatypes and the keys an integer key type accepts (None for text keys)."""
 
     key_type: str = "DT_INT32"
     value_type: str = "DT_FLOAT"
     dim: int = -1
+    key_datatype: str = field(init=False, repr=False, compare=False)
+    value_datatype: str = field(init=False, repr=False, compare=False)
+    key_bounds: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        key_datatype = KEY_TYPES.get(self.key_type, "")
+        value_datatype = VALUE_TYPES.get(self.value_type, "")
+        bounds = None
+        if key_datatype in _INT_RANGE:
+            low, high = -_INT_RANGE[key_datatype], _INT_RANGE[key_datatype] - 1
+            bounds = (max(low, 0), min(high, self.dim - 1)) if self.dim >= 0 else (low, high)
+        object.__setattr__(self, "key_datatype", key_datatype)
+        object.__setattr__(self, "value_datatype", value_datatype)
+        object.__setattr__(self, "key_bounds", bounds)
 
     def type_map(self) -> dict[str, str]:
         return {"valueType": self.value_type, "keyType": self.key_type}
@@ -83,7 +99,8 @@ def decode_instances(document: Any, info: InputInfo) -> list[Instance]:
     items = document["instances"]
     if not isinstance(items, list) or not items:
         raise AngelError("Request data format error: 'instances' must be a non-empty list")
-    object_mode = isinstance(items[0], dict) and set(items[0]) != {"b64"}
+    first = items[0]
+    object_mode = isinstance(first, dict) and (len(first) != 1 or "b64" not in first)  # not a lone {"b64": ...}
     decoded = []
     for index, item in enumerate(items):
         if object_mode:
@@ -114,8 +131,8 @@ def _object(item: dict[str, Any], info: InputInfo, index: int) -> Instance:
         keys, values = item["sparseIndices"], item["sparseValues"]
         if not isinstance(keys, list) or not isinstance(values, list) or len(keys) != len(values):
             raise AngelError(f"item {index}: 'sparseIndices' and 'sparseValues' must be lists of the same length")
-        rest = [value for key, value in item.items() if key not in ("sparseIndices", "sparseValues")]
-        return Instance(_name(rest), _tensors(keys, values, info, index))
+        name = None if len(item) == 2 else _name([v for k, v in item.items() if k not in _SPARSE_FIELDS])
+        return Instance(name, _tensors(keys, values, info, index))
     if len(item) > 2:
         return Instance(None, _vector(list(item.items()), info, index))
     features: list[tuple[Any, Any]] | None = None
@@ -130,6 +147,9 @@ def _object(item: dict[str, Any], info: InputInfo, index: int) -> Instance:
     if features is None:
         raise AngelError(f"item {index}: no feature map or vector in {sorted(item)}")
     return Instance(_name(names), _vector(features, info, index))
+
+
+_SPARSE_FIELDS = ("sparseIndices", "sparseValues")
 
 
 def _name(values: list[Any]) -> str | None:
@@ -165,33 +185,66 @@ def _vector(pairs: list[tuple[Any, Any]], info: InputInfo, index: int) -> list[T
 
 
 def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) -> list[Tensor]:
-    key_datatype = KEY_TYPES[info.key_type]
-    value_datatype = VALUE_TYPES[info.value_type]
-    given = keys
-    if not (set(map(type, keys)) <= _INT_TYPES and keys and _in_range(keys, key_datatype, info)):
-        keys = [_key(key, key_datatype, info, index) for key in keys]  # the slow path names the bad key
-    if not (set(map(type, values)) <= _NUMBER_TYPES and all(map(math.isfinite, values))) or (
-        value_datatype == "FP32" and values and max(map(abs, values)) > _FLOAT32_MAX
-    ):
-        values = [_value(value, value_datatype, key, index) for key, value in zip(given, values, strict=True)]
+    """The two tensors, checked against the model's types: a few C-speed tests accept the usual vector as it is;
+    anything they do not accept goes item by item (:func:`_checked_keys`, :func:`_checked_values`), which converts
+    what it may (numeric strings) and raises for the first bad item, keys before values."""
+    key_datatype = info.key_datatype
+    value_datatype = info.value_datatype
+    bounds = info.key_bounds
     count = len(keys)
+    key_data = None
+    if (
+        bounds is not None
+        and keys
+        and _INT_TYPES.issuperset(map(type, keys))
+        and bounds[0] <= min(keys)
+        and max(keys) <= bounds[1]
+    ):
+        key_data = struct.pack(f"<{count}{_CODES[key_datatype]}", *keys)
+    if key_data is None:
+        key_data = _checked_keys(keys, info, index)
+    value_data = _packed_values(values, value_datatype) if values else None
+    if value_data is None:
+        value_data = _checked_values(keys, values, value_datatype, index)
     if key_datatype == "BYTES":
-        key_tensor = Tensor.trusted("keys", "BYTES", (count,), serialize_bytes(keys), {"content_type": "str"})
+        key_tensor = Tensor.trusted("keys", "BYTES", (count,), key_data, {"content_type": "str"})
     else:
-        key_tensor = Tensor.trusted(
-            "indices", key_datatype, (count,), struct.pack(f"<{count}{_CODES[key_datatype]}", *keys)
-        )
-    data = struct.pack(f"<{count}{_CODES[value_datatype]}", *values)
-    return [key_tensor, Tensor.trusted("values", value_datatype, (count,), data)]
+        key_tensor = Tensor.trusted("indices", key_datatype, (count,), key_data)
+    return [key_tensor, Tensor.trusted("values", value_datatype, (count,), value_data)]
 
 
-def _in_range(keys: list[int], datatype: str, info: InputInfo) -> bool:
-    low, high = min(keys), max(keys)
+def _packed_values(values: list[Any], datatype: str) -> bytes | None:
+    """The values packed when they are all numbers (no bool) that are finite and fit ``datatype``; None when not
+    sure (then :func:`_checked_values` decides). A NaN makes the sum NaN, an infinity makes it NaN or infinite (an
+    overflowing sum of finite values only sends the vector the slow way)."""
+    if not _NUMBER_TYPES.issuperset(map(type, values)):
+        return None
+    try:
+        total = sum(values)
+        if datatype == "FP32":
+            if total != total or min(values) < -_FLOAT32_MAX or max(values) > _FLOAT32_MAX:
+                return None
+        elif not math.isfinite(total):
+            return None
+        return struct.pack(f"<{len(values)}{_CODES[datatype]}", *values)
+    except OverflowError:  # an integer beyond every float
+        return None
+
+
+def _checked_keys(keys: list[Any], info: InputInfo, index: int) -> bytes:
+    """The keys item by item: integers (numeric strings too) in the key type's range and the model's dimension, or
+    text for ``DT_STRING``."""
+    datatype = info.key_datatype
+    checked = [_key(key, datatype, info, index) for key in keys]
     if datatype == "BYTES":
-        return False
-    if info.dim >= 0:
-        return low >= 0 and high < info.dim
-    return -_INT_RANGE[datatype] <= low and high < _INT_RANGE[datatype]
+        return serialize_bytes(checked)
+    return struct.pack(f"<{len(checked)}{_CODES[datatype]}", *checked)
+
+
+def _checked_values(keys: list[Any], values: list[Any], datatype: str, index: int) -> bytes:
+    """The values item by item: finite numbers (numeric strings too) within ``datatype``'s range."""
+    checked = [_value(value, datatype, key, index) for key, value in zip(keys, values, strict=True)]
+    return struct.pack(f"<{len(checked)}{_CODES[datatype]}", *checked)
 
 
 def _key(key: Any, datatype: str, info: InputInfo, index: int) -> Any:
@@ -219,11 +272,25 @@ def _value(value: Any, datatype: str, key: Any, index: int) -> float:
             number = float(value.strip())
         except ValueError:
             number = None
-    if isinstance(number, bool) or not isinstance(number, int | float) or not math.isfinite(number):
-        raise AngelError(f"item {index}: the value {value!r} of feature {key!r} is not a number ({datatype})")
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise _not_a_number(value, datatype, key, index)
+    try:
+        converted = float(number)
+    except OverflowError:  # an integer beyond every double
+        raise _out_of_range(value, _VALUE_NAMES[datatype], key, index) from None
+    if not math.isfinite(converted):
+        raise _not_a_number(value, datatype, key, index)
     if datatype == "FP32" and abs(number) > _FLOAT32_MAX:
-        raise AngelError(f"item {index}: the value {value!r} of feature {key!r} is out of the range of DT_FLOAT")
-    return float(number)
+        raise _out_of_range(value, "DT_FLOAT", key, index)
+    return converted
+
+
+def _not_a_number(value: Any, datatype: str, key: Any, index: int) -> AngelError:
+    return AngelError(f"item {index}: the value {value!r} of feature {key!r} is not a number ({datatype})")
+
+
+def _out_of_range(value: Any, type_name: str, key: Any, index: int) -> AngelError:
+    return AngelError(f"item {index}: the value {value!r} of feature {key!r} is out of the range of {type_name}")
 
 
 def prediction_map(name: str | None, position: int, outputs: Mapping[str, Any]) -> dict[str, str]:

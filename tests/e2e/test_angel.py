@@ -127,6 +127,7 @@ def test_libsvm_text_lines(server: RunningServer) -> None:
         ({"instances": [{"values": {"1": "abc"}}]}, "the value 'abc' of feature '1' is not a number"),
         ({"instances": [{"values": {"12": 1.0}}]}, "feature index 12 is outside the model's dimension 10"),
         (b'{"instances": [', "Request data format error"),
+        (b'{"instances": [{"sparseIndices": [1], "sparseValues": [1' + b"0" * 400 + b"]}]}", "out of the range of"),
     ],
 )
 def test_a_request_angel_cannot_predict_answers_a_clear_json_error(

@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelserver.angel_codec import AngelError, InputInfo, decode_instances, input_info, prediction_map
+from modelserver.angel_codec import (
+    AngelError,
+    InputInfo,
+    _checked_keys,
+    _checked_values,
+    _tensors,
+    decode_instances,
+    input_info,
+    prediction_map,
+)
 from modelserver.dialects.angel import metrics_summary
 from modelserver.metrics import Summary
 
@@ -66,6 +75,75 @@ def test_errors_name_the_item(body: object, message: str) -> None:
     with pytest.raises(AngelError, match=None) as caught:
         decode_instances(body, INFO)
     assert message in str(caught.value)
+
+
+def test_a_value_beyond_every_double_is_out_of_range_not_a_crash() -> None:
+    for info, name in ((INFO, "DT_FLOAT"), (InputInfo("DT_INT64", "DT_DOUBLE", -1), "DT_DOUBLE")):
+        with pytest.raises(AngelError) as caught:
+            decode_instances({"instances": [{"sparseIndices": [1], "sparseValues": [10**400]}]}, info)
+        assert str(caught.value) == f"item 0: the value {10**400!r} of feature 1 is out of the range of {name}"
+
+
+def test_a_dimension_beyond_the_key_type_is_bounded_by_the_key_type() -> None:
+    info = InputInfo("DT_INT32", "DT_FLOAT", 2**40)
+    [each] = decode_instances({"instances": [{"sparseIndices": [2**31 - 1], "sparseValues": [1.0]}]}, info)
+    assert each.tensors[0].to_list() == [2**31 - 1]
+    with pytest.raises(AngelError, match="feature key 2147483648 is out of the range of DT_INT32"):
+        decode_instances({"instances": [{"sparseIndices": [2**31], "sparseValues": [1.0]}]}, info)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+KEYS = st.one_of(
+    st.integers(-3, 12),
+    st.sampled_from([2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63, -(2**63) - 1, 10**400, True, False]),
+    st.floats(-3, 12),
+    st.sampled_from(["3", " 4 ", "x", "", None, [1], {"a": 1}]),
+)
+VALUES = st.one_of(
+    st.floats(),
+    st.floats(width=32),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([FLOAT32_MAX, -FLOAT32_MAX, 3.4028235e38, -3.4028236e38, 10**400, -(10**400), 1e308]),
+    st.sampled_from([True, False, "2.5", " -1 ", "nan", "1e40", "x", None, [1.0]]),
+)
+INFOS = [
+    INFO,
+    InputInfo("DT_INT64", "DT_DOUBLE", -1),
+    InputInfo("DT_INT32", "DT_FLOAT", -1),
+    InputInfo("DT_INT32", "DT_DOUBLE", 2**40),
+    InputInfo("DT_STRING", "DT_FLOAT", -1),
+]
+
+
+def _item_by_item(keys: list[object], values: list[object], info: InputInfo) -> tuple[object, ...]:
+    """What the per-item path makes of a vector: both packed tensors' data, or the first error's message."""
+    try:
+        return (_checked_keys(keys, info, 0), _checked_values(keys, values, info.value_datatype, 0))
+    except AngelError as err:
+        return ("error", str(err))
+
+
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=6), st.sampled_from(INFOS))
+def test_the_fast_checks_accept_and_refuse_as_the_item_by_item_path(
+    pairs: list[tuple[object, object]], info: InputInfo
+) -> None:
+    keys, values = [key for key, _ in pairs], [value for _, value in pairs]
+    try:
+        tensors = _tensors(keys, values, info, 0)
+        got: tuple[object, ...] = (bytes(tensors[0].data), bytes(tensors[1].data))
+    except AngelError as err:
+        got = ("error", str(err))
+    assert got == _item_by_item(keys, values, info)
+
+
+@given(
+    st.lists(st.integers(0, 9), min_size=1, max_size=10),
+    st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=32) | st.integers(-5, 5), min_size=10, max_size=10),
+)
+def test_sparse_vectors_round_trip(indices: list[int], numbers: list[float]) -> None:
+    numbers = numbers[: len(indices)]
+    body = {"instances": [{"sparseIndices": indices, "sparseValues": numbers, "key": "k"}]}
+    assert vectors(body) == [("k", indices, [float(number) for number in numbers])]
 
 
 @given(st.dictionaries(st.integers(0, 9), st.floats(-1e6, 1e6, allow_nan=False, width=32), min_size=1))
