@@ -88,6 +88,9 @@ class ModelVersion:
         self.recipe: dict[str, Any] | None = None
         """How another frontend process builds this version again (:mod:`modelserver.model_sync`); None when it
         cannot (a model object living in this process)."""
+        self.derived: dict[str, Any] = {}
+        """What a dialect reads once from this version's declarations (Angel's input types, MindSpore's methods), by
+        the dialect's key: it goes with the version, and the request path finds it with one dict access."""
 
     @property
     def workers(self) -> list[WorkerConnection]:

@@ -16,7 +16,6 @@ answers ``{}`` or a stack trace. An instance that failed beside others that succ
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Callable, Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -52,7 +51,6 @@ class Angel:
     def __init__(self, registry: ModelRegistry, metrics: ServerMetrics) -> None:
         self.registry = registry
         self.metrics = metrics
-        self._info: weakref.WeakKeyDictionary[ModelVersion, InputInfo] = weakref.WeakKeyDictionary()
 
     def routes(self) -> Iterable[Route]:
         status = {200: Reply("The status of the model's versions", "AngelStatus"), 404: "Unknown model or version"}
@@ -129,14 +127,15 @@ class Angel:
         except ModelVersionNotFound:
             raise AngelRequestError(f"Model {name} has no version {version}.", 404) from None
 
-    def _input_info(self, model: ModelVersion) -> InputInfo:
-        info = self._info.get(model)
+    @staticmethod
+    def _input_info(model: ModelVersion) -> InputInfo:
+        info = model.derived.get("angel")
         if info is None:
             try:
                 info = input_info(model.spec.yaml_config)
             except AngelError as err:
                 raise AngelRequestError(f"Model {model.spec.name}: {err}", 500) from None
-            self._info[model] = info
+            model.derived["angel"] = info
         return info
 
     # -- status ---------------------------------------------------------------------------------------
@@ -171,13 +170,17 @@ class Angel:
             return _json({"error": message})
         tensors = [each.tensors for each in instances]
         answers = await run_instances(model, request, tensors, PREDICT, bool(version), "angel")
+        if len(answers) == 1:  # the usual request, without the general case's generator and lists
+            if answers[0].error is not None:
+                return _json({"error": str(answers[0].error)})
+            return _predictions(_prediction(instances[0], 0, answers[0]))
         if all(answer.error is not None for answer in answers):
             return _json({"error": "\n".join(str(answer.error) for answer in answers)})
         parts = [
             _prediction(instance, position, answer)
             for position, (instance, answer) in enumerate(zip(instances, answers, strict=True))
         ]
-        return Response(200, {"Content-Type": JSON}, b'{"predictions":[' + b",".join(parts) + b"]}")
+        return _predictions(b",".join(parts))
 
     def _not_served(self, verb: str) -> Callable[[Request, dict[str, str]], Any]:
         async def handler(request: Request, params: dict[str, str]) -> Response:
@@ -192,6 +195,10 @@ class Angel:
 
     async def summary(self, request: Request, params: dict[str, str]) -> Response:
         return _json(metrics_summary(await self.metrics.all_summaries()))
+
+
+def _predictions(parts: bytes) -> Response:
+    return Response(200, {"Content-Type": JSON}, b'{"predictions":[' + parts + b"]}")
 
 
 def _prediction(instance: Instance, position: int, answer: Outputs) -> bytes:

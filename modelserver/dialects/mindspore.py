@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -57,7 +56,6 @@ class MindSpore:
         self.real_status = real_status
         self.own_listener = own_listener
         self._targets: dict[str, Target] = {}
-        self._methods: weakref.WeakKeyDictionary[ModelVersion, dict[str, Method]] = weakref.WeakKeyDictionary()
 
     def routes(self) -> Iterable[Route]:
         replies: dict[int, Any] = {200: Reply("Outputs per instance, or MindSpore's error", "MindSporeReply")}
@@ -154,13 +152,13 @@ class MindSpore:
         raise MindSporeRequestError(message, 404)
 
     def _method(self, model: ModelVersion, name: str, version: int) -> Method:
-        methods = self._methods.get(model)
+        methods = model.derived.get("mindspore")
         if methods is None:
             try:
                 methods = parse_methods(model.spec.yaml_config)
             except MethodDeclarationError as err:
                 raise MindSporeRequestError(f"Model {model.spec.name}: {err}", 500) from None
-            self._methods[model] = methods
+            model.derived["mindspore"] = methods
         found = methods.get(name)
         if found is None:
             shown = f"version({version}) " if version else ""
