@@ -12,14 +12,14 @@ import numpy as np
 
 from .datatypes import DATATYPES, ITEMSIZE, NUMPY_DTYPES, Buffer, TensorError, deserialize_bytes, serialize_bytes
 
-_FIXED_DTYPES = {datatype: np.dtype(name) for datatype, name in NUMPY_DTYPES.items() if name and name != "object"}
+FIXED_DTYPES = {datatype: np.dtype(name) for datatype, name in NUMPY_DTYPES.items() if name and name != "object"}
 """numpy's dtype objects of the fixed-size datatypes, made once: numpy parses a dtype given by name at every call."""
 
 
 def to_numpy(datatype: str, shape: tuple[int, ...], data: Buffer) -> np.ndarray:
     """A view of a fixed-size tensor's data (read-only over ``bytes``, writable over a ``bytearray``); ``BF16`` as a
     float32 copy, ``BYTES`` as an object array of ``bytes``."""
-    dtype = _FIXED_DTYPES.get(datatype)
+    dtype = FIXED_DTYPES.get(datatype)
     if dtype is not None:
         array = np.frombuffer(data, dtype=dtype)
         return array if array.shape == shape else array.reshape(shape)  # a vector is already in shape

@@ -60,6 +60,7 @@ _FLOATS = frozenset({"FP16", "FP32", "FP64", "BF16"})
 _FAST_TYPES = {"BOOL": {bool}, "BYTES": {str, bytes}, **dict.fromkeys(_FLOATS, {int, float})}  # else {int}
 _LENGTH = struct.Struct("<I")
 _MAX_ELEMENT = 0xFFFF_FFFF
+_new_object = object.__new__
 
 
 # -- the tensor -----------------------------------------------------------------------------------
@@ -149,7 +150,7 @@ class Tensor:
     ) -> Tensor:
         """A tensor of fields the caller built to fit each other (a codec that packed ``data`` itself, for ``shape``
         and ``datatype``), made without :meth:`validate`: on a hot path the checks cost more than the packing."""
-        tensor = cls.__new__(cls)
+        tensor = _new_object(cls)
         tensor.name = name
         tensor.datatype = datatype
         tensor.shape = shape

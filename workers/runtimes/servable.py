@@ -25,7 +25,7 @@ import numpy as np
 
 from ..json_tensors import ANSWER_STYLES, answer_json, encode_tensor
 from ..servable_methods import Method, MethodDeclarationError, parse_methods
-from ..tensor_numpy import to_numpy
+from ..tensor_numpy import FIXED_DTYPES, to_numpy
 from ..tensors import Tensor, TensorError
 from . import EmitChunk, IsCancelled, LoadError
 
@@ -82,15 +82,15 @@ class ServableRuntime:
         if method is None:
             return _error(job_id, 404, f"Model {self.name} has no method {name!r}")
         try:
-            inputs = {tensor.name: tensor for tensor in map(_from_wire, job.get("tensors") or ())}
+            inputs = {wire["name"]: wire for wire in job.get("tensors") or ()}
             if method.inputs is None:
                 args: list[Any] = []
-                kwargs = {key: to_python(tensor) for key, tensor in inputs.items()}
+                kwargs = {key: argument(wire) for key, wire in inputs.items()}
             else:
                 missing = [key for key in method.inputs if key not in inputs]
                 if missing:
                     return _error(job_id, 400, f"Method {name!r} needs input(s) {', '.join(missing)}")
-                args, kwargs = [to_python(inputs[key]) for key in method.inputs], {}
+                args, kwargs = [argument(inputs[key]) for key in method.inputs], {}
         except (TensorError, ValueError, KeyError, TypeError) as err:
             return _error(job_id, 400, f"Invalid input for method {name!r}: {err}")
         style = (job.get("parameters") or {}).get("answer")
@@ -124,6 +124,18 @@ class ServableRuntime:
         }
 
 
+def argument(wire: Mapping[str, Any]) -> Any:
+    """A tensor map from our frontend as the method sees it: :func:`to_python` of its tensor. The usual input,
+    numbers whose bytes came inside the frame, becomes its array here without the tensor in between."""
+    dtype = FIXED_DTYPES.get(wire["datatype"])
+    data = wire["data"]
+    if dtype is None or type(data) is not bytes:
+        return to_python(_from_wire(wire))
+    shape = tuple(wire["shape"])
+    array = np.frombuffer(bytearray(data), dtype=dtype)  # a copy: the method gets a writable array, as handlers do
+    return array if array.shape == shape else array.reshape(shape)
+
+
 def _from_wire(wire: Mapping[str, Any]) -> Tensor:
     """A tensor map from our own frontend, which built and checked it: taken without a second validation (data
     that does not fit its shape still fails, in :func:`to_python`, as this instance's invalid input)."""
@@ -155,7 +167,7 @@ def output_tensors(method: Method, returned: Any) -> list[Tensor]:
 def named_outputs(method: Method, returned: Any) -> list[tuple[str, Any]]:
     """``(name, value)`` of each output: a dict by its keys (the declared ones, in order, when declared), else one
     value per declared output (a tuple or list for several), ``output`` when none is declared."""
-    if isinstance(returned, Mapping):
+    if not isinstance(returned, _SEQUENCES) and isinstance(returned, Mapping):  # a tuple needs no (slow) ABC check
         pairs = [(str(key), value) for key, value in returned.items()]
         if method.outputs is not None:
             missing = [key for key in method.outputs if key not in returned]
@@ -164,12 +176,13 @@ def named_outputs(method: Method, returned: Any) -> list[tuple[str, Any]]:
             pairs = [(key, returned[key]) for key in method.outputs]
         return pairs
     names = method.outputs or ("output",)
-    values = list(returned) if len(names) > 1 and isinstance(returned, tuple | list) else [returned]
+    values = list(returned) if len(names) > 1 and isinstance(returned, _SEQUENCES) else [returned]
     if len(values) != len(names):
         raise ValueError(f"returned {len(values)} value(s) for {len(names)} declared output(s)")
-    return list(zip(names, values, strict=True))
+    return list(zip(names, values, strict=False))  # the lengths are equal
 
 
+_SEQUENCES = (tuple, list)
 _ELEMENT_MAX = 0xFFFF_FFFF
 """The longest BYTES element, in bytes: its length is a uint32."""
 
