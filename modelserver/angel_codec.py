@@ -84,7 +84,7 @@ def input_info(yaml_config: Mapping[str, Any] | None) -> InputInfo:
     return InputInfo(key_type, value_type, dim)
 
 
-@dataclass
+@dataclass(slots=True)
 class Instance:
     """One decoded instance: its name (``sid``; None when the client gave none) and its two tensors."""
 

@@ -112,11 +112,15 @@ class Attached:
         self.data = data
 
 
+_BYTES_LIKE = (bytes, bytearray)
+"""For ``isinstance``: a tuple costs less than ``bytes | bytearray``, a union object made at every call."""
+
+
 def attach(value: Any) -> Any:
     """``value`` marked :class:`Attached` when it is bytes-like and at least :data:`ATTACH_MIN` long, else itself.
 
     A C-contiguous ``memoryview`` of another format or shape is attached as a flat view of its bytes."""
-    if isinstance(value, bytes | bytearray) and len(value) >= ATTACH_MIN:
+    if isinstance(value, _BYTES_LIKE) and len(value) >= ATTACH_MIN:
         return Attached(value)
     if isinstance(value, memoryview) and value.nbytes >= ATTACH_MIN and value.c_contiguous:
         return Attached(value if value.format == "B" and value.ndim == 1 else value.cast("B"))

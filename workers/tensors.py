@@ -37,7 +37,7 @@ from .datatypes import (
     serialize_bytes,
     walk_bytes,
 )
-from .protocol import attach
+from .protocol import ATTACH_MIN, attach
 
 __all__ = [
     "DATATYPES",
@@ -163,12 +163,10 @@ class Tensor:
     def to_wire(self) -> dict[str, Any]:
         """The tensor map of docs/protocol.md; data of ``ATTACH_MIN`` bytes or more is marked to go as an
         attachment frame."""
-        wire: dict[str, Any] = {
-            "name": self.name,
-            "datatype": self.datatype,
-            "shape": list(self.shape),
-            "data": attach(self.data),
-        }
+        data = self.data
+        if type(data) is not bytes or len(data) >= ATTACH_MIN:  # small bytes, the usual data, go as they are
+            data = attach(data)
+        wire: dict[str, Any] = {"name": self.name, "datatype": self.datatype, "shape": list(self.shape), "data": data}
         if self.parameters is not None:
             wire["parameters"] = self.parameters
         return wire

@@ -24,7 +24,7 @@ from ..types import InferenceResult, Job, ResultStream
 from .torchserve_http import new_request_id
 
 
-@dataclass
+@dataclass(slots=True)
 class Outputs:
     """One instance's answer: ``raw`` (the outputs as the API's JSON object, made by the runtime), ``tensors`` (a
     tensor runtime), ``values`` (JSON from a handler), or ``error``."""
