@@ -11,7 +11,6 @@ import base64
 import json
 import math
 import struct
-from collections.abc import Mapping
 from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 
@@ -19,7 +18,7 @@ from .tensors import Tensor
 
 ANSWER_STYLES = ("mindspore", "angel")
 """``parameters.answer`` of a job: ``mindspore``, a JSON object of outputs by name (:func:`encode_tensor`);
-``angel``, the same with every value as text (:func:`angel_text`)."""
+``angel``, the same with every value as text (:func:`angel_text`); written by :func:`compact_json`."""
 
 
 def _not_serializable(value: Any) -> Any:
@@ -38,14 +37,6 @@ def compact_json(value: Any) -> str:
     if _ENCODE is None:  # no C accelerator
         return json.dumps(value, separators=(",", ":"))
     return "".join(_ENCODE(value, 0))
-
-
-def answer_json(outputs: Mapping[str, Any], style: str) -> bytes:
-    """The outputs (JSON values by name, as :func:`encode_tensor` makes them) as one compact JSON object in
-    ``style``."""
-    if style == "angel":
-        outputs = {name: angel_text(value) for name, value in outputs.items()}
-    return compact_json(outputs).encode("utf-8")
 
 
 def angel_text(value: Any) -> str:

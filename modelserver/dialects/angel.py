@@ -162,7 +162,9 @@ class Angel:
         version = params.get("model_version")
         model = self._find(params["model_name"], version)
         info = self._input_info(model)
-        body = await request.read_body()
+        body = request.body_ready()  # the usual small body is here already: no coroutine to wait for it
+        if body is None:
+            body = await request.read_body()
         try:
             instances = decode_instances(json_body.loads(body), info)
         except ValueError as err:  # AngelError, or JSON that does not parse

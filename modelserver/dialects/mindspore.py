@@ -102,7 +102,9 @@ class MindSpore:
         if target is None:
             target = self._target(request)
         try:
-            body = await request.read_body()
+            body = request.body_ready()  # the usual small body is here already: no coroutine to wait for it
+            if body is None:
+                body = await request.read_body()
         except RequestTooLarge:
             raise MindSporeRequestError(f"http message is bigger than {request.max_body_size}", 413) from None
         if not body:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..json_tensors import ANSWER_STYLES, answer_json, encode_tensor
+from ..json_tensors import ANSWER_STYLES, angel_text, compact_json, encode_tensor
 from ..servable_methods import Method, MethodDeclarationError, parse_methods
 from ..tensor_numpy import FIXED_DTYPES, to_numpy
 from ..tensors import Tensor, TensorError
@@ -97,7 +97,7 @@ class ServableRuntime:
         try:
             returned = self.functions[name](*args, **kwargs)
             if style in ANSWER_STYLES:  # the API's JSON made here, beside the model, not on the frontend's one thread
-                values = {key: json_value(key, value) for key, value in named_outputs(method, returned)}
+                values = answer_values(named_outputs(method, returned), style)
             else:
                 tensors = output_tensors(method, returned)
         except Exception as exc:  # the method's failure answers this instance alone
@@ -110,7 +110,7 @@ class ServableRuntime:
                 "reason": "",
                 "headers": {},
                 "content_type": "application/json",
-                "body": answer_json(values, style),
+                "body": compact_json(values).encode("utf-8"),
                 "parameters": {"answer": style},
             }
         return {
@@ -183,6 +183,16 @@ def named_outputs(method: Method, returned: Any) -> list[tuple[str, Any]]:
 
 
 _SEQUENCES = (tuple, list)
+
+
+def answer_values(pairs: list[tuple[str, Any]], style: str) -> dict[str, Any]:
+    """The outputs as the JSON object of ``style``: MindSpore's values (:func:`json_value`), or Angel's text of
+    each (:func:`~workers.json_tensors.angel_text`)."""
+    if style == "angel":
+        return {key: angel_text(json_value(key, value)) for key, value in pairs}
+    return {key: json_value(key, value) for key, value in pairs}
+
+
 _ELEMENT_MAX = 0xFFFF_FFFF
 """The longest BYTES element, in bytes: its length is a uint32."""
 
