@@ -23,6 +23,9 @@ from ..model_version import ModelVersion
 from ..types import InferenceResult, Job, ResultStream
 from .torchserve_http import new_request_id
 
+SERVABLE = "servable"
+"""The worker runtime of MindSpore-style servables (:mod:`workers.runtimes.servable`)."""
+
 
 @dataclass(slots=True)
 class Outputs:
@@ -52,12 +55,17 @@ def run_instances(
     A plain function handing back the coroutine that waits: the usual request of one instance then costs one
     coroutine between the dialect and the core call, as TorchServe's inference path does."""
     parameters = {"answer": answer} if answer else None
-    headers = request.header_dict()
+    if model.spec.runtime == SERVABLE:  # it reads the method and the tensors only: the request's headers stay here
+        headers: dict[str, str] = {}
+        url_path = ""
+    else:  # a handler sees the request's headers, and the method as its url_path
+        headers = request.header_dict()
+        url_path = method
     request_id = _request_id(request)
     loop = model.loop
     if len(instances) == 1:  # the common case: no gather, no extra task
         job = Job(
-            request_id, headers, [], method, url_path=method, tensors=instances[0], parameters=parameters, loop=loop
+            request_id, headers, [], method, url_path=url_path, tensors=instances[0], parameters=parameters, loop=loop
         )
         return _answers(model, job, explicit_version)
     jobs = [
@@ -66,7 +74,7 @@ def run_instances(
             headers,
             [],
             method,
-            url_path=method,
+            url_path=url_path,
             tensors=tensors,
             parameters=parameters,
             loop=loop,
