@@ -35,7 +35,7 @@ def test_protocol_scenarios_run_on_this_server_only() -> None:
 
 def test_bodies_are_echo_json_s_size() -> None:
     for name in PROTOCOL_SCENARIOS:
-        assert abs(len(SCENARIOS_BY_NAME[name].body()) - len(JSON_BODY)) <= 2
+        assert len(SCENARIOS_BY_NAME[name].body()) == len(JSON_BODY) == 109
 
 
 def test_checks_accept_the_right_answers_only() -> None:
