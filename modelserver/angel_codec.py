@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import struct
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ KEY_TYPES = {"DT_INT32": "INT32", "DT_INT64": "INT64", "DT_STRING": "BYTES"}
 VALUE_TYPES = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64"}
 _VALUE_NAMES = {datatype: name for name, datatype in VALUE_TYPES.items()}
 _INT_RANGE = {"INT32": 2**31, "INT64": 2**63}
+_CODES = {"INT32": "i", "INT64": "q", "FP32": "f", "FP64": "d"}
 
 
 class AngelError(ValueError):
@@ -51,6 +53,9 @@ class InputInfo:
     key_datatype: str = field(init=False, repr=False, compare=False)
     value_datatype: str = field(init=False, repr=False, compare=False)
     key_bounds: tuple[int, int] | None = field(init=False, repr=False, compare=False)
+    key_code: str = field(init=False, repr=False, compare=False)
+    value_code: str = field(init=False, repr=False, compare=False)
+    value_limit: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         key_datatype = KEY_TYPES.get(self.key_type, "")
@@ -59,9 +64,16 @@ class InputInfo:
         if key_datatype in _INT_RANGE:
             low, high = -_INT_RANGE[key_datatype], _INT_RANGE[key_datatype] - 1
             bounds = (max(low, 0), min(high, self.dim - 1)) if self.dim >= 0 else (low, high)
-        object.__setattr__(self, "key_datatype", key_datatype)
-        object.__setattr__(self, "value_datatype", value_datatype)
-        object.__setattr__(self, "key_bounds", bounds)
+        derived = {
+            "key_datatype": key_datatype,
+            "value_datatype": value_datatype,
+            "key_bounds": bounds,
+            "key_code": _CODES.get(key_datatype, ""),
+            "value_code": _CODES.get(value_datatype, ""),
+            "value_limit": _FLOAT32_MAX if value_datatype == "FP32" else sys.float_info.max,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def type_map(self) -> dict[str, str]:
         return {"valueType": self.value_type, "keyType": self.key_type}
@@ -172,7 +184,6 @@ def _libsvm(line: str, index: int) -> list[tuple[Any, Any]]:
     return pairs
 
 
-_CODES = {"INT32": "i", "INT64": "q", "FP32": "f", "FP64": "d"}
 _INT_TYPES = frozenset({int})
 _NUMBER_TYPES = frozenset({int, float})
 
@@ -187,48 +198,43 @@ def _vector(pairs: list[tuple[Any, Any]], info: InputInfo, index: int) -> list[T
 def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) -> list[Tensor]:
     """The two tensors, checked against the model's types: a few C-speed tests accept the usual vector as it is;
     anything they do not accept goes item by item (:func:`_checked_keys`, :func:`_checked_values`), which converts
-    what it may (numeric strings) and raises for the first bad item, keys before values."""
-    key_datatype = info.key_datatype
-    value_datatype = info.value_datatype
-    bounds = info.key_bounds
+    what it may (numeric strings) and raises for the first bad item, keys before values.
+
+    The tests: no bool (JSON's true and false are ints to Python) nor text among the items; the keys within
+    ``key_bounds``; the values' sum not NaN (a NaN, or infinities of both signs, make it NaN) and the values within
+    the value type's range (an infinity is not). A sum that overflows, or an integer beyond every double, only sends
+    the vector the slow way."""
     count = len(keys)
-    key_data = None
+    bounds = info.key_bounds
     if (
         bounds is not None
-        and keys
+        and count
         and _INT_TYPES.issuperset(map(type, keys))
         and bounds[0] <= min(keys)
         and max(keys) <= bounds[1]
     ):
-        key_data = struct.pack(f"<{count}{_CODES[key_datatype]}", *keys)
-    if key_data is None:
-        key_data = _checked_keys(keys, info, index)
-    value_data = _packed_values(values, value_datatype) if values else None
-    if value_data is None:
-        value_data = _checked_values(keys, values, value_datatype, index)
-    if key_datatype == "BYTES":
-        key_tensor = Tensor.trusted("keys", "BYTES", (count,), key_data, {"content_type": "str"})
+        key_data = struct.pack(f"<{count}{info.key_code}", *keys)
     else:
-        key_tensor = Tensor.trusted("indices", key_datatype, (count,), key_data)
-    return [key_tensor, Tensor.trusted("values", value_datatype, (count,), value_data)]
+        key_data = _checked_keys(keys, info, index)
+    value_data = None
+    if count and _NUMBER_TYPES.issuperset(map(type, values)):
+        limit = info.value_limit
+        try:
+            total = sum(values)
+            if total == total and -limit <= min(values) and max(values) <= limit:
+                value_data = struct.pack(f"<{count}{info.value_code}", *values)
+        except OverflowError:
+            pass
+    if value_data is None:
+        value_data = _checked_values(keys, values, info.value_datatype, index)
+    if info.key_datatype == "BYTES":
+        key_tensor = _tensor("keys", "BYTES", (count,), key_data, {"content_type": "str"})
+    else:
+        key_tensor = _tensor("indices", info.key_datatype, (count,), key_data)
+    return [key_tensor, _tensor("values", info.value_datatype, (count,), value_data)]
 
 
-def _packed_values(values: list[Any], datatype: str) -> bytes | None:
-    """The values packed when they are all numbers (no bool) that are finite and fit ``datatype``; None when not
-    sure (then :func:`_checked_values` decides). A NaN makes the sum NaN, an infinity makes it NaN or infinite (an
-    overflowing sum of finite values only sends the vector the slow way)."""
-    if not _NUMBER_TYPES.issuperset(map(type, values)):
-        return None
-    try:
-        total = sum(values)
-        if datatype == "FP32":
-            if total != total or min(values) < -_FLOAT32_MAX or max(values) > _FLOAT32_MAX:
-                return None
-        elif not math.isfinite(total):
-            return None
-        return struct.pack(f"<{len(values)}{_CODES[datatype]}", *values)
-    except OverflowError:  # an integer beyond every float
-        return None
+_tensor = Tensor.trusted
 
 
 def _checked_keys(keys: list[Any], info: InputInfo, index: int) -> bytes:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from modelserver.angel_codec import (
@@ -123,17 +125,33 @@ def _item_by_item(keys: list[object], values: list[object], info: InputInfo) -> 
         return ("error", str(err))
 
 
-@given(st.lists(st.tuples(KEYS, VALUES), max_size=6), st.sampled_from(INFOS))
-def test_the_fast_checks_accept_and_refuse_as_the_item_by_item_path(
-    pairs: list[tuple[object, object]], info: InputInfo
-) -> None:
-    keys, values = [key for key, _ in pairs], [value for _, value in pairs]
+def assert_fast_checks_agree(keys: list[object], values: list[object], info: InputInfo) -> None:
+    """The C-speed checks accept and refuse as the item-by-item path does: the same data, or the same message."""
     try:
         tensors = _tensors(keys, values, info, 0)
         got: tuple[object, ...] = (bytes(tensors[0].data), bytes(tensors[1].data))
     except AngelError as err:
         got = ("error", str(err))
     assert got == _item_by_item(keys, values, info)
+
+
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=6), st.sampled_from(INFOS))
+def test_the_fast_checks_agree_with_the_item_by_item_path(pairs: list[tuple[object, object]], info: InputInfo) -> None:
+    assert_fast_checks_agree([key for key, _ in pairs], [value for _, value in pairs], info)
+
+
+@given(st.lists(VALUES, max_size=6), st.sampled_from(INFOS))
+@example([1.0, math.nan], INFO)  # a NaN that neither min() nor max() sees
+@example([1.0, -math.inf, math.inf], INFOS[1])
+@example([0.0, 3.4028235e38], INFO)  # rounds to float32's largest, but is beyond it
+@example([1.5, 10**400, -(10**400)], INFOS[1])  # a sum that does not overflow, of integers beyond every double
+def test_the_value_checks_behind_good_keys(values: list[object], info: InputInfo) -> None:
+    assert_fast_checks_agree(list(range(len(values))), values, info)
+
+
+@given(st.lists(KEYS, max_size=6), st.sampled_from(INFOS))
+def test_the_key_checks_beside_good_values(keys: list[object], info: InputInfo) -> None:
+    assert_fast_checks_agree(keys, [0.5] * len(keys), info)
 
 
 @given(
