@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from workers.json_tensors import ANSWER_STYLES, angel_text, compact_json, encode_tensor
 from workers.runtimes import LoadError, load_runtime
-from workers.runtimes.servable import answer_values, json_value, to_tensor
+from workers.runtimes.servable import answer_values, json_value, named_outputs, to_tensor
 from workers.servable_methods import Method, MethodDeclarationError, parse_methods
 from workers.tensors import Tensor
 
@@ -185,3 +185,20 @@ def test_plain_outputs_skip_the_tensor_and_others_take_it() -> None:
     assert json_value("y", 0.1) == 0.1 and json_value("y", True) is True and json_value("y", "ok") == "ok"
     assert json_value("y", 2**63 - 1) == 2**63 - 1 and json_value("y", np.float32(0.1)) == 0.1
     assert json_value("y", b"B") == {"b64": "Qg=="} and json_value("y", [1, 2]) == [1, 2]
+
+
+def test_outputs_are_named_as_declared() -> None:
+    two = Method("m", ("x",), ("a", "b"))
+    assert named_outputs(two, (1, 2)) == [("a", 1), ("b", 2)]
+    assert named_outputs(two, [1, 2]) == [("a", 1), ("b", 2)]
+    assert named_outputs(two, {"b": 2, "a": 1, "c": 3}) == [("a", 1), ("b", 2)]
+    assert named_outputs(Method("m", ("x",), ("a",)), (1, 2)) == [("a", (1, 2))]
+    assert named_outputs(Method("m"), 5) == [("output", 5)]
+    assert named_outputs(Method("m"), {"k": 1, 2: 3}) == [("k", 1), ("2", 3)]
+    for returned, count in (((1, 2, 3), 3), (5, 1), ([], 0)):
+        with pytest.raises(ValueError) as caught:
+            named_outputs(two, returned)
+        assert str(caught.value) == f"returned {count} value(s) for 2 declared output(s)"
+    with pytest.raises(ValueError) as caught:
+        named_outputs(two, {"a": 1})
+    assert str(caught.value) == "the answer lacks output(s) b"

@@ -167,7 +167,8 @@ def output_tensors(method: Method, returned: Any) -> list[Tensor]:
 def named_outputs(method: Method, returned: Any) -> list[tuple[str, Any]]:
     """``(name, value)`` of each output: a dict by its keys (the declared ones, in order, when declared), else one
     value per declared output (a tuple or list for several), ``output`` when none is declared."""
-    if not isinstance(returned, _SEQUENCES) and isinstance(returned, Mapping):  # a tuple needs no (slow) ABC check
+    sequence = isinstance(returned, _SEQUENCES)
+    if not sequence and isinstance(returned, Mapping):  # a tuple needs no (slow) ABC check
         pairs = [(str(key), value) for key, value in returned.items()]
         if method.outputs is not None:
             missing = [key for key in method.outputs if key not in returned]
@@ -176,7 +177,7 @@ def named_outputs(method: Method, returned: Any) -> list[tuple[str, Any]]:
             pairs = [(key, returned[key]) for key in method.outputs]
         return pairs
     names = method.outputs or ("output",)
-    values = list(returned) if len(names) > 1 and isinstance(returned, _SEQUENCES) else [returned]
+    values = returned if len(names) > 1 and sequence else (returned,)
     if len(values) != len(names):
         raise ValueError(f"returned {len(values)} value(s) for {len(names)} declared output(s)")
     return list(zip(names, values, strict=False))  # the lengths are equal
