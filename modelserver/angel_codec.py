@@ -45,7 +45,7 @@ class AngelError(ValueError):
 class InputInfo:
     """The model's input: ``(keyType, valueType, dim)`` as Angel's ``typeMap`` and ``dim`` report them; ``dim`` < 0
     means unknown (no bound check, not reported). The rest is derived once, for the per-request path: the tensors'
-    datatypes and the keys an integer key type accepts (None for text keys)."""
+    datatypes and struct codes, the keys an integer key type accepts (None for text keys) and the largest value."""
 
     key_type: str = "DT_INT32"
     value_type: str = "DT_FLOAT"
@@ -201,9 +201,9 @@ def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) ->
     what it may (numeric strings) and raises for the first bad item, keys before values.
 
     The tests: no bool (JSON's true and false are ints to Python) nor text among the items; the keys within
-    ``key_bounds``; the values' sum not NaN (a NaN, or infinities of both signs, make it NaN) and the values within
-    the value type's range (an infinity is not). A sum that overflows, or an integer beyond every double, only sends
-    the vector the slow way."""
+    ``key_bounds``; the values' sum not NaN (a NaN, or infinities of both signs, make it NaN: ``min`` and ``max`` do
+    not see every NaN) and the values within the value type's range (an infinity is not). An integer beyond every
+    double (added to a float it overflows) sends the vector the slow way."""
     count = len(keys)
     bounds = info.key_bounds
     if (
