@@ -94,15 +94,21 @@ class WorkerLink(asyncio.Protocol):
         return await future
 
 
+def start_worker() -> tuple[socket.socket, subprocess.Popen[bytes]]:
+    """The echo worker process on one end of a Unix socket pair; our end of it, and the process."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    command = [sys.executable, "-m", "benchmarks.hop_echo", "--worker", str(theirs.fileno())]
+    worker = subprocess.Popen(command, pass_fds=(theirs.fileno(),))
+    theirs.close()
+    return ours, worker
+
+
 async def serve(host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    command = [sys.executable, "-m", "benchmarks.hop_echo", "--worker", str(theirs.fileno())]
-    worker = subprocess.Popen(command, pass_fds=(theirs.fileno(),))
-    theirs.close()
+    ours, worker = start_worker()
     _, link = await loop.create_unix_connection(WorkerLink, sock=ours)
 
     async def echo(request: web.BaseRequest) -> web.Response:

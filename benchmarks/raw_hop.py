@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import Callable
 
-import httptools
 import msgpack
 import uvloop
 
-from .hop_echo import HEADER, WORKER_LINE
+from .hop_echo import HEADER, WORKER_LINE, start_worker
+from .raw_echo import EchoProtocol
 
 READY_LINE = "Raw hop listening on"
 LARGE_BODY = 16384
@@ -74,40 +72,16 @@ class WorkerLink(asyncio.Protocol):
             self.transport.writelines(frames)
 
 
-class HopProtocol(asyncio.Protocol):
-    """One client connection: a complete request goes to the worker; its answer is written when the body is back."""
+class HopProtocol(EchoProtocol):
+    """The raw echo's connection (its parser callbacks); a complete request goes to the worker and its answer is
+    written when the body is back."""
 
     def __init__(self, link: WorkerLink) -> None:
+        super().__init__()
         self.link = link
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.body: list[bytes] = []
-        self.content_type = b"application/octet-stream"
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self.transport is not None:
-                self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                self.transport.close()
-
-    def on_message_begin(self) -> None:
-        self.body = []
-        self.content_type = b"application/octet-stream"
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-type":
-            self.content_type = value
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
 
     def on_message_complete(self) -> None:
         keep_alive = self.parser.should_keep_alive()
@@ -140,10 +114,7 @@ async def serve(host: str, port: int) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    command = [sys.executable, "-m", "benchmarks.hop_echo", "--worker", str(theirs.fileno())]
-    worker = subprocess.Popen(command, pass_fds=(theirs.fileno(),))
-    theirs.close()
+    ours, worker = start_worker()
     _, link = await loop.create_unix_connection(WorkerLink, sock=ours)
     server = await loop.create_server(lambda: HopProtocol(link), host, port, reuse_address=True, backlog=1024)
     print(f"{READY_LINE} {host}:{port}, {WORKER_LINE} {worker.pid}", flush=True)
