@@ -37,7 +37,13 @@ logger = logging.getLogger("modelserver.http")
 IDLE, HEADERS, BODY = 0, 1, 2
 """What the parser is in the middle of: nothing (between requests), a request's head, a request's body."""
 MAX_HEAD_BYTES = 64 * 1024
-"""The request line and headers together; more is answered 431."""
+"""The request line and headers together; more is answered 431.
+
+httptools gathers a header's name and value inside itself and calls ``on_header`` only once the header is whole, so
+counting in that callback would leave one endless header unbounded in memory. The bytes are counted per read
+instead (:meth:`HttpConnection.data_received`): a head still incomplete after more than this many bytes beyond its
+first read is refused at once; a head that completes is measured exactly when its reads were large enough for it
+to be too long."""
 _METHODS: dict[bytes, str] = {}
 
 
@@ -50,6 +56,8 @@ class HttpConnection(asyncio.Protocol):
         "_drain_waiter",
         "_headers",
         "_head_bytes",
+        "_head_first_read",
+        "_read_size",
         "_idle_waiter",
         "_loop",
         "_max_body",
@@ -83,7 +91,9 @@ class HttpConnection(asyncio.Protocol):
         self._idle_waiter: asyncio.Future[None] | None = None  # what that task awaits while no request is here
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes of the reads the head being read has spanned so far, the one it began in too
+        self._head_first_read = 0  # of those, the read it began in (which may hold earlier requests too)
+        self._read_size = 0  # the read being parsed
         self._content_type: bytes | None = None  # the first Content-Type of the head being read
         self._expect = False  # whether that head asked for 100 Continue
         self._read_paused = False
@@ -128,6 +138,7 @@ class HttpConnection(asyncio.Protocol):
             waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        self._read_size = size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -141,6 +152,13 @@ class HttpConnection(asyncio.Protocol):
                 self._refuse(500)
         except httptools.HttpParserError:
             self._refuse(400)
+            return
+        if self.reading == HEADERS and not self.closed:  # the head goes on in the next read: count this one
+            if not self._head_bytes:
+                self._head_first_read = size
+            self._head_bytes += size
+            if self._head_bytes - self._head_first_read > MAX_HEAD_BYTES:
+                self._refuse(431)
 
     def eof_received(self) -> bool:
         # The client closed its side: taken as gone (as aiohttp and nginx do), so its pending work is cancelled. A
@@ -155,21 +173,16 @@ class HttpConnection(asyncio.Protocol):
         self._url = []
         self._headers = []
         self._head_bytes = 0
+        self._head_first_read = 0
         self._content_type = None
         self._expect = False
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
-        self._head_bytes += len(url)
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise _HeadTooLarge()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
         size = len(name)
-        self._head_bytes += size + len(value)
-        if self._head_bytes > MAX_HEAD_BYTES:
-            raise _HeadTooLarge()
         # The two headers the HTTP layer itself reads are noted as they pass, sparing a search of the list later.
         if size == 12:
             if self._content_type is None and name.lower() == b"content-type":
@@ -178,6 +191,8 @@ class HttpConnection(asyncio.Protocol):
             self._expect = True
 
     def on_headers_complete(self) -> None:
+        if self._head_bytes + self._read_size > MAX_HEAD_BYTES and self._head_size() > MAX_HEAD_BYTES:
+            raise _HeadTooLarge()
         parser = self._parser
         raw_method = parser.get_method()
         method = _METHODS.get(raw_method)
@@ -223,6 +238,10 @@ class HttpConnection(asyncio.Protocol):
             request.finish()
         if self.draining:
             self._stop_reading()
+
+    def _head_size(self) -> int:
+        """The request line's target and the headers' names and values, as TorchServe's limit counts them."""
+        return sum(map(len, self._url)) + sum(len(name) + len(value) for name, value in self._headers)
 
     # -- answering -----------------------------------------------------------------------------------------------
 

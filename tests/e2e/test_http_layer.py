@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -57,6 +58,26 @@ def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None
     assert paths == [f"p{i}" for i in range(5)]
     ping = read_response(stream)
     assert ping is not None and json.loads(ping.body) == {"status": "Healthy"}
+    sock.close()
+
+
+def test_pipelined_bodies_beyond_the_head_limit_before_a_split_head_are_not_431(server: RunningServer) -> None:
+    """The head limit counts a read that began a head whole; what earlier requests in that read took must not count
+    against the head that continues in the next read."""
+    sock = connect(server.inference)
+    padded = info({"pad": "p" * 3000})
+    burst = b"".join(request_bytes("POST", f"/predictions/kit/1.0/b{i}", padded, JSON) for i in range(30))
+    last = request_bytes("POST", "/predictions/kit/1.0/last", info(), JSON)
+    sock.sendall(burst + last[:20])
+    time.sleep(0.3)  # the rest of the last head comes in a later read
+    sock.sendall(last[20:])
+    stream = sock.makefile("rb")
+    paths = []
+    for _ in range(31):
+        response = read_response(stream)
+        assert response is not None and response.status == 200
+        paths.append(json.loads(response.body)["url_path"])
+    assert paths == [f"b{i}" for i in range(30)] + ["last"]
     sock.close()
 
 
@@ -162,6 +183,26 @@ def test_a_malformed_request_is_400_and_the_server_keeps_serving(server: Running
     sock.sendall(b"GET /ping HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"y" * 70000 + b"\r\n\r\n")
     response = read_response(sock.makefile("rb"))
     assert response is not None and response.status == 431
+    sock.close()
+    assert requests.get(f"{server.inference}/ping", timeout=5).status_code == 200
+
+
+def test_an_endless_header_is_431_as_soon_as_it_passes_the_limit(server: RunningServer) -> None:
+    """httptools holds a header until it is whole: the limit must count what arrives, not only finished headers
+    (before, 4 MiB of one header value were taken in and the client waited for the 30 s header timeout's 408)."""
+    sock = connect(server.inference, timeout=10)
+    sock.sendall(b"POST /predictions/kit HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+    piece = b"v" * 65536
+    sent = 0
+    try:
+        while sent < 4 * 1024 * 1024:
+            sock.sendall(piece)
+            sent += len(piece)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server refused the head and closed: what should happen
+    response = read_response(sock.makefile("rb"))
+    assert response is not None and response.status == 431
+    assert closed_by_peer(sock, timeout=5)
     sock.close()
     assert requests.get(f"{server.inference}/ping", timeout=5).status_code == 200
 
