@@ -79,6 +79,19 @@ class Request(Protocol):
         ...
 
 
+class HeaderBlock:
+    """Response headers already written out as ``Name: value\r\n`` lines, by code that knows them to be clean: no CR
+    or LF, none of the framing headers the HTTP layer writes itself. The hot path's answers carry the same few
+    headers every time; checking and formatting them one by one per request cost more than the rest of the head."""
+
+    __slots__ = ("has_type", "text")
+
+    def __init__(self, text: str, has_type: bool) -> None:
+        self.text = text
+        self.has_type = has_type
+        """Whether the lines include a ``Content-Type``."""
+
+
 class Response:
     """A whole answer. ``close`` asks the HTTP layer to close the connection after it (TorchServe closes on errors)."""
 
@@ -87,7 +100,7 @@ class Response:
     def __init__(
         self,
         status: int = 200,
-        headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | HeaderBlock | None = None,
         body: bytes | bytearray | memoryview = b"",
         reason: str | None = None,
         close: bool = False,

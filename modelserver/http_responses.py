@@ -14,7 +14,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from .errors import ServeError
-from .http_messages import Response, StreamingResponse
+from .http_messages import HeaderBlock, Response, StreamingResponse
 from .http_request import HttpRequest
 
 if TYPE_CHECKING:
@@ -60,7 +60,12 @@ class ClientGone(ConnectionError):
 
 
 def head_lines(
-    request: HttpRequest, status: int, reason: str | None, headers: Mapping[str, str] | None, closing: bool, date: str
+    request: HttpRequest,
+    status: int,
+    reason: str | None,
+    headers: Mapping[str, str] | HeaderBlock | None,
+    closing: bool,
+    date: str,
 ) -> tuple[list[str], bool]:
     """The status line, the handler's headers (framing headers are ours), the date and the connection's fate; whether
     a Content-Type was given."""
@@ -70,7 +75,10 @@ def head_lines(
         reason = _clean(reason)
     lines = [f"HTTP/{request.version} {status} {reason}\r\n"]
     has_type = False
-    if headers:
+    if type(headers) is HeaderBlock:
+        lines.append(headers.text)
+        has_type = headers.has_type
+    elif headers:
         try:
             names, values = "".join(headers), "".join(headers.values())
         except TypeError:  # a value that is not a string

@@ -7,14 +7,16 @@ Every response carries ``x-request-id`` and the no-cache headers; JSON is pretty
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import random
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..api_docs import Reply
 from ..errors import RequestTooLarge, ServeError
-from ..http_messages import Request, Response
+from ..http_messages import HeaderBlock, Request, Response
 from ..router import Route
 
 NO_CACHE_HEADERS = {
@@ -40,22 +42,73 @@ def configure_cors(properties: Mapping[str, str]) -> None:
     _COMMON_HEADERS.clear()
     _COMMON_HEADERS.update(NO_CACHE_HEADERS)
     _COMMON_HEADERS.update({header: properties[key] for key, header in CORS_KEYS.items() if properties.get(key)})
+    global _COMMON_LINES
+    _COMMON_LINES = _lines(_COMMON_HEADERS)
 
 
-_random_bits = random.Random().getrandbits  # its own generator, seeded from the OS
+def _clean(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _lines(headers: Mapping[str, str]) -> str:
+    return "".join(f"{_clean(name)}: {_clean(value)}\r\n" for name, value in headers.items())
+
+
+_COMMON_LINES = _lines(_COMMON_HEADERS)
+""":data:`_COMMON_HEADERS` as header lines, for :func:`header_block`."""
+
+
+def header_block(request_id: str, content_type: str = "") -> HeaderBlock:
+    """What :func:`response_headers` holds (plus ``Content-Type`` when given), written out once: an inference
+    answer's headers when the handler set none of its own."""
+    if content_type:
+        if type(content_type) is not str:
+            content_type = str(content_type)
+        if "\r" in content_type or "\n" in content_type:
+            content_type = _clean(content_type)
+        return HeaderBlock(f"x-request-id: {request_id}\r\n{_COMMON_LINES}Content-Type: {content_type}\r\n", True)
+    return HeaderBlock(f"x-request-id: {request_id}\r\n{_COMMON_LINES}", False)
+
+
+def _id_prefix() -> str:
+    """The first four groups of this process's request ids: 80 random bits with UUID version 4 and RFC 4122's
+    variant, so every id is a well-formed version-4 UUID."""
+    digits = f"{random.SystemRandom().getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-"
+
+
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble and the variant bits
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+_ID_MASK = (1 << 48) - 1
+
+
+def _id_state_now() -> list[Any]:
+    """This process's id prefix, its counter, and an odd multiplier that scrambles the counter (a bijection of 48
+    bits: ids stay distinct, and their last group does not show how many requests were served between two)."""
+    rng = random.SystemRandom()
+    return [_id_prefix(), itertools.count(rng.getrandbits(48)), rng.getrandbits(48) | 1]
+
+
+_id_state = _id_state_now()
+
+
+def _new_process_ids() -> None:
+    _id_state[:] = _id_state_now()
+
+
+os.register_at_fork(after_in_child=_new_process_ids)
 
 
 def new_request_id() -> str:
-    """A version-4 UUID, as TorchServe's ``x-request-id``; from ``random``, not ``os.urandom``.
+    """A version-4 UUID, as TorchServe's ``x-request-id``: a random prefix per process and, in the last group, a
+    counter (48 bits, from a random start, scrambled by :func:`_id_state_now`'s multiplier).
 
-    ``uuid.uuid4()`` costs a ``getrandom`` system call per request. A request id needs to be unique,
-    not secret, and the Mersenne Twister seeded from the OS at start gives that without the call. Formatted here
-    rather than through ``uuid.UUID`` (2.5 -> 1.1 us).
+    A request id needs to be unique, not secret: ``uuid.uuid4()`` costs a ``getrandom`` system call per request,
+    and 128 fresh random bits formatted into groups cost 0.9 us; this costs a counter step and one format. Ids stay
+    distinct across processes and restarts by the 80 random bits of the prefix.
     """
-    digits = f"{_random_bits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    prefix, counter, multiplier = _id_state
+    return f"{prefix}{next(counter) * multiplier & _ID_MASK:012x}"
 
 
 def response_headers(request_id: str) -> dict[str, str]:

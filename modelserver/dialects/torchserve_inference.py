@@ -262,7 +262,9 @@ class TorchServeInference(http.TorchServeDialect):
             return StreamingResponse(BodyChunks(outcome), first.status, headers, first.reason or None)
         return Response(
             outcome.status,
-            _headers(job.request_id, outcome),
+            http.header_block(job.request_id, outcome.content_type)
+            if not outcome.headers
+            else _headers(job.request_id, outcome),
             outcome.body,
             outcome.reason or None,
             close=outcome.status >= 400,
