@@ -29,6 +29,8 @@ _HEADER_KINDS: dict[str, int] = {}
 _PLAIN, _CONTENT_TYPE, _DROPPED = 0, 1, 2
 """How a handler's header is written: as given, noted as the content type, or left out (we frame the body)."""
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date"})
+_KEEP_ALIVE = "Connection: keep-alive\r\n"
+_OCTET_STREAM = "Content-Type: application/octet-stream\r\n"
 
 
 def _header_kind(name: str) -> int:
@@ -109,6 +111,28 @@ def head_lines(
 def write_whole(transport: Transport, request: HttpRequest, response: Response, closing: bool, date: str) -> None:
     """A whole answer in one write (two for a large body, which is not copied behind the head)."""
     status = response.status
+    headers = response.headers
+    if type(headers) is HeaderBlock and status >= 200 and status not in _NO_BODY_STATUSES and not closing:
+        # The hot path's answer in one format: what head_lines and the general case below would write.
+        reason = response.reason
+        if reason is None:
+            reason = _REASONS.get(status, "Unknown")
+        elif "\r" in reason or "\n" in reason:
+            reason = _clean(reason)
+        version = request.version
+        body = response.body
+        head = (
+            f"HTTP/{version} {status} {reason}\r\n{headers.text}{date}"
+            f"{_KEEP_ALIVE if version == '1.0' else ''}{'' if headers.has_type else _OCTET_STREAM}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        if request.method == "HEAD":
+            transport.write(head)
+        elif len(body) < LARGE_BODY:
+            transport.write(head + body if body else head)
+        else:
+            transport.writelines((head, body))
+        return
     lines, has_type = head_lines(request, status, response.reason, response.headers, closing, date)
     body = response.body
     if status in _NO_BODY_STATUSES or status < 200:
@@ -124,8 +148,7 @@ def write_whole(transport: Transport, request: HttpRequest, response: Response, 
     if len(body) < LARGE_BODY:
         transport.write(head + body if body else head)
     else:
-        transport.write(head)
-        transport.write(body)
+        transport.writelines((head, body))
 
 
 async def write_stream(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from workers.protocol import attach
@@ -222,7 +222,7 @@ class Job:
     def __init__(
         self,
         request_id: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str] | Sequence[tuple[bytes, bytes]],
         inputs: list[Input],
         method: str = PREDICT,
         *,

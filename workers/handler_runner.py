@@ -18,6 +18,7 @@ from typing import Any
 
 from .context import BatchBinding, Context, RequestProcessor
 from .json_output import dumps_indent2
+from .protocol import header_items
 from .runtimes import EmitChunk, IsCancelled
 from .streaming import RequestCancelled
 from .tensors import Tensor, TensorError
@@ -89,7 +90,7 @@ def request_headers(job: Mapping[str, Any]) -> dict[str, Any]:
     (``"True"`` for ``explain``, else ``"False"``), overriding client headers of those names.
     """
     headers: dict[str, Any] = {name: {"content-type": ct} for name, ct, _ in job.get("inputs") or []}
-    for key, value in (job.get("headers") or {}).items():
+    for key, value in header_items(job.get("headers")):
         current = headers.get(key)
         if not (isinstance(current, dict) and current.get("content-type") == value):
             headers[key] = value

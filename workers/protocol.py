@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgpack
@@ -187,6 +187,21 @@ def max_frame_size_for(max_request_size: int, batch_size: int) -> int:
     if max_request_size < 0 or batch_size < 1:
         raise ValueError("max_request_size must be >= 0 and batch_size >= 1")
     return min(FRAME_SIZE_HEADROOM + max_request_size * batch_size, MAX_FRAME_SIZE_LIMIT)
+
+
+def header_items(headers: Any) -> Iterable[tuple[str, str]]:
+    """A job's ``headers`` as (name, value) strings: a map as given, or the request's ``[name, value]`` byte pairs
+    as the frontend received them, decoded as latin-1 (HTTP's bytes, one to one). The frontend sends the pairs
+    untouched so that decoding is paid only by a runtime that reads them, in the worker, not on the frontend's one
+    event loop."""
+    if not headers:
+        return ()
+    if type(headers) is not list and isinstance(headers, Mapping):
+        return headers.items()
+    try:
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
+    except AttributeError:  # pairs of str (an in-process caller): taken as they are
+        return [(str(name), str(value)) for name, value in headers]
 
 
 def check_max_frame_size(max_frame_size: int) -> int:

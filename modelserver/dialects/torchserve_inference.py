@@ -253,7 +253,7 @@ class TorchServeInference(http.TorchServeDialect):
             inputs = ready_inputs(request)
             if inputs is None:
                 inputs = await read_inputs(request)
-        job = Job(http.new_request_id(), request.header_dict(), inputs, method, url_path=url_path, loop=model.loop)
+        job = Job(http.new_request_id(), request.raw_headers, inputs, method, url_path=url_path, loop=model.loop)
         outcome = await model.infer(job, explicit_version)
         if type(outcome) is ResultStream:
             first = outcome.first

@@ -761,3 +761,16 @@ def test_attach_takes_flat_memoryviews_and_views_others_as_bytes() -> None:
     assert HEADER.unpack(parts[0])[0] == ATTACHMENT_FLAG | len(body)
     [message] = FrameDecoder().feed(b"".join(parts))
     assert message["ids"] == [body] and type(message["ids"][0]) is bytearray
+
+
+def test_job_headers_are_read_from_a_map_or_from_the_raw_pairs_the_frontend_sends() -> None:
+    from workers.protocol import header_items
+
+    raw = [(b"Host", b"x"), (b"X-Name", b"caf\xe9"), (b"X-Name", b"second")]
+    assert dict(header_items(raw)) == {"Host": "x", "X-Name": "second"}  # latin-1, a later header of a name wins
+    assert list(header_items({"Host": "y"})) == [("Host", "y")]
+    assert list(header_items(None)) == [] and list(header_items([])) == []
+    # through a real frame: msgpack turns the pairs into lists, and bytes stay bytes
+    job = {"id": 1, "request_id": "r", "headers": raw, "inputs": [], "method": "p"}
+    message = decode_payload(encode({"kind": "infer", "jobs": [job]})[4:])
+    assert dict(header_items(message["jobs"][0]["headers"])) == {"Host": "x", "X-Name": "second"}

@@ -8,14 +8,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelserver.dialects import torchserve_http as http
+from modelserver.http_messages import Response
 from modelserver.http_request import HttpRequest
-from modelserver.http_responses import head_lines
+from modelserver.http_responses import LARGE_BODY, head_lines, write_whole
 
 DATE = "Date: Sun, 06 Dec 2026 13:38:15 GMT\r\n"
 
 
-def _request(version: str = "1.1") -> HttpRequest:
-    return HttpRequest("POST", "/predictions/m", version, [], 1024, lambda: None, None, False)
+def _request(version: str = "1.1", method: str = "POST") -> HttpRequest:
+    return HttpRequest(method, "/predictions/m", version, [], 1024, lambda: None, None, False)
+
+
+class _Wire:
+    """Collects what a response writes (a stand-in for the socket's transport)."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += bytes(data)
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
 
 
 def _head(headers: object, closing: bool, version: str) -> tuple[str, bool]:
@@ -51,3 +66,28 @@ def test_request_ids_are_distinct_version_4_uuids() -> None:
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
     # the last group is not a plain count: consecutive ids do not differ by one
     assert sum(int(b[-12:], 16) - int(a[-12:], 16) == 1 for a, b in zip(ids, ids[1:], strict=False)) < 5
+
+
+@given(
+    status=st.sampled_from([200, 201, 204, 304, 400, 404, 500, 503, 299, 599]),
+    reason=st.none() | st.text(max_size=12),
+    content_type=st.text(max_size=20),
+    body_size=st.sampled_from([0, 1, 100, LARGE_BODY - 1, LARGE_BODY, LARGE_BODY + 7]),
+    closing=st.booleans(),
+    version=st.sampled_from(["1.0", "1.1"]),
+    method=st.sampled_from(["POST", "PUT", "HEAD"]),
+)
+def test_a_whole_answer_with_the_block_is_the_same_bytes(
+    status: int, reason: str | None, content_type: str, body_size: int, closing: bool, version: str, method: str
+) -> None:
+    request_id = http.new_request_id()
+    body = bytes(range(256)) * (body_size // 256) + b"x" * (body_size % 256)
+    mapping = http.response_headers(request_id)
+    if content_type:
+        mapping["Content-Type"] = content_type
+    written = []
+    for headers in (http.header_block(request_id, content_type), mapping):
+        wire = _Wire()
+        write_whole(wire, _request(version, method), Response(status, headers, body, reason), closing, DATE)  # type: ignore[arg-type]
+        written.append(wire.data)
+    assert written[0] == written[1]

@@ -27,6 +27,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ..kserve_compat import install_kserve_shim
+from ..protocol import header_items
 from . import EmitChunk, IsCancelled, LoadError
 from .eager import gather_eagerly, run_all
 from .kserve_codec import KServeTypes, chunk_bytes, infer_request, output_tensors, v1_body, v1_response_body
@@ -206,7 +207,7 @@ class KServeRuntime:
     async def _infer(self, job: dict[str, Any], method: str, emit_chunk: EmitChunk, cancelled: IsCancelled) -> dict:
         job_id = int(job["id"])
         types = self.types
-        headers = {str(k).lower(): str(v) for k, v in (job.get("headers") or {}).items()}
+        headers = {k.lower(): v for k, v in header_items(job.get("headers"))}
         if job.get("tensors"):
             body: Any = infer_request(job, self.model.name, self.model_version, types)
         else:
