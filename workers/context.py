@@ -33,13 +33,30 @@ IntermediateSender = Callable[[Sequence[Any], Mapping[int, Any], str, int], None
 
 
 class RequestProcessor:
-    """Per-request request headers and response status/headers, as TorchServe's RequestProcessor."""
+    """Per-request request headers and response status/headers, as TorchServe's RequestProcessor.
 
-    def __init__(self, request_header: dict[str, Any]) -> None:
+    The request headers may be given as a function that makes them: they are made when a handler first reads them,
+    and a handler that never does (or reads only the first request's, as ``BaseHandler`` does) costs nothing for the
+    others."""
+
+    __slots__ = ("_made", "_make", "_reason_phrase", "_response_header", "_status_code")
+
+    def __init__(
+        self, request_header: dict[str, Any] | None = None, make: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self._status_code: int | None = 200
         self._reason_phrase: str | None = None
         self._response_header: dict[str, Any] = {}
-        self._request_header = request_header
+        self._made = request_header
+        self._make = make
+
+    @property
+    def _request_header(self) -> dict[str, Any]:
+        made = self._made
+        if made is None:
+            made = self._made = self._make() if self._make is not None else {}
+            self._make = None
+        return made
 
     def get_request_property(self, key: str) -> Any:
         return self._request_header.get(key)

@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from .context import BatchBinding, Context, RequestProcessor
@@ -45,6 +46,9 @@ class OutputEncodingError(BatchError):
 
 # -- request side ---------------------------------------------------------------------------------
 
+_decode_json = json.JSONDecoder().decode
+"""``json.loads`` of a str, without its wrapper's checks (a BOM is refused by the decoder just the same)."""
+
 
 def decode_value(content_type: str, value: Any, decode: bool) -> Any:
     """Decode one input as TorchServe's worker does; a value that is not bytes-like passes through."""
@@ -55,9 +59,9 @@ def decode_value(content_type: str, value: Any, decode: bool) -> Any:
     if not decode:
         return raw
     if mime == "application/json":
-        try:
-            return json.loads(raw)
-        except ValueError:
+        try:  # as TorchServe's worker does: UTF-8 text, then JSON (a UTF-16 body or a BOM is not JSON to it)
+            return _decode_json(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
             logger.warning("Failed json decoding of input data. Forwarding encoded payload", exc_info=True)
             return raw
     if mime.startswith("text"):
@@ -308,7 +312,7 @@ class Service:
         except (TensorError, ImportError) as exc:  # the frontend validates tensors; numpy is a dependency
             logger.error("Cannot give the handler its tensors: %s", exc)
             return batch.failed(500, f"Cannot give the handler its tensors: {exc}")
-        processors = [RequestProcessor(request_headers(job)) for job in jobs]
+        processors = [RequestProcessor(make=partial(request_headers, job)) for job in jobs]
         self._context._bind_batch(batch.request_ids, processors, batch.binding())
         try:
             return self._predict(data, batch)

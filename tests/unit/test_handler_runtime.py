@@ -833,3 +833,14 @@ def test_worker_main_does_not_know_torchserve() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], check=True, timeout=60)
+
+
+def test_a_json_body_is_decoded_as_torchserves_worker_does_utf8_text_then_json() -> None:
+    from workers.handler_runner import decode_value
+
+    assert decode_value("application/json", b'{"a": [1, 2.5]}', True) == {"a": [1, 2.5]}
+    # TorchServe decodes UTF-8 and then parses: a BOM or a UTF-16 body is not JSON to it, and the handler gets the
+    # bytes as sent ("Failed json decoding of input data. Forwarding encoded payload")
+    for sent in (b'\xef\xbb\xbf{"a": 1}', '{"a": 1}'.encode("utf-16"), b"[" * 100_000, b"\xff{}"):
+        value = decode_value("application/json", sent, True)
+        assert isinstance(value, bytearray) and value == sent
