@@ -85,13 +85,16 @@ class SocketChannel:
     def held_bytes(self) -> int:
         return self._held_bytes
 
-    def send(self, message: Mapping[str, Any], hold: bool = False) -> None:
+    def send(self, message: Mapping[str, Any], hold: bool = False, checked: bool = True) -> None:
         """Encode ``message`` and write its frame whole; safe to call from several threads.
 
         ``hold=True`` keeps the frame to be written with the next frame sent without it (or :meth:`flush`, or a
         :meth:`recv` that would block), so results of batches that arrived together leave in one write. A frame
-        larger than ``HOLD_LIMIT`` is never held. Frames always leave in the order they were sent."""
-        parts = encode_parts(message, self.max_frame_size)
+        larger than ``HOLD_LIMIT`` is never held. Frames always leave in the order they were sent.
+
+        ``checked=False`` skips the kind and field check of a frame whose shape the caller fixes (a batch's result);
+        the frontend checks every frame it receives anyway."""
+        parts = encode_parts(message, self.max_frame_size, checked)
         with self._send_lock:
             if hold and len(parts) == 2 and len(parts[1]) < HOLD_LIMIT:  # small, and no attachments
                 if not self._held:

@@ -154,7 +154,8 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
 
             items = runtime.run_batch(jobs, emit, inbox.is_cancelled)
             hold = _may_hold(channel, time.monotonic() - started)
-            channel.send({"kind": "result", "items": [_attached(item) for item in items]}, hold=hold)
+            result = {"kind": "result", "items": [_attached(item) for item in items]}
+            channel.send(result, hold=hold, checked=False)
             inbox.forget([job["id"] for job in jobs])
         else:
             logger.error("Unexpected %r frame before the model was loaded", kind)
