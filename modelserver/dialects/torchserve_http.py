@@ -42,8 +42,9 @@ def configure_cors(properties: Mapping[str, str]) -> None:
     _COMMON_HEADERS.clear()
     _COMMON_HEADERS.update(NO_CACHE_HEADERS)
     _COMMON_HEADERS.update({header: properties[key] for key, header in CORS_KEYS.items() if properties.get(key)})
-    global _COMMON_LINES
+    global _COMMON_LINES, _OUR_NAMES
     _COMMON_LINES = _lines(_COMMON_HEADERS)
+    _OUR_NAMES = _names(_COMMON_HEADERS)
 
 
 def _clean(text: str) -> str:
@@ -54,7 +55,14 @@ def _lines(headers: Mapping[str, str]) -> str:
     return "".join(f"{_clean(name)}: {_clean(value)}\r\n" for name, value in headers.items())
 
 
+def _names(headers: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(name.lower() for name in (*headers, "x-request-id"))
+
+
 _COMMON_LINES = _lines(_COMMON_HEADERS)
+_OUR_NAMES = _names(_COMMON_HEADERS)
+"""The names of the headers every answer carries, lower-case: a handler header of one of them replaces ours."""
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date"})
 """:data:`_COMMON_HEADERS` as header lines, for :func:`header_block`."""
 
 
@@ -68,6 +76,37 @@ def header_block(request_id: str, content_type: str = "") -> HeaderBlock:
             content_type = _clean(content_type)
         return HeaderBlock(f"x-request-id: {request_id}\r\n{_COMMON_LINES}Content-Type: {content_type}\r\n", True)
     return HeaderBlock(f"x-request-id: {request_id}\r\n{_COMMON_LINES}", False)
+
+
+def header_block_with(request_id: str, handler_headers: Mapping[str, Any], content_type: str) -> HeaderBlock | None:
+    """:func:`header_block` for an answer whose handler set headers of its own: ours, then the handler's in order
+    (framing headers left out, CR and LF made spaces, ``content_type`` replacing the first Content-Type or added at
+    the end): what the header map of ``_headers`` in :mod:`.torchserve_inference` writes. None when a handler header
+    replaces one of ours or is not text: then that map is needed."""
+    lines = [f"x-request-id: {request_id}\r\n", _COMMON_LINES]
+    has_type = False
+    placed = not content_type  # whether content_type is written already
+    for name, value in handler_headers.items():
+        if type(name) is not str or type(value) is not str:
+            return None
+        lower = name.lower()
+        if lower in _OUR_NAMES:
+            return None
+        if lower == "content-type":
+            if not placed:
+                name, value, placed = "Content-Type", content_type, True
+            elif content_type:
+                continue  # setting the content type leaves one Content-Type
+            has_type = True
+        elif lower in _FRAMING:
+            continue
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            name, value = _clean(name), _clean(value)
+        lines.append(f"{name}: {value}\r\n")
+    if not placed:
+        lines.append(f"Content-Type: {_clean(str(content_type))}\r\n")
+        has_type = True
+    return HeaderBlock("".join(lines), has_type)
 
 
 def _id_prefix() -> str:

@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 
 from ..api_docs import Param, Reply, handler_input, handler_output
 from ..errors import BadRequest
-from ..http_messages import AnyResponse, Request, Response, StreamingResponse
+from ..http_messages import AnyResponse, HeaderBlock, Request, Response, StreamingResponse
 from ..model_version import ModelVersion
 from ..registry import ModelRegistry
 from ..router import ANY, Route
@@ -262,9 +262,7 @@ class TorchServeInference(http.TorchServeDialect):
             return StreamingResponse(BodyChunks(outcome), first.status, headers, first.reason or None)
         return Response(
             outcome.status,
-            http.header_block(job.request_id, outcome.content_type)
-            if not outcome.headers
-            else _headers(job.request_id, outcome),
+            _header_block(job.request_id, outcome),
             outcome.body,
             outcome.reason or None,
             close=outcome.status >= 400,
@@ -278,6 +276,14 @@ class TorchServeInference(http.TorchServeDialect):
 
 async def _ready(response: AnyResponse) -> AnyResponse:
     return response
+
+
+def _header_block(request_id: str, result: InferenceResult) -> HeaderBlock | MutableMapping[str, str]:
+    """A whole answer's headers, written out once (:mod:`.torchserve_http`) unless a handler header replaces one of
+    ours: then as the map of :func:`_headers`."""
+    if not result.headers:
+        return http.header_block(request_id, result.content_type)
+    return http.header_block_with(request_id, result.headers, result.content_type) or _headers(request_id, result)
 
 
 def _headers(request_id: str, result: InferenceResult) -> MutableMapping[str, str]:

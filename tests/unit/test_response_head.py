@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelserver.dialects import torchserve_http as http
-from modelserver.http_messages import Response
+from modelserver.http_messages import HeaderBlock, Response
 from modelserver.http_request import HttpRequest
 from modelserver.http_responses import LARGE_BODY, head_lines, write_whole
 
@@ -89,5 +89,40 @@ def test_a_whole_answer_with_the_block_is_the_same_bytes(
     for headers in (http.header_block(request_id, content_type), mapping):
         wire = _Wire()
         write_whole(wire, _request(version, method), Response(status, headers, body, reason), closing, DATE)  # type: ignore[arg-type]
+        written.append(wire.data)
+    assert written[0] == written[1]
+
+
+_NAMES = st.sampled_from(
+    ["Content-Type", "content-type", "CONTENT-TYPE", "X-Model", "x-model", "Pragma", "x-request-id", "Expires"]
+    + ["Content-Length", "Connection", "Date", "Transfer-Encoding", "X-Trace", "Cache-Control"]
+)
+_VALUES = st.text(max_size=12) | st.integers(0, 99)
+
+
+@given(
+    handler_headers=st.dictionaries(_NAMES, _VALUES, max_size=5),
+    content_type=st.sampled_from(["", "application/json", "text/plain\r\nX: y"]),
+    status=st.sampled_from([200, 404, 503]),
+    closing=st.booleans(),
+)
+def test_handler_headers_in_the_block_are_written_as_the_map_writes_them(
+    handler_headers: dict[str, object], content_type: str, status: int, closing: bool
+) -> None:
+    from modelserver.dialects.torchserve_inference import _header_block, _headers
+    from modelserver.types import InferenceResult
+
+    result = InferenceResult(status, "", handler_headers, content_type, b"{}")
+    request_id = http.new_request_id()
+    block = _header_block(request_id, result)
+    clash = any(
+        type(value) is not str or name.lower() in ("pragma", "x-request-id", "expires", "cache-control")
+        for name, value in handler_headers.items()
+    )
+    assert isinstance(block, HeaderBlock) is (not clash or not handler_headers)
+    written = []
+    for headers in (block, _headers(request_id, result)):
+        wire = _Wire()
+        write_whole(wire, _request(), Response(status, headers, b"{}"), closing, DATE)  # type: ignore[arg-type]
         written.append(wire.data)
     assert written[0] == written[1]
