@@ -4,9 +4,10 @@ outputs (``output-<i>`` for input ``i``, as the echo model names them), read and
 ``ModelInfer`` does: by protobuf for a small message, around the raw tensors by :mod:`modelserver.grpc_oip_wire`
 (no copy) from 64 KiB on. No model, no queue, no core call: what grpc.aio and the message handling alone cost per
 call on this machine (with this server's heap thresholds, :mod:`modelserver.allocator`). ``--passthrough`` skips
-protobuf too (a fixed answer to any bytes): grpc.aio alone.
+protobuf too (a fixed answer to any bytes): grpc.aio alone. ``--transport native`` serves the same method with this
+server's own HTTP/2 (:mod:`modelserver.h2`, ``grpc_transport=native``) instead of grpc.aio: that transport's ceiling.
 
-    python -m benchmarks.grpc_echo --port 8081 [--passthrough]
+    python -m benchmarks.grpc_echo --port 8081 [--passthrough] [--transport native]
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ METHOD = "ModelInfer"
 SERVICE = "inference.GRPCInferenceService"
 
 
-def echo_handler(passthrough: bool) -> Any:
-    """grpc.aio's handler for ``ModelInfer``: the answer to a request is its inputs as outputs."""
-    import grpc
-
+def echo_method(passthrough: bool) -> Any:
+    """The coroutine of ``ModelInfer`` (request bytes in, answer bytes out): the answer to a request is its inputs
+    as outputs."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from modelserver import grpc_stubs
@@ -41,31 +41,65 @@ def echo_handler(passthrough: bool) -> Any:
         async def constant(request: bytes, context: Any) -> bytes:
             return fixed
 
-        method = grpc.unary_unary_rpc_method_handler(constant)
-    else:
-        from modelserver.grpc_oip import WIRE_MIN_BYTES
-        from modelserver.grpc_oip_wire import output_entry, response_bytes, split_request
+        return constant
+    from modelserver.grpc_oip import WIRE_MIN_BYTES
+    from modelserver.grpc_oip_wire import output_entry, response_bytes, split_request
 
-        Request, Response = pb.ModelInferRequest, pb.ModelInferResponse
+    Request, Response = pb.ModelInferRequest, pb.ModelInferResponse
 
-        async def echo(body: bytes, context: Any) -> bytes:
-            if len(body) < WIRE_MIN_BYTES:
-                request = Request.FromString(body)
-                response = Response(model_name=request.model_name, id=request.id)
-                for index, tensor in enumerate(request.inputs):
-                    response.outputs.add(name=f"output-{index}", datatype=tensor.datatype, shape=tensor.shape)
-                response.raw_output_contents.extend(request.raw_input_contents)
-                return response.SerializeToString()
-            rest, raw = split_request(body)
-            request = Request.FromString(rest)
-            outputs = [
-                output_entry(f"output-{index}", tensor.datatype, tensor.shape)
-                for index, tensor in enumerate(request.inputs)
-            ]
-            return response_bytes(request.model_name, "", request.id, b"", outputs, raw)
+    async def echo(body: bytes, context: Any) -> bytes:
+        if len(body) < WIRE_MIN_BYTES:
+            request = Request.FromString(body)
+            response = Response(model_name=request.model_name, id=request.id)
+            for index, tensor in enumerate(request.inputs):
+                response.outputs.add(name=f"output-{index}", datatype=tensor.datatype, shape=tensor.shape)
+            response.raw_output_contents.extend(request.raw_input_contents)
+            return response.SerializeToString()
+        rest, raw = split_request(body)
+        request = Request.FromString(rest)
+        outputs = [
+            output_entry(f"output-{index}", tensor.datatype, tensor.shape)
+            for index, tensor in enumerate(request.inputs)
+        ]
+        return response_bytes(request.model_name, "", request.id, b"", outputs, raw)
 
-        method = grpc.unary_unary_rpc_method_handler(echo)
+    return echo
+
+
+def echo_handler(passthrough: bool) -> Any:
+    """grpc.aio's handler for ``ModelInfer``."""
+    import grpc
+
+    method = grpc.unary_unary_rpc_method_handler(echo_method(passthrough))
     return grpc.method_handlers_generic_handler(SERVICE, {METHOD: method})
+
+
+def echo_table(passthrough: bool) -> Any:
+    """The native transport's table of the one method (bytes in and out, as ``own_wire``)."""
+    from modelserver.grpc_server import ServiceTable
+
+    implementation = type("Echo", (), {"model_infer": staticmethod(echo_method(passthrough))})()
+    return ServiceTable(SERVICE, [(METHOD, None, None, False, False)], implementation, frozenset({METHOD}))
+
+
+async def serve_native(host: str, port: int, passthrough: bool) -> None:
+    from modelserver.config import Address
+    from modelserver.h2.listener import NativeGrpcListener
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    unlimited = 1 << 31
+    listener = NativeGrpcListener(
+        "echo", Address("http", host, port), [echo_table(passthrough)], max_receive=unlimited, max_send=unlimited
+    )
+    await listener.start()
+    print(f"{READY_LINE} {host}:{listener.port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await listener.stop(1.0)
 
 
 async def serve(host: str, port: int, passthrough: bool, extra: list[tuple[str, Any]] | None = None) -> None:
@@ -92,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--passthrough", action="store_true", help="no protobuf: a fixed answer to any request")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=INT", help="a grpc server option")
+    parser.add_argument("--transport", choices=("grpcio", "native"), default="grpcio", help="what carries the calls")
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -99,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
 
     keep_freed_memory()  # the heap thresholds this server's processes run with
     extra = [(key, int(value)) for key, _, value in (o.partition("=") for o in args.option)]
-    uvloop.run(serve(args.host, args.port, args.passthrough, extra))
+    if args.transport == "native":
+        uvloop.run(serve_native(args.host, args.port, args.passthrough))
+    else:
+        uvloop.run(serve(args.host, args.port, args.passthrough, extra))
     return 0
 
 

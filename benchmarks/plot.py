@@ -18,6 +18,7 @@ COLOURS = {
     "kserve": "#ff7f0e",
     "bare aiohttp": "#7f7f7f",
     "grpc.aio echo": "#8c564b",
+    "native h2 echo": "#e377c2",
     "aiohttp hop": "#bcbd22",
     "raw httptools": "#c7c7c7",
     "raw hop": "#8c8c8c",

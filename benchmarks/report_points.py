@@ -9,8 +9,9 @@ from typing import Any
 
 OURS, OURS_SCRIPT, CEILING = "modelserver", "modelserver-script", "bare aiohttp"
 RAW, HOP, RAW_HOP, GRPC_CEILING = "raw httptools", "aiohttp hop", "raw hop", "grpc.aio echo"
+NATIVE_CEILING = "native h2 echo"
 TORCHSERVE, MOSEC, KSERVE = "torchserve", "mosec", "kserve"
-TARGET_ORDER = (OURS, OURS_SCRIPT, TORCHSERVE, MOSEC, KSERVE, CEILING, GRPC_CEILING, HOP, RAW_HOP, RAW)
+TARGET_ORDER = (OURS, OURS_SCRIPT, TORCHSERVE, MOSEC, KSERVE, CEILING, GRPC_CEILING, NATIVE_CEILING, HOP, RAW_HOP, RAW)
 KSERVE_OURS = (OURS, OURS_SCRIPT)
 """Both ways of serving a KServe model here get their own rows of KServe targets: from a model store (worker
 process) and as a script with our ``ModelServer`` (in-process); a user picks one, so neither may hide the other."""

@@ -23,7 +23,7 @@ from .report import failed_requests
 from .scenarios import Scenario
 from .targets.bare import BarePeer
 from .targets.base import Log, Peer, Target, Unavailable
-from .targets.ceilings import GrpcEchoPeer, HopEchoPeer, RawEchoPeer, RawHopPeer
+from .targets.ceilings import GrpcEchoPeer, HopEchoPeer, NativeEchoPeer, RawEchoPeer, RawHopPeer
 from .targets.modelserver import ModelServerPeer
 from .targets.modelserver_script import ModelServerScriptPeer
 
@@ -119,7 +119,7 @@ class Run:
         candidates += [(name, lambda name=name: load_peer(name)) for name in self.options.peers]
         candidates += [("bare aiohttp", BarePeer), ("raw httptools", RawEchoPeer), ("aiohttp hop", HopEchoPeer)]
         candidates.append(("raw hop", RawHopPeer))
-        candidates.append(("grpc.aio echo", GrpcEchoPeer))
+        candidates += [("grpc.aio echo", GrpcEchoPeer), ("native h2 echo", NativeEchoPeer)]
         for name, make in candidates:
             try:
                 peer = make()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import gc
 import logging
 import signal
@@ -16,7 +17,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workers.protocol import MAX_FRAME_SIZE_LIMIT
 
@@ -44,6 +45,9 @@ from .model_version import ModelVersion
 from .openapi import build_openapi
 from .registry import ModelRegistry
 from .types import ResultStream
+
+if TYPE_CHECKING:
+    from .h2.listener import NativeGrpcListener
 
 logger = logging.getLogger("modelserver")
 
@@ -110,7 +114,7 @@ class ModelServer:
         ResultStream.buffer_limit = self.limits.stream_buffer_size
         self._budget = ConnectionBudget(http_limits.connection_cap(self.limits))
         self._http: list[HttpServer] = []
-        self._grpc: list[GrpcListener] = []
+        self._grpc: list[GrpcListener | NativeGrpcListener] = []
         self._oip_dialects: tuple[KServeV2, KServeV2Repository] | None = None
         self._ts_inference: TorchServeInference | None = None
         self._ts_management: TorchServeManagement | None = None
@@ -320,8 +324,13 @@ class ModelServer:
                 ("TorchServe management", address, lambda: TorchServeManagementService(management, self.auth).handler())
             )
         files = (props.get("certificate_file"), props.get("private_key_file"))
+        kind: Any = grpc_server.GrpcListener
+        if services and grpc_server.transport(props) == "native":
+            from .h2.listener import NativeGrpcListener
+
+            kind = functools.partial(NativeGrpcListener, reuse_port=self.role.count > 1)
         for name, address, handler in services:
-            listener = grpc_server.GrpcListener(
+            listener = kind(
                 name,
                 address,
                 [handler()],

@@ -128,6 +128,7 @@ _ENV_CONFIGURABLE_KEYS = (
     "mindspore_http_status",
     "mindspore_address",
     "oip_grpc_address",
+    "grpc_transport",
     # The HTTP layer's timeouts and caps (modelserver.http_limits).
     "header_read_timeout",
     "body_read_timeout",

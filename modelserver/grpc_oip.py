@@ -31,7 +31,7 @@ from .dialects.torchserve_http import new_request_id
 from .errors import ServeError
 from .grpc_oip_codec import decode_request, response_bytes
 from .grpc_oip_wire import WireError, split_request
-from .grpc_server import metadata_value, service_handler
+from .grpc_server import ServiceTable, metadata_value
 from .oip_codec import OIPError
 from .types import PREDICT, Job, ResultStream
 
@@ -79,9 +79,9 @@ class OIPService:
         self.registry = v2.registry
         self.messages = grpc_stubs.load("oip_inference")
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        """The method table grpc.aio serves, built from the service as the ``.proto`` declares it."""
-        return service_handler(SERVICE, self.messages.services[SERVICE], _Guarded(self), OWN_WIRE)
+    def handler(self) -> ServiceTable:
+        """The method table a transport serves, built from the service as the ``.proto`` declares it."""
+        return ServiceTable(SERVICE, self.messages.services[SERVICE], _Guarded(self), OWN_WIRE)
 
     def guarded(self, name: str, method: Callable[[Any, Any], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """``method`` with token authorization first, and a :class:`ServeError` answered as a gRPC status."""

@@ -6,6 +6,10 @@ e.g. ``http://0.0.0.0:8081`` as KServe's ``grpc_port``; ``https://`` serves it o
 ``grpc_*_address`` and ``enable_grpc_ssl``; default: none, so off) serve TorchServe's gRPC inference and management
 APIs (:mod:`.grpc_torchserve`, :mod:`.grpc_torchserve_management`).
 Messages may be as large as ``max_request_size`` in and ``max_response_size`` out, as on HTTP.
+
+``grpc_transport`` picks what carries the calls: ``native`` (the default), this server's own HTTP/2 on the event
+loop (:mod:`.h2`), or ``grpcio``, grpc.aio's server (gRPC's C core and its threads). Both serve the same service
+objects through the same :class:`ServiceTable`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,28 @@ logger = logging.getLogger("modelserver")
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 OIP_KEY = "oip_grpc_address"
+TRANSPORT_KEY = "grpc_transport"
+TRANSPORTS = ("native", "grpcio")
+
+
+def transport(properties: Mapping[str, str]) -> str:
+    """The ``grpc_transport`` setting: ``native`` (default) or ``grpcio``."""
+    value = (properties.get(TRANSPORT_KEY) or "native").strip().lower()
+    if value not in TRANSPORTS:
+        raise ConfigError(f"{TRANSPORT_KEY}: expected one of {', '.join(TRANSPORTS)}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServiceTable:
+    """A service as a transport serves it: its name, its methods as :func:`.grpc_stubs.load` lists them
+    (name, request type, response type, client streams, server streams), the object whose snake-case attributes
+    implement them, and the methods that (de)serialize their messages themselves (bytes in, bytes out)."""
+
+    service: str
+    methods: list[tuple[str, Any, Any, bool, bool]]
+    implementation: Any
+    own_wire: frozenset[str] = field(default=frozenset())
 
 
 def oip_address(properties: Mapping[str, str]) -> Address | None:
@@ -40,16 +67,13 @@ def oip_address(properties: Mapping[str, str]) -> Address | None:
     return address
 
 
-def service_handler(
-    service: str,
-    methods: list[tuple[str, Any, Any, bool, bool]],
-    implementation: Any,
-    own_wire: frozenset[str] = frozenset(),
-) -> Any:
-    """grpc.aio's method table for ``service`` (its methods as :func:`.grpc_stubs.load` lists them): each method
-    is ``implementation``'s attribute of the method's name in snake case, unary or streaming as declared. A method
-    named in ``own_wire`` takes the request's bytes and answers bytes: it (de)serializes its messages itself."""
+def service_handler(table: ServiceTable) -> Any:
+    """grpc.aio's method table for ``table``: each method is the implementation's attribute of the method's name
+    in snake case, unary or streaming as declared. A method named in ``own_wire`` takes the request's bytes and
+    answers bytes: it (de)serializes its messages itself."""
     import grpc
+
+    service, methods, implementation, own_wire = table.service, table.methods, table.implementation, table.own_wire
 
     kinds = {
         (False, False): grpc.unary_unary_rpc_method_handler,
@@ -96,13 +120,13 @@ def torchserve_address(properties: Mapping[str, str], api: str) -> Address | Non
 
 
 class GrpcListener:
-    """One grpc.aio server serving ``handlers`` on ``address``."""
+    """One grpc.aio server serving ``tables`` on ``address``."""
 
     def __init__(
         self,
         name: str,
         address: Address,
-        handlers: list[Any],
+        tables: list[ServiceTable],
         *,
         max_receive: int,
         max_send: int,
@@ -110,7 +134,7 @@ class GrpcListener:
     ) -> None:
         self.name = name
         self.address = address
-        self._handlers = handlers
+        self._handlers = [service_handler(table) for table in tables]
         self._options = [("grpc.max_receive_message_length", max_receive), ("grpc.max_send_message_length", max_send)]
         self._tls_files = tls_files
         self._server: Any = None

@@ -30,7 +30,7 @@ from .auth import INFERENCE, InvalidKey, TokenAuthorization
 from .dialects.torchserve_http import new_request_id
 from .dialects.torchserve_inference import TorchServeInference
 from .errors import ModelNotFound, ModelVersionNotFound, NoWorker, ServeError
-from .grpc_server import metadata_value, service_handler
+from .grpc_server import ServiceTable, metadata_value
 from .registry import ModelRegistry
 from .types import PREDICT, InferenceResult, Job, ResultStream
 
@@ -114,8 +114,8 @@ class TorchServeInferenceService:
         self.messages = grpc_stubs.load("ts_inference")
         self.error_info = grpc_stubs.load("google/rpc/error_details").ErrorInfo
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        return service_handler(SERVICE, self.messages.services[SERVICE], self)
+    def handler(self) -> ServiceTable:
+        return ServiceTable(SERVICE, self.messages.services[SERVICE], self)
 
     async def _check(self, name: str, context: grpc.aio.ServicerContext) -> None:
         if self.auth is not None and not self.auth.allows((INFERENCE,), metadata_value(context, "authorization")):

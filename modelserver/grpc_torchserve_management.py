@@ -21,7 +21,7 @@ from . import grpc_stubs
 from .auth import MANAGEMENT, InvalidKey, TokenAuthorization
 from .dialects.torchserve_management import TorchServeManagement
 from .errors import BadRequest, ServeError
-from .grpc_server import metadata_value, service_handler
+from .grpc_server import ServiceTable, metadata_value
 from .grpc_torchserve import torchserve_code
 from .http_messages import Response
 
@@ -70,8 +70,8 @@ class TorchServeManagementService:
         self.auth = auth
         self.messages = grpc_stubs.load("ts_management")
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        return service_handler(SERVICE, self.messages.services[SERVICE], self)
+    def handler(self) -> ServiceTable:
+        return ServiceTable(SERVICE, self.messages.services[SERVICE], self)
 
     async def _answer(
         self,

@@ -8,7 +8,9 @@
   frontend with a worker process (``frontend`` and ``worker``). Ours minus this row is what our own machinery costs.
 
 For the ``grpc-*`` scenarios: ``grpc.aio echo``, ``benchmarks.grpc_echo``, a grpc.aio server of the same ``.proto``
-that answers ``ModelInfer`` with its inputs as outputs: what grpc.aio and protobuf cost (one process, ``server``).
+that answers ``ModelInfer`` with its inputs as outputs: what grpc.aio and protobuf cost (one process, ``server``);
+``native h2 echo``, the same echo served by this server's own HTTP/2 (``grpc_transport=native``, :mod:`modelserver.h2`)
+instead of grpc.aio: what that transport and protobuf cost.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class RawHopPeer(HopEchoPeer):
 
 class GrpcEchoPeer:
     name = "grpc.aio echo"
+    transport = "grpcio"
 
     def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
         return {"grpcio": version_of("grpcio"), "protobuf": version_of("protobuf"), "python": sys.executable}
@@ -106,6 +109,7 @@ class GrpcEchoPeer:
     def start(self, scenario: Scenario, workdir: Path, pinning: Pinning, started: list[Managed], log: Log) -> Target:
         port = free_port()
         command = [*pinning.server_prefix, sys.executable, "-m", "benchmarks.grpc_echo", "--host", HOST]
+        command += ["--transport", self.transport]
         managed = spawn("grpc_echo", [*command, "--port", str(port)], workdir, child_env(workdir))
         started.append(managed)
         url = f"http://{HOST}:{port}{scenario.grpc_method}"
@@ -114,3 +118,11 @@ class GrpcEchoPeer:
             raise RuntimeError(f"{self.name} answered but did not print {grpc_echo.READY_LINE!r}")
         extra = {"rss_idle_mb": {"server": rss_mb(managed.pid)}}
         return Target(self.name, url, {"server": managed.pid}, managed.log, start_s=round(start_s, 3), extra=extra)
+
+
+class NativeEchoPeer(GrpcEchoPeer):
+    name = "native h2 echo"
+    transport = "native"
+
+    def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
+        return {"hpack": version_of("hpack"), "protobuf": version_of("protobuf"), "python": sys.executable}

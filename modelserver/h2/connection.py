@@ -1,0 +1,418 @@
+"""One HTTP/2 connection, server side, without I/O: bytes in (:meth:`Connection.receive`), events out to a
+:class:`Events` object, bytes to send collected in :attr:`Connection.out` for the caller to write.
+
+It owns the connection's rules: the preface, SETTINGS and their ACK, PING answers, header blocks (HEADERS and
+CONTINUATION, padding, PRIORITY ignored) decoded in order, stream ids and states, MAX_CONCURRENT_STREAMS, and flow
+control both ways. A connection error sends GOAWAY with its code and raises :class:`ConnectionError`; a stream error
+sends RST_STREAM and tells :meth:`Events.on_reset`, and the other streams go on.
+
+Receiving, the connection gives its window back as DATA arrives (its buffers are bounded by the streams'); a
+stream's window is given back by :meth:`Connection.consume`, when the stream's owner has taken the bytes.
+Sending, :meth:`Connection.send_data` sends what the peer's windows allow and says how much that was.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from . import frames as f
+from .hpack_io import BlockDecoder, HPACKError
+
+
+class H2ConnectionError(Exception):
+    """The connection is over: GOAWAY with :attr:`code` was queued in ``out``."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _StreamError(Exception):
+    def __init__(self, stream_id: int, code: int) -> None:
+        self.stream_id = stream_id
+        self.code = code
+
+
+class Events(Protocol):
+    """What the connection tells its owner."""
+
+    def on_headers(self, stream_id: int, headers: list[tuple[str, str]], end_stream: bool) -> None: ...
+
+    def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
+
+    def on_reset(self, stream_id: int, code: int) -> None:
+        """The stream is gone: reset by the peer, or by this side for a stream error."""
+
+    def on_window(self) -> None:
+        """Send windows grew (WINDOW_UPDATE or SETTINGS): senders waiting for them may go on."""
+
+    def on_goaway(self, last_stream_id: int, code: int) -> None: ...
+
+
+class _Stream:
+    __slots__ = ("send_window", "remote_closed", "local_closed", "outstanding", "credit")
+
+    def __init__(self, send_window: int) -> None:
+        self.send_window = send_window
+        self.remote_closed = False
+        self.local_closed = False
+        self.outstanding = 0
+        """Bytes of DATA received and not given back: at most the window we gave the stream."""
+        self.credit = 0
+        """Bytes the owner took and that are not given back yet (sent when they add up)."""
+
+
+class Connection:
+    """A server's HTTP/2 connection state (RFC 9113)."""
+
+    def __init__(
+        self,
+        events: Events,
+        *,
+        max_concurrent_streams: int = 100,
+        stream_window: int = 1 << 20,
+        connection_window: int = 16 << 20,
+        max_frame_size: int = 1 << 20,
+        max_header_list_size: int = 64 << 10,
+    ) -> None:
+        self.events = events
+        self.out: list[bytes] = []
+        self.streams: dict[int, _Stream] = {}
+        self.last_stream_id = 0
+        """The highest stream id the peer opened: lower ids not in :attr:`streams` are closed."""
+        self.max_concurrent = max_concurrent_streams
+        self.recv_stream_window = stream_window
+        self.max_frame = max_frame_size
+        self.max_header_block = max_header_list_size
+        self.decoder = BlockDecoder(max_header_list_size)
+        self._recv_window = connection_window
+        self._recv_window_full = connection_window
+        self._recv_unacked = 0
+        self.send_window = f.DEFAULT_WINDOW
+        self.peer_initial_window = f.DEFAULT_WINDOW
+        self.peer_max_frame = f.DEFAULT_MAX_FRAME
+        self._buffer = bytearray()
+        self._preface_seen = False
+        self._block: bytearray | None = None
+        """A header block whose END_HEADERS has not come: its stream, flags and bytes so far."""
+        self._block_stream = 0
+        self._block_end_stream = False
+        self.goaway_sent = False
+        self.closed = False
+        self.out.append(
+            f.settings(
+                {
+                    f.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+                    f.INITIAL_WINDOW_SIZE: stream_window,
+                    f.MAX_FRAME_SIZE: max_frame_size,
+                    f.MAX_HEADER_LIST_SIZE: max_header_list_size,
+                    f.ENABLE_PUSH: 0,
+                }
+            )
+        )
+        if connection_window > f.DEFAULT_WINDOW:
+            self.out.append(f.window_update(0, connection_window - f.DEFAULT_WINDOW))
+
+    # -- receiving -----------------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Parse ``data`` (any split of the stream) and tell the events of each whole frame."""
+        if self.closed:
+            return
+        buffer = self._buffer
+        buffer += data
+        if not self._preface_seen:
+            if len(buffer) < len(f.PREFACE):
+                if not f.PREFACE.startswith(bytes(buffer)):
+                    self._fail(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
+                return
+            if not buffer.startswith(f.PREFACE):
+                self._fail(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
+            del buffer[: len(f.PREFACE)]
+            self._preface_seen = True
+        offset, size = 0, len(buffer)
+        unpack = f.HEADER.unpack_from
+        try:
+            while size - offset >= f.HEADER_SIZE:
+                word, flags, stream_id = unpack(buffer, offset)
+                length = word >> 8
+                if length > self.max_frame:
+                    self._fail(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")
+                end = offset + f.HEADER_SIZE + length
+                if end > size:
+                    break
+                payload = bytes(buffer[offset + f.HEADER_SIZE : end])
+                offset = end
+                try:
+                    self._frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, payload)
+                except _StreamError as err:
+                    self._reset(err.stream_id, err.code)
+        finally:
+            del buffer[:offset]
+
+    def _fail(self, code: int, message: str) -> None:
+        """A connection error: GOAWAY, and nothing more is read."""
+        self.out.append(f.goaway(self.last_stream_id, code, message.encode()[:200]))
+        self.goaway_sent = True
+        self.closed = True
+        raise H2ConnectionError(code, message)
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        self.out.append(f.rst_stream(stream_id, code))
+        if self.streams.pop(stream_id, None) is not None:
+            self.events.on_reset(stream_id, code)
+
+    def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._block is not None and kind != f.CONTINUATION:
+            self._fail(f.PROTOCOL_ERROR, "a header block was interrupted by another frame")
+        if kind == f.DATA:
+            self._data(flags, stream_id, payload)
+        elif kind == f.HEADERS:
+            self._headers(flags, stream_id, payload)
+        elif kind == f.CONTINUATION:
+            if self._block is None or stream_id != self._block_stream:
+                self._fail(f.PROTOCOL_ERROR, "CONTINUATION without a header block to continue")
+            self._add_to_block(payload, flags)
+        elif kind == f.SETTINGS:
+            self._settings(flags, stream_id, payload)
+        elif kind == f.WINDOW_UPDATE:
+            self._window_update(stream_id, payload)
+        elif kind == f.PING:
+            if stream_id:
+                self._fail(f.PROTOCOL_ERROR, "PING on a stream")
+            if len(payload) != 8:
+                self._fail(f.FRAME_SIZE_ERROR, "PING of a length other than 8")
+            if not flags & f.ACK:
+                self.out.append(f.ping_ack(payload))
+        elif kind == f.RST_STREAM:
+            if len(payload) != 4:
+                self._fail(f.FRAME_SIZE_ERROR, "RST_STREAM of a length other than 4")
+            self._check_not_idle(stream_id, "RST_STREAM")
+            stream = self.streams.pop(stream_id, None)
+            if stream is not None:
+                self.events.on_reset(stream_id, f.u32(payload))
+        elif kind == f.PRIORITY:
+            if not stream_id:
+                self._fail(f.PROTOCOL_ERROR, "PRIORITY on stream 0")
+            if len(payload) != 5:
+                raise _StreamError(stream_id, f.FRAME_SIZE_ERROR)
+        elif kind == f.GOAWAY:
+            if stream_id or len(payload) < 8:
+                self._fail(f.PROTOCOL_ERROR, "a malformed GOAWAY")
+            self.events.on_goaway(*f.goaway_fields(payload))
+        elif kind == f.PUSH_PROMISE:
+            self._fail(f.PROTOCOL_ERROR, "a client cannot push")
+        # Frames of unknown types are ignored (RFC 9113 section 4.1).
+
+    def _check_not_idle(self, stream_id: int, what: str) -> None:
+        if stream_id == 0:
+            self._fail(f.PROTOCOL_ERROR, f"{what} on stream 0")
+        if stream_id > self.last_stream_id:
+            self._fail(f.PROTOCOL_ERROR, f"{what} on idle stream {stream_id}")
+
+    def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+        self._check_not_idle(stream_id, "DATA")
+        self._recv_window -= len(payload)
+        if self._recv_window < 0:
+            self._fail(f.FLOW_CONTROL_ERROR, "DATA beyond the connection's window")
+        self._recv_unacked += len(payload)
+        if self._recv_unacked >= self._recv_window_full // 4:
+            self.out.append(f.window_update(0, self._recv_unacked))
+            self._recv_window += self._recv_unacked
+            self._recv_unacked = 0
+        data = f.unpad(payload, flags)
+        if data is None:
+            self._fail(f.PROTOCOL_ERROR, "padding longer than the frame")
+        stream = self.streams.get(stream_id)
+        if stream is None:  # closed here (answered, or reset): DATA the peer sent before it knew is dropped
+            return
+        if stream.remote_closed:
+            raise _StreamError(stream_id, f.STREAM_CLOSED)
+        stream.outstanding += len(payload)
+        if stream.outstanding > self.recv_stream_window:
+            raise _StreamError(stream_id, f.FLOW_CONTROL_ERROR)
+        if flags & f.END_STREAM:
+            stream.remote_closed = True
+        elif len(payload) > len(data):  # padding is the owner's to take: given back at once
+            self.consume(stream_id, len(payload) - len(data))
+        self.events.on_data(stream_id, data, bool(flags & f.END_STREAM))
+        self._forget_if_done(stream_id, stream)
+
+    def consume(self, stream_id: int, size: int) -> None:
+        """The owner took ``size`` bytes of the stream's DATA: give them back to the peer (WINDOW_UPDATE) once
+        they add up to a quarter of the stream's window. Nothing once the peer has ended the stream."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.remote_closed or size <= 0:
+            return
+        stream.credit += size
+        if stream.credit >= self.recv_stream_window >> 2:
+            self.out.append(f.window_update(stream_id, stream.credit))
+            stream.outstanding -= stream.credit
+            stream.credit = 0
+
+    def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id == 0 or not stream_id & 1:
+            self._fail(f.PROTOCOL_ERROR, f"HEADERS on stream {stream_id}")
+        data = f.unpad(payload, flags)
+        if data is None:
+            self._fail(f.PROTOCOL_ERROR, "padding longer than the frame")
+        if flags & f.PRIORITY_FLAG:
+            if len(data) < 5:
+                self._fail(f.FRAME_SIZE_ERROR, "HEADERS too short for its priority")
+            data = data[5:]
+        self._block = bytearray()
+        self._block_stream = stream_id
+        self._block_end_stream = bool(flags & f.END_STREAM)
+        self._add_to_block(data, flags)
+
+    def _add_to_block(self, data: bytes, flags: int) -> None:
+        block = self._block
+        assert block is not None
+        block += data
+        if len(block) > self.max_header_block:
+            self._fail(f.ENHANCE_YOUR_CALM, "a header block larger than the maximum")
+        if flags & f.END_HEADERS:
+            self._block = None
+            self._header_block(self._block_stream, bytes(block), self._block_end_stream)
+
+    def _header_block(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+        try:  # decoded always, in order: the decoder's table must follow the peer's encoder
+            headers = self.decoder.decode(block)
+        except HPACKError as err:
+            self._fail(f.COMPRESSION_ERROR, f"a header block that cannot be decoded: {err}")
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            if stream_id <= self.last_stream_id:  # trailers of a stream closed here before they came: dropped
+                return
+            self.last_stream_id = stream_id
+            if self.goaway_sent:
+                raise _StreamError(stream_id, f.REFUSED_STREAM)
+            if len(self.streams) >= self.max_concurrent:
+                raise _StreamError(stream_id, f.REFUSED_STREAM)
+            stream = self.streams[stream_id] = _Stream(self.peer_initial_window)
+        elif stream.remote_closed:
+            raise _StreamError(stream_id, f.STREAM_CLOSED)
+        elif not end_stream:  # trailers must end the stream
+            raise _StreamError(stream_id, f.PROTOCOL_ERROR)
+        if end_stream:
+            stream.remote_closed = True
+        self.events.on_headers(stream_id, headers, end_stream)
+        self._forget_if_done(stream_id, stream)
+
+    def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
+        if stream_id:
+            self._fail(f.PROTOCOL_ERROR, "SETTINGS on a stream")
+        if flags & f.ACK:
+            if payload:
+                self._fail(f.FRAME_SIZE_ERROR, "a SETTINGS ACK with a payload")
+            return
+        if len(payload) % 6:
+            self._fail(f.FRAME_SIZE_ERROR, "a SETTINGS payload not a multiple of 6")
+        grew = False
+        for key, value in f.parse_settings(payload):
+            if key == f.INITIAL_WINDOW_SIZE:
+                if value > f.MAX_WINDOW:
+                    self._fail(f.FLOW_CONTROL_ERROR, "an initial window larger than 2^31-1")
+                delta = value - self.peer_initial_window
+                self.peer_initial_window = value
+                for stream in self.streams.values():
+                    stream.send_window += delta
+                    if stream.send_window > f.MAX_WINDOW:
+                        self._fail(f.FLOW_CONTROL_ERROR, "a stream window beyond 2^31-1")
+                grew = grew or delta > 0
+            elif key == f.MAX_FRAME_SIZE:
+                if not f.DEFAULT_MAX_FRAME <= value <= f.MAX_FRAME_LIMIT:
+                    self._fail(f.PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
+                self.peer_max_frame = value
+            elif key == f.ENABLE_PUSH and value > 1:
+                self._fail(f.PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH other than 0 or 1")
+        self.out.append(f.SETTINGS_ACK)
+        if grew:
+            self.events.on_window()
+
+    def _window_update(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            self._fail(f.FRAME_SIZE_ERROR, "WINDOW_UPDATE of a length other than 4")
+        increment = f.u32(payload) & f.MAX_WINDOW
+        if stream_id == 0:
+            if increment == 0:
+                self._fail(f.PROTOCOL_ERROR, "a WINDOW_UPDATE of 0")
+            self.send_window += increment
+            if self.send_window > f.MAX_WINDOW:
+                self._fail(f.FLOW_CONTROL_ERROR, "the connection's window beyond 2^31-1")
+        else:
+            self._check_not_idle(stream_id, "WINDOW_UPDATE")
+            stream = self.streams.get(stream_id)
+            if stream is None:
+                return  # a stream closed here: the peer's update crossed our end
+            if increment == 0:
+                raise _StreamError(stream_id, f.PROTOCOL_ERROR)
+            stream.send_window += increment
+            if stream.send_window > f.MAX_WINDOW:
+                raise _StreamError(stream_id, f.FLOW_CONTROL_ERROR)
+        self.events.on_window()
+
+    # -- sending -------------------------------------------------------------------------------------
+
+    def send_headers(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+        """A header block (the answer's headers, or its trailers with ``end_stream``), split into CONTINUATION
+        frames when longer than the peer's maximum frame."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.local_closed:
+            return
+        limit = self.peer_max_frame
+        first, rest = block[:limit], block[limit:]
+        flags = (f.END_STREAM if end_stream else 0) | (0 if rest else f.END_HEADERS)
+        self.out.append(f.frame(f.HEADERS, flags, stream_id, first))
+        while rest:
+            piece, rest = rest[:limit], rest[limit:]
+            self.out.append(f.frame(f.CONTINUATION, 0 if rest else f.END_HEADERS, stream_id, piece))
+        if end_stream:
+            self._end_local(stream_id, stream)
+
+    def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool = False) -> int:
+        """Send as much of ``data`` as the windows allow (END_STREAM with its last byte when ``end_stream``): the
+        count of bytes sent. -1 when the stream is gone (reset by the peer)."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.local_closed:
+            return -1
+        total = len(data)
+        sent = 0
+        limit = self.peer_max_frame
+        while True:
+            room = min(self.send_window, stream.send_window, limit, total - sent)
+            if room <= 0 and not (sent == total and end_stream):
+                break
+            last = sent + room == total
+            flags = f.END_STREAM if last and end_stream else 0
+            self.out.append(f.frame(f.DATA, flags, stream_id, bytes(data[sent : sent + room])))
+            self.send_window -= room
+            stream.send_window -= room
+            sent += room
+            if last:
+                if end_stream:
+                    self._end_local(stream_id, stream)
+                break
+        return sent
+
+    def reset(self, stream_id: int, code: int) -> None:
+        """This side ends the stream (e.g. CANCEL); the owner is not told."""
+        if self.streams.pop(stream_id, None) is not None:
+            self.out.append(f.rst_stream(stream_id, code))
+
+    def _end_local(self, stream_id: int, stream: _Stream) -> None:
+        stream.local_closed = True
+        if not stream.remote_closed:  # the answer is complete: what the client still sends is not wanted
+            self.out.append(f.rst_stream(stream_id, f.NO_ERROR))
+            stream.remote_closed = True
+        self._forget_if_done(stream_id, stream)
+
+    def _forget_if_done(self, stream_id: int, stream: _Stream) -> None:
+        if stream.local_closed and stream.remote_closed:
+            self.streams.pop(stream_id, None)
+
+    def goaway(self, code: int = f.NO_ERROR) -> None:
+        """No new streams (drain): the ones open go on."""
+        if not self.goaway_sent:
+            self.goaway_sent = True
+            self.out.append(f.goaway(self.last_stream_id, code))

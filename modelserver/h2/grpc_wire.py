@@ -1,0 +1,128 @@
+"""gRPC over HTTP/2, the parts that are bytes and words: the 5-byte message prefix, ``grpc-timeout``, the header
+blocks of an answer (its headers, its trailers, a trailers-only answer) and the metadata a call sees.
+
+See gRPC's "PROTOCOL-HTTP2" document: a message is a compressed flag (0 or 1), its length (4 bytes, big-endian)
+and its bytes; ``grpc-message`` is percent-encoded UTF-8; a ``-bin`` metadata value is base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from .hpack_io import encode_block, encode_literal
+
+PREFIX = struct.Struct(">BI")
+PREFIX_SIZE = 5
+
+ANSWER_HEADERS = encode_block([(b":status", b"200"), (b"content-type", b"application/grpc")])
+"""The headers of every answer that has messages: made once."""
+OK_TRAILERS = encode_literal(b"grpc-status", b"0")
+
+_TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
+_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
+
+RESERVED = frozenset(
+    {"content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "grpc-message-type"}
+)
+"""Headers of a call that are gRPC's own, not metadata for the service (pseudo-headers are not either)."""
+
+OK, CANCELLED, UNKNOWN, INVALID_ARGUMENT, DEADLINE_EXCEEDED = 0, 1, 2, 3, 4
+RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 8, 12, 13, 14
+
+
+class MessageTooLarge(Exception):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"Received message larger than max ({size} vs. {limit})")
+
+
+class CompressedMessage(Exception):
+    pass
+
+
+def frame(message: bytes | bytearray | memoryview) -> bytes:
+    """A message behind its prefix (not compressed)."""
+    return PREFIX.pack(0, len(message)) + message
+
+
+def take_messages(buffer: bytearray, limit: int) -> list[bytes]:
+    """The whole messages at the start of ``buffer``, removed from it (a partial one stays). Raises
+    :class:`MessageTooLarge` as soon as a prefix announces more than ``limit`` bytes, and
+    :class:`CompressedMessage` for a compressed one (this server accepts ``identity`` only)."""
+    found = []
+    offset, size = 0, len(buffer)
+    while size - offset >= PREFIX_SIZE:
+        compressed, length = PREFIX.unpack_from(buffer, offset)
+        if length > limit:
+            raise MessageTooLarge(length, limit)
+        if compressed:
+            raise CompressedMessage("a compressed message, and the call's grpc-encoding is identity")
+        end = offset + PREFIX_SIZE + length
+        if end > size:
+            break
+        found.append(bytes(buffer[offset + PREFIX_SIZE : end]))
+        offset = end
+    if offset:
+        del buffer[:offset]
+    return found
+
+
+def timeout_seconds(value: str) -> float | None:
+    """``grpc-timeout``'s value (at most 8 digits and a unit) in seconds; None when malformed."""
+    found = _TIMEOUT.fullmatch(value.strip())
+    if found is None:
+        return None
+    return int(found.group(1)) * _UNITS[found.group(2)]
+
+
+def percent_encode(message: str) -> bytes:
+    """``grpc-message``'s encoding: UTF-8, with ``%`` and bytes outside printable ASCII as ``%XX``."""
+    out = bytearray()
+    for byte in message.encode("utf-8", "replace"):
+        if 0x20 <= byte <= 0x7E and byte != 0x25:
+            out.append(byte)
+        else:
+            out += b"%%%02X" % byte
+    return bytes(out)
+
+
+def metadata_bytes(key: str, value: str | bytes) -> tuple[bytes, bytes]:
+    """A metadata pair as header bytes: a ``-bin`` key's value base64 without padding, others ASCII."""
+    name = key.lower().encode("ascii")
+    if name.endswith(b"-bin"):
+        raw = value if isinstance(value, bytes) else value.encode("utf-8")
+        return name, base64.b64encode(raw).rstrip(b"=")
+    return name, value.encode("ascii", "replace") if isinstance(value, str) else value
+
+
+def trailers(code: int, message: str = "", metadata: Iterable[tuple[str, Any]] = (), only: bool = False) -> bytes:
+    """The trailers of an answer: ``grpc-status``, ``grpc-message`` when there is one, then ``metadata``. With
+    ``only``, a trailers-only answer (no headers were sent): ``:status`` and ``content-type`` first."""
+    if code == OK and not message and not metadata and not only:
+        return OK_TRAILERS
+    fields = [(b"grpc-status", str(code).encode())]
+    if message:
+        fields.append((b"grpc-message", percent_encode(message)))
+    fields += [metadata_bytes(key, value) for key, value in metadata]
+    block = b"".join(encode_literal(name, value) for name, value in fields)
+    return ANSWER_HEADERS + block if only else block
+
+
+def invocation_metadata(headers: list[tuple[str, str]]) -> tuple[tuple[str, str | bytes], ...]:
+    """What a service sees as the call's metadata: the headers that are neither pseudo-headers nor gRPC's own,
+    a ``-bin`` one's value decoded from base64 (bytes)."""
+    found: list[tuple[str, str | bytes]] = []
+    for name, value in headers:
+        if name[:1] == ":" or name in RESERVED:
+            continue
+        if name.endswith("-bin"):
+            try:
+                found.append((name, base64.b64decode(value + "=" * (-len(value) % 4))))
+            except ValueError:
+                continue
+        else:
+            found.append((name, value))
+    return tuple(found)

@@ -1,0 +1,331 @@
+"""gRPC on one HTTP/2 connection, on the event loop: :class:`GrpcProtocol` is the ``asyncio.Protocol`` that feeds
+the bytes to :class:`.connection.Connection` and runs a task per call, as grpc.aio does, without grpc's threads.
+
+A call's task runs the service's method with a :class:`.calls.CallContext` and sends its answer: headers, messages
+(as the windows and the socket allow: a slow reader holds back its own call, within bounded buffers) and trailers.
+A client's RST_STREAM cancels the task (the service sees ``CancelledError``, as on grpc.aio, and a job in a queue
+or a worker is cancelled as for an HTTP client that goes away); a passed ``grpc-timeout`` ends the call with
+DEADLINE_EXCEEDED and cancels it the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from . import grpc_wire as w
+from .calls import AbortError, Call, CallContext, Method
+from .connection import Connection, H2ConnectionError
+
+logger = logging.getLogger("modelserver.grpc")
+
+SEND_STEP = 256 << 10
+"""At most this much of an answer goes to the socket before the sender looks at the socket's buffer again."""
+QUEUE_LIMIT = 1 << 20
+"""A streaming request's whole messages not yet taken by the service, past which the client's window is held."""
+
+
+class Limits:
+    """What every connection of a listener shares: the method table and the message size limits."""
+
+    def __init__(self, methods: dict[str, Method], max_receive: int, max_send: int, max_streams: int = 256) -> None:
+        self.methods = methods
+        self.max_receive = max_receive
+        self.max_send = max_send
+        self.max_streams = max_streams
+
+
+class GrpcProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, limits: Limits, on_close: Any = None) -> None:
+        self.limits = limits
+        self.calls: dict[int, Call] = {}
+        self.conn = Connection(self, max_concurrent_streams=limits.max_streams)
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self._paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._on_close = on_close
+        self.draining = False
+
+    # -- asyncio.Protocol ----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        self.peer = f"ipv4:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.conn.receive(data)
+        except H2ConnectionError as err:
+            logger.info("gRPC connection from %s closed: %s (HTTP/2 error %d)", self.peer, err, err.code)
+            self.flush()
+            self.close()
+            return
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for call in list(self.calls.values()):
+            self._cancel(call)
+        self.calls.clear()
+        self._wake()
+        if self._on_close is not None:
+            self._on_close(self)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        self._wake()
+
+    def flush(self) -> None:
+        out = self.conn.out
+        if out and self.transport is not None:
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def drain(self) -> None:
+        """No new calls (GOAWAY); closed when the last call is over."""
+        self.draining = True
+        self.conn.goaway()
+        self.flush()
+        if not self.calls:
+            self.close()
+
+    # -- events of the connection -------------------------------------------------------------------
+
+    def on_headers(self, stream_id: int, headers: list[tuple[str, str]], end_stream: bool) -> None:
+        call = self.calls.get(stream_id)
+        if call is not None:  # the client's trailers: its messages are over
+            self._remote_end(call)
+            return
+        path = method_name = content_type = encoding = timeout = ""
+        for name, value in headers:
+            if name == ":path":
+                path = value
+            elif name == ":method":
+                method_name = value
+            elif name == "content-type":
+                content_type = value
+            elif name == "grpc-encoding":
+                encoding = value
+            elif name == "grpc-timeout":
+                timeout = value
+        if method_name != "POST" or not content_type.startswith("application/grpc"):
+            status = b"405" if method_name != "POST" else b"415"
+            self.conn.send_headers(stream_id, b"\x00\x07:status\x03" + status, True)
+            return
+        method = self.limits.methods.get(path)
+        if method is None:
+            self._trailers_only(stream_id, w.UNIMPLEMENTED, f"Method not found: {path}")
+            return
+        if encoding and encoding != "identity":
+            block = w.trailers(
+                w.UNIMPLEMENTED,
+                f"Compression algorithm '{encoding}' is not supported",
+                (("grpc-accept-encoding", "identity"),),
+                only=True,
+            )
+            self.conn.send_headers(stream_id, block, True)
+            return
+        deadline = None
+        seconds = w.timeout_seconds(timeout) if timeout else None
+        if seconds is not None:
+            deadline = time.monotonic() + seconds
+        call = self.calls[stream_id] = Call(stream_id, method, CallContext(headers, deadline, self.peer))
+        loop = asyncio.get_running_loop()
+        if seconds is not None:
+            call.timer = loop.call_later(seconds, self._expire, call)
+        if method.client_streams:
+            call.task = loop.create_task(self._run(call))
+        if end_stream:
+            self._remote_end(call)
+
+    def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+        call = self.calls.get(stream_id)
+        if call is None or call.finished:
+            return
+        if data:
+            buffer = call.buffer
+            buffer += data
+            try:
+                found = w.take_messages(buffer, self.limits.max_receive)
+            except w.MessageTooLarge as err:
+                self._end(call, w.RESOURCE_EXHAUSTED, str(err))
+                return
+            except w.CompressedMessage as err:
+                self._end(call, w.INTERNAL, str(err))
+                return
+            if found:
+                call.messages.extend(found)
+                call.queued += sum(map(len, found))
+            call.owed += len(data)
+            if call.queued <= QUEUE_LIMIT or not call.method.client_streams:
+                self.conn.consume(stream_id, call.owed)
+                call.owed = 0
+            if found:
+                call.wake()
+        if end_stream:
+            self._remote_end(call)
+
+    def on_reset(self, stream_id: int, code: int) -> None:
+        call = self.calls.pop(stream_id, None)
+        if call is not None:
+            call.finished = True
+            self._cancel(call)
+
+    def on_window(self) -> None:
+        self._wake()
+
+    def on_goaway(self, last_stream_id: int, code: int) -> None:
+        self.draining = True
+        if not self.calls:
+            self.close()
+
+    # -- calls ---------------------------------------------------------------------------------------
+
+    def _remote_end(self, call: Call) -> None:
+        call.remote_done = True
+        if call.buffer and not call.finished:
+            self._end(call, w.INTERNAL, "The request's last message is incomplete")
+            return
+        if call.task is None and not call.finished:
+            call.task = asyncio.get_running_loop().create_task(self._run(call))
+        call.wake()
+
+    def _taken(self, call: Call) -> Any:
+        def taken(size: int) -> None:
+            if call.owed and call.queued <= QUEUE_LIMIT:
+                self.conn.consume(call.stream_id, call.owed)
+                call.owed = 0
+                self.flush()
+
+        return taken
+
+    async def _run(self, call: Call) -> None:
+        method = call.method
+        try:
+            if method.client_streams:
+                request: Any = call.requests(self._taken(call))
+            else:
+                if len(call.messages) != 1:
+                    self._end(call, w.UNIMPLEMENTED, f"Expected one request message, got {len(call.messages)}")
+                    return
+                message = call.messages.popleft()
+                request = method.deserialize(message) if method.deserialize else message
+            if method.server_streams:
+                async for response in method.call(request, call.context):
+                    await self._send(call, response, False)
+                context = call.context
+                self._end(call, context.code or w.OK, context.details, context.trailing)
+            else:
+                response = await method.call(request, call.context)
+                context = call.context
+                if context.code:
+                    self._end(call, context.code, context.details, context.trailing)
+                elif response is None:
+                    self._end(call, w.UNKNOWN, "The servicer answered nothing")
+                else:
+                    await self._send(call, response, True)
+        except AbortError as err:
+            self._end(call, err.code, err.details, err.metadata)
+        except asyncio.CancelledError:
+            if not call.finished:  # the server is stopping
+                self._end(call, w.UNAVAILABLE, "The server is shutting down")
+            raise
+        except Exception as err:  # as grpc.aio answers a servicer's unexpected exception
+            logger.exception("gRPC %s failed", method.path)
+            self._end(call, w.UNKNOWN, f"Unexpected {type(err)}: {err}")
+        finally:
+            if call.timer is not None:
+                call.timer.cancel()
+            if self.calls.get(call.stream_id) is call:
+                del self.calls[call.stream_id]
+            if self.draining and not self.calls:
+                self.close()
+
+    async def _send(self, call: Call, response: Any, last: bool) -> None:
+        """One answer message (the call's last, with its OK trailers, when ``last``)."""
+        if call.finished:
+            raise asyncio.CancelledError
+        serialize = call.method.serialize
+        message = serialize(response) if serialize else response
+        if len(message) > self.limits.max_send:
+            raise AbortError(
+                w.RESOURCE_EXHAUSTED, f"Sent message larger than max ({len(message)} vs. {self.limits.max_send})", ()
+            )
+        conn, stream_id = self.conn, call.stream_id
+        if not call.headers_sent:
+            call.headers_sent = True
+            conn.send_headers(stream_id, w.ANSWER_HEADERS, False)
+        data = memoryview(w.frame(message))
+        sent, total = 0, len(data)
+        while sent < total:
+            step = conn.send_data(stream_id, data[sent : sent + SEND_STEP])
+            if step < 0:  # reset by the client
+                raise asyncio.CancelledError
+            sent += step
+            while step == 0 or self._paused:  # the windows are closed, or the socket's buffer is full
+                self.flush()
+                await self._wait()
+                if call.finished:
+                    raise asyncio.CancelledError
+                step = 1
+        if last:
+            call.finished = True
+            conn.send_headers(stream_id, w.OK_TRAILERS, True)
+        self.flush()
+
+    def _end(self, call: Call, code: int, message: str = "", metadata: Any = ()) -> None:
+        """The call's trailers (a trailers-only answer when no headers went out): nothing is sent after them."""
+        if call.finished:
+            return
+        call.finished = True
+        block = w.trailers(code, message, metadata, only=not call.headers_sent)
+        self.conn.send_headers(call.stream_id, block, True)
+        self.flush()
+        if call.task is None or call.task.done():
+            self.calls.pop(call.stream_id, None)
+            if call.timer is not None:
+                call.timer.cancel()
+        elif call.task is not asyncio.current_task():
+            call.task.cancel()
+
+    def _trailers_only(self, stream_id: int, code: int, message: str) -> None:
+        self.conn.send_headers(stream_id, w.trailers(code, message, only=True), True)
+
+    def _expire(self, call: Call) -> None:
+        logger.info("gRPC %s: DEADLINE_EXCEEDED", call.method.path)
+        self._end(call, w.DEADLINE_EXCEEDED, "Deadline Exceeded")
+        self.calls.pop(call.stream_id, None)
+
+    def _cancel(self, call: Call) -> None:
+        call.finished = True
+        if call.timer is not None:
+            call.timer.cancel()
+        if call.task is not None and not call.task.done():
+            call.task.cancel()
+        call.wake()
+
+    async def _wait(self) -> None:
+        """Until the windows or the socket's buffer change (or the connection is lost)."""
+        if self.transport is None or self.transport.is_closing():
+            raise asyncio.CancelledError
+        if self._waiter is None or self._waiter.done():
+            self._waiter = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._waiter)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        self._waiter = None

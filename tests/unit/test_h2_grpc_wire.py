@@ -1,0 +1,83 @@
+"""gRPC's framing and words on the native transport (modelserver.h2.grpc_wire): messages out of any split of the
+stream, size limits, ``grpc-timeout``, ``grpc-message``'s percent-encoding, trailers and metadata."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from hpack import Decoder
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelserver.h2 import grpc_wire as w
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=6), st.lists(st.integers(min_value=0, max_value=2000), max_size=12))
+def test_any_split_gives_the_same_messages(messages: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(w.frame(message) for message in messages)
+    points = sorted({0, len(stream), *(cut for cut in cuts if cut < len(stream))})
+    buffer = bytearray()
+    found: list[bytes] = []
+    for start, end in zip(points, points[1:]):
+        buffer += stream[start:end]
+        found += w.take_messages(buffer, 1000)
+    assert found == messages and buffer == b""
+
+
+def test_a_message_over_the_limit_is_refused_from_its_prefix() -> None:
+    with pytest.raises(w.MessageTooLarge, match=r"Received message larger than max \(1001 vs. 1000\)"):
+        w.take_messages(bytearray(w.PREFIX.pack(0, 1001)), 1000)
+
+
+def test_a_compressed_message_is_refused() -> None:
+    with pytest.raises(w.CompressedMessage):
+        w.take_messages(bytearray(w.PREFIX.pack(1, 3) + b"abc"), 1000)
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [("1S", 1.0), ("250m", 0.25), ("2M", 120.0), ("1H", 3600.0), ("7u", 7e-6), ("99999999n", 0.099999999)],
+)
+def test_grpc_timeout(value: str, seconds: float) -> None:
+    assert w.timeout_seconds(value) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("value", ["", "S", "123456789S", "1s", "1.5S", "-1S"])
+def test_a_malformed_grpc_timeout_is_none(value: str) -> None:
+    assert w.timeout_seconds(value) is None
+
+
+def test_grpc_message_is_percent_encoded_utf8() -> None:
+    assert w.percent_encode("50% off\nnaïve") == b"50%25 off%0Ana%C3%AFve"
+
+
+def decoded(block: bytes) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in Decoder().decode(block)]
+
+
+def test_trailers_and_a_trailers_only_answer() -> None:
+    assert decoded(w.trailers(0)) == [("grpc-status", "0")]
+    assert decoded(w.trailers(5, "no such model: x%")) == [("grpc-status", "5"), ("grpc-message", "no such model: x%25")]
+    block = w.trailers(12, "nope", (("grpc-accept-encoding", "identity"), ("detail-bin", b"\x00\xff")), only=True)
+    assert decoded(block) == [
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "12"),
+        ("grpc-message", "nope"),
+        ("grpc-accept-encoding", "identity"),
+        ("detail-bin", base64.b64encode(b"\x00\xff").decode().rstrip("=")),
+    ]
+
+
+def test_invocation_metadata_leaves_out_pseudo_and_grpc_headers_and_decodes_binary_values() -> None:
+    headers = [
+        (":path", "/x/y"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        ("grpc-timeout", "1S"),
+        ("authorization", "Bearer k"),
+        ("trace-bin", "AP8"),
+    ]
+    assert w.invocation_metadata(headers) == (("authorization", "Bearer k"), ("trace-bin", b"\x00\xff"))
