@@ -1,6 +1,6 @@
 """Real gRPC clients of the Open Inference Protocol, each run in a process of its own by the e2e tests:
-``python -m tests.grpc_clients KIND HOST:PORT`` (KIND: triton, kserve, cancel, script-triton, script-kserve,
-torchserve, torchserve-management, auth).
+``python -m tests.grpc_clients KIND HOST:PORT`` (KIND: triton, kserve, cancel, client-cancel, script-triton,
+script-kserve, torchserve, torchserve-management, auth).
 Exit status 0 when every check passed.
 
 A process each because Triton's and KServe's generated modules both define ``inference.*`` in protobuf's default
@@ -152,6 +152,25 @@ def cancel(url: str) -> None:
     else:
         raise AssertionError("the call outlived its deadline")
     assert time.monotonic() - started < 2.5
+    time.sleep(3.5)
+
+
+def client_cancel(url: str) -> None:
+    """A call the client cancels (RST_STREAM) while the model sleeps 3 s: the callback gets CANCELLED. Then wait
+    past the model's 3 s, so that the test can read in the log whether the call was cancelled."""
+    import queue
+
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url=url)
+    tensor = grpcclient.InferInput("input-0", [1], "FP32")
+    tensor.set_data_from_numpy(np.array([3.0], dtype=np.float32))
+    done: queue.Queue = queue.Queue()
+    call = client.async_infer("ksleepy", [tensor], lambda result, error: done.put(error))
+    time.sleep(0.5)
+    call.cancel()
+    error = done.get(timeout=2.5)
+    assert error is not None and "CANCELLED" in error.status(), error
     time.sleep(3.5)
 
 
@@ -420,7 +439,7 @@ def torchserve_stream2(url: str) -> None:
 
 
 if __name__ == "__main__":
-    clients = {"triton": triton, "kserve": kserve, "cancel": cancel}
+    clients = {"triton": triton, "kserve": kserve, "cancel": cancel, "client-cancel": client_cancel}
     clients.update({"script-triton": script_triton, "script-kserve": script_kserve})
     clients.update({"auth": auth, "torchserve": torchserve, "torchserve-management": torchserve_management})
     clients["torchserve-stream2"] = torchserve_stream2

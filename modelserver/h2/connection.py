@@ -76,7 +76,9 @@ class Connection:
         max_header_list_size: int = 64 << 10,
     ) -> None:
         self.events = events
-        self.out: list[bytes] = []
+        self.out: list[bytes | memoryview] = []
+        self.out_size = 0
+        """Bytes of DATA payloads in :attr:`out` (its owner resets it when it writes them)."""
         self.streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
         """The highest stream id the peer opened: lower ids not in :attr:`streams` are closed."""
@@ -372,7 +374,8 @@ class Connection:
 
     def send_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool = False) -> int:
         """Send as much of ``data`` as the windows allow (END_STREAM with its last byte when ``end_stream``): the
-        count of bytes sent. -1 when the stream is gone (reset by the peer)."""
+        count of bytes sent. -1 when the stream is gone (reset by the peer). The frames' payloads are slices of
+        ``data``: a memoryview's are views, and must not change until written."""
         stream = self.streams.get(stream_id)
         if stream is None or stream.local_closed:
             return -1
@@ -385,8 +388,10 @@ class Connection:
                 break
             last = sent + room == total
             flags = f.END_STREAM if last and end_stream else 0
-            self.out.append(f.frame(f.DATA, flags, stream_id, bytes(data[sent : sent + room])))
+            self.out.append(f.HEADER.pack((room << 8) | f.DATA, flags, stream_id))
+            self.out.append(data[sent : sent + room])  # a view of a memoryview: not copied
             self.send_window -= room
+            self.out_size += room
             stream.send_window -= room
             sent += room
             if last:

@@ -15,6 +15,7 @@ import logging
 import time
 from typing import Any
 
+from . import frames as f
 from . import grpc_wire as w
 from .calls import AbortError, Call, CallContext, Method
 from .connection import Connection, H2ConnectionError
@@ -22,7 +23,9 @@ from .connection import Connection, H2ConnectionError
 logger = logging.getLogger("modelserver.grpc")
 
 SEND_STEP = 256 << 10
-"""At most this much of an answer goes to the socket before the sender looks at the socket's buffer again."""
+"""Once this much DATA is queued, it is written at once and the sender looks at the socket's buffer again."""
+BIG_MESSAGE = 64 << 10
+"""From this size on, an answer's message is sent from its own buffer, its prefix apart."""
 QUEUE_LIMIT = 1 << 20
 """A streaming request's whole messages not yet taken by the service, past which the client's window is held."""
 
@@ -49,6 +52,7 @@ class GrpcProtocol(asyncio.Protocol):
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._on_close = on_close
+        self._flush_soon = False
         self.draining = False
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
@@ -64,6 +68,12 @@ class GrpcProtocol(asyncio.Protocol):
             self.conn.receive(data)
         except H2ConnectionError as err:
             logger.info("gRPC connection from %s closed: %s (HTTP/2 error %d)", self.peer, err, err.code)
+            self.flush()
+            self.close()
+            return
+        except Exception:  # a fault of this server's: the connection cannot go on in a known state
+            logger.exception("gRPC connection from %s failed", self.peer)
+            self.conn.out.append(f.goaway(self.conn.last_stream_id, f.INTERNAL_ERROR))
             self.flush()
             self.close()
             return
@@ -85,10 +95,24 @@ class GrpcProtocol(asyncio.Protocol):
         self._wake()
 
     def flush(self) -> None:
+        """Write what the connection queued: one write (uvloop's ``writelines`` is one ``writev``, no join)."""
+        self._flush_soon = False
         out = self.conn.out
-        if out and self.transport is not None:
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self.conn.out_size = 0
+        transport = self.transport
+        if out and transport is not None and not transport.is_closing():
+            if len(out) == 1:
+                transport.write(out[0])
+            else:
+                transport.writelines(out)
         out.clear()
+
+    def flush_soon(self) -> None:
+        """Flush once the loop has run what is ready: the answers of the calls that finish in this turn of the
+        loop (many, with many calls in flight) go out in one write instead of one each."""
+        if not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self.flush)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -123,7 +147,7 @@ class GrpcProtocol(asyncio.Protocol):
                 timeout = value
         if method_name != "POST" or not content_type.startswith("application/grpc"):
             status = b"405" if method_name != "POST" else b"415"
-            self.conn.send_headers(stream_id, b"\x00\x07:status\x03" + status, True)
+            self.conn.send_headers(stream_id, b"\x08\x03" + status, True)  # :status (static entry 8's name)
             return
         method = self.limits.methods.get(path)
         if method is None:
@@ -268,23 +292,33 @@ class GrpcProtocol(asyncio.Protocol):
         if not call.headers_sent:
             call.headers_sent = True
             conn.send_headers(stream_id, w.ANSWER_HEADERS, False)
-        data = memoryview(w.frame(message))
+        if len(message) < BIG_MESSAGE:
+            pieces = [w.frame(message)]
+        else:  # the prefix apart: the message is sent from where it is (views), not copied behind it
+            pieces = [w.PREFIX.pack(0, len(message)), memoryview(message)]
+        for piece in pieces:
+            await self._send_piece(call, piece)
+        if last:
+            call.finished = True
+            conn.send_headers(stream_id, w.OK_TRAILERS, True)
+        self.flush_soon()
+
+    async def _send_piece(self, call: Call, data: bytes | memoryview) -> None:
+        conn, stream_id = self.conn, call.stream_id
         sent, total = 0, len(data)
         while sent < total:
             step = conn.send_data(stream_id, data[sent : sent + SEND_STEP])
             if step < 0:  # reset by the client
                 raise asyncio.CancelledError
             sent += step
+            if conn.out_size >= SEND_STEP:
+                self.flush()  # may pause writing (the socket's buffer past its high-water mark)
             while step == 0 or self._paused:  # the windows are closed, or the socket's buffer is full
                 self.flush()
                 await self._wait()
                 if call.finished:
                     raise asyncio.CancelledError
                 step = 1
-        if last:
-            call.finished = True
-            conn.send_headers(stream_id, w.OK_TRAILERS, True)
-        self.flush()
 
     def _end(self, call: Call, code: int, message: str = "", metadata: Any = ()) -> None:
         """The call's trailers (a trailers-only answer when no headers went out): nothing is sent after them."""
@@ -293,7 +327,7 @@ class GrpcProtocol(asyncio.Protocol):
         call.finished = True
         block = w.trailers(code, message, metadata, only=not call.headers_sent)
         self.conn.send_headers(call.stream_id, block, True)
-        self.flush()
+        self.flush_soon()
         if call.task is None or call.task.done():
             self.calls.pop(call.stream_id, None)
             if call.timer is not None:

@@ -21,14 +21,19 @@ pytestmark = pytest.mark.e2e
 pytest.importorskip("grpc")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+TRANSPORTS = ("native", "grpcio")
+"""``grpc_transport``: each test runs on this server's own HTTP/2 and on grpc.aio."""
+
+
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> RunningServer:
     tmp = tmp_path_factory.mktemp("grpc_oip")
     models = {name: TEST_MODELS / name for name in ("kdummy", "kfp16", "ksleepy")}
     properties = {
         "load_models": "kdummy=kdummy,kfp16=kfp16,ksleepy=ksleepy",
         "enable_model_api": "true",
         "oip_grpc_address": f"127.0.0.1:{free_port()}",
+        "grpc_transport": request.param,
     }
     running = start_server(tmp, models, properties=properties)
     running.extra["grpc"] = properties["oip_grpc_address"]
@@ -56,17 +61,23 @@ def test_kserves_grpc_client(server: RunningServer) -> None:
     run_client("kserve", server.extra["grpc"])
 
 
-def test_a_deadline_cancels_the_request(server: RunningServer) -> None:
-    run_client("cancel", server.extra["grpc"])
+CANCELLED_LINE = "to model ksleepy cancelled: the client went away"
+
+
+@pytest.mark.parametrize("kind", ["cancel", "client-cancel"], ids=["deadline", "client-cancel"])
+def test_a_deadline_or_a_clients_cancel_cancels_the_request(server: RunningServer, kind: str) -> None:
+    before = server.logs().count(CANCELLED_LINE)
+    run_client(kind, server.extra["grpc"])
     deadline = time.monotonic() + 5
-    while "to model ksleepy cancelled: the client went away" not in server.logs() and time.monotonic() < deadline:
+    while server.logs().count(CANCELLED_LINE) == before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert "to model ksleepy cancelled: the client went away" in server.logs()
+    assert server.logs().count(CANCELLED_LINE) == before + 1
 
 
-def test_token_authorization_needs_the_inference_key(tmp_path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_token_authorization_needs_the_inference_key(tmp_path, transport: str) -> None:
     address, management = f"127.0.0.1:{free_port()}", free_port()
-    properties = {"oip_grpc_address": address, "grpc_management_port": str(management)}
+    properties = {"oip_grpc_address": address, "grpc_management_port": str(management), "grpc_transport": transport}
     running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"}, properties, auth=True)
     try:
         keys = running.keys()
@@ -83,7 +94,8 @@ def test_off_unless_configured(tmp_path) -> None:
         assert running.stop() == 0
 
 
-def test_https_address_serves_tls_with_the_configured_certificate(tmp_path) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_https_address_serves_tls_with_the_configured_certificate(tmp_path, transport: str) -> None:
     import grpc
 
     from modelserver import grpc_stubs
@@ -91,7 +103,12 @@ def test_https_address_serves_tls_with_the_configured_certificate(tmp_path) -> N
 
     cert, key = write_key_pair(tmp_path)
     address = f"127.0.0.1:{free_port()}"
-    properties = {"oip_grpc_address": f"https://{address}", "certificate_file": str(cert), "private_key_file": str(key)}
+    properties = {
+        "oip_grpc_address": f"https://{address}",
+        "certificate_file": str(cert),
+        "private_key_file": str(key),
+        "grpc_transport": transport,
+    }
     running = start_server(tmp_path, {"kdummy": TEST_MODELS / "kdummy"}, properties)
     pb = grpc_stubs.load("oip_inference")
     method = "/inference.GRPCInferenceService/ServerLive"

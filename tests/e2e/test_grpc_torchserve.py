@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_grpc_oip import run_client
+from tests.e2e.test_grpc_oip import TRANSPORTS, run_client
 from tests.server import TEST_MODELS, RunningServer, free_port, start_server
 
 pytestmark = pytest.mark.e2e
 pytest.importorskip("grpc_tools")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> RunningServer:
     tmp = tmp_path_factory.mktemp("grpc_torchserve")
     port, management = free_port(), free_port()
     properties = {
@@ -24,6 +24,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
         "enable_model_api": "true",
         "grpc_inference_port": str(port),
         "grpc_management_port": str(management),
+        "grpc_transport": request.param,
     }
     models = {"tsgrpc": TEST_MODELS / "tsgrpc", "mirror": TEST_MODELS / "mirror"}  # mirror: in the store only
     running = start_server(tmp, models, properties=properties, wait_models=["tsgrpc"])

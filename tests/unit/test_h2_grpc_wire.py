@@ -20,7 +20,7 @@ def test_any_split_gives_the_same_messages(messages: list[bytes], cuts: list[int
     points = sorted({0, len(stream), *(cut for cut in cuts if cut < len(stream))})
     buffer = bytearray()
     found: list[bytes] = []
-    for start, end in zip(points, points[1:]):
+    for start, end in zip(points, points[1:], strict=False):
         buffer += stream[start:end]
         found += w.take_messages(buffer, 1000)
     assert found == messages and buffer == b""
@@ -59,7 +59,8 @@ def decoded(block: bytes) -> list[tuple[str, str]]:
 
 def test_trailers_and_a_trailers_only_answer() -> None:
     assert decoded(w.trailers(0)) == [("grpc-status", "0")]
-    assert decoded(w.trailers(5, "no such model: x%")) == [("grpc-status", "5"), ("grpc-message", "no such model: x%25")]
+    expected = [("grpc-status", "5"), ("grpc-message", "no such model: x%25")]
+    assert decoded(w.trailers(5, "no such model: x%")) == expected
     block = w.trailers(12, "nope", (("grpc-accept-encoding", "identity"), ("detail-bin", b"\x00\xff")), only=True)
     assert decoded(block) == [
         (":status", "200"),

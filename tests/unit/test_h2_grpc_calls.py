@@ -1,0 +1,238 @@
+"""Calls on the native gRPC transport (modelserver.h2) from grpc.aio's real client, on a listener in this process:
+unary and streaming calls, statuses and their messages, metadata, unknown methods, compression, size limits, a
+deadline and a client's cancel cancelling the service's coroutine; and from a raw socket, a connection that sends
+garbage gets GOAWAY while another goes on, and a client that does not read a stream of 1 MiB answers holds the
+service back (bounded buffers)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from hpack import Encoder
+
+grpc = pytest.importorskip("grpc")
+
+from modelserver.config import Address  # noqa: E402
+from modelserver.grpc_server import ServiceTable  # noqa: E402
+from modelserver.h2 import frames as f  # noqa: E402
+from modelserver.h2.listener import NativeGrpcListener  # noqa: E402
+
+SERVICE = "test.Calls"
+MIB = 1 << 20
+LIMIT = 2 * MIB
+
+
+class Calls:
+    """Bytes in, bytes out."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.produced = 0
+
+    async def echo(self, request: bytes, context: Any) -> bytes:
+        if request == b"abort":
+            await context.abort(grpc.StatusCode.NOT_FOUND, "no model 'ü' 100%")
+        if request == b"boom":
+            raise ValueError("boom")
+        if request == b"metadata":
+            return repr(sorted(context.invocation_metadata())).encode()
+        if request == b"too big":
+            return b"x" * (LIMIT + 1)
+        return request
+
+    async def slow(self, request: bytes, context: Any) -> bytes:
+        self.started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+        return b"late"
+
+    async def count(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for index in range(int(request)):
+            yield str(index).encode()
+
+    async def chat(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        async for request in requests:
+            yield request.upper()
+            yield request.lower()
+
+    async def flood(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
+        while True:
+            self.produced += 1
+            yield b"m" * MIB
+
+
+METHODS = [
+    ("Echo", None, None, False, False),
+    ("Slow", None, None, False, False),
+    ("Count", None, None, False, True),
+    ("Chat", None, None, True, True),
+    ("Flood", None, None, False, True),
+]
+
+
+def serve(test: Callable[[NativeGrpcListener, Calls], Awaitable[None]]) -> None:
+    async def main() -> None:
+        calls = Calls()
+        table = ServiceTable(SERVICE, METHODS, calls, frozenset(name for name, *_ in METHODS))
+        listener = NativeGrpcListener(
+            "test", Address("http", "127.0.0.1", 0), [table], max_receive=LIMIT, max_send=LIMIT
+        )
+        await listener.start()
+        try:
+            await asyncio.wait_for(test(listener, calls), 60)
+        finally:
+            await listener.stop(0.5)
+
+    asyncio.run(main())
+
+
+def channel(listener: NativeGrpcListener) -> Any:
+    options = [("grpc.max_receive_message_length", 4 * MIB), ("grpc.max_send_message_length", 4 * MIB)]
+    return grpc.aio.insecure_channel(f"127.0.0.1:{listener.port}", options=options)
+
+
+async def failure(call: Awaitable[Any]) -> tuple[Any, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await call
+    return raised.value.code(), raised.value.details()
+
+
+def test_unary_calls_statuses_and_metadata() -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        async with channel(listener) as ch:
+            echo = ch.unary_unary(f"/{SERVICE}/Echo")
+            assert await echo(b"hello") == b"hello"
+            assert await echo(b"") == b""
+            big = bytes(range(256)) * 4096  # 1 MiB both ways
+            assert await echo(big) == big
+            assert await failure(echo(b"abort")) == (grpc.StatusCode.NOT_FOUND, "no model 'ü' 100%")
+            code, details = await failure(echo(b"boom"))
+            assert code == grpc.StatusCode.UNKNOWN and "boom" in details
+            seen = await echo(b"metadata", metadata=(("authorization", "Bearer k"), ("trace-bin", b"\0\1")))
+            assert b"('authorization', 'Bearer k')" in seen and b"('trace-bin', b'\\x00\\x01')" in seen
+            assert b"grpc-timeout" not in seen and b":path" not in seen
+            code, details = await failure(echo(b"y" * (LIMIT + 1)))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
+            code, details = await failure(echo(b"too big"))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
+            code, details = await failure(ch.unary_unary(f"/{SERVICE}/Nope")(b""))
+            assert code == grpc.StatusCode.UNIMPLEMENTED
+            assert await echo(b"still fine") == b"still fine"
+
+    serve(test)
+
+
+def test_compressed_calls_are_unimplemented() -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{listener.port}", compression=grpc.Compression.Gzip) as ch:
+            code, details = await failure(ch.unary_unary(f"/{SERVICE}/Echo")(b"x" * 1000))
+            assert code == grpc.StatusCode.UNIMPLEMENTED and "gzip" in details
+
+    serve(test)
+
+
+def test_server_and_bidirectional_streams() -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        async with channel(listener) as ch:
+            answers = [m async for m in ch.unary_stream(f"/{SERVICE}/Count")(b"5")]
+            assert answers == [b"0", b"1", b"2", b"3", b"4"]
+            assert [m async for m in ch.unary_stream(f"/{SERVICE}/Count")(b"0")] == []
+
+            async def requests() -> AsyncIterator[bytes]:
+                for word in (b"Ab", b"Cd"):
+                    yield word
+
+            answers = [m async for m in ch.stream_stream(f"/{SERVICE}/Chat")(requests())]
+            assert answers == [b"AB", b"ab", b"CD", b"cd"]
+
+    serve(test)
+
+
+def test_a_passed_deadline_ends_the_call_and_cancels_the_service() -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        async with channel(listener) as ch:
+            code, _ = await failure(ch.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=0.3))
+            assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+            await asyncio.wait_for(calls.cancelled.wait(), 5)
+
+    serve(test)
+
+
+def test_a_client_cancel_cancels_the_service() -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        async with channel(listener) as ch:
+            call = ch.unary_unary(f"/{SERVICE}/Slow")(b"")
+            await asyncio.wait_for(calls.started.wait(), 5)
+            call.cancel()
+            await asyncio.wait_for(calls.cancelled.wait(), 5)
+            assert await ch.unary_unary(f"/{SERVICE}/Echo")(b"after") == b"after"
+
+    serve(test)
+
+
+def raw_call(path: str, body: bytes, window: int) -> bytes:
+    """A client's bytes: preface, SETTINGS (the stream window ``window``), one call of ``path``."""
+    block = Encoder().encode(
+        [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
+         ("content-type", "application/grpc"), ("te", "trailers")]
+    )  # fmt: skip
+    message = struct.pack(">BI", 0, len(body)) + body
+    return (
+        f.PREFACE
+        + f.settings({f.INITIAL_WINDOW_SIZE: window})
+        + f.frame(f.HEADERS, f.END_HEADERS, 1, block)
+        + f.frame(f.DATA, f.END_STREAM, 1, message)
+    )
+
+
+async def read_frames(reader: asyncio.StreamReader, until: int) -> list[tuple[int, int, int, bytes]]:
+    found = []
+    while True:
+        head = await reader.readexactly(9)
+        word, flags, stream_id = f.HEADER.unpack(head)
+        payload = await reader.readexactly(word >> 8)
+        found.append((word & 0xFF, flags, stream_id, payload))
+        if word & 0xFF == until:
+            return found
+
+
+def test_garbage_gets_goaway_and_other_connections_go_on() -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(f.PREFACE + f.settings({}) + f.frame(f.HEADERS, f.END_HEADERS, 1, b"\xff\xff\xff\xff\x7f"))
+        got = await read_frames(reader, f.GOAWAY)
+        assert f.goaway_fields(got[-1][3])[1] == f.COMPRESSION_ERROR
+        assert await reader.read() == b""  # closed
+        writer.close()
+        async with channel(listener) as ch:
+            assert await ch.unary_unary(f"/{SERVICE}/Echo")(b"ok") == b"ok"
+
+    serve(test)
+
+
+@pytest.mark.parametrize("window", [f.DEFAULT_WINDOW, f.MAX_WINDOW], ids=["small-window", "huge-window"])
+def test_a_client_that_does_not_read_holds_the_stream_back(window: int) -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        sock = socket.create_connection(("127.0.0.1", listener.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+        updates = f.window_update(0, f.MAX_WINDOW - f.DEFAULT_WINDOW) if window == f.MAX_WINDOW else b""
+        sock.sendall(raw_call(f"/{SERVICE}/Flood", b"", window) + updates)
+        await asyncio.sleep(1.0)  # the service runs as far as the windows and the socket let it
+        (protocol,) = listener._connections
+        assert calls.produced <= 8
+        assert protocol.transport is not None and protocol.transport.get_write_buffer_size() <= 2 * MIB
+        produced = calls.produced
+        await asyncio.sleep(0.5)
+        assert calls.produced == produced  # held, not running ahead
+        sock.close()
+
+    serve(test)
