@@ -67,6 +67,7 @@ def parse(stdout: str) -> dict[str, int]:
     total, started, done, succeeded, failed, errored, timeout = (int(v) for v in requests.groups())
     ok, redirect, client_error, server_error = (int(v) for v in status.groups())
     return {
+        "started": started,
         "done": done,
         "succeeded": succeeded,
         "failed": failed,
@@ -112,8 +113,14 @@ def to_result(
 ) -> LoadResult:
     """A :class:`LoadResult` from h2load's counters and per-request durations (sorted, microseconds)."""
     complete = counts["data_bytes"] // answer_bytes if answer_bytes else 0
-    missing = max(0, counts["2xx"] - complete)
-    wrong_size = counts["data_bytes"] != complete * answer_bytes or complete > counts["2xx"]
+    # h2load counts a status when an answer's headers come and its DATA bytes as they come: a call still in flight
+    # when the run ends (started, not done) may have its status and part of its bytes. Such a call is not missing
+    # its bytes, and the bytes it has are not a torn answer.
+    in_flight = counts.get("started", counts["done"]) - counts["done"]
+    with_status = max(0, counts["2xx"] + counts["non_2xx"] - counts["done"])  # in flight, their status come
+    missing = max(0, counts["2xx"] - with_status - complete)
+    torn = counts["data_bytes"] != complete * answer_bytes and not in_flight
+    wrong_size = torn or complete > counts["2xx"]
     samples = []
     if missing:
         samples.append(f"{missing} calls answered without a good answer's bytes (a gRPC error status)")

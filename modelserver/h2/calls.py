@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
-from .grpc_wire import invocation_metadata
+from .grpc_wire import MessageReader, invocation_metadata
 
 
 class AbortError(Exception):
@@ -97,7 +97,7 @@ class Call:
         "stream_id",
         "method",
         "context",
-        "buffer",
+        "reader",
         "messages",
         "queued",
         "owed",
@@ -109,13 +109,12 @@ class Call:
         "waiter",
     )
 
-    def __init__(self, stream_id: int, method: Method, context: CallContext) -> None:
+    def __init__(self, stream_id: int, method: Method, context: CallContext, max_receive: int) -> None:
         self.stream_id = stream_id
         self.method = method
         self.context = context
-        self.buffer = bytearray()
-        """The bytes of a message not whole yet."""
-        self.messages: collections.deque[bytes] = collections.deque()
+        self.reader = MessageReader(max_receive)
+        self.messages: collections.deque[bytes | bytearray] = collections.deque()
         self.queued = 0
         """Bytes of whole messages the service has not taken yet (a streaming request)."""
         self.owed = 0

@@ -13,7 +13,7 @@ Sending, :meth:`Connection.send_data` sends what the peer's windows allow and sa
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import frames as f
 from .hpack_io import BlockDecoder, HPACKError
@@ -38,7 +38,8 @@ class Events(Protocol):
 
     def on_headers(self, stream_id: int, headers: list[tuple[str, str]], end_stream: bool) -> None: ...
 
-    def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None: ...
+    def on_data(self, stream_id: int, data: memoryview, end_stream: bool) -> None:
+        """DATA's payload, a view valid during the call only."""
 
     def on_reset(self, stream_id: int, code: int) -> None:
         """The stream is gone: reset by the peer, or by this side for a stream error."""
@@ -118,39 +119,82 @@ class Connection:
     # -- receiving -----------------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> None:
-        """Parse ``data`` (any split of the stream) and tell the events of each whole frame."""
+        """Parse ``data`` (any split of the stream) and tell the events of each whole frame.
+
+        Frames are read where they are in ``data``: a DATA frame's payload reaches :meth:`Events.on_data` as a view
+        of ``data`` (valid during the call: the owner copies what it keeps); only a frame split across two reads is
+        copied, into a buffer of its own."""
         if self.closed:
             return
+        if not self._preface_seen:
+            data = self._preface(data)
+            if not data:
+                return
+        view = memoryview(data)
+        offset, size = 0, len(view)
+        buffer = self._buffer
+        if buffer:  # the rest of a frame that began in an earlier read
+            offset = self._complete_split_frame(view)
+            if offset < 0:
+                return
+        unpack = f.HEADER.unpack_from
+        while size - offset >= f.HEADER_SIZE:
+            word, flags, stream_id = unpack(view, offset)
+            length = word >> 8
+            if length > self.max_frame:
+                self._fail(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")
+            end = offset + f.HEADER_SIZE + length
+            if end > size:
+                break
+            self._dispatch(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
+            offset = end
+        if offset < size:
+            buffer += view[offset:]
+
+    def _preface(self, data: bytes) -> bytes:
+        """What follows the client's preface in ``data`` (nothing while the preface is incomplete)."""
         buffer = self._buffer
         buffer += data
-        if not self._preface_seen:
-            if len(buffer) < len(f.PREFACE):
-                if not f.PREFACE.startswith(bytes(buffer)):
-                    self._fail(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
-                return
-            if not buffer.startswith(f.PREFACE):
+        if len(buffer) < len(f.PREFACE):
+            if not f.PREFACE.startswith(bytes(buffer)):
                 self._fail(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
-            del buffer[: len(f.PREFACE)]
-            self._preface_seen = True
-        offset, size = 0, len(buffer)
-        unpack = f.HEADER.unpack_from
+            return b""
+        if not buffer.startswith(f.PREFACE):
+            self._fail(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
+        self._preface_seen = True
+        rest = bytes(buffer[len(f.PREFACE) :])
+        buffer.clear()
+        return rest
+
+    def _complete_split_frame(self, view: memoryview) -> int:
+        """Add to the buffered start of a frame what it lacks from ``view``; once whole, handle it. Returns where
+        ``view``'s own frames start, or -1 when the frame is still incomplete (all of ``view`` taken)."""
+        buffer = self._buffer
+        taken = 0
+        if len(buffer) < f.HEADER_SIZE:
+            taken = min(f.HEADER_SIZE - len(buffer), len(view))
+            buffer += view[:taken]
+            if len(buffer) < f.HEADER_SIZE:
+                return -1
+        word, flags, stream_id = f.HEADER.unpack_from(buffer)
+        length = word >> 8
+        if length > self.max_frame:
+            self._fail(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")
+        more = min(f.HEADER_SIZE + length - len(buffer), len(view) - taken)
+        buffer += view[taken : taken + more]
+        taken += more
+        if len(buffer) < f.HEADER_SIZE + length:
+            return -1
+        whole = bytes(buffer)
+        buffer.clear()
+        self._dispatch(word & 0xFF, flags, stream_id & f.MAX_WINDOW, memoryview(whole)[f.HEADER_SIZE :])
+        return taken
+
+    def _dispatch(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
         try:
-            while size - offset >= f.HEADER_SIZE:
-                word, flags, stream_id = unpack(buffer, offset)
-                length = word >> 8
-                if length > self.max_frame:
-                    self._fail(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")
-                end = offset + f.HEADER_SIZE + length
-                if end > size:
-                    break
-                payload = bytes(buffer[offset + f.HEADER_SIZE : end])
-                offset = end
-                try:
-                    self._frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, payload)
-                except _StreamError as err:
-                    self._reset(err.stream_id, err.code)
-        finally:
-            del buffer[:offset]
+            self._frame(kind, flags, stream_id, payload if kind == f.DATA else payload.tobytes())
+        except _StreamError as err:
+            self._reset(err.stream_id, err.code)
 
     def _fail(self, code: int, message: str) -> None:
         """A connection error: GOAWAY, and nothing more is read."""
@@ -164,7 +208,7 @@ class Connection:
         if self.streams.pop(stream_id, None) is not None:
             self.events.on_reset(stream_id, code)
 
-    def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+    def _frame(self, kind: int, flags: int, stream_id: int, payload: Any) -> None:
         if self._block is not None and kind != f.CONTINUATION:
             self._fail(f.PROTOCOL_ERROR, "a header block was interrupted by another frame")
         if kind == f.DATA:
@@ -212,7 +256,7 @@ class Connection:
         if stream_id > self.last_stream_id:
             self._fail(f.PROTOCOL_ERROR, f"{what} on idle stream {stream_id}")
 
-    def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
+    def _data(self, flags: int, stream_id: int, payload: memoryview) -> None:
         self._check_not_idle(stream_id, "DATA")
         self._recv_window -= len(payload)
         if self._recv_window < 0:

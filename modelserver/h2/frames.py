@@ -97,7 +97,7 @@ def goaway_fields(payload: bytes) -> tuple[int, int]:
     return last & MAX_WINDOW, code
 
 
-def unpad(payload: bytes, flags: int) -> bytes | None:
+def unpad(payload: bytes | memoryview, flags: int) -> bytes | memoryview | None:
     """A DATA or HEADERS payload without its padding; None when the pad length is longer than the payload."""
     if not flags & PADDED:
         return payload

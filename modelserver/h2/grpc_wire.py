@@ -48,26 +48,67 @@ def frame(message: bytes | bytearray | memoryview) -> bytes:
     return PREFIX.pack(0, len(message)) + message
 
 
-def take_messages(buffer: bytearray, limit: int) -> list[bytes]:
-    """The whole messages at the start of ``buffer``, removed from it (a partial one stays). Raises
-    :class:`MessageTooLarge` as soon as a prefix announces more than ``limit`` bytes, and
-    :class:`CompressedMessage` for a compressed one (this server accepts ``identity`` only)."""
-    found = []
-    offset, size = 0, len(buffer)
-    while size - offset >= PREFIX_SIZE:
-        compressed, length = PREFIX.unpack_from(buffer, offset)
-        if length > limit:
-            raise MessageTooLarge(length, limit)
-        if compressed:
-            raise CompressedMessage("a compressed message, and the call's grpc-encoding is identity")
-        end = offset + PREFIX_SIZE + length
-        if end > size:
-            break
-        found.append(bytes(buffer[offset + PREFIX_SIZE : end]))
-        offset = end
-    if offset:
-        del buffer[:offset]
-    return found
+BIG_MESSAGE = 64 << 10
+"""From this size on, a received message is assembled in a ``bytearray`` of its size and given as it is (no copy
+to ``bytes``); a smaller one is ``bytes``."""
+
+
+class MessageReader:
+    """A call's request messages out of its DATA, in any split: each message is copied once, from the DATA
+    where it is to the message's own buffer."""
+
+    __slots__ = ("limit", "_head", "_body", "_filled")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._head = bytearray()
+        self._body: bytearray | None = None
+        self._filled = 0
+
+    @property
+    def partial(self) -> bool:
+        """Whether a message has begun and is not whole."""
+        return bool(self._head) or self._body is not None
+
+    def feed(self, data: bytes | memoryview) -> list[bytes | bytearray]:
+        """The messages that ``data`` completes. Raises :class:`MessageTooLarge` as soon as a prefix announces more
+        than ``limit`` bytes, and :class:`CompressedMessage` for a compressed one (only ``identity`` is
+        accepted)."""
+        found: list[bytes | bytearray] = []
+        pos, size = 0, len(data)
+        while pos < size:
+            body = self._body
+            if body is None:
+                head = self._head
+                if not head and size - pos >= PREFIX_SIZE:
+                    compressed, length = PREFIX.unpack_from(data, pos)
+                    pos += PREFIX_SIZE
+                else:
+                    taken = min(PREFIX_SIZE - len(head), size - pos)
+                    head += data[pos : pos + taken]
+                    pos += taken
+                    if len(head) < PREFIX_SIZE:
+                        break
+                    compressed, length = PREFIX.unpack(head)
+                    head.clear()
+                if length > self.limit:
+                    raise MessageTooLarge(length, self.limit)
+                if compressed:
+                    raise CompressedMessage("a compressed message, and the call's grpc-encoding is identity")
+                if length < BIG_MESSAGE and size - pos >= length:  # whole here: one copy to bytes
+                    found.append(bytes(data[pos : pos + length]))
+                    pos += length
+                    continue
+                body = self._body = bytearray(length)
+                self._filled = 0
+            taken = min(len(body) - self._filled, size - pos)
+            body[self._filled : self._filled + taken] = data[pos : pos + taken]
+            self._filled += taken
+            pos += taken
+            if self._filled == len(body):
+                found.append(body if len(body) >= BIG_MESSAGE else bytes(body))
+                self._body = None
+        return found
 
 
 def timeout_seconds(value: str) -> float | None:

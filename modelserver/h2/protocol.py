@@ -166,7 +166,8 @@ class GrpcProtocol(asyncio.Protocol):
         seconds = w.timeout_seconds(timeout) if timeout else None
         if seconds is not None:
             deadline = time.monotonic() + seconds
-        call = self.calls[stream_id] = Call(stream_id, method, CallContext(headers, deadline, self.peer))
+        context = CallContext(headers, deadline, self.peer)
+        call = self.calls[stream_id] = Call(stream_id, method, context, self.limits.max_receive)
         loop = asyncio.get_running_loop()
         if seconds is not None:
             call.timer = loop.call_later(seconds, self._expire, call)
@@ -175,15 +176,13 @@ class GrpcProtocol(asyncio.Protocol):
         if end_stream:
             self._remote_end(call)
 
-    def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
+    def on_data(self, stream_id: int, data: memoryview, end_stream: bool) -> None:
         call = self.calls.get(stream_id)
         if call is None or call.finished:
             return
         if data:
-            buffer = call.buffer
-            buffer += data
             try:
-                found = w.take_messages(buffer, self.limits.max_receive)
+                found = call.reader.feed(data)
             except w.MessageTooLarge as err:
                 self._end(call, w.RESOURCE_EXHAUSTED, str(err))
                 return
@@ -220,7 +219,7 @@ class GrpcProtocol(asyncio.Protocol):
 
     def _remote_end(self, call: Call) -> None:
         call.remote_done = True
-        if call.buffer and not call.finished:
+        if call.reader.partial and not call.finished:
             self._end(call, w.INTERNAL, "The request's last message is incomplete")
             return
         if call.task is None and not call.finished:

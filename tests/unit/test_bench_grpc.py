@@ -79,6 +79,7 @@ def test_a_grpc_message_is_framed_with_its_length() -> None:
 def test_calls_without_an_answers_bytes_are_errors() -> None:
     counts = h2load.parse(SUMMARY)
     assert counts == {
+        "started": 200,
         "done": 200,
         "succeeded": 198,
         "failed": 2,
@@ -96,6 +97,9 @@ def test_calls_without_an_answers_bytes_are_errors() -> None:
     assert result.p50_ms == pytest.approx(0.0985, abs=1e-3) and result.client_cpu_pct == 12.5
     torn = h2load.to_result(spec, {**counts, "data_bytes": 20791}, [], 105, 0.0, 2)
     assert any("not a whole number" in sample for sample in torn.error_samples) and torn.errors >= 1
+    # A call in flight when the run ends: its status came, and part of its bytes; not an error.
+    late = {**counts, "started": 201, "2xx": 200, "data_bytes": 20790 + 50}
+    assert h2load.to_result(spec, late, [float(i) for i in range(198)], 105, 0.0, 2).errors == 1 + 1
     with pytest.raises(RuntimeError, match="no summary"):
         h2load.parse("connect failed")
 

@@ -32,8 +32,8 @@ class Recorder:
     def on_headers(self, stream_id: int, headers: list[tuple[str, str]], end_stream: bool) -> None:
         self.events.append(("headers", stream_id, tuple(headers), end_stream))
 
-    def on_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
-        self.events.append(("data", stream_id, data, end_stream))
+    def on_data(self, stream_id: int, data: memoryview, end_stream: bool) -> None:
+        self.events.append(("data", stream_id, bytes(data), end_stream))
 
     def on_reset(self, stream_id: int, code: int) -> None:
         self.events.append(("reset", stream_id, code))

@@ -13,27 +13,37 @@ from hypothesis import strategies as st
 from modelserver.h2 import grpc_wire as w
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.binary(max_size=300), max_size=6), st.lists(st.integers(min_value=0, max_value=2000), max_size=12))
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300) | st.binary(min_size=w.BIG_MESSAGE, max_size=w.BIG_MESSAGE + 10), max_size=4),
+    st.lists(st.integers(min_value=0, max_value=3 * w.BIG_MESSAGE), max_size=12),
+)
 def test_any_split_gives_the_same_messages(messages: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(w.frame(message) for message in messages)
     points = sorted({0, len(stream), *(cut for cut in cuts if cut < len(stream))})
-    buffer = bytearray()
-    found: list[bytes] = []
+    reader = w.MessageReader(1 << 20)
+    found: list[bytes | bytearray] = []
     for start, end in zip(points, points[1:], strict=False):
-        buffer += stream[start:end]
-        found += w.take_messages(buffer, 1000)
-    assert found == messages and buffer == b""
+        found += reader.feed(memoryview(stream)[start:end])
+    assert found == messages and not reader.partial
+
+
+def test_a_big_message_is_its_own_bytearray_and_a_small_one_bytes() -> None:
+    big, small = bytes(range(256)) * 300, b"tiny"
+    stream = w.frame(big) + w.frame(small)
+    reader = w.MessageReader(1 << 20)
+    found = reader.feed(stream[:1000]) + reader.feed(stream[1000:])
+    assert found == [big, small] and type(found[0]) is bytearray and type(found[1]) is bytes
 
 
 def test_a_message_over_the_limit_is_refused_from_its_prefix() -> None:
     with pytest.raises(w.MessageTooLarge, match=r"Received message larger than max \(1001 vs. 1000\)"):
-        w.take_messages(bytearray(w.PREFIX.pack(0, 1001)), 1000)
+        w.MessageReader(1000).feed(w.PREFIX.pack(0, 1001))
 
 
 def test_a_compressed_message_is_refused() -> None:
     with pytest.raises(w.CompressedMessage):
-        w.take_messages(bytearray(w.PREFIX.pack(1, 3) + b"abc"), 1000)
+        w.MessageReader(1000).feed(w.PREFIX.pack(1, 3) + b"abc")
 
 
 @pytest.mark.parametrize(
