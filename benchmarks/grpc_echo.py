@@ -43,7 +43,7 @@ def echo_method(passthrough: bool) -> Any:
 
         return constant
     from modelserver.grpc_oip import WIRE_MIN_BYTES
-    from modelserver.grpc_oip_wire import output_entry, response_bytes, split_request
+    from modelserver.grpc_oip_wire import output_entry, response_pieces, split_request
 
     Request, Response = pb.ModelInferRequest, pb.ModelInferResponse
 
@@ -61,7 +61,7 @@ def echo_method(passthrough: bool) -> Any:
             output_entry(f"output-{index}", tensor.datatype, tensor.shape)
             for index, tensor in enumerate(request.inputs)
         ]
-        return response_bytes(request.model_name, "", request.id, b"", outputs, raw)
+        return response_pieces(request.model_name, "", request.id, b"", outputs, raw)
 
     return echo
 
@@ -70,7 +70,9 @@ def echo_handler(passthrough: bool) -> Any:
     """grpc.aio's handler for ``ModelInfer``."""
     import grpc
 
-    method = grpc.unary_unary_rpc_method_handler(echo_method(passthrough))
+    from modelserver.grpc_oip_wire import joined
+
+    method = grpc.unary_unary_rpc_method_handler(echo_method(passthrough), response_serializer=joined)
     return grpc.method_handlers_generic_handler(SERVICE, {METHOD: method})
 
 

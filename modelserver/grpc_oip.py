@@ -149,7 +149,7 @@ class OIPService:
 
     # -- inference -----------------------------------------------------------------------------------
 
-    async def model_infer(self, body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    async def model_infer(self, body: bytes, context: grpc.aio.ServicerContext) -> Any:
         try:
             if len(body) < WIRE_MIN_BYTES:  # small: protobuf's C parser is faster than walking the fields here
                 request, raw = self.messages.ModelInferRequest.FromString(body), None
@@ -202,6 +202,7 @@ class OIPService:
                 decoded.outputs,
                 decoded.raw,
                 WIRE_MIN_BYTES,
+                pieces=True,  # the transport writes the raw outputs from where they are (grpcio joins them)
             )
         except OIPError as err:
             raise http.KServeError(str(err), 400) from None

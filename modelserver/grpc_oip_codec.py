@@ -157,10 +157,11 @@ def response_bytes(
     requested: list[RequestedOutput] | None,
     raw: bool,
     wire_min_bytes: int = 0,
-) -> bytes:
+    pieces: bool = False,
+) -> Any:
     """The serialized ``ModelInferResponse`` (``messages``: the compiled ``.proto``'s classes): raw outputs of
-    ``wire_min_bytes`` or more in all written by :mod:`.grpc_oip_wire` around the outputs' own buffers, the rest
-    through protobuf."""
+    ``wire_min_bytes`` or more in all written by :mod:`.grpc_oip_wire` around the outputs' own buffers (with
+    ``pieces``, as the list of its pieces, :func:`.grpc_oip_wire.response_pieces`), the rest through protobuf."""
     chosen = chosen_outputs(model_name, tensors, requested)
     raw = raw or any(tensor.datatype not in CONTENTS_FIELD for tensor in chosen)
     if not raw or sum(len(tensor.data) for tensor in chosen) < wire_min_bytes:
@@ -182,9 +183,8 @@ def response_bytes(
         holder = messages.ModelInferResponse()
         set_parameters(holder.parameters, parameters)
         extra = holder.SerializeToString()
-    return wire.response_bytes(
-        model_name, model_version, request_id, extra, entries, [tensor.data for tensor in chosen]
-    )
+    write = wire.response_pieces if pieces else wire.response_bytes
+    return write(model_name, model_version, request_id, extra, entries, [tensor.data for tensor in chosen])
 
 
 def encode_response(

@@ -115,6 +115,19 @@ def response_bytes(
     """A ``ModelInferResponse`` with raw outputs: the small fields, the serialized parameter entries, the output
     entries of :func:`output_entry`, then one ``raw_output_contents`` entry per buffer in ``raw`` (bytes, bytearray
     or a memoryview of bytes)."""
+    return b"".join(response_pieces(model_name, model_version, request_id, parameters, outputs, raw))
+
+
+def response_pieces(
+    model_name: str,
+    model_version: str,
+    request_id: str,
+    parameters: bytes,
+    outputs: Iterable[bytes],
+    raw: Iterable[Any],
+) -> list[Any]:
+    """:func:`response_bytes` as the pieces that make it, in order, not joined: the raw buffers themselves, for a
+    transport that writes pieces (:func:`joined` makes the bytes)."""
     parts = [_field(_MODEL_NAME, model_name.encode())]
     if model_version:
         parts.append(_field(_MODEL_VERSION, model_version.encode()))
@@ -124,4 +137,10 @@ def response_bytes(
     parts.extend(outputs)
     for buffer in raw:
         parts += (_RAW_OUTPUT, varint(len(buffer)), buffer)
-    return b"".join(parts)
+    return parts
+
+
+def joined(message: Any) -> Any:
+    """A message a method answers in its own wire format as one bytes-like object: a list of pieces joined, any
+    other answer as it is."""
+    return b"".join(message) if type(message) is list else message

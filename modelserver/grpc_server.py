@@ -46,7 +46,8 @@ def transport(properties: Mapping[str, str]) -> str:
 class ServiceTable:
     """A service as a transport serves it: its name, its methods as :func:`.grpc_stubs.load` lists them
     (name, request type, response type, client streams, server streams), the object whose snake-case attributes
-    implement them, and the methods that (de)serialize their messages themselves (bytes in, bytes out)."""
+    implement them, and the methods that (de)serialize their messages themselves: a bytes-like request in (a
+    ``bytearray`` for a large one on the native transport), bytes or a list of bytes-like pieces out."""
 
     service: str
     methods: list[tuple[str, Any, Any, bool, bool]]
@@ -70,8 +71,11 @@ def oip_address(properties: Mapping[str, str]) -> Address | None:
 def service_handler(table: ServiceTable) -> Any:
     """grpc.aio's method table for ``table``: each method is the implementation's attribute of the method's name
     in snake case, unary or streaming as declared. A method named in ``own_wire`` takes the request's bytes and
-    answers bytes: it (de)serializes its messages itself."""
+    answers bytes, or a list of pieces (joined here: grpc.aio writes bytes): it (de)serializes its messages
+    itself."""
     import grpc
+
+    from .grpc_oip_wire import joined
 
     service, methods, implementation, own_wire = table.service, table.methods, table.implementation, table.own_wire
 
@@ -85,7 +89,7 @@ def service_handler(table: ServiceTable) -> Any:
         name: kinds[client_streams, server_streams](
             getattr(implementation, snake_case(name)),
             request_deserializer=None if name in own_wire else request_type.FromString,
-            response_serializer=None if name in own_wire else response_type.SerializeToString,
+            response_serializer=joined if name in own_wire else response_type.SerializeToString,
         )
         for name, request_type, response_type, client_streams, server_streams in methods
     }

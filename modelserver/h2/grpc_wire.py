@@ -111,6 +111,32 @@ class MessageReader:
         return found
 
 
+SMALL_PIECE = 4096
+
+
+def coalesce(pieces: list[Any]) -> tuple[list[bytes | memoryview], int]:
+    """A message given as pieces (bytes-like, in order) as what to write: runs of small pieces joined, each large
+    one a byte view of itself (not copied); and the message's size in bytes."""
+    out: list[bytes | memoryview] = []
+    small = bytearray()
+    size = 0
+    for piece in pieces:
+        view = memoryview(piece)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        size += view.nbytes
+        if view.nbytes < SMALL_PIECE:
+            small += view
+            continue
+        if small:
+            out.append(bytes(small))
+            small.clear()
+        out.append(view)
+    if small:
+        out.append(bytes(small))
+    return out, size
+
+
 def timeout_seconds(value: str) -> float | None:
     """``grpc-timeout``'s value (at most 8 digits and a unit) in seconds; None when malformed."""
     found = _TIMEOUT.fullmatch(value.strip())

@@ -92,3 +92,11 @@ def test_invocation_metadata_leaves_out_pseudo_and_grpc_headers_and_decodes_bina
         ("trace-bin", "AP8"),
     ]
     assert w.invocation_metadata(headers) == (("authorization", "Bearer k"), ("trace-bin", b"\x00\xff"))
+
+
+def test_pieces_are_coalesced_and_large_ones_kept_as_byte_views() -> None:
+    floats = memoryview(bytearray(range(256)) * 64).cast("f")  # a float view: its length counts floats, not bytes
+    pieces, size = w.coalesce([b"ab", b"cd", floats, b"e", bytearray(b"f")])
+    assert size == 2 + 2 + 16384 + 1 + 1
+    assert [bytes(p) for p in pieces] == [b"abcd", bytes(floats), b"ef"]
+    assert isinstance(pieces[1], memoryview) and pieces[1].obj is floats.obj  # not copied
