@@ -118,7 +118,7 @@ class Connection:
 
     # -- receiving -----------------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
+    def receive(self, data: bytes | memoryview) -> None:
         """Parse ``data`` (any split of the stream) and tell the events of each whole frame.
 
         Frames are read where they are in ``data``: a DATA frame's payload reaches :meth:`Events.on_data` as a view
@@ -151,7 +151,7 @@ class Connection:
         if offset < size:
             buffer += view[offset:]
 
-    def _preface(self, data: bytes) -> bytes:
+    def _preface(self, data: bytes | memoryview) -> bytes:
         """What follows the client's preface in ``data`` (nothing while the preface is incomplete)."""
         buffer = self._buffer
         buffer += data

@@ -24,6 +24,8 @@ logger = logging.getLogger("modelserver.grpc")
 
 SEND_STEP = 256 << 10
 """Once this much DATA is queued, it is written at once and the sender looks at the socket's buffer again."""
+READ_SIZE = 256 << 10
+"""The read buffer, shared by the connections of a listener."""
 BIG_MESSAGE = 64 << 10
 """From this size on, an answer's message is sent from its own buffer, its prefix apart."""
 QUEUE_LIMIT = 1 << 20
@@ -38,10 +40,13 @@ class Limits:
         self.max_receive = max_receive
         self.max_send = max_send
         self.max_streams = max_streams
+        self.read_view = memoryview(bytearray(READ_SIZE))
+        """The read buffer of every connection of the listener: a read is parsed before the next one begins."""
 
 
-class GrpcProtocol(asyncio.Protocol):
-    """One client connection."""
+class GrpcProtocol(asyncio.BufferedProtocol):
+    """One client connection. The socket is read into a buffer of the listener's (``BufferedProtocol``): the frames
+    are parsed where they landed, and a request message is copied once, from there to its own buffer."""
 
     def __init__(self, limits: Limits, on_close: Any = None) -> None:
         self.limits = limits
@@ -63,7 +68,15 @@ class GrpcProtocol(asyncio.Protocol):
         self.peer = f"ipv4:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.flush()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.limits.read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.limits.read_view[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """``data`` is read during the call only (its buffer is read into again): the connection copies what
+        it keeps."""
         try:
             self.conn.receive(data)
         except H2ConnectionError as err:
