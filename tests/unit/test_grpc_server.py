@@ -8,7 +8,8 @@ import socket
 import pytest
 
 from modelserver.config import Address, ConfigError
-from modelserver.grpc_server import GrpcListener, oip_address, torchserve_address
+from modelserver.grpc_server import GrpcListener, oip_address, torchserve_address, transport
+from modelserver.h2.listener import NativeGrpcListener
 
 pytest.importorskip("grpc")
 
@@ -30,11 +31,18 @@ def test_torchserve_addresses_follow_torchserves_keys() -> None:
         torchserve_address({"grpc_inference_port": "70x"}, "inference")
 
 
-def test_an_address_in_use_is_an_os_error_naming_the_api() -> None:
+def test_the_transport_is_native_unless_grpcio_is_asked_for() -> None:
+    assert transport({}) == "native" and transport({"grpc_transport": " GRPCIO "}) == "grpcio"
+    with pytest.raises(ConfigError, match="grpc_transport: expected one of native, grpcio"):
+        transport({"grpc_transport": "netty"})
+
+
+@pytest.mark.parametrize("kind", [GrpcListener, NativeGrpcListener])
+def test_an_address_in_use_is_an_os_error_naming_the_api(kind: type) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         address = Address("http", "127.0.0.1", taken.getsockname()[1])
-        listener = GrpcListener("OIP", address, [], max_receive=1024, max_send=1024)
+        listener = kind("OIP", address, [], max_receive=1024, max_send=1024)
         with pytest.raises(OSError, match="OIP gRPC API cannot listen on http://127.0.0.1"):
             asyncio.run(listener.start())

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from hpack import Encoder
+from hpack import Decoder, Encoder
 
 grpc = pytest.importorskip("grpc")
 
@@ -179,11 +179,13 @@ def test_a_client_cancel_cancels_the_service() -> None:
     serve(test)
 
 
-def raw_call(path: str, body: bytes, window: int) -> bytes:
+def raw_call(
+    path: str, body: bytes, window: int, method: str = "POST", content_type: str = "application/grpc"
+) -> bytes:
     """A client's bytes: preface, SETTINGS (the stream window ``window``), one call of ``path``."""
     block = Encoder().encode(
-        [(":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "x"),
-         ("content-type", "application/grpc"), ("te", "trailers")]
+        [(":method", method), (":scheme", "http"), (":path", path), (":authority", "x"),
+         ("content-type", content_type), ("te", "trailers")]
     )  # fmt: skip
     message = struct.pack(">BI", 0, len(body)) + body
     return (
@@ -203,6 +205,20 @@ async def read_frames(reader: asyncio.StreamReader, until: int) -> list[tuple[in
         found.append((word & 0xFF, flags, stream_id, payload))
         if word & 0xFF == until:
             return found
+
+
+@pytest.mark.parametrize(
+    "method, content_type, status", [("GET", "application/grpc", "405"), ("POST", "text/plain", "415")]
+)
+def test_not_a_grpc_call_gets_an_http_status(method: str, content_type: str, status: str) -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(raw_call(f"/{SERVICE}/Echo", b"x", f.DEFAULT_WINDOW, method, content_type))
+        got = [frame for frame in await read_frames(reader, f.HEADERS) if frame[0] == f.HEADERS]
+        assert got[0][1] & f.END_STREAM and Decoder().decode(got[0][3]) == [(":status", status)]
+        writer.close()
+
+    serve(test)
 
 
 def test_garbage_gets_goaway_and_other_connections_go_on() -> None:
