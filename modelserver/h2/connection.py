@@ -1,10 +1,11 @@
 """One HTTP/2 connection, server side, without I/O: bytes in (:meth:`Connection.receive`), events out to a
 :class:`Events` object, bytes to send collected in :attr:`Connection.out` for the caller to write.
 
-It owns the connection's rules: the preface, SETTINGS and their ACK, PING answers, header blocks (HEADERS and
-CONTINUATION, padding, PRIORITY ignored) decoded in order, stream ids and states, MAX_CONCURRENT_STREAMS, and flow
-control both ways. A connection error sends GOAWAY with its code and raises :class:`ConnectionError`; a stream error
-sends RST_STREAM and tells :meth:`Events.on_reset`, and the other streams go on.
+It owns the connection's rules (the frames are cut by :mod:`.reader`): SETTINGS and their ACK, PING answers, header
+blocks (HEADERS and CONTINUATION, padding, PRIORITY ignored) decoded in order, stream ids and states,
+MAX_CONCURRENT_STREAMS, and flow control both ways. A connection error sends GOAWAY with its code and raises
+:class:`H2ConnectionError`; a stream error sends RST_STREAM and tells :meth:`Events.on_reset`, and the other streams
+go on.
 
 Receiving, the connection gives its window back as DATA arrives (its buffers are bounded by the streams'); a
 stream's window is given back by :meth:`Connection.consume`, when the stream's owner has taken the bytes.
@@ -13,10 +14,11 @@ Sending, :meth:`Connection.send_data` sends what the peer's windows allow and sa
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from . import frames as f
 from .hpack_io import BlockDecoder, HPACKError
+from .reader import FrameReader
 
 
 class H2ConnectionError(Exception):
@@ -94,8 +96,7 @@ class Connection:
         self.send_window = f.DEFAULT_WINDOW
         self.peer_initial_window = f.DEFAULT_WINDOW
         self.peer_max_frame = f.DEFAULT_MAX_FRAME
-        self._buffer = bytearray()
-        self._preface_seen = False
+        self.reader = FrameReader(max_frame_size, self._dispatch, self._fail)
         self._block: bytearray | None = None
         """A header block whose END_HEADERS has not come: its stream, flags and bytes so far."""
         self._block_stream = 0
@@ -119,76 +120,10 @@ class Connection:
     # -- receiving -----------------------------------------------------------------------------------
 
     def receive(self, data: bytes | memoryview) -> None:
-        """Parse ``data`` (any split of the stream) and tell the events of each whole frame.
-
-        Frames are read where they are in ``data``: a DATA frame's payload reaches :meth:`Events.on_data` as a view
-        of ``data`` (valid during the call: the owner copies what it keeps); only a frame split across two reads is
-        copied, into a buffer of its own."""
-        if self.closed:
-            return
-        if not self._preface_seen:
-            data = self._preface(data)
-            if not data:
-                return
-        view = memoryview(data)
-        offset, size = 0, len(view)
-        buffer = self._buffer
-        if buffer:  # the rest of a frame that began in an earlier read
-            offset = self._complete_split_frame(view)
-            if offset < 0:
-                return
-        unpack = f.HEADER.unpack_from
-        while size - offset >= f.HEADER_SIZE:
-            word, flags, stream_id = unpack(view, offset)
-            length = word >> 8
-            if length > self.max_frame:
-                self._fail(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")
-            end = offset + f.HEADER_SIZE + length
-            if end > size:
-                break
-            self._dispatch(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
-            offset = end
-        if offset < size:
-            buffer += view[offset:]
-
-    def _preface(self, data: bytes | memoryview) -> bytes:
-        """What follows the client's preface in ``data`` (nothing while the preface is incomplete)."""
-        buffer = self._buffer
-        buffer += data
-        if len(buffer) < len(f.PREFACE):
-            if not f.PREFACE.startswith(bytes(buffer)):
-                self._fail(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
-            return b""
-        if not buffer.startswith(f.PREFACE):
-            self._fail(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
-        self._preface_seen = True
-        rest = bytes(buffer[len(f.PREFACE) :])
-        buffer.clear()
-        return rest
-
-    def _complete_split_frame(self, view: memoryview) -> int:
-        """Add to the buffered start of a frame what it lacks from ``view``; once whole, handle it. Returns where
-        ``view``'s own frames start, or -1 when the frame is still incomplete (all of ``view`` taken)."""
-        buffer = self._buffer
-        taken = 0
-        if len(buffer) < f.HEADER_SIZE:
-            taken = min(f.HEADER_SIZE - len(buffer), len(view))
-            buffer += view[:taken]
-            if len(buffer) < f.HEADER_SIZE:
-                return -1
-        word, flags, stream_id = f.HEADER.unpack_from(buffer)
-        length = word >> 8
-        if length > self.max_frame:
-            self._fail(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")
-        more = min(f.HEADER_SIZE + length - len(buffer), len(view) - taken)
-        buffer += view[taken : taken + more]
-        taken += more
-        if len(buffer) < f.HEADER_SIZE + length:
-            return -1
-        whole = bytes(buffer)
-        buffer.clear()
-        self._dispatch(word & 0xFF, flags, stream_id & f.MAX_WINDOW, memoryview(whole)[f.HEADER_SIZE :])
-        return taken
+        """Parse ``data`` (any split of the stream) and tell the events of each whole frame (:mod:`.reader`: a
+        DATA frame's payload is a view of ``data``, valid during the call: the owner copies what it keeps)."""
+        if not self.closed:
+            self.reader.feed(data)
 
     def _dispatch(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
         try:
@@ -196,7 +131,7 @@ class Connection:
         except _StreamError as err:
             self._reset(err.stream_id, err.code)
 
-    def _fail(self, code: int, message: str) -> None:
+    def _fail(self, code: int, message: str) -> NoReturn:
         """A connection error: GOAWAY, and nothing more is read."""
         self.out.append(f.goaway(self.last_stream_id, code, message.encode()[:200]))
         self.goaway_sent = True

@@ -1,0 +1,96 @@
+"""The client's byte stream cut into frames, without copying them: first the connection preface, then each frame's
+header and payload, in any split of the stream across reads.
+
+A frame that lies whole in one read is handed on as a view of that read; only a frame split across two reads is
+gathered in a buffer of its own. The reader checks what needs no connection state: the preface, and a frame's
+length against the maximum this side announced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn
+
+from . import frames as f
+
+OnFrame = Callable[[int, int, int, memoryview], None]
+"""(type, flags, stream id, payload): the payload is valid during the call only."""
+OnError = Callable[[int, str], NoReturn]
+"""(HTTP/2 error code, message): the stream cannot be read on; it must raise."""
+
+
+class FrameReader:
+    def __init__(self, max_frame: int, on_frame: OnFrame, on_error: OnError) -> None:
+        self.max_frame = max_frame
+        self._on_frame = on_frame
+        self._on_error = on_error
+        self._buffer = bytearray()
+        """The start of a frame (or of the preface) whose rest has not been read yet."""
+        self._preface_seen = False
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if not self._preface_seen:
+            data = self._preface(data)
+            if not data:
+                return
+        view = memoryview(data)
+        offset, size = 0, len(view)
+        if self._buffer:
+            offset = self._complete_split_frame(view)
+            if offset < 0:
+                return
+        unpack = f.HEADER.unpack_from
+        while size - offset >= f.HEADER_SIZE:
+            word, flags, stream_id = unpack(view, offset)
+            length = word >> 8
+            if length > self.max_frame:
+                self._too_long(length)
+            end = offset + f.HEADER_SIZE + length
+            if end > size:
+                break
+            self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
+            offset = end
+        if offset < size:
+            self._buffer += view[offset:]
+
+    def _too_long(self, length: int) -> NoReturn:
+        self._on_error(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")
+
+    def _preface(self, data: bytes | memoryview) -> bytes:
+        """What follows the client's preface in ``data`` (nothing while the preface is incomplete)."""
+        buffer = self._buffer
+        buffer += data
+        if len(buffer) < len(f.PREFACE):
+            if not f.PREFACE.startswith(bytes(buffer)):
+                self._on_error(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
+            return b""
+        if not buffer.startswith(f.PREFACE):
+            self._on_error(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
+        self._preface_seen = True
+        rest = bytes(buffer[len(f.PREFACE) :])
+        buffer.clear()
+        return rest
+
+    def _complete_split_frame(self, view: memoryview) -> int:
+        """Add to the buffered start of a frame what it lacks from ``view``; once whole, hand it on. Returns where
+        ``view``'s own frames start, or -1 when the frame is still incomplete (all of ``view`` taken)."""
+        buffer = self._buffer
+        taken = 0
+        if len(buffer) < f.HEADER_SIZE:
+            taken = min(f.HEADER_SIZE - len(buffer), len(view))
+            buffer += view[:taken]
+            if len(buffer) < f.HEADER_SIZE:
+                return -1
+        word, flags, stream_id = f.HEADER.unpack_from(buffer)
+        length = word >> 8
+        if length > self.max_frame:
+            self._too_long(length)
+        more = min(f.HEADER_SIZE + length - len(buffer), len(view) - taken)
+        buffer += view[taken : taken + more]
+        taken += more
+        if len(buffer) < f.HEADER_SIZE + length:
+            return -1
+        whole = bytes(buffer)
+        buffer.clear()
+        self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, memoryview(whole)[f.HEADER_SIZE :])
+        return taken
