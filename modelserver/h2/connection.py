@@ -127,7 +127,10 @@ class Connection:
 
     def _dispatch(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
         try:
-            self._frame(kind, flags, stream_id, payload if kind == f.DATA else payload.tobytes())
+            if kind == f.DATA and self._block is None:  # the common frame, straight to its handler
+                self._data(flags, stream_id, payload)
+            else:
+                self._frame(kind, flags, stream_id, payload if kind == f.DATA else payload.tobytes())
         except _StreamError as err:
             self._reset(err.stream_id, err.code)
 
@@ -192,16 +195,18 @@ class Connection:
             self._fail(f.PROTOCOL_ERROR, f"{what} on idle stream {stream_id}")
 
     def _data(self, flags: int, stream_id: int, payload: memoryview) -> None:
-        self._check_not_idle(stream_id, "DATA")
-        self._recv_window -= len(payload)
+        if stream_id == 0 or stream_id > self.last_stream_id:
+            self._check_not_idle(stream_id, "DATA")
+        size = len(payload)
+        self._recv_window -= size
         if self._recv_window < 0:
             self._fail(f.FLOW_CONTROL_ERROR, "DATA beyond the connection's window")
-        self._recv_unacked += len(payload)
-        if self._recv_unacked >= self._recv_window_full // 4:
+        self._recv_unacked += size
+        if self._recv_unacked >= self._recv_window_full >> 2:
             self.out.append(f.window_update(0, self._recv_unacked))
             self._recv_window += self._recv_unacked
             self._recv_unacked = 0
-        data = f.unpad(payload, flags)
+        data = f.unpad(payload, flags) if flags & f.PADDED else payload
         if data is None:
             self._fail(f.PROTOCOL_ERROR, "padding longer than the frame")
         stream = self.streams.get(stream_id)
@@ -209,15 +214,17 @@ class Connection:
             return
         if stream.remote_closed:
             raise _StreamError(stream_id, f.STREAM_CLOSED)
-        stream.outstanding += len(payload)
+        stream.outstanding += size
         if stream.outstanding > self.recv_stream_window:
             raise _StreamError(stream_id, f.FLOW_CONTROL_ERROR)
-        if flags & f.END_STREAM:
+        end = flags & f.END_STREAM
+        if end:
             stream.remote_closed = True
-        elif len(payload) > len(data):  # padding is the owner's to take: given back at once
-            self.consume(stream_id, len(payload) - len(data))
-        self.events.on_data(stream_id, data, bool(flags & f.END_STREAM))
-        self._forget_if_done(stream_id, stream)
+        elif size > len(data):  # padding is the owner's to take: given back at once
+            self.consume(stream_id, size - len(data))
+        self.events.on_data(stream_id, data, bool(end))
+        if end:
+            self._forget_if_done(stream_id, stream)
 
     def consume(self, stream_id: int, size: int) -> None:
         """The owner took ``size`` bytes of the stream's DATA: give them back to the peer (WINDOW_UPDATE) once
