@@ -368,6 +368,17 @@ class Connection:
         total = len(data)
         sent = 0
         limit = self.peer_max_frame
+        full = min(self.send_window, stream.send_window, total - (1 if end_stream else 0)) // limit
+        if full > 1:  # the frames of the peer's maximum size that fit: one header for all, the payloads are views
+            header = f.HEADER.pack((limit << 8) | f.DATA, 0, stream_id)
+            out = self.out
+            for start in range(0, full * limit, limit):
+                out.append(header)
+                out.append(data[start : start + limit])
+            sent = full * limit
+            self.send_window -= sent
+            self.out_size += sent
+            stream.send_window -= sent
         while True:
             room = min(self.send_window, stream.send_window, limit, total - sent)
             if room <= 0 and not (sent == total and end_stream):
