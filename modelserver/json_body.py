@@ -1,10 +1,17 @@
-"""A JSON request body parsed as :func:`json.loads` parses it, with less work for the usual object body.
+"""A JSON request body parsed as :func:`json.loads` parses it, with less work for the usual body.
 
-``json.loads(bytes)`` first sniffs the encoding, then strips whitespace around the document with two regular
-expression matches and goes through two wrappers before the C scanner runs. A body that starts with ``{`` and a
-byte that is not NUL is UTF-8 to ``json.loads`` too; when it also ends with ``}`` the scanner is called directly. A
-body the fast path does not finish cleanly (whitespace after the document, an error of any kind) goes through
-``json.loads``, so its value or its exception is exactly that function's.
+Where orjson is installed it reads the body first: it parses a small body in a fraction of the standard library's
+time. Its values are the standard library's except for two things it does differently, so the fast path leaves them
+to :func:`json.loads`: orjson refuses what the standard library accepts beyond strict JSON (``NaN``, ``1e400``,
+lone surrogates, a byte-order mark, UTF-16 and UTF-32, deep nesting), so any orjson error hands the body over; and
+it reads an integer beyond 64 bits as a float, so a body holding a run of 19 digits or more (the shortest integer
+outside int64) is not given to it at all.
+
+Without orjson: ``json.loads(bytes)`` first sniffs the encoding, then strips whitespace around the document with two
+regular expression matches and goes through two wrappers before the C scanner runs. A body that starts with ``{``
+and a byte that is not NUL is UTF-8 to ``json.loads`` too; when it also ends with ``}`` the scanner is called
+directly. A body the fast paths do not finish cleanly (whitespace after the document, an error of any kind) goes
+through ``json.loads``, so its value or its exception is exactly that function's.
 """
 
 from __future__ import annotations
@@ -13,12 +20,27 @@ import json
 from json.scanner import make_scanner
 from typing import Any
 
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - orjson is optional
+    _orjson_loads = None
+
 _scan = make_scanner(json.JSONDecoder())
+_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+"""A translation table: every digit becomes ``0`` and every other byte a space, so runs of digits stay runs."""
+_RUN = b"0" * 19
+"""The shortest integer outside int64 (``-9223372036854775809``, ``9223372036854775808``) has 19 digits."""
 
 
 def loads(body: bytes) -> Any:
     """``json.loads(body)``."""
-    if body[:1] == b"{" and body[1:2] != b"\x00" and body[-1:] == b"}":
+    if _orjson_loads is not None:
+        if _RUN not in body.translate(_ZEROS):
+            try:
+                return _orjson_loads(body)
+            except Exception:  # orjson.JSONDecodeError: json.loads decides
+                pass
+    elif body[:1] == b"{" and body[1:2] != b"\x00" and body[-1:] == b"}":
         try:
             text = body.decode("utf-8", "surrogatepass")
             value, end = _scan(text, 0)
