@@ -51,6 +51,20 @@ def test_names_come_from_the_other_field() -> None:
     ]
 
 
+def test_sparse_names_and_vectors_of_every_length() -> None:
+    """The name is the first field beside the two lists, as text; vectors longer than the kept packers pack too."""
+    info = InputInfo("DT_INT64", "DT_DOUBLE", -1)
+    for count in (1, 5, 64, 65, 300):
+        for name, expected in (("u1", "u1"), (7, "7"), (None, "None"), ([1], "[1]")):
+            item = {"sparseIndices": list(range(count)), "key": name, "sparseValues": [0.5] * count, "other": "x"}
+            for each in decode_instances({"instances": [item, item]}, info):
+                assert each.name == expected
+                assert each.tensors[0].to_list() == list(range(count)) and each.tensors[1].to_list() == [0.5] * count
+                assert [t.shape for t in each.tensors] == [(count,), (count,)]
+    [each] = decode_instances({"instances": [{"sparseValues": [1.5], "sparseIndices": [2]}]}, INFO)
+    assert each.name is None and [t.name for t in each.tensors] == ["indices", "values"]
+
+
 def test_int64_keys_and_double_values_and_string_keys() -> None:
     [each] = decode_instances({"instances": [{"values": {"5": 1}}]}, InputInfo("DT_INT64", "DT_DOUBLE", -1))
     assert [t.datatype for t in each.tensors] == ["INT64", "FP64"]
