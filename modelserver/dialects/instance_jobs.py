@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from workers.tensors import Tensor
@@ -41,6 +42,10 @@ class Outputs:
     """The core refused the job before any work: no worker, or the model's queue was full (``NoWorker``)."""
 
 
+_ANSWERS = {style: MappingProxyType({"answer": style}) for style in ("mindspore", "angel")}
+"""The jobs' ``parameters`` asking a runtime for an API's JSON object, made once (read-only: every job shares one)."""
+
+
 def run_instances(
     model: ModelVersion,
     request: Request,
@@ -50,24 +55,13 @@ def run_instances(
     answer: str = "",
 ) -> Awaitable[list[Outputs]]:
     """Each instance's tensors as one job calling ``method``; the answers in instance order. ``answer`` (``mindspore``
-    or ``angel``) lets a runtime that can (``servable``) answer with the API's JSON object of outputs.
-
-    A plain function handing back the coroutine that waits: the usual request of one instance then costs one
-    coroutine between the dialect and the core call, as TorchServe's inference path does."""
-    parameters = {"answer": answer} if answer else None
-    if model.spec.runtime == SERVABLE:  # it reads the method and the tensors only: the request's headers stay here
-        headers: dict[str, str] = {}
-        url_path = ""
-    else:  # a handler sees the request's headers, and the method as its url_path
-        headers = request.header_dict()
-        url_path = method
+    or ``angel``) lets a runtime that can (``servable``) answer with the API's JSON object of outputs."""
+    if len(instances) == 1:
+        return _listed(run_instance(model, request, instances[0], method, explicit_version, answer))
+    headers, url_path = _headers_and_path(model, request, method)
+    parameters = _ANSWERS.get(answer)
     request_id = _request_id(request)
     loop = model.loop
-    if len(instances) == 1:  # the common case: no gather, no extra task
-        job = Job(
-            request_id, headers, [], method, url_path=url_path, tensors=instances[0], parameters=parameters, loop=loop
-        )
-        return _answers(model, job, explicit_version)
     jobs = [
         Job(
             f"{request_id}-{index}",
@@ -84,6 +78,43 @@ def run_instances(
     return _gathered(model, jobs, explicit_version)
 
 
+def run_instance(
+    model: ModelVersion,
+    request: Request,
+    tensors: list[Tensor],
+    method: str,
+    explicit_version: bool = False,
+    answer: str = "",
+) -> Awaitable[Outputs]:
+    """:func:`run_instances` for a request of one instance (the usual one), answering its :class:`Outputs` alone:
+    a plain function handing back the coroutine that waits, so the request costs one coroutine between the dialect
+    and the core call, as TorchServe's inference path does."""
+    if model.spec.runtime == SERVABLE:  # the common case, without a call for the job's headers and url_path
+        headers: dict[str, str] = {}
+        url_path = ""
+    else:
+        headers, url_path = _headers_and_path(model, request, method)
+    job = Job(
+        _request_id(request),
+        headers,
+        [],
+        method,
+        url_path=url_path,
+        tensors=tensors,
+        parameters=_ANSWERS.get(answer),
+        loop=model.loop,
+    )
+    return _outputs(model, job, explicit_version)
+
+
+def _headers_and_path(model: ModelVersion, request: Request, method: str) -> tuple[dict[str, str], str]:
+    """A job's ``headers`` and ``url_path``: a handler sees the request's headers, and the method as its url_path;
+    the servable runtime reads the method and the tensors only, so the headers stay here."""
+    if model.spec.runtime == SERVABLE:
+        return {}, ""
+    return request.header_dict(), method
+
+
 def _request_id(request: Request) -> str:
     """The client's ``x-request-id``, else a new one; read from the raw headers when the request offers that (the
     case-insensitive header map costs more to build than the rest of the job)."""
@@ -96,23 +127,26 @@ def _request_id(request: Request) -> str:
     return sent or new_request_id()
 
 
+async def _listed(outputs: Awaitable[Outputs]) -> list[Outputs]:
+    return [await outputs]
+
+
 async def _gathered(model: ModelVersion, jobs: list[Job], explicit_version: bool) -> list[Outputs]:
-    answers = await asyncio.gather(*(_answers(model, job, explicit_version) for job in jobs))
-    return [each[0] for each in answers]
+    return await asyncio.gather(*(_outputs(model, job, explicit_version) for job in jobs))
 
 
-async def _answers(model: ModelVersion, job: Job, explicit_version: bool) -> list[Outputs]:
-    """One job's answer, as a list of one (what a request of one instance answers)."""
+async def _outputs(model: ModelVersion, job: Job, explicit_version: bool) -> Outputs:
+    """One job's answer."""
     try:
         outcome = await model.infer(job, explicit_version)
     except NoWorker as err:
-        return [Outputs(error=err.message, status=err.status, refused=True)]
+        return Outputs(error=err.message, status=err.status, refused=True)
     except ServeError as err:
-        return [Outputs(error=err.message, status=err.status)]
+        return Outputs(error=err.message, status=err.status)
     if type(outcome) is ResultStream:
         await outcome.aclose()
-        return [Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)]
-    return [read_outputs(outcome, job.parameters)]
+        return Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)
+    return read_outputs(outcome, job.parameters)
 
 
 def read_outputs(result: InferenceResult, asked: Any = None) -> Outputs:

@@ -32,7 +32,7 @@ from ..mindspore_codec import MindSporeError, Target, decode_instances, decode_v
 from ..model_version import ModelVersion
 from ..registry import ModelRegistry, version_key
 from ..router import ANY, Route
-from .instance_jobs import Outputs, run_instances
+from .instance_jobs import Outputs, run_instance, run_instances
 
 logger = logging.getLogger("modelserver.mindspore")
 
@@ -119,7 +119,10 @@ class MindSpore:
             instances = [self._inputs(model, method, instance) for instance in decode_instances(document)]
         except MindSporeError as err:
             raise self._fail(err) from None
-        answers = await run_instances(model, request, instances, method.name, bool(target.version), "mindspore")
+        if len(instances) == 1:  # the usual request: one coroutine between here and the core call
+            answers = [await run_instance(model, request, instances[0], method.name, bool(target.version), "mindspore")]
+        else:
+            answers = await run_instances(model, request, instances, method.name, bool(target.version), "mindspore")
         refused = [answer for answer in answers if answer.refused]
         if refused and model.workers:  # refused with workers there: the queue was full; say it as MindSpore does
             for answer in refused:
