@@ -16,7 +16,7 @@ answers ``{}`` or a stack trace. An instance that failed beside others that succ
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -30,8 +30,8 @@ from ..mindspore_codec import encode_tensor
 from ..model_version import ModelVersion
 from ..registry import ModelRegistry
 from ..router import Route
-from ..types import PREDICT
-from .instance_jobs import Outputs, run_instance, run_instances
+from ..types import PREDICT, Job, ResultStream
+from .instance_jobs import Outputs, failed, instance_job, read_outputs, run_instances, streamed
 
 JSON = "application/json"
 GET = frozenset({"GET"})
@@ -122,10 +122,8 @@ class Angel:
     def _find(self, name: str, version: str | None) -> ModelVersion:
         try:
             return self.registry.latest(name, version)
-        except ModelNotFound:
-            raise AngelRequestError(f"Model with name {name} does not exist.", 404) from None
-        except ModelVersionNotFound:
-            raise AngelRequestError(f"Model {name} has no version {version}.", 404) from None
+        except (ModelNotFound, ModelVersionNotFound) as err:
+            raise _not_found(err, name, version) from None
 
     @staticmethod
     def _input_info(model: ModelVersion) -> InputInfo:
@@ -158,37 +156,37 @@ class Angel:
 
     # -- predict --------------------------------------------------------------------------------------
 
-    async def _predict(self, request: Request, params: dict[str, str]) -> Response:
+    def _predict(self, request: Request, params: dict[str, str]) -> Awaitable[Response]:
+        """A plain function handing back the coroutine that waits: the usual request of one instance then costs one
+        coroutine, awaiting the core call itself, as TorchServe's inference path does."""
         version = params.get("model_version")
-        model = self._find(params["model_name"], version)
-        info = model.derived.get("angel") or self._input_info(model)
+        name = params["model_name"]
+        try:  # _find, without its call
+            model = self.registry.latest(name, version)
+        except (ModelNotFound, ModelVersionNotFound) as err:
+            raise _not_found(err, name, version) from None
         body = request.body_ready()  # the usual small body is here already: no coroutine to wait for it
         if body is None:
-            body = await request.read_body()
+            return self._read_and_predict(request, model, version)
+        return self._predict_body(request, model, version, body)
+
+    async def _read_and_predict(self, request: Request, model: ModelVersion, version: str | None) -> Response:
+        return await self._predict_body(request, model, version, await request.read_body())
+
+    def _predict_body(
+        self, request: Request, model: ModelVersion, version: str | None, body: bytes
+    ) -> Awaitable[Response]:
+        info = model.derived.get("angel") or self._input_info(model)
         try:
             instances = decode_instances(json_body.loads(body), info)
         except ValueError as err:  # AngelError, or JSON that does not parse
             message = str(err) if isinstance(err, AngelError) else f"Request data format error: {err}"
-            return _json({"error": message})
+            return _ready(_json({"error": message}))
         if len(instances) == 1:  # the usual request, without the general case's lists
             instance = instances[0]
-            answer = await run_instance(model, request, instance.tensors, PREDICT, bool(version), "angel")
-            if answer.error is not None:
-                return _json({"error": answer.error})
-            raw = answer.raw
-            if raw is not None and raw[:2] == b'{"':  # the runtime's map of outputs: sid spliced in, in one pass
-                sid = b'"0"' if instance.name is None else encode_basestring_ascii(instance.name).encode("ascii")
-                return Response(200, {"Content-Type": JSON}, b'{"predictions":[{"sid":%b,%b]}' % (sid, raw[1:]))
-            return _predictions(_prediction(instance, 0, answer))
-        tensors = [each.tensors for each in instances]
-        answers = await run_instances(model, request, tensors, PREDICT, bool(version), "angel")
-        if all(answer.error is not None for answer in answers):
-            return _json({"error": "\n".join(str(answer.error) for answer in answers)})
-        parts = [
-            _prediction(instance, position, answer)
-            for position, (instance, answer) in enumerate(zip(instances, answers, strict=True))
-        ]
-        return _predictions(b",".join(parts))
+            job = instance_job(model, request, instance.tensors, PREDICT, "angel")
+            return _single(model, job, instance, bool(version))
+        return _several(model, request, instances, bool(version))
 
     def _not_served(self, verb: str) -> Callable[[Request, dict[str, str]], Any]:
         async def handler(request: Request, params: dict[str, str]) -> Response:
@@ -203,6 +201,48 @@ class Angel:
 
     async def summary(self, request: Request, params: dict[str, str]) -> Response:
         return _json(metrics_summary(await self.metrics.all_summaries()))
+
+
+def _not_found(error: ServeError, name: str, version: str | None) -> AngelRequestError:
+    if isinstance(error, ModelVersionNotFound):
+        return AngelRequestError(f"Model {name} has no version {version}.", 404)
+    return AngelRequestError(f"Model with name {name} does not exist.", 404)
+
+
+async def _single(model: ModelVersion, job: Job, instance: Instance, explicit_version: bool) -> Response:
+    """The answer to a request of one instance: its prediction, or its failure as the request's error."""
+    try:
+        outcome = await model.infer(job, explicit_version)
+    except ServeError as err:
+        return _json({"error": failed(err).error})
+    answer = await streamed(outcome) if type(outcome) is ResultStream else read_outputs(outcome, job.parameters)
+    if answer.error is not None:
+        return _json({"error": answer.error})
+    raw = answer.raw
+    if raw is not None and raw[:2] == b'{"':  # the runtime's map of outputs: sid spliced in, in one pass
+        sid = b'"0"' if instance.name is None else encode_basestring_ascii(instance.name).encode("ascii")
+        return Response(200, {"Content-Type": JSON}, b'{"predictions":[{"sid":%b,%b]}' % (sid, raw[1:]))
+    return _predictions(_prediction(instance, 0, answer))
+
+
+async def _several(
+    model: ModelVersion, request: Request, instances: list[Instance], explicit_version: bool
+) -> Response:
+    """Every instance's prediction in order, a failed one as ``{"error": ...}`` in its place; the request's error
+    when every instance failed."""
+    tensors = [each.tensors for each in instances]
+    answers = await run_instances(model, request, tensors, PREDICT, explicit_version, "angel")
+    if all(answer.error is not None for answer in answers):
+        return _json({"error": "\n".join(str(answer.error) for answer in answers)})
+    parts = [
+        _prediction(instance, position, answer)
+        for position, (instance, answer) in enumerate(zip(instances, answers, strict=True))
+    ]
+    return _predictions(b",".join(parts))
+
+
+async def _ready(response: Response) -> Response:
+    return response
 
 
 def _predictions(parts: bytes) -> Response:

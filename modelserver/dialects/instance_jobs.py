@@ -13,7 +13,6 @@ import asyncio
 import json
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from workers.tensors import Tensor
@@ -42,8 +41,9 @@ class Outputs:
     """The core refused the job before any work: no worker, or the model's queue was full (``NoWorker``)."""
 
 
-_ANSWERS = {style: MappingProxyType({"answer": style}) for style in ("mindspore", "angel")}
-"""The jobs' ``parameters`` asking a runtime for an API's JSON object, made once (read-only: every job shares one)."""
+_ANSWERS = {style: {"answer": style} for style in ("mindspore", "angel")}
+"""The jobs' ``parameters`` asking a runtime for an API's JSON object, made once: every such job shares one, so
+nothing may change them (the worker gets a copy; a plain dict copies faster than a read-only view)."""
 
 
 def run_instances(
@@ -86,15 +86,19 @@ def run_instance(
     explicit_version: bool = False,
     answer: str = "",
 ) -> Awaitable[Outputs]:
-    """:func:`run_instances` for a request of one instance (the usual one), answering its :class:`Outputs` alone:
-    a plain function handing back the coroutine that waits, so the request costs one coroutine between the dialect
-    and the core call, as TorchServe's inference path does."""
+    """:func:`run_instances` for a request of one instance, answering its :class:`Outputs` alone."""
+    return _outputs(model, instance_job(model, request, tensors, method, answer), explicit_version)
+
+
+def instance_job(model: ModelVersion, request: Request, tensors: list[Tensor], method: str, answer: str = "") -> Job:
+    """The job of a request's only instance, for a dialect that awaits the core call itself (one coroutine per
+    request) and reads the outcome with :func:`read_outputs`, :func:`failed` and :func:`streamed`."""
     if model.spec.runtime == SERVABLE:  # the common case, without a call for the job's headers and url_path
         headers: dict[str, str] = {}
         url_path = ""
     else:
         headers, url_path = _headers_and_path(model, request, method)
-    job = Job(
+    return Job(
         _request_id(request),
         headers,
         [],
@@ -104,7 +108,6 @@ def run_instance(
         parameters=_ANSWERS.get(answer),
         loop=model.loop,
     )
-    return _outputs(model, job, explicit_version)
 
 
 def _headers_and_path(model: ModelVersion, request: Request, method: str) -> tuple[dict[str, str], str]:
@@ -139,14 +142,22 @@ async def _outputs(model: ModelVersion, job: Job, explicit_version: bool) -> Out
     """One job's answer."""
     try:
         outcome = await model.infer(job, explicit_version)
-    except NoWorker as err:
-        return Outputs(error=err.message, status=err.status, refused=True)
     except ServeError as err:
-        return Outputs(error=err.message, status=err.status)
+        return failed(err)
     if type(outcome) is ResultStream:
-        await outcome.aclose()
-        return Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)
+        return await streamed(outcome)
     return read_outputs(outcome, job.parameters)
+
+
+def failed(error: ServeError) -> Outputs:
+    """A job the core call failed: ``refused`` when it refused it before any work (no worker, or a full queue)."""
+    return Outputs(error=error.message, status=error.status, refused=isinstance(error, NoWorker))
+
+
+async def streamed(stream: ResultStream) -> Outputs:
+    """A job whose model streamed its answer: closed, and failed (these APIs take one answer per instance)."""
+    await stream.aclose()
+    return Outputs(error="The model streamed its answer; this API takes one answer per instance", status=500)
 
 
 def read_outputs(result: InferenceResult, asked: Any = None) -> Outputs:
