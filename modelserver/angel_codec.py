@@ -162,8 +162,9 @@ def _object(item: dict[str, Any], info: InputInfo, index: int) -> Instance:
             raise AngelError(f"item {index}: 'sparseIndices' and 'sparseValues' must be lists of the same length")
         name = None
         if len(item) != 2:  # the first other field names the instance
-            for field_name, value in item.items():
+            for field_name in item:
                 if field_name != "sparseIndices" and field_name != "sparseValues":
+                    value = item[field_name]
                     name = value if isinstance(value, str) else str(value)
                     break
         return Instance(name, _tensors(keys, values, info, index))

@@ -57,7 +57,7 @@ def run_instances(
     """Each instance's tensors as one job calling ``method``; the answers in instance order. ``answer`` (``mindspore``
     or ``angel``) lets a runtime that can (``servable``) answer with the API's JSON object of outputs."""
     if len(instances) == 1:
-        return _listed(run_instance(model, request, instances[0], method, explicit_version, answer))
+        return _listed(_outputs(model, instance_job(model, request, instances[0], method, answer), explicit_version))
     headers, url_path = _headers_and_path(model, request, method)
     parameters = _ANSWERS.get(answer)
     request_id = _request_id(request)
@@ -76,18 +76,6 @@ def run_instances(
         for index, tensors in enumerate(instances)
     ]
     return _gathered(model, jobs, explicit_version)
-
-
-def run_instance(
-    model: ModelVersion,
-    request: Request,
-    tensors: list[Tensor],
-    method: str,
-    explicit_version: bool = False,
-    answer: str = "",
-) -> Awaitable[Outputs]:
-    """:func:`run_instances` for a request of one instance, answering its :class:`Outputs` alone."""
-    return _outputs(model, instance_job(model, request, tensors, method, answer), explicit_version)
 
 
 def instance_job(model: ModelVersion, request: Request, tensors: list[Tensor], method: str, answer: str = "") -> Job:

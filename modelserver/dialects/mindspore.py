@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from workers.servable_methods import Method, MethodDeclarationError, parse_methods
@@ -32,7 +32,8 @@ from ..mindspore_codec import MindSporeError, Target, decode_instances, decode_v
 from ..model_version import ModelVersion
 from ..registry import ModelRegistry, version_key
 from ..router import ANY, Route
-from .instance_jobs import Outputs, run_instance, run_instances
+from ..types import Job, ResultStream
+from .instance_jobs import Outputs, failed, instance_job, read_outputs, run_instances, streamed
 
 logger = logging.getLogger("modelserver.mindspore")
 
@@ -95,18 +96,17 @@ class MindSpore:
 
     # -- the call ------------------------------------------------------------------------------------
 
-    async def handle(self, request: Request, params: dict[str, str]) -> Response:
+    def handle(self, request: Request, params: dict[str, str]) -> Awaitable[Response]:
+        """A plain function handing back the coroutine that waits: the usual request of one instance then costs one
+        coroutine, awaiting the core call itself, as TorchServe's inference path does."""
         if request.method != "POST":
             raise MindSporeRequestError("http message only support POST right now", 405)
         target = self._targets.get(request.raw_path)
         if target is None:
             target = self._target(request)
-        try:
-            body = request.body_ready()  # the usual small body is here already: no coroutine to wait for it
-            if body is None:
-                body = await request.read_body()
-        except RequestTooLarge:
-            raise MindSporeRequestError(f"http message is bigger than {request.max_body_size}", 413) from None
+        body = request.body_ready()  # the usual small body is here already: no coroutine to wait for it
+        if body is None:
+            return self._handle_when_read(request, params)
         if not body:
             raise MindSporeRequestError("http message invalid", 400)
         try:
@@ -119,15 +119,33 @@ class MindSpore:
             instances = [self._inputs(model, method, instance) for instance in decode_instances(document)]
         except MindSporeError as err:
             raise self._fail(err) from None
-        if len(instances) == 1:  # the usual request: one coroutine between here and the core call
-            answers = [await run_instance(model, request, instances[0], method.name, bool(target.version), "mindspore")]
+        if len(instances) == 1:  # the usual request
+            job = instance_job(model, request, instances[0], method.name, "mindspore")
+            return self._single(model, job, bool(target.version))
+        return self._several(model, request, instances, method.name, bool(target.version))
+
+    async def _handle_when_read(self, request: Request, params: dict[str, str]) -> Response:
+        """:meth:`handle` once the whole body is here (then ``body_ready`` has it)."""
+        try:
+            await request.read_body()
+        except RequestTooLarge:
+            raise MindSporeRequestError(f"http message is bigger than {request.max_body_size}", 413) from None
+        return await self.handle(request, params)
+
+    async def _single(self, model: ModelVersion, job: Job, explicit_version: bool) -> Response:
+        try:
+            outcome = await model.infer(job, explicit_version)
+        except ServeError as err:
+            answer = failed(err)
         else:
-            answers = await run_instances(model, request, instances, method.name, bool(target.version), "mindspore")
-        refused = [answer for answer in answers if answer.refused]
-        if refused and model.workers:  # refused with workers there: the queue was full; say it as MindSpore does
-            for answer in refused:
-                answer.error = f"Serving Error: enqueued requests count exceeds the limit {model.spec.job_queue_size}"
-        return self._reply(answers)
+            answer = await streamed(outcome) if type(outcome) is ResultStream else read_outputs(outcome, job.parameters)
+        return self._reply(_queue_full([answer], model))
+
+    async def _several(
+        self, model: ModelVersion, request: Request, instances: list[list[Tensor]], method: str, explicit: bool
+    ) -> Response:
+        answers = await run_instances(model, request, instances, method, explicit, "mindspore")
+        return self._reply(_queue_full(answers, model))
 
     def _target(self, request: Request) -> Target:
         """The URL's target, remembered by the raw request target (query included) for the last
@@ -187,9 +205,20 @@ class MindSpore:
         status = 200
         if self.real_status and all(answer.error is not None for answer in answers):
             status = answers[0].status
-        parts = [answer.raw if answer.raw is not None else _dumps(_instance(answer)) for answer in answers]
-        body = b'{"instances":[' + b",".join(parts) + b"]}"
+        if len(answers) == 1 and answers[0].raw is not None:  # the usual answer: the runtime's JSON as it is
+            body = b'{"instances":[%b]}' % answers[0].raw
+        else:
+            parts = [answer.raw if answer.raw is not None else _dumps(_instance(answer)) for answer in answers]
+            body = b'{"instances":[' + b",".join(parts) + b"]}"
         return Response(status, {"Content-Type": JSON}, body)
+
+
+def _queue_full(answers: list[Outputs], model: ModelVersion) -> list[Outputs]:
+    """Jobs the core refused while the model has workers: its queue was full; said as MindSpore says it."""
+    for answer in answers:
+        if answer.refused and model.workers:
+            answer.error = f"Serving Error: enqueued requests count exceeds the limit {model.spec.job_queue_size}"
+    return answers
 
 
 def _dumps(value: Any) -> bytes:

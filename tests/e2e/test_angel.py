@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,6 +106,36 @@ def test_kv_maps_bare_and_in_a_field_with_a_key(server: RunningServer) -> None:
 def test_sparse_indices_and_values_on_a_versioned_route(server: RunningServer) -> None:
     body = {"instances": [{"sparseIndices": [0, 7], "sparseValues": [1.0, 2.0], "key": "s"}]}
     assert predictions(post(server, "/v1/models/lr/versions/1:predict", body)) == [expected({0: 1.0, 7: 2.0}, "s")]
+
+
+def pieces(*chunks: bytes) -> Iterator[bytes]:
+    """A body sent chunked, a pause before each later piece: the request reaches the dialect before its body."""
+    for index, chunk in enumerate(chunks):
+        if index:
+            time.sleep(0.2)
+        yield chunk
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_body_still_arriving_and_a_name_beyond_64_bits(server: RunningServer, count: int) -> None:
+    """The body is read when it is all there; an integer name of 20 digits stays the integer it was (not a float)."""
+    instance = b'{"sparseIndices": [0, 7], "sparseValues": [1.0, 2.0], "key": 12345678901234567890}'
+    head, tail = b'{"instances": [' + b", ".join([instance] * count), b"]}"
+    response = requests.post(
+        server.inference + "/v1/models/lr:predict",
+        data=pieces(head[:40], head[40:], tail),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert predictions(response) == [expected({0: 1.0, 7: 2.0}, "12345678901234567890")] * count
+
+
+def test_an_instance_named_by_a_number_or_unnamed(server: RunningServer) -> None:
+    for key, sid in ((7, "7"), (2.5, "2.5"), (None, "None"), (True, "True")):
+        body = {"instances": [{"sparseIndices": [1], "sparseValues": [2.0], "key": key}]}
+        assert predictions(post(server, "/v1/models/lr:predict", body)) == [expected({1: 2.0}, sid)]
+    body = {"instances": [{"sparseIndices": [1], "sparseValues": [2.0]}]}
+    assert predictions(post(server, "/v1/models/lr:predict", body)) == [expected({1: 2.0}, "0")]
 
 
 def test_libsvm_text_lines(server: RunningServer) -> None:

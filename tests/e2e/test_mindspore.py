@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,6 +179,19 @@ def test_a_body_over_the_limit(server: RunningServer) -> None:
     response = post(server, "/model/add_error:add_common", {"instances": [{"x1": ones, "x2": ones}]})
     assert response.status_code == 200
     assert "http message is bigger than 1048576" in response.json()["error_msg"]
+
+
+def test_a_body_still_arriving(server: RunningServer) -> None:
+    """Sent chunked with a pause: the request reaches the dialect before its body, which is read when it is there."""
+
+    def pieces() -> Iterator[bytes]:
+        yield b'{"instances": [{"x1": 1, '
+        time.sleep(0.2)
+        yield b'"x2": 2}]}'
+
+    response = requests.post(server.inference + "/model/add:add_cast", data=pieces(), timeout=30)
+    assert response.status_code == 200
+    assert response.json() == call(server, "add_cast", [{"x1": 1, "x2": 2}])
 
 
 def test_a_body_that_is_not_json(server: RunningServer) -> None:
