@@ -119,7 +119,7 @@ def pieces(*chunks: bytes) -> Iterator[bytes]:
 @pytest.mark.parametrize("count", [1, 2])
 def test_a_body_still_arriving_and_a_name_beyond_64_bits(server: RunningServer, count: int) -> None:
     """The body is read when it is all there; an integer name of 20 digits stays the integer it was (not a float)."""
-    instance = b'{"sparseIndices": [0, 7], "sparseValues": [1.0, 2.0], "key": 12345678901234567890}'
+    instance = b'{"sparseIndices": [0, 7], "sparseValues": [1.0, 2.0], "key": 123456789012345678901234567890}'
     head, tail = b'{"instances": [' + b", ".join([instance] * count), b"]}"
     response = requests.post(
         server.inference + "/v1/models/lr:predict",
@@ -127,7 +127,7 @@ def test_a_body_still_arriving_and_a_name_beyond_64_bits(server: RunningServer, 
         headers={"Content-Type": "application/json"},
         timeout=30,
     )
-    assert predictions(response) == [expected({0: 1.0, 7: 2.0}, "12345678901234567890")] * count
+    assert predictions(response) == [expected({0: 1.0, 7: 2.0}, "123456789012345678901234567890")] * count
 
 
 def test_an_instance_named_by_a_number_or_unnamed(server: RunningServer) -> None:
