@@ -223,8 +223,7 @@ def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) ->
     The tests: no bool (JSON's true and false are ints to Python) nor text among the items; the keys within
     ``key_bounds``; the values' sum not NaN (a NaN, or infinities of both signs, make it NaN: ``min`` and ``max`` do
     not see every NaN) and the values within the value type's range (an infinity is not). An integer beyond every
-    double (added to a float it overflows) sends the vector the slow way. The tensors are made here, without
-    :meth:`Tensor.trusted`'s call: their fields fit by construction."""
+    double (added to a float it overflows) sends the vector the slow way."""
     count = len(keys)
     bounds = info.key_bounds
     if (
@@ -250,27 +249,14 @@ def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) ->
             pass
     if value_data is None:
         value_data = _checked_values(keys, values, info.value_datatype, index)
-    shape = (count,)
-    key_tensor = _new_tensor(Tensor)
     if info.key_datatype == "BYTES":
-        key_tensor.name = "keys"
-        key_tensor.parameters = {"content_type": "str"}
+        key_tensor = _tensor("keys", "BYTES", (count,), key_data, {"content_type": "str"})
     else:
-        key_tensor.name = "indices"
-        key_tensor.parameters = None
-    key_tensor.datatype = info.key_datatype
-    key_tensor.shape = shape
-    key_tensor.data = key_data
-    value_tensor = _new_tensor(Tensor)
-    value_tensor.name = "values"
-    value_tensor.datatype = info.value_datatype
-    value_tensor.shape = shape
-    value_tensor.data = value_data
-    value_tensor.parameters = None
-    return [key_tensor, value_tensor]
+        key_tensor = _tensor("indices", info.key_datatype, (count,), key_data)
+    return [key_tensor, _tensor("values", info.value_datatype, (count,), value_data)]
 
 
-_new_tensor = object.__new__
+_tensor = Tensor.trusted
 
 
 def _checked_keys(keys: list[Any], info: InputInfo, index: int) -> bytes:
