@@ -31,7 +31,7 @@ from ..model_version import ModelVersion
 from ..registry import ModelRegistry
 from ..router import Route
 from ..types import PREDICT, Job, ResultStream
-from .instance_jobs import Outputs, failed, instance_job, read_outputs, run_instances, streamed
+from .instance_jobs import JSON_HEAD, Outputs, failed, instance_job, read_outputs, run_instances, streamed
 
 JSON = "application/json"
 GET = frozenset({"GET"})
@@ -220,7 +220,7 @@ async def _single(model: ModelVersion, job: Job, instance: Instance, explicit_ve
         if outcome.status < 400 and given and given.get("answer") == "angel" and body[:2] == b'{"':
             # the runtime's map of outputs (read_outputs' raw answer), with sid spliced in front: one copy
             sid = b'"0"' if instance.name is None else encode_basestring_ascii(instance.name).encode("ascii")
-            return Response(200, {"Content-Type": JSON}, b'{"predictions":[{"sid":%b,%b]}' % (sid, body[1:]))
+            return Response(200, JSON_HEAD, b'{"predictions":[{"sid":%b,%b]}' % (sid, body[1:]))
         answer = read_outputs(outcome, job.parameters)
     if answer.error is not None:
         return _json({"error": answer.error})
@@ -248,7 +248,7 @@ async def _ready(response: Response) -> Response:
 
 
 def _predictions(parts: bytes) -> Response:
-    return Response(200, {"Content-Type": JSON}, b'{"predictions":[' + parts + b"]}")
+    return Response(200, JSON_HEAD, b'{"predictions":[' + parts + b"]}")
 
 
 def _prediction(instance: Instance, position: int, answer: Outputs) -> bytes:

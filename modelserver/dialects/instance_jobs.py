@@ -18,7 +18,7 @@ from typing import Any
 from workers.tensors import Tensor
 
 from ..errors import NoWorker, ServeError
-from ..http_messages import Request
+from ..http_messages import HeaderBlock, Request
 from ..model_version import ModelVersion
 from ..types import InferenceResult, Job, ResultStream
 from .torchserve_http import new_request_id
@@ -40,6 +40,11 @@ class Outputs:
     refused: bool = False
     """The core refused the job before any work: no worker, or the model's queue was full (``NoWorker``)."""
 
+
+JSON_HEAD = HeaderBlock("Content-Type: application/json\r\n", True)
+"""The headers of an answer made here, written out once (the HTTP layer's fast path). Shared by every answer, so
+nothing may change it: only answers the dialects make themselves carry it, not their errors (the router may add an
+``Allow`` header to those)."""
 
 _ANSWERS = {style: {"answer": style} for style in ("mindspore", "angel")}
 """The jobs' ``parameters`` asking a runtime for an API's JSON object, made once: every such job shares one, so

@@ -33,7 +33,7 @@ from ..model_version import ModelVersion
 from ..registry import ModelRegistry, version_key
 from ..router import ANY, Route
 from ..types import Job, ResultStream
-from .instance_jobs import Outputs, failed, instance_job, read_outputs, run_instances, streamed
+from .instance_jobs import JSON_HEAD, Outputs, failed, instance_job, read_outputs, run_instances, streamed
 
 logger = logging.getLogger("modelserver.mindspore")
 
@@ -210,7 +210,7 @@ class MindSpore:
         else:
             parts = [answer.raw if answer.raw is not None else _dumps(_instance(answer)) for answer in answers]
             body = b'{"instances":[' + b",".join(parts) + b"]}"
-        return Response(status, {"Content-Type": JSON}, body)
+        return Response(status, JSON_HEAD, body)
 
 
 def _queue_full(answers: list[Outputs], model: ModelVersion) -> list[Outputs]:
