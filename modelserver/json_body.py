@@ -1,16 +1,17 @@
 """A JSON request body parsed as :func:`json.loads` parses it, with less work for the usual body.
 
 orjson (a dependency of ours, and KServe's own JSON codec) reads the body first: it parses a small body in a
-fraction of the standard library's time. Its values are the standard library's except for two things it does differently, so the fast path leaves them
-to :func:`json.loads`: orjson refuses what the standard library accepts beyond strict JSON (``NaN``, ``1e400``,
-lone surrogates, a byte-order mark, UTF-16 and UTF-32, deep nesting), so any orjson error hands the body over; and
-it reads an integer beyond 64 bits as a float, so a body holding a run of 19 digits or more (the shortest integer
-outside int64) is not given to it at all.
+fraction of the standard library's time. Its values are the standard library's except for two things it does
+differently, so the fast path leaves them to :func:`json.loads`: orjson refuses what the standard library accepts
+beyond strict JSON (``NaN``, ``1e400``, lone surrogates, a byte-order mark, UTF-16 and UTF-32, deep nesting), so any
+orjson error hands the body over; and it reads an integer beyond 64 bits as a float, so a body holding a run of 19
+digits or more (the shortest integer outside int64) is not given to it at all.
 
-Without orjson (an installation that left it out): ``json.loads(bytes)`` first sniffs the encoding, then strips whitespace around the document with two
-regular expression matches and goes through two wrappers before the C scanner runs. A body that starts with ``{``
-and a byte that is not NUL is UTF-8 to ``json.loads`` too; when it also ends with ``}`` the scanner is called
-directly. A body the fast paths do not finish cleanly (whitespace after the document, an error of any kind) goes
+Without orjson (an installation that left it out): ``json.loads(bytes)`` first sniffs the encoding, then strips
+whitespace around the document with two regular expression matches and goes through two wrappers before the C
+scanner runs. A body that starts with ``{`` and a byte that is not NUL is UTF-8 to ``json.loads`` too; when it also
+ends with ``}`` the scanner is called directly. A body the fast paths do not finish cleanly (whitespace after the
+document, an error of any kind) goes
 through ``json.loads``, so its value or its exception is exactly that function's.
 """
 
