@@ -42,7 +42,12 @@ class MetricLog:
     ROLL_BYTES = 100 * 1024 * 1024
     KEEP = 5
 
-    def __init__(self, flush_seconds: float = 0.05, memory: list[str] | None = None) -> None:
+    FLUSH_SECONDS = 0.01
+    """How often the lines are formatted: under load a request adds about seven lines, so every 50 ms meant thousands
+    formatted in one go, a pause of a few ms that doubled the p99 of the answers waiting behind it (8.5-8.9 ms against
+    4.6-4.9 ms in Prometheus mode at c=64); every 10 ms the p99 is 5.4-5.8 ms at the same throughput."""
+
+    def __init__(self, flush_seconds: float = FLUSH_SECONDS, memory: list[str] | None = None) -> None:
         self.path: Path | None = None
         self.memory = memory
         self._times = array("d")
