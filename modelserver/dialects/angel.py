@@ -160,12 +160,8 @@ class Angel:
         """A plain function handing back the coroutine that waits: the usual request of one instance then costs one
         coroutine, awaiting the core call itself, as TorchServe's inference path does."""
         version = params.get("model_version")
-        name = params["model_name"]
-        try:  # _find, without its call
-            model = self.registry.latest(name, version)
-        except (ModelNotFound, ModelVersionNotFound) as err:
-            raise _not_found(err, name, version) from None
-        info = model.derived.get("angel") or self._input_info(model)
+        model = self._find(params["model_name"], version)
+        info = self._input_info(model)
         body = request.body_ready()  # the usual small body is here already: no coroutine to wait for it
         if body is None:
             return self._predict_when_read(request, params)

@@ -62,7 +62,7 @@ def run_instances(
     """Each instance's tensors as one job calling ``method``; the answers in instance order. ``answer`` (``mindspore``
     or ``angel``) lets a runtime that can (``servable``) answer with the API's JSON object of outputs."""
     if len(instances) == 1:
-        return _listed(_outputs(model, instance_job(model, request, instances[0], method, answer), explicit_version))
+        return _listed(job_outputs(model, instance_job(model, request, instances[0], method, answer), explicit_version))
     headers, url_path = _headers_and_path(model, request, method)
     parameters = _ANSWERS.get(answer)
     request_id = _request_id(request)
@@ -86,11 +86,7 @@ def run_instances(
 def instance_job(model: ModelVersion, request: Request, tensors: list[Tensor], method: str, answer: str = "") -> Job:
     """The job of a request's only instance, for a dialect that awaits the core call itself (one coroutine per
     request) and reads the outcome with :func:`read_outputs`, :func:`failed` and :func:`streamed`."""
-    if model.spec.runtime == SERVABLE:  # the common case, without a call for the job's headers and url_path
-        headers: dict[str, str] = {}
-        url_path = ""
-    else:
-        headers, url_path = _headers_and_path(model, request, method)
+    headers, url_path = _headers_and_path(model, request, method)
     return Job(
         _request_id(request),
         headers,
@@ -128,11 +124,11 @@ async def _listed(outputs: Awaitable[Outputs]) -> list[Outputs]:
 
 
 async def _gathered(model: ModelVersion, jobs: list[Job], explicit_version: bool) -> list[Outputs]:
-    return await asyncio.gather(*(_outputs(model, job, explicit_version) for job in jobs))
+    return await asyncio.gather(*(job_outputs(model, job, explicit_version) for job in jobs))
 
 
-async def _outputs(model: ModelVersion, job: Job, explicit_version: bool) -> Outputs:
-    """One job's answer."""
+async def job_outputs(model: ModelVersion, job: Job, explicit_version: bool) -> Outputs:
+    """One job's answer, through the core call."""
     try:
         outcome = await model.infer(job, explicit_version)
     except ServeError as err:

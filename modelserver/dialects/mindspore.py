@@ -32,8 +32,8 @@ from ..mindspore_codec import MindSporeError, Target, decode_instances, decode_v
 from ..model_version import ModelVersion
 from ..registry import ModelRegistry, version_key
 from ..router import ANY, Route
-from ..types import Job, ResultStream
-from .instance_jobs import JSON_HEAD, Outputs, failed, instance_job, read_outputs, run_instances, streamed
+from ..types import Job
+from .instance_jobs import JSON_HEAD, Outputs, instance_job, job_outputs, run_instances
 
 logger = logging.getLogger("modelserver.mindspore")
 
@@ -133,12 +133,7 @@ class MindSpore:
         return await self.handle(request, params)
 
     async def _single(self, model: ModelVersion, job: Job, explicit_version: bool) -> Response:
-        try:
-            outcome = await model.infer(job, explicit_version)
-        except ServeError as err:
-            answer = failed(err)
-        else:
-            answer = await streamed(outcome) if type(outcome) is ResultStream else read_outputs(outcome, job.parameters)
+        answer = await job_outputs(model, job, explicit_version)
         return self._reply(_queue_full([answer], model))
 
     async def _several(
