@@ -3,7 +3,7 @@ as this server's, ``modelserver/protos/oip_inference.proto``) that answers every
 outputs (``output-<i>`` for input ``i``, as the echo model names them), read and written as this server's
 ``ModelInfer`` does: by protobuf for a small message, around the raw tensors by :mod:`modelserver.grpc_oip_wire`
 (no copy) from 64 KiB on. No model, no queue, no core call: what grpc.aio and the message handling alone cost per
-call on this machine (with this server's heap thresholds, :mod:`modelserver.allocator`). ``--passthrough`` skips
+call on this machine (with this server's heap thresholds, :mod:`workers.allocator`). ``--passthrough`` skips
 protobuf too (a fixed answer to any bytes): grpc.aio alone. ``--transport native`` serves the same method with this
 server's own HTTP/2 (:mod:`modelserver.h2`, ``grpc_transport=native``) instead of grpc.aio: that transport's ceiling.
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from modelserver.allocator import keep_freed_memory
+    from workers.allocator import keep_freed_memory
 
     keep_freed_memory()  # the heap thresholds this server's processes run with
     extra = [(key, int(value)) for key, _, value in (o.partition("=") for o in args.option)]

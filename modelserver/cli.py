@@ -136,7 +136,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
 def run_foreground(config: ServerConfig) -> int:
     import uvloop
 
-    from .allocator import keep_freed_memory
+    from workers.allocator import keep_freed_memory
+
     from .http_limits import raise_fd_limit
 
     keep_freed_memory()

@@ -74,7 +74,8 @@ class Handshake:
 def run(config: ServerConfig, role: FrontendRole, handshake: Handshake) -> int:
     import uvloop
 
-    from .allocator import keep_freed_memory
+    from workers.allocator import keep_freed_memory
+
     from .http_limits import raise_fd_limit
 
     keep_freed_memory()

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from typing import Any
 
+from .allocator import keep_freed_memory
 from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, attach
 from .runtimes import LoadError, Runtime, load_runtime
 from .socket_channel import SocketChannel
@@ -220,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     die_with_parent()
     yield_to_frontend_on_wakeup()
+    keep_freed_memory()  # a large frame's buffer reuses freed heap instead of new zeroed pages each time
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     sock = socket.socket(fileno=args.fd)
     channel = SocketChannel(sock, args.max_frame_size)

@@ -57,12 +57,14 @@ class MessageReader:
     """A call's request messages out of its DATA, in any split: each message is copied once, from the DATA
     where it is to the message's own buffer."""
 
-    __slots__ = ("limit", "_head", "_body", "_filled")
+    __slots__ = ("limit", "_head", "_body", "_view", "_filled")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._head = bytearray()
         self._body: bytearray | None = None
+        self._view: memoryview | None = None
+        """A view of ``_body``: a slice assignment through it is a plain copy (a bytearray's own costs more)."""
         self._filled = 0
 
     @property
@@ -74,8 +76,16 @@ class MessageReader:
         """The messages that ``data`` completes. Raises :class:`MessageTooLarge` as soon as a prefix announces more
         than ``limit`` bytes, and :class:`CompressedMessage` for a compressed one (only ``identity`` is
         accepted)."""
+        size = len(data)
+        body = self._body
+        if body is not None:  # inside a message's bytes: the common case of a large message, kept short
+            filled = self._filled
+            if filled + size < len(body):
+                self._view[filled : filled + size] = data  # type: ignore[index]
+                self._filled = filled + size
+                return []
         found: list[bytes | bytearray] = []
-        pos, size = 0, len(data)
+        pos = 0
         while pos < size:
             body = self._body
             if body is None:
@@ -100,14 +110,16 @@ class MessageReader:
                     pos += length
                     continue
                 body = self._body = bytearray(length)
+                self._view = memoryview(body)
                 self._filled = 0
             taken = min(len(body) - self._filled, size - pos)
-            body[self._filled : self._filled + taken] = data[pos : pos + taken]
+            self._view[self._filled : self._filled + taken] = data[pos : pos + taken]  # type: ignore[index]
             self._filled += taken
             pos += taken
             if self._filled == len(body):
+                self._view.release()  # type: ignore[union-attr]
                 found.append(body if len(body) >= BIG_MESSAGE else bytes(body))
-                self._body = None
+                self._body = self._view = None
         return found
 
 

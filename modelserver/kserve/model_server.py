@@ -135,7 +135,7 @@ class ModelServer:
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         import uvloop
 
-        from ..allocator import keep_freed_memory
+        from workers.allocator import keep_freed_memory
 
         keep_freed_memory()  # large tensors reuse freed heap, as in the model store's server
         uvloop.run(self._serve())

@@ -1,4 +1,4 @@
-"""The frontend's heap thresholds: set on glibc, a harmless no-op elsewhere."""
+"""The heap thresholds of the frontend and the workers: set on glibc, a harmless no-op elsewhere."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from modelserver.allocator import keep_freed_memory
+from workers.allocator import keep_freed_memory
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
