@@ -90,7 +90,6 @@ class Connection:
         self.max_frame = max_frame_size
         self.max_header_block = max_header_list_size
         self.decoder = BlockDecoder(max_header_list_size)
-        self._recv_window = connection_window
         self._recv_window_full = connection_window
         self._recv_unacked = 0
         self.send_window = f.DEFAULT_WINDOW
@@ -127,10 +126,10 @@ class Connection:
 
     def _dispatch(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
         try:
-            if kind == f.DATA and self._block is None:  # the common frame, straight to its handler
+            if kind == f.DATA and self._block is None:  # the common frame (64 of them in a 1 MiB message)
                 self._data(flags, stream_id, payload)
             else:
-                self._frame(kind, flags, stream_id, payload if kind == f.DATA else payload.tobytes())
+                self._frame(kind, flags, stream_id, payload.tobytes())
         except _StreamError as err:
             self._reset(err.stream_id, err.code)
 
@@ -147,11 +146,9 @@ class Connection:
             self.events.on_reset(stream_id, code)
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: Any) -> None:
-        if self._block is not None and kind != f.CONTINUATION:
+        if self._block is not None and kind != f.CONTINUATION:  # DATA too: it comes here only then
             self._fail(f.PROTOCOL_ERROR, "a header block was interrupted by another frame")
-        if kind == f.DATA:
-            self._data(flags, stream_id, payload)
-        elif kind == f.HEADERS:
+        if kind == f.HEADERS:
             self._headers(flags, stream_id, payload)
         elif kind == f.CONTINUATION:
             if self._block is None or stream_id != self._block_stream:
@@ -195,21 +192,23 @@ class Connection:
             self._fail(f.PROTOCOL_ERROR, f"{what} on idle stream {stream_id}")
 
     def _data(self, flags: int, stream_id: int, payload: memoryview) -> None:
-        if stream_id == 0 or stream_id > self.last_stream_id:
+        stream = self.streams.get(stream_id)
+        if stream is None and (stream_id == 0 or stream_id > self.last_stream_id):
             self._check_not_idle(stream_id, "DATA")
         size = len(payload)
-        self._recv_window -= size
-        if self._recv_window < 0:
+        unacked = self._recv_unacked + size
+        if unacked > self._recv_window_full:
             self._fail(f.FLOW_CONTROL_ERROR, "DATA beyond the connection's window")
-        self._recv_unacked += size
-        if self._recv_unacked >= self._recv_window_full >> 2:
-            self.out.append(f.window_update(0, self._recv_unacked))
-            self._recv_window += self._recv_unacked
-            self._recv_unacked = 0
-        data = f.unpad(payload, flags) if flags & f.PADDED else payload
-        if data is None:
-            self._fail(f.PROTOCOL_ERROR, "padding longer than the frame")
-        stream = self.streams.get(stream_id)
+        if unacked >= self._recv_window_full >> 2:  # given back once a quarter of the window is used
+            self.out.append(f.window_update(0, unacked))
+            unacked = 0
+        self._recv_unacked = unacked
+        if flags & f.PADDED:
+            data = f.unpad(payload, flags)
+            if data is None:
+                self._fail(f.PROTOCOL_ERROR, "padding longer than the frame")
+        else:
+            data = payload
         if stream is None:  # closed here (answered, or reset): DATA the peer sent before it knew is dropped
             return
         if stream.remote_closed:

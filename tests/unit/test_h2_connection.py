@@ -271,3 +271,22 @@ def test_goaway_refuses_new_streams_and_keeps_the_open_ones() -> None:
     assert (f.RST_STREAM, 0, 3, struct.pack(">I", f.REFUSED_STREAM)) in frames_of(conn.out)
     conn.receive(f.frame(f.DATA, f.END_STREAM, 1, b"last"))
     assert recorder.events[-1] == ("data", 1, b"last", True)
+
+
+def test_data_beyond_the_connections_window_ends_the_connection() -> None:
+    recorder = Recorder()
+    conn = Connection(recorder, stream_window=1 << 20, connection_window=100_000)
+    encoder = Encoder()
+    conn.receive(client_start() + headers_frame(encoder, 1) + headers_frame(encoder, 3))
+    conn.out.clear()
+    conn.receive(f.frame(f.DATA, 0, 1, b"a" * 24_000))  # under a quarter of the window: not given back yet
+    assert not [kind for kind, *_ in frames_of(conn.out) if kind == f.WINDOW_UPDATE]
+    conn.receive(f.frame(f.DATA, 0, 3, b"b" * 2_000))  # a quarter reached: the connection's window is given back
+    assert (f.WINDOW_UPDATE, 0, 0, struct.pack(">I", 26_000)) in frames_of(conn.out)
+    conn.out.clear()
+    conn.receive(f.frame(f.DATA, 0, 1, b"c" * 24_000))  # 24,000 of the window used, not given back yet
+    assert not frames_of(conn.out)
+    with pytest.raises(H2ConnectionError) as raised:
+        conn.receive(f.frame(f.DATA, 0, 3, b"d" * 76_001))  # one byte beyond the window
+    assert raised.value.code == f.FLOW_CONTROL_ERROR
+    assert goaway_code(conn) == f.FLOW_CONTROL_ERROR
