@@ -4,6 +4,7 @@ out, large payloads received straight into buffers of their own (docs/protocol.m
 
 from __future__ import annotations
 
+from .buffers import unfilled_bytearray
 from .protocol import (
     ATTACHMENT_FLAG,
     DEFAULT_MAX_FRAME_SIZE,
@@ -184,7 +185,7 @@ class FrameDecoder:
     def _start_large(self, length: int, body_start: int, attachment: bool) -> None:
         """Move a large frame's partial payload out of the shared buffer into its own bytearray."""
         available = self._end - body_start
-        self._large = bytearray(length)
+        self._large = unfilled_bytearray(length)  # decoded only once the whole payload is in
         self._large[:available] = self._shared_view[body_start : self._end]
         self._large_filled = available
         self._large_is_attachment = attachment

@@ -13,6 +13,8 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
+from workers.buffers import unfilled_bytearray
+
 from .hpack_io import encode_block, encode_literal
 
 PREFIX = struct.Struct(">BI")
@@ -109,7 +111,7 @@ class MessageReader:
                     found.append(bytes(data[pos : pos + length]))
                     pos += length
                     continue
-                body = self._body = bytearray(length)
+                body = self._body = unfilled_bytearray(length)  # handed on only once every byte came
                 self._view = memoryview(body)
                 self._filled = 0
             taken = min(len(body) - self._filled, size - pos)
