@@ -186,7 +186,8 @@ class FrameDecoder:
         """Move a large frame's partial payload out of the shared buffer into its own bytearray."""
         available = self._end - body_start
         self._large = unfilled_bytearray(length)  # decoded only once the whole payload is in
-        self._large[:available] = self._shared_view[body_start : self._end]
+        memoryview(self._large)[:available] = self._shared_view[body_start : self._end]  # a bytearray's own slice
+        # assignment would copy a memoryview into a new bytearray first
         self._large_filled = available
         self._large_is_attachment = attachment
         self._start = self._end = 0

@@ -90,7 +90,6 @@ class FrameReader:
         taken += more
         if len(buffer) < f.HEADER_SIZE + length:
             return -1
-        whole = bytes(buffer)
-        buffer.clear()
-        self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, memoryview(whole)[f.HEADER_SIZE :])
+        self._buffer = bytearray()  # the frame's own now: handed on as a view, not copied to bytes
+        self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, memoryview(buffer)[f.HEADER_SIZE :])
         return taken
