@@ -91,11 +91,13 @@ class Connection:
         self.max_header_block = max_header_list_size
         self.decoder = BlockDecoder(max_header_list_size)
         self._recv_window_full = connection_window
+        self._recv_quarter = connection_window >> 2
+        """The connection's window is given back once this much of it is used."""
         self._recv_unacked = 0
         self.send_window = f.DEFAULT_WINDOW
         self.peer_initial_window = f.DEFAULT_WINDOW
         self.peer_max_frame = f.DEFAULT_MAX_FRAME
-        self.reader = FrameReader(max_frame_size, self._dispatch, self._fail)
+        self.reader = FrameReader(max_frame_size, self._dispatch, self._data, self._fail)
         self._block: bytearray | None = None
         """A header block whose END_HEADERS has not come: its stream, flags and bytes so far."""
         self._block_stream = 0
@@ -125,11 +127,9 @@ class Connection:
             self.reader.feed(data)
 
     def _dispatch(self, kind: int, flags: int, stream_id: int, payload: memoryview) -> None:
+        """Every frame but DATA (:meth:`_data`)."""
         try:
-            if kind == f.DATA and self._block is None:  # the common frame (64 of them in a 1 MiB message)
-                self._data(flags, stream_id, payload)
-            else:
-                self._frame(kind, flags, stream_id, payload.tobytes())
+            self._frame(kind, flags, stream_id, payload.tobytes())
         except _StreamError as err:
             self._reset(err.stream_id, err.code)
 
@@ -146,8 +146,8 @@ class Connection:
             self.events.on_reset(stream_id, code)
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: Any) -> None:
-        if self._block is not None and kind != f.CONTINUATION:  # DATA too: it comes here only then
-            self._fail(f.PROTOCOL_ERROR, "a header block was interrupted by another frame")
+        if self._block is not None and kind != f.CONTINUATION:
+            self._block_interrupted()
         if kind == f.HEADERS:
             self._headers(flags, stream_id, payload)
         elif kind == f.CONTINUATION:
@@ -191,18 +191,45 @@ class Connection:
         if stream_id > self.last_stream_id:
             self._fail(f.PROTOCOL_ERROR, f"{what} on idle stream {stream_id}")
 
+    def _block_interrupted(self) -> NoReturn:
+        self._fail(f.PROTOCOL_ERROR, "a header block was interrupted by another frame")
+
     def _data(self, flags: int, stream_id: int, payload: memoryview) -> None:
+        """DATA, the common frame (64 of them in a 1 MiB message): on an open stream, without flags, in a few steps;
+        everything else in :meth:`_data_in_general`."""
         stream = self.streams.get(stream_id)
+        if flags or stream is None or stream.remote_closed or self._block is not None:
+            self._data_in_general(flags, stream_id, payload, stream)
+            return
+        size = len(payload)
+        unacked = self._recv_unacked + size
+        if unacked >= self._recv_quarter:
+            unacked = self._give_back_window(unacked)
+        self._recv_unacked = unacked
+        outstanding = stream.outstanding + size
+        if outstanding > self.recv_stream_window:
+            self._reset(stream_id, f.FLOW_CONTROL_ERROR)
+            return
+        stream.outstanding = outstanding
+        self.events.on_data(stream_id, payload, False)
+
+    def _give_back_window(self, unacked: int) -> int:
+        """The connection's window used by ``unacked`` bytes: given back (WINDOW_UPDATE) once a quarter of it is
+        used; more than all of it is the peer's error. What stays unacknowledged."""
+        if unacked > self._recv_window_full:
+            self._fail(f.FLOW_CONTROL_ERROR, "DATA beyond the connection's window")
+        if unacked >= self._recv_quarter:
+            self.out.append(f.window_update(0, unacked))
+            return 0
+        return unacked
+
+    def _data_in_general(self, flags: int, stream_id: int, payload: memoryview, stream: _Stream | None) -> None:
+        if self._block is not None:
+            self._block_interrupted()
         if stream is None and (stream_id == 0 or stream_id > self.last_stream_id):
             self._check_not_idle(stream_id, "DATA")
         size = len(payload)
-        unacked = self._recv_unacked + size
-        if unacked > self._recv_window_full:
-            self._fail(f.FLOW_CONTROL_ERROR, "DATA beyond the connection's window")
-        if unacked >= self._recv_window_full >> 2:  # given back once a quarter of the window is used
-            self.out.append(f.window_update(0, unacked))
-            unacked = 0
-        self._recv_unacked = unacked
+        self._recv_unacked = self._give_back_window(self._recv_unacked + size)
         if flags & f.PADDED:
             data = f.unpad(payload, flags)
             if data is None:
@@ -212,10 +239,12 @@ class Connection:
         if stream is None:  # closed here (answered, or reset): DATA the peer sent before it knew is dropped
             return
         if stream.remote_closed:
-            raise _StreamError(stream_id, f.STREAM_CLOSED)
+            self._reset(stream_id, f.STREAM_CLOSED)
+            return
         stream.outstanding += size
         if stream.outstanding > self.recv_stream_window:
-            raise _StreamError(stream_id, f.FLOW_CONTROL_ERROR)
+            self._reset(stream_id, f.FLOW_CONTROL_ERROR)
+            return
         end = flags & f.END_STREAM
         if end:
             stream.remote_closed = True

@@ -59,6 +59,8 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         self._on_close = on_close
         self._flush_soon = False
         self.draining = False
+        self._owing: list[Call] = []
+        """Calls that received DATA in the read being parsed: their windows are given back once it is parsed."""
 
     # -- asyncio.Protocol ----------------------------------------------------------------------------
 
@@ -79,6 +81,8 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         it keeps."""
         try:
             self.conn.receive(data)
+            if self._owing:
+                self._give_back()
         except H2ConnectionError as err:
             logger.info("gRPC connection from %s closed: %s (HTTP/2 error %d)", self.peer, err, err.code)
             self.flush()
@@ -205,14 +209,23 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             if found:
                 call.messages.extend(found)
                 call.queued += sum(map(len, found))
-            call.owed += len(data)
-            if call.queued <= QUEUE_LIMIT or not call.method.client_streams:
-                self.conn.consume(stream_id, call.owed)
-                call.owed = 0
-            if found:
                 call.wake()
+            if not call.owed:
+                self._owing.append(call)
+            call.owed += len(data)
         if end_stream:
             self._remote_end(call)
+
+    def _give_back(self) -> None:
+        """The windows of the calls whose DATA the last read held, once per call and read instead of per frame; a
+        streaming call whose service is behind (more than ``QUEUE_LIMIT`` queued) keeps its window shut until it
+        takes messages (:meth:`_taken`)."""
+        owing, self._owing = self._owing, []
+        consume = self.conn.consume
+        for call in owing:
+            if call.owed and (call.queued <= QUEUE_LIMIT or not call.method.client_streams):
+                consume(call.stream_id, call.owed)
+                call.owed = 0
 
     def on_reset(self, stream_id: int, code: int) -> None:
         call = self.calls.pop(stream_id, None)

@@ -15,14 +15,17 @@ from . import frames as f
 
 OnFrame = Callable[[int, int, int, memoryview], None]
 """(type, flags, stream id, payload): the payload is valid during the call only."""
+OnData = Callable[[int, int, memoryview], None]
+"""A DATA frame's (flags, stream id, payload): the common frame has a callback of its own."""
 OnError = Callable[[int, str], NoReturn]
 """(HTTP/2 error code, message): the stream cannot be read on; it must raise."""
 
 
 class FrameReader:
-    def __init__(self, max_frame: int, on_frame: OnFrame, on_error: OnError) -> None:
+    def __init__(self, max_frame: int, on_frame: OnFrame, on_data: OnData, on_error: OnError) -> None:
         self.max_frame = max_frame
         self._on_frame = on_frame
+        self._on_data = on_data
         self._on_error = on_error
         self._buffer = bytearray()
         """The start of a frame (or of the preface) whose rest has not been read yet."""
@@ -40,6 +43,7 @@ class FrameReader:
             if offset < 0:
                 return
         unpack = f.HEADER.unpack_from
+        on_data = self._on_data
         while size - offset >= f.HEADER_SIZE:
             word, flags, stream_id = unpack(view, offset)
             length = word >> 8
@@ -48,7 +52,10 @@ class FrameReader:
             end = offset + f.HEADER_SIZE + length
             if end > size:
                 break
-            self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
+            if word & 0xFF == f.DATA:
+                on_data(flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
+            else:
+                self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
             offset = end
         if offset < size:
             self._buffer += view[offset:]
@@ -91,5 +98,8 @@ class FrameReader:
         if len(buffer) < f.HEADER_SIZE + length:
             return -1
         self._buffer = bytearray()  # the frame's own now: handed on as a view, not copied to bytes
-        self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, memoryview(buffer)[f.HEADER_SIZE :])
+        if word & 0xFF == f.DATA:
+            self._on_data(flags, stream_id & f.MAX_WINDOW, memoryview(buffer)[f.HEADER_SIZE :])
+        else:
+            self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, memoryview(buffer)[f.HEADER_SIZE :])
         return taken
