@@ -221,8 +221,8 @@ class VersionMetrics:
 
     def sent(self) -> None:
         """The batch just dispatched is on the worker's socket: TorchServe's ``WorkerThreadTime`` is the frontend's
-        own time on a batch, without the wait for the backend."""
-        self._worker_thread_time.update((perf_counter() - self._dispatch_started) * 1000.0)
+        own time on a batch, without the wait for the backend (whole milliseconds, as TorchServe's clock gives)."""
+        self._worker_thread_time.update(float(round((perf_counter() - self._dispatch_started) * 1e9) // 1_000_000))
 
     def finished(self, job: Job, status: int) -> None:
         """A job's final result (a stream's last piece) arrived with this HTTP status; < 400 is a success.
@@ -238,8 +238,8 @@ class VersionMetrics:
         started, dispatched = job.started_at, job.dispatched_at
         total = now - started
         queued = dispatched - started
-        latency_us = total * 1e6
-        queue_us = queued * 1e6
+        latency_us = round(total * 1e9) / 1000.0  # TorchServe's nanoseconds / 1000.0: at most three decimals
+        queue_us = round(queued * 1e9) / 1000.0
         series.answered += 1
         sums = series.sums
         sums.latency_us += latency_us
@@ -258,10 +258,10 @@ class VersionMetrics:
         if lines is not None:
             lines[0].update(latency_us)
             lines[1].update(queue_us)
-        self._queue_time.update(queued * 1000.0)
+        self._queue_time.update(float(round(queued * 1e9) // 1_000_000))  # whole milliseconds, as TorchServe's QueueTime
         if dispatched != self._last_batch:  # once per batch: every job of a batch shares its dispatch time
             self._last_batch = dispatched
-            self._prediction_time.update((now - dispatched) * 1000.0)
+            self._prediction_time.update(round((now - dispatched) * 100_000.0) / 100.0)  # the backend's round(ms, 2)
 
     def failed(self, job: Job) -> None:
         """A job ended with an error and no result (refused, worker died, timed out...): a failure in the
@@ -280,7 +280,7 @@ class VersionMetrics:
     def worker_loaded(self, worker_name: str, seconds: float) -> None:
         """``WorkerLoadTime``: from starting the worker process to its model being loaded."""
         if self._load_time is not None:
-            self._load_time.child(worker_name, "Host", self.hostname).update(seconds * 1000.0)
+            self._load_time.child(worker_name, "Host", self.hostname).update(float(round(seconds * 1e9) // 1_000_000))
 
     def worker_restarted(self) -> None:
         self.restarts.update(1.0)

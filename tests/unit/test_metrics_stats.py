@@ -418,7 +418,9 @@ def test_log_lines_are_unchanged() -> None:
 
 
 # Produced once by the single-module modelserver/metrics.py of commit a91dc75 (before these statistics) on
-# fixed_events, with done(job) for finished(job, 200) and nothing for failed(job), which that code did not have.
+# fixed_events, with done(job) for finished(job, 200) and nothing for failed(job), which that code did not have;
+# then its times written at TorchServe's precision: latencies in microseconds with at most three decimals (its
+# nanoseconds / 1000.0), QueueTime and WorkerThreadTime in whole milliseconds, PredictionTime rounded to 0.01 ms.
 EXPECTED_PROMETHEUS = (
     "# HELP Requests2XX Torchserve prometheus counter metric with unit: Count\n"
     "# TYPE Requests2XX counter\n"
@@ -439,27 +441,27 @@ EXPECTED_PROMETHEUS = (
     " Microseconds\n"
     "# TYPE ts_inference_latency_microseconds counter\n"
     'ts_inference_latency_microseconds{model_name="m",model_version="default",hostname="host1",}'
-    " 24045.60000000089\n"
+    " 24045.6\n"
     'ts_inference_latency_microseconds{model_name="m",model_version="1.0",hostname="host1",}'
-    " 27079.99999999977\n"
+    " 27080.0\n"
     'ts_inference_latency_microseconds{model_name="n",model_version="default",hostname="host1",}'
     " 1250000.0\n"
     'ts_inference_latency_microseconds{model_name="m",model_version="2.0",hostname="host1",} 5000000.0\n'
     "# HELP ts_queue_latency_microseconds Torchserve prometheus counter metric with unit: Microseconds\n"
     "# TYPE ts_queue_latency_microseconds counter\n"
     'ts_queue_latency_microseconds{model_name="m",model_version="default",hostname="host1",}'
-    " 4332.999999999032\n"
+    " 4333.0\n"
     'ts_queue_latency_microseconds{model_name="m",model_version="1.0",hostname="host1",}'
-    " 3109.999999999502\n"
+    " 3110.0\n"
     'ts_queue_latency_microseconds{model_name="n",model_version="default",hostname="host1",}'
-    " 399.99999999906777\n"
+    " 400.0\n"
     'ts_queue_latency_microseconds{model_name="m",model_version="2.0",hostname="host1",} 250000.0\n'
     "# HELP QueueTime Torchserve prometheus gauge metric with unit: Milliseconds\n"
     "# TYPE QueueTime gauge\n"
     'QueueTime{Level="Host",Hostname="host1",} 250.0\n'
     "# HELP WorkerThreadTime Torchserve prometheus gauge metric with unit: Milliseconds\n"
     "# TYPE WorkerThreadTime gauge\n"
-    'WorkerThreadTime{Level="Host",Hostname="host1",} 0.10000000000331966\n'
+    'WorkerThreadTime{Level="Host",Hostname="host1",} 0.0\n'
     "# HELP WorkerLoadTime Torchserve prometheus gauge metric with unit: Milliseconds\n"
     "# TYPE WorkerLoadTime gauge\n"
     'WorkerLoadTime{WorkerName="W-9000-m_1.0",Level="Host",Hostname="host1",} 125.0\n'
@@ -487,7 +489,7 @@ EXPECTED_PROMETHEUS = (
     "# HELP PredictionTime Torchserve prometheus gauge metric with unit: ms\n"
     "# TYPE PredictionTime gauge\n"
     'PredictionTime{ModelName="m",Level="Model",Hostname="host1",} 4750.0\n'
-    'PredictionTime{ModelName="n",Level="Model",Hostname="host1",} 1249.6000000000008\n'
+    'PredictionTime{ModelName="n",Level="Model",Hostname="host1",} 1249.6\n'
     "# HELP modelserver_request_latency_seconds Latency of successful inference requests by stage: queue"
     " (waiting for a worker), worker (sent to the worker until its answer arrived), total (admitted"
     " until answered).\n"
@@ -884,17 +886,17 @@ EXPECTED_LOG_LINES = (
     "ts_inference_requests_total.Count:1.0|#model_name:m,model_version:1.0|#hostname:host1,timestamp:T\n"
     "ts_inference_requests_total.Count:1.0|#model_name:m,model_version:default|#hostname:host1,"
     "timestamp:T\n"
-    "WorkerThreadTime.Milliseconds:0.18999999999991246|#Level:Host|#hostname:host1,timestamp:T\n"
-    "ts_inference_latency_microseconds.Microseconds:12345.599999999735|#model_name:m,"
+    "WorkerThreadTime.Milliseconds:0.0|#Level:Host|#hostname:host1,timestamp:T\n"
+    "ts_inference_latency_microseconds.Microseconds:12345.6|#model_name:m,"
     "model_version:default|#hostname:host1,timestamp:T\n"
-    "ts_queue_latency_microseconds.Microseconds:3209.9999999992688|#model_name:m,model_version:default"
+    "ts_queue_latency_microseconds.Microseconds:3210.0|#model_name:m,model_version:default"
     "|#hostname:host1,timestamp:T\n"
-    "QueueTime.Milliseconds:3.209999999999269|#Level:Host|#hostname:host1,timestamp:T\n"
-    "ts_inference_latency_microseconds.Microseconds:27079.99999999977|#model_name:m,model_version:1.0"
+    "QueueTime.Milliseconds:3.0|#Level:Host|#hostname:host1,timestamp:T\n"
+    "ts_inference_latency_microseconds.Microseconds:27080.0|#model_name:m,model_version:1.0"
     "|#hostname:host1,timestamp:T\n"
-    "ts_queue_latency_microseconds.Microseconds:3109.999999999502|#model_name:m,model_version:1.0"
+    "ts_queue_latency_microseconds.Microseconds:3110.0|#model_name:m,model_version:1.0"
     "|#hostname:host1,timestamp:T\n"
-    "QueueTime.Milliseconds:3.109999999999502|#Level:Host|#hostname:host1,timestamp:T\n"
+    "QueueTime.Milliseconds:3.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "Requests2XX.Count:1.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "Requests2XX.Count:1.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "Requests5XX.Count:1.0|#Level:Host|#hostname:host1,timestamp:T\n"
@@ -902,30 +904,30 @@ EXPECTED_LOG_LINES = (
     "Requests5XX.Count:1.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "ts_inference_requests_total.Count:1.0|#model_name:n,model_version:default|#hostname:host1,"
     "timestamp:T\n"
-    "WorkerThreadTime.Milliseconds:0.09999999999976694|#Level:Host|#hostname:host1,timestamp:T\n"
+    "WorkerThreadTime.Milliseconds:0.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "ts_inference_latency_microseconds.Microseconds:1250000.0|#model_name:n,model_version:default"
     "|#hostname:host1,timestamp:T\n"
-    "ts_queue_latency_microseconds.Microseconds:399.99999999906777|#model_name:n,model_version:default"
+    "ts_queue_latency_microseconds.Microseconds:400.0|#model_name:n,model_version:default"
     "|#hostname:host1,timestamp:T\n"
-    "QueueTime.Milliseconds:0.39999999999906777|#Level:Host|#hostname:host1,timestamp:T\n"
+    "QueueTime.Milliseconds:0.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "ts_inference_requests_total.Count:1.0|#model_name:m,model_version:default|#hostname:host1,"
     "timestamp:T\n"
-    "WorkerThreadTime.Milliseconds:0.07700000000099294|#Level:Host|#hostname:host1,timestamp:T\n"
-    "ts_inference_latency_microseconds.Microseconds:4000.000000001336|#model_name:m,"
+    "WorkerThreadTime.Milliseconds:0.0|#Level:Host|#hostname:host1,timestamp:T\n"
+    "ts_inference_latency_microseconds.Microseconds:4000.0|#model_name:m,"
     "model_version:default|#hostname:host1,timestamp:T\n"
-    "ts_queue_latency_microseconds.Microseconds:122.99999999854094|#model_name:m,model_version:default"
+    "ts_queue_latency_microseconds.Microseconds:123.0|#model_name:m,model_version:default"
     "|#hostname:host1,timestamp:T\n"
-    "QueueTime.Milliseconds:0.12299999999854094|#Level:Host|#hostname:host1,timestamp:T\n"
+    "QueueTime.Milliseconds:0.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "ts_inference_requests_total.Count:1.0|#model_name:m,model_version:default|#hostname:host1,"
     "timestamp:T\n"
-    "WorkerThreadTime.Milliseconds:0.09999999999976694|#Level:Host|#hostname:host1,timestamp:T\n"
-    "ts_inference_latency_microseconds.Microseconds:7699.999999999818|#model_name:m,"
+    "WorkerThreadTime.Milliseconds:0.0|#Level:Host|#hostname:host1,timestamp:T\n"
+    "ts_inference_latency_microseconds.Microseconds:7700.0|#model_name:m,"
     "model_version:default|#hostname:host1,timestamp:T\n"
-    "ts_queue_latency_microseconds.Microseconds:1000.0000000012221|#model_name:m,model_version:default"
+    "ts_queue_latency_microseconds.Microseconds:1000.0|#model_name:m,model_version:default"
     "|#hostname:host1,timestamp:T\n"
-    "QueueTime.Milliseconds:1.0000000000012221|#Level:Host|#hostname:host1,timestamp:T\n"
+    "QueueTime.Milliseconds:1.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "ts_inference_requests_total.Count:1.0|#model_name:m,model_version:2.0|#hostname:host1,timestamp:T\n"
-    "WorkerThreadTime.Milliseconds:0.10000000000331966|#Level:Host|#hostname:host1,timestamp:T\n"
+    "WorkerThreadTime.Milliseconds:0.0|#Level:Host|#hostname:host1,timestamp:T\n"
     "ts_inference_latency_microseconds.Microseconds:5000000.0|#model_name:m,model_version:2.0"
     "|#hostname:host1,timestamp:T\n"
     "ts_queue_latency_microseconds.Microseconds:250000.0|#model_name:m,model_version:2.0|#hostname:host1,"
@@ -936,10 +938,10 @@ EXPECTED_LOG_LINES = (
     "CPUUtilization.Percent:12.5|#Level:Host|#hostname:host1,timestamp:T\n"
     "MemoryUsed.Megabytes:1234.5678|#Level:Host|#hostname:host1,timestamp:T\n"
     "DiskAvailable.Gigabytes:3.0E-5|#Level:Host|#hostname:host1,timestamp:T\n"
-    "PredictionTime.ms:9.135600000000466|#ModelName:m,Level:Model|#hostname:host1,timestamp:T\n"
-    "PredictionTime.ms:1249.6000000000008|#ModelName:n,Level:Model|#hostname:host1,timestamp:T\n"
-    "PredictionTime.ms:3.877000000002795|#ModelName:m,Level:Model|#hostname:host1,timestamp:T\n"
-    "PredictionTime.ms:6.699999999998596|#ModelName:m,Level:Model|#hostname:host1,timestamp:T\n"
+    "PredictionTime.ms:9.14|#ModelName:m,Level:Model|#hostname:host1,timestamp:T\n"
+    "PredictionTime.ms:1249.6|#ModelName:n,Level:Model|#hostname:host1,timestamp:T\n"
+    "PredictionTime.ms:3.88|#ModelName:m,Level:Model|#hostname:host1,timestamp:T\n"
+    "PredictionTime.ms:6.7|#ModelName:m,Level:Model|#hostname:host1,timestamp:T\n"
     "PredictionTime.ms:4750.0|#ModelName:m,Level:Model|#hostname:host1,timestamp:T\n"
     "HandlerTime.ms:3.25|#ModelName:m,Level:Model|#hostname:host1,requestID:req-1,timestamp:T\n"
 )
