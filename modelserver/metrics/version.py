@@ -222,7 +222,7 @@ class VersionMetrics:
     def sent(self) -> None:
         """The batch just dispatched is on the worker's socket: TorchServe's ``WorkerThreadTime`` is the frontend's
         own time on a batch, without the wait for the backend (whole milliseconds, as TorchServe's clock gives)."""
-        self._worker_thread_time.update(float(round((perf_counter() - self._dispatch_started) * 1e9) // 1_000_000))
+        self._worker_thread_time.update((perf_counter() - self._dispatch_started) * 1000.0 // 1.0)
 
     def finished(self, job: Job, status: int) -> None:
         """A job's final result (a stream's last piece) arrived with this HTTP status; < 400 is a success.
@@ -238,8 +238,8 @@ class VersionMetrics:
         started, dispatched = job.started_at, job.dispatched_at
         total = now - started
         queued = dispatched - started
-        latency_us = round(total * 1e9) / 1000.0  # TorchServe's nanoseconds / 1000.0: at most three decimals
-        queue_us = round(queued * 1e9) / 1000.0
+        latency_us = (total * 1e9 + 0.5) // 1.0 / 1000.0  # TorchServe's nanoseconds / 1000.0: at most 3 decimals
+        queue_us = (queued * 1e9 + 0.5) // 1.0 / 1000.0  # (float steps: round() costs more)
         series.answered += 1
         sums = series.sums
         sums.latency_us += latency_us
@@ -258,7 +258,7 @@ class VersionMetrics:
         if lines is not None:
             lines[0].update(latency_us)
             lines[1].update(queue_us)
-        self._queue_time.update(float(round(queued * 1e9) // 1_000_000))  # whole milliseconds, as TorchServe's QueueTime
+        self._queue_time.update(queued * 1000.0 // 1.0)  # whole milliseconds, as TorchServe's QueueTime
         if dispatched != self._last_batch:  # once per batch: every job of a batch shares its dispatch time
             self._last_batch = dispatched
             self._prediction_time.update(round((now - dispatched) * 100_000.0) / 100.0)  # the backend's round(ms, 2)
