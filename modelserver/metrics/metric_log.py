@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import time
-from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +19,11 @@ from typing import Any, Protocol
 from .text_format import java_double
 
 logger = logging.getLogger("modelserver.metrics")
+
+
+COMMON_VALUES = {0.0: "0.0", 1.0: "1.0", 2.0: "2.0", 3.0: "3.0"}
+"""Values most lines carry, spelled once: a float's repr costs more than the lookup. (A ``-0.0``, equal to ``0.0``,
+would be written ``0.0``; no metric of the server is a negative zero.)"""
 
 
 class LineSource(Protocol):
@@ -32,8 +36,9 @@ class LineSource(Protocol):
 class MetricLog:
     """``ts_metrics.log`` or ``model_metrics.log``: ``2024-02-16T21:12:24,801 - <line>,timestamp:<s>``.
 
-    An update is recorded as its time and value in two ``array('d')`` and its series (or its finished line) in a
-    list, so it allocates no object the garbage collector tracks; a task started by :meth:`start` formats the
+    An update is recorded as its time, its value and its series (or its finished line) appended to three lists: no
+    object is made (the floats exist already; an ``array('d')`` would parse each into a double, several times the
+    cost of the append) and none the garbage collector tracks; a task started by :meth:`start` formats the
     lines into the file every ``flush_seconds``. The server opens and starts the logs before any request; until
     :meth:`open`, lines are formatted only into ``memory`` (when it is a list; tests). The file rolls over at 100 MB,
     keeping 5 old files, as TorchServe's log4j2.xml does.
@@ -50,8 +55,8 @@ class MetricLog:
     def __init__(self, flush_seconds: float = FLUSH_SECONDS, memory: list[str] | None = None) -> None:
         self.path: Path | None = None
         self.memory = memory
-        self._times = array("d")
-        self._values = array("d")
+        self._times: list[float] = []
+        self._values: list[float] = []
         self._sources: list[LineSource | str] = []
         self._flush_seconds = flush_seconds
         self._file: Any = None
@@ -112,11 +117,9 @@ class MetricLog:
         count = len(sources)
         if not count:
             return ""
-        low, high = min(values), max(values)
-        # Java's Double.toString switches to d.dddE<n> outside [1e-3, 1e7): those few values are spelled here.
-        odd = {} if low >= 1e-3 and high < 1e7 else {v: java_double(v) for v in values if not 1e-3 <= v < 1e7}
         parts: list[Any] = []
         add = parts.extend
+        spelled = COMMON_VALUES.get
         millisecond, prefix, suffix = -1, "", ""
         for now, value, source in zip(times, values, sources, strict=True):
             if int(now * 1000) != millisecond:  # lines of the same millisecond share their timestamps
@@ -124,10 +127,11 @@ class MetricLog:
                 prefix, suffix = self._stamps(millisecond)
             if source.__class__ is str:
                 add((prefix, source, "", "", suffix))
-            elif odd:
-                add((prefix, source.head, odd.get(value, value), source.tail, suffix))
-            else:
-                add((prefix, source.head, value, source.tail, suffix))
+                continue
+            text = spelled(value)  # the commonest values (a count's 1.0, a whole millisecond's 0.0) spelled once
+            if text is None:  # Java's Double.toString switches to d.dddE<n> outside [1e-3, 1e7)
+                text = value if 1e-3 <= value < 1e7 else java_double(value)
+            add((prefix, source.head, text, source.tail, suffix))
         del self._times[:], self._values[:], self._sources[:]
         return ("%s%s%s%s%s" * count) % tuple(parts)  # a float's %s is its repr: the shortest round-trip digits
 

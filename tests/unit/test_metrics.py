@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -30,6 +30,7 @@ from modelserver.metrics import (
     parse_metrics_yaml,
     render,
 )
+from modelserver.metrics.series import LogSeries
 from modelserver.worker_process import forward_output
 from workers.context import Metrics
 
@@ -502,4 +503,17 @@ def test_system_metrics_follow_the_mode() -> None:
     assert [line.split(" - ", 1)[1].rsplit(",timestamp:", 1)[0] for line in ts_log.lines()] == [
         f"CPUUtilization.Percent:12.5|#Level:Host|#hostname:{HOST}",
         f"DiskAvailable.Gigabytes:3.0|#Level:Host|#hostname:{HOST}",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from([0.0, 1.0, 2.0, 3.0, 1e7, 1e-3]), st.floats(0, 1e12)), min_size=1))
+def test_log_lines_spell_values_as_java_does(values: list[float]) -> None:
+    log = MetricLog(memory=[])
+    series = LogSeries(log, "QueueTime", "Milliseconds", [("Level", "Host")], "h")
+    for value in values:
+        series.update(value)
+    lines = log.lines()
+    assert [line.split(" - ", 1)[1].split("|")[0] for line in lines] == [
+        f"QueueTime.Milliseconds:{java_double(value)}" for value in values
     ]
