@@ -47,6 +47,10 @@ def triton(url: str) -> None:
     response = result.get_response()
     assert response.id == "big" and response.parameters["answer"].int64_param == 7
     assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [("output-0", "INT32", [60000, 2])]
+    for algorithm in ("gzip", "deflate"):  # a compressed request, as tritonclient sends it when told to
+        result = client.infer("kdummy", [tensor], request_id=algorithm, compression_algorithm=algorithm)
+        np.testing.assert_array_equal(result.as_numpy("output-0"), big)
+        assert result.get_response().id == algorithm
 
     values = np.array([[6.8, 2.8], [4.8, 1.4]], dtype=np.float32)  # FP16 out, BYTES in and out (length-framed)
     fp32 = grpcclient.InferInput("fp32_input", [2, 2], "FP32")

@@ -109,11 +109,13 @@ class Call:
         "waiter",
     )
 
-    def __init__(self, stream_id: int, method: Method, context: CallContext, max_receive: int) -> None:
+    def __init__(
+        self, stream_id: int, method: Method, context: CallContext, max_receive: int, encoding: str = "identity"
+    ) -> None:
         self.stream_id = stream_id
         self.method = method
         self.context = context
-        self.reader = MessageReader(max_receive)
+        self.reader = MessageReader(max_receive, encoding)
         self.messages: collections.deque[bytes | bytearray] = collections.deque()
         self.queued = 0
         """Bytes of whole messages the service has not taken yet (a streaming request)."""

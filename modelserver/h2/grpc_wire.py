@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import re
 import struct
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,8 +21,17 @@ from .hpack_io import encode_block, encode_literal
 PREFIX = struct.Struct(">BI")
 PREFIX_SIZE = 5
 
-ANSWER_HEADERS = encode_block([(b":status", b"200"), (b"content-type", b"application/grpc")])
+ENCODINGS = ("identity", "gzip", "deflate")
+"""What a call's messages may be compressed with: gRPC's gzip and deflate (zlib's two formats), read with zlib."""
+ACCEPT_ENCODING = ",".join(ENCODINGS)
+
+
+ANSWER_HEADERS = encode_block(
+    [(b":status", b"200"), (b"content-type", b"application/grpc"), (b"grpc-accept-encoding", ACCEPT_ENCODING.encode())]
+)
 """The headers of every answer that has messages: made once."""
+TRAILERS_ONLY_HEADERS = encode_block([(b":status", b"200"), (b"content-type", b"application/grpc")])
+"""What an answer without messages begins with, its trailers following in the same block."""
 OK_TRAILERS = encode_literal(b"grpc-status", b"0")
 
 _TIMEOUT = re.compile(r"(\d{1,8})([HMSmun])")
@@ -37,12 +47,27 @@ RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE = 8, 12, 13, 14
 
 
 class MessageTooLarge(Exception):
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"Received message larger than max ({size} vs. {limit})")
+    def __init__(self, size: int, limit: int, bound: str = "") -> None:
+        super().__init__(f"Received message larger than max ({bound}{size} vs. {limit})")
 
 
 class CompressedMessage(Exception):
-    pass
+    """A message that cannot be read as the call's ``grpc-encoding`` says (the call ends INTERNAL)."""
+
+
+def inflate(data: bytes | bytearray | memoryview, limit: int) -> bytes:
+    """A compressed message's bytes, at most ``limit`` of them: inflating stops there (a small message that would
+    inflate past the limit costs no more than the limit)."""
+    inflater = zlib.decompressobj(32 + 15)  # a zlib or a gzip header, whichever the message has
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as err:
+        raise CompressedMessage(f"Failed to decompress the message: {err}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise MessageTooLarge(len(out), limit, "at least ")
+    if not inflater.eof:
+        raise CompressedMessage("Failed to decompress the message: its compressed bytes end early")
+    return out
 
 
 def frame(message: bytes | bytearray | memoryview) -> bytes:
@@ -59,10 +84,13 @@ class MessageReader:
     """A call's request messages out of its DATA, in any split: each message is copied once, from the DATA
     where it is to the message's own buffer."""
 
-    __slots__ = ("limit", "_head", "_body", "_view", "_filled")
+    __slots__ = ("limit", "encoding", "_head", "_body", "_view", "_filled", "_compressed")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, encoding: str = "identity") -> None:
         self.limit = limit
+        self.encoding = encoding
+        """The call's ``grpc-encoding``: a message whose flag says compressed is inflated with it."""
+        self._compressed = False
         self._head = bytearray()
         self._body: bytearray | None = None
         self._view: memoryview | None = None
@@ -105,10 +133,12 @@ class MessageReader:
                     head.clear()
                 if length > self.limit:
                     raise MessageTooLarge(length, self.limit)
-                if compressed:
+                if compressed and self.encoding == "identity":
                     raise CompressedMessage("a compressed message, and the call's grpc-encoding is identity")
+                self._compressed = bool(compressed)
                 if length < BIG_MESSAGE and size - pos >= length:  # whole here: one copy to bytes
-                    found.append(bytes(data[pos : pos + length]))
+                    piece = data[pos : pos + length]
+                    found.append(inflate(piece, self.limit) if compressed else bytes(piece))
                     pos += length
                     continue
                 body = self._body = unfilled_bytearray(length)  # handed on only once every byte came
@@ -120,8 +150,11 @@ class MessageReader:
             pos += taken
             if self._filled == len(body):
                 self._view.release()  # type: ignore[union-attr]
-                found.append(body if len(body) >= BIG_MESSAGE else bytes(body))
                 self._body = self._view = None
+                if self._compressed:
+                    found.append(inflate(body, self.limit))
+                else:
+                    found.append(body if len(body) >= BIG_MESSAGE else bytes(body))
         return found
 
 
@@ -189,7 +222,7 @@ def trailers(code: int, message: str = "", metadata: Iterable[tuple[str, Any]] =
         fields.append((b"grpc-message", percent_encode(message)))
     fields += [metadata_bytes(key, value) for key, value in metadata]
     block = b"".join(encode_literal(name, value) for name, value in fields)
-    return ANSWER_HEADERS + block if only else block
+    return TRAILERS_ONLY_HEADERS + block if only else block
 
 
 def invocation_metadata(headers: list[tuple[str, str]]) -> tuple[tuple[str, str | bytes], ...]:

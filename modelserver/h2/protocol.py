@@ -170,11 +170,11 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         if method is None:
             self._trailers_only(stream_id, w.UNIMPLEMENTED, f"Method not found: {path}")
             return
-        if encoding and encoding != "identity":
+        if encoding and encoding not in w.ENCODINGS:
             block = w.trailers(
                 w.UNIMPLEMENTED,
                 f"Compression algorithm '{encoding}' is not supported",
-                (("grpc-accept-encoding", "identity"),),
+                (("grpc-accept-encoding", w.ACCEPT_ENCODING),),
                 only=True,
             )
             self.conn.send_headers(stream_id, block, True)
@@ -184,7 +184,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         if seconds is not None:
             deadline = time.monotonic() + seconds
         context = CallContext(headers, deadline, self.peer)
-        call = self.calls[stream_id] = Call(stream_id, method, context, self.limits.max_receive)
+        call = self.calls[stream_id] = Call(stream_id, method, context, self.limits.max_receive, encoding or "identity")
         loop = asyncio.get_running_loop()
         if seconds is not None:
             call.timer = loop.call_later(seconds, self._expire, call)

@@ -7,10 +7,12 @@ service back (bounded buffers)."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from hpack import Decoder, Encoder
@@ -131,11 +133,71 @@ def test_unary_calls_statuses_and_metadata() -> None:
     serve(test)
 
 
-def test_compressed_calls_are_unimplemented() -> None:
+@pytest.mark.parametrize("compression", ["Gzip", "Deflate"])
+def test_compressed_calls_are_inflated(compression: str) -> None:
     async def test(listener: NativeGrpcListener, calls: Calls) -> None:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{listener.port}", compression=grpc.Compression.Gzip) as ch:
-            code, details = await failure(ch.unary_unary(f"/{SERVICE}/Echo")(b"x" * 1000))
-            assert code == grpc.StatusCode.UNIMPLEMENTED and "gzip" in details
+        algorithm = getattr(grpc.Compression, compression)
+        options = [("grpc.max_receive_message_length", 4 * MIB), ("grpc.max_send_message_length", 4 * MIB)]
+        address = f"127.0.0.1:{listener.port}"
+        async with grpc.aio.insecure_channel(address, options=options, compression=algorithm) as ch:
+            echo = ch.unary_unary(f"/{SERVICE}/Echo")
+            assert await echo(b"x" * 1000) == b"x" * 1000
+            large = bytes(range(256)) * 4096  # 1 MiB, assembled from many DATA frames before it is inflated
+            assert await echo(large) == large
+
+            async def requests() -> AsyncIterator[bytes]:
+                for word in (b"Ab" * 500, b"Cd"):
+                    yield word
+
+            answers = [m async for m in ch.stream_stream(f"/{SERVICE}/Chat")(requests())]
+            assert answers == [b"AB" * 500, b"ab" * 500, b"CD", b"cd"]
+            code, details = await failure(echo(b"\0" * (LIMIT + 1)))  # a few KiB on the wire, 2 MiB + 1 inflated
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
+            assert await echo(b"still fine") == b"still fine"
+
+    serve(test)
+
+
+def compressed_call(encoding: str, message: bytes, flag: int = 1) -> bytes:
+    block = Encoder().encode(
+        [(":method", "POST"), (":scheme", "http"), (":path", f"/{SERVICE}/Echo"), (":authority", "x"),
+         ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-encoding", encoding)]
+    )  # fmt: skip
+    return (
+        f.PREFACE
+        + f.settings({})
+        + f.frame(f.HEADERS, f.END_HEADERS, 1, block)
+        + f.frame(f.DATA, f.END_STREAM, 1, struct.pack(">BI", flag, len(message)) + message)
+    )
+
+
+@pytest.mark.parametrize(
+    "encoding, message, status, text",
+    [
+        ("snappy", b"whatever", "12", "Compression algorithm 'snappy' is not supported"),
+        ("gzip", b"not gzip at all", "13", "Failed to decompress the message"),
+        ("gzip", gzip.compress(b"x" * 100)[:-12], "13", "Failed to decompress the message"),
+        ("identity", b"x", "13", "grpc-encoding is identity"),
+    ],
+    ids=["unknown-encoding", "not-compressed-data", "truncated", "flag-under-identity"],
+)
+def test_messages_that_cannot_be_read_end_their_call(encoding: str, message: bytes, status: str, text: str) -> None:
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(compressed_call(encoding, message))
+        frames = await read_frames(reader, f.HEADERS)
+        decoder = Decoder()
+        blocks = [decoder.decode(payload) for kind, _, _, payload in frames if kind == f.HEADERS]
+        while not any(("grpc-status", status) in block for block in blocks):
+            frames = await read_frames(reader, f.HEADERS)
+            blocks += [decoder.decode(payload) for kind, _, _, payload in frames if kind == f.HEADERS]
+        trailers = dict(blocks[-1])
+        assert trailers["grpc-status"] == status and text in unquote(trailers["grpc-message"])
+        if status == "12":
+            assert trailers["grpc-accept-encoding"] == "identity,gzip,deflate"
+        writer.close()
+        async with channel(listener) as ch:
+            assert await ch.unary_unary(f"/{SERVICE}/Echo")(b"ok") == b"ok"
 
     serve(test)
 
