@@ -58,8 +58,7 @@ class InputInfo:
     key_code: str = field(init=False, repr=False, compare=False)
     value_code: str = field(init=False, repr=False, compare=False)
     value_limit: float = field(init=False, repr=False, compare=False)
-    key_packers: dict[int, struct.Struct] = field(init=False, repr=False, compare=False)
-    value_packers: dict[int, struct.Struct] = field(init=False, repr=False, compare=False)
+    packers: dict[int, tuple[struct.Struct | None, struct.Struct]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         key_datatype = KEY_TYPES.get(self.key_type, "")
@@ -75,8 +74,7 @@ class InputInfo:
             "key_code": _CODES.get(key_datatype, ""),
             "value_code": _CODES.get(value_datatype, ""),
             "value_limit": _FLOAT32_MAX if value_datatype == "FP32" else sys.float_info.max,
-            "key_packers": {},
-            "value_packers": {},
+            "packers": {},
         }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
@@ -85,13 +83,14 @@ class InputInfo:
         return {"valueType": self.value_type, "keyType": self.key_type}
 
 
-def _packer(packers: dict[int, struct.Struct], code: str, count: int) -> struct.Struct:
-    """The ``struct`` of ``count`` little-endian items of ``code``, kept in ``packers`` (one of an
-    :class:`InputInfo`'s) for the usual short vectors, whose lengths a model's clients repeat: a format string built
-    and looked up per request costs more than the packing."""
-    found = struct.Struct(f"<{count}{code}")
+def _packers(info: InputInfo, count: int) -> tuple[struct.Struct | None, struct.Struct]:
+    """The ``struct`` of ``count`` little-endian keys and of ``count`` values, kept on ``info`` for the usual short
+    vectors, whose lengths a model's clients repeat: a format string built and looked up per request costs more than
+    the packing. Text keys have no ``struct`` (None in its place)."""
+    keys = struct.Struct(f"<{count}{info.key_code}") if info.key_code else None
+    found = (keys, struct.Struct(f"<{count}{info.value_code}"))
     if count <= _KEPT_PACKERS:
-        packers[count] = found
+        info.packers[count] = found
     return found
 
 
@@ -215,16 +214,65 @@ def _vector(pairs: list[tuple[Any, Any]], info: InputInfo, index: int) -> list[T
     return _tensors(keys, values, info, index)
 
 
-def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) -> list[Tensor]:
-    """The two tensors, checked against the model's types: a few C-speed tests accept the usual vector as it is;
-    anything they do not accept goes item by item (:func:`_checked_keys`, :func:`_checked_values`), which converts
-    what it may (numeric strings) and raises for the first bad item, keys before values.
+_SHORT = 32
+"""Vectors up to this length are checked in one Python loop over their items: for the usual short vector that costs
+less than the few C-speed passes (``map``, ``min``, ``max``, ``sum``) that check a long one."""
 
-    The tests: no bool (JSON's true and false are ints to Python) nor text among the items; the keys within
-    ``key_bounds``; the values' sum not NaN (a NaN, or infinities of both signs, make it NaN: ``min`` and ``max`` do
-    not see every NaN) and the values within the value type's range (an infinity is not). An integer beyond every
-    double (added to a float it overflows) sends the vector the slow way."""
+
+def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) -> list[Tensor]:
+    """The two tensors, checked against the model's types: the usual vector is accepted as it is by a few quick
+    tests (:func:`_accepted`); anything they do not accept goes item by item (:func:`_checked_keys`,
+    :func:`_checked_values`), which converts what it may (numeric strings) and raises for the first bad item, keys
+    before values."""
     count = len(keys)
+    packers = info.packers.get(count)
+    if packers is not None and _accepted(keys, values, info, count):
+        key_data = packers[0].pack(*keys)  # type: ignore[union-attr]  # accepted keys are integers
+        value_data = packers[1].pack(*values)
+    else:
+        key_data, value_data = _general(keys, values, info, index, count)
+    if info.key_datatype == "BYTES":
+        key_tensor = _tensor("keys", "BYTES", (count,), key_data, {"content_type": "str"})
+    else:
+        key_tensor = _tensor("indices", info.key_datatype, (count,), key_data)
+    return [key_tensor, _tensor("values", info.value_datatype, (count,), value_data)]
+
+
+def _accepted(keys: list[Any], values: list[Any], info: InputInfo, count: int) -> bool:
+    """Whether integer keys and number values pack as they are: no bool (JSON's true and false are ints to Python)
+    nor text among the items, the keys within ``key_bounds``, the values within the value type's range (NaN and the
+    infinities are not; an integer beyond every double is not either: comparing it with a float is exact)."""
+    bounds = info.key_bounds
+    if bounds is None or not count:
+        return False
+    low, high = bounds
+    limit = info.value_limit
+    if count <= _SHORT:
+        for key in keys:  # two loops cost less than one over zip()
+            if type(key) is not int or not low <= key <= high:
+                return False
+        for value in values:
+            kind = type(value)
+            if (kind is not float and kind is not int) or not -limit <= value <= limit:
+                return False
+        return True
+    # A long vector: a NaN, or infinities of both signs, make the sum NaN (``min`` and ``max`` do not see every
+    # NaN); an integer beyond every double overflows when added to a float.
+    if not (_INT_TYPES.issuperset(map(type, keys)) and low <= min(keys) and max(keys) <= high):
+        return False
+    if not _NUMBER_TYPES.issuperset(map(type, values)):
+        return False
+    try:
+        total = sum(values)
+    except OverflowError:
+        return False
+    return total == total and -limit <= min(values) and max(values) <= limit
+
+
+def _general(keys: list[Any], values: list[Any], info: InputInfo, index: int, count: int) -> tuple[bytes, bytes]:
+    """The keys' and the values' data of a vector :func:`_accepted` did not take: each part packed as it is when it
+    passes the same tests alone, else item by item; the packers of its length are kept for the next one."""
+    packers = info.packers.get(count) or _packers(info, count)
     bounds = info.key_bounds
     if (
         bounds is not None
@@ -233,8 +281,7 @@ def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) ->
         and bounds[0] <= min(keys)
         and max(keys) <= bounds[1]
     ):
-        packer = info.key_packers.get(count) or _packer(info.key_packers, info.key_code, count)
-        key_data = packer.pack(*keys)
+        key_data = packers[0].pack(*keys)  # type: ignore[union-attr]  # integer keys have their struct
     else:
         key_data = _checked_keys(keys, info, index)
     value_data = None
@@ -243,17 +290,12 @@ def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) ->
         try:
             total = sum(values)
             if total == total and -limit <= min(values) and max(values) <= limit:
-                packer = info.value_packers.get(count) or _packer(info.value_packers, info.value_code, count)
-                value_data = packer.pack(*values)
+                value_data = packers[1].pack(*values)
         except OverflowError:
             pass
     if value_data is None:
         value_data = _checked_values(keys, values, info.value_datatype, index)
-    if info.key_datatype == "BYTES":
-        key_tensor = _tensor("keys", "BYTES", (count,), key_data, {"content_type": "str"})
-    else:
-        key_tensor = _tensor("indices", info.key_datatype, (count,), key_data)
-    return [key_tensor, _tensor("values", info.value_datatype, (count,), value_data)]
+    return key_data, value_data
 
 
 _tensor = Tensor.trusted
