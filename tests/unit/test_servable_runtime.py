@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from workers.json_tensors import ANSWER_STYLES, angel_text, compact_json, encode_tensor
 from workers.runtimes import LoadError, load_runtime
-from workers.runtimes.servable import answer_values, json_value, named_outputs, to_tensor
+from workers.runtimes.servable import (
+    angel_body,
+    angel_heads,
+    answer_values,
+    json_value,
+    named_outputs,
+    to_tensor,
+)
 from workers.servable_methods import Method, MethodDeclarationError, parse_methods
 from workers.tensors import Tensor
 
@@ -179,6 +186,24 @@ def test_an_answer_made_without_tensors_is_the_one_made_through_them(outputs: di
     for style in ANSWER_STYLES:
         shortcut = _outcome(lambda values, s: answer_values(list(values.items()), s), outputs, style)
         assert shortcut == _outcome(_through_tensors, outputs, style)
+
+
+@given(st.dictionaries(st.sampled_from(["y", "pred", "proba", 'é"\\']), OUTPUT_VALUES, min_size=1))
+def test_angel_body_written_directly_is_the_answer_encoded(outputs: dict[str, Any]) -> None:
+    method = Method("m", ("x",), tuple(outputs))
+    body = angel_body(angel_heads(method), named_outputs(method, outputs))
+    numbers = all(type(v) is float or (type(v) is int and -(2**63) <= v < 2**63) for v in outputs.values())
+    assert (body is not None) == numbers  # the direct way takes exactly the plain numbers
+    if body is not None:
+        assert ("answer", body.decode("ascii")) == _outcome(
+            lambda values, s: answer_values(list(values.items()), s), outputs, "angel"
+        )
+
+
+def test_angel_body_needs_declared_outputs() -> None:
+    assert angel_body(angel_heads(Method("m")), [("output", 1.0)]) is None
+    method = Method("m", ("x",), ("pred", "label"))
+    assert angel_body(angel_heads(method), [("pred", 0.25), ("label", -1)]) == b'{"pred":"0.25","label":"-1"}'
 
 
 def test_plain_outputs_skip_the_tensor_and_others_take_it() -> None:
