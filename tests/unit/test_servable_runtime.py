@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from workers.json_tensors import ANSWER_STYLES, angel_text, compact_json, encode_tensor
 from workers.runtimes import LoadError, load_runtime
 from workers.runtimes.servable import (
     angel_body,
-    angel_heads,
+    angel_template,
     answer_values,
     json_value,
     named_outputs,
@@ -188,22 +188,29 @@ def test_an_answer_made_without_tensors_is_the_one_made_through_them(outputs: di
         assert shortcut == _outcome(_through_tensors, outputs, style)
 
 
-@given(st.dictionaries(st.sampled_from(["y", "pred", "proba", 'é"\\']), OUTPUT_VALUES, min_size=1))
-def test_angel_body_written_directly_is_the_answer_encoded(outputs: dict[str, Any]) -> None:
-    method = Method("m", ("x",), tuple(outputs))
-    body = angel_body(angel_heads(method), named_outputs(method, outputs))
-    numbers = all(type(v) is float or (type(v) is int and -(2**63) <= v < 2**63) for v in outputs.values())
-    assert (body is not None) == numbers  # the direct way takes exactly the plain numbers
-    if body is not None:
-        assert ("answer", body.decode("ascii")) == _outcome(
-            lambda values, s: answer_values(list(values.items()), s), outputs, "angel"
-        )
+@given(st.one_of(st.lists(OUTPUT_VALUES, max_size=4).map(tuple), st.lists(OUTPUT_VALUES, max_size=4), OUTPUT_VALUES))
+@example(returned=(0.25, -1, 2**63 - 1))
+@example(returned=0.5)
+def test_angel_body_written_directly_is_the_answer_encoded(returned: Any) -> None:
+    for count in (1, 2, 3):
+        method = Method("m", ("x",), ("pred", 'é"\\', "100%s")[:count])
+        body = angel_body(angel_template(method), method, returned)
+        values = [returned] if count == 1 else returned if isinstance(returned, tuple | list) else None
+        numbers = values is not None and len(values) == count and all(_plain_number(v) for v in values)
+        assert (body is not None) == numbers  # the direct way takes exactly the plain numbers, one per output
+        if body is not None:
+            assert body.decode("ascii") == compact_json(answer_values(named_outputs(method, returned), "angel"))
+
+
+def _plain_number(value: Any) -> bool:
+    return type(value) is float or (type(value) is int and -(2**63) <= value < 2**63)
 
 
 def test_angel_body_needs_declared_outputs() -> None:
-    assert angel_body(angel_heads(Method("m")), [("output", 1.0)]) is None
+    assert angel_template(Method("m")) is None and angel_body(None, Method("m"), 1.0) is None
     method = Method("m", ("x",), ("pred", "label"))
-    assert angel_body(angel_heads(method), [("pred", 0.25), ("label", -1)]) == b'{"pred":"0.25","label":"-1"}'
+    assert angel_body(angel_template(method), method, (0.25, -1)) == b'{"pred":"0.25","label":"-1"}'
+    assert angel_body(angel_template(method), method, [0.25, -1]) == b'{"pred":"0.25","label":"-1"}'
 
 
 def test_plain_outputs_skip_the_tensor_and_others_take_it() -> None:

@@ -70,7 +70,7 @@ class ServableRuntime:
         self.name = name
         self.methods = methods
         self.functions = functions
-        self._angel_heads = {key: angel_heads(method) for key, method in methods.items()}
+        self._angel_templates = {key: angel_template(method) for key, method in methods.items()}
 
     def run_batch(
         self, jobs: list[dict[str, Any]], emit_chunk: EmitChunk, is_cancelled: IsCancelled
@@ -99,10 +99,9 @@ class ServableRuntime:
         try:
             returned = self.functions[name](*args, **kwargs)
             if style in ANSWER_STYLES:  # the API's JSON made here, beside the model, not on the frontend's one thread
-                pairs = named_outputs(method, returned)
-                body = angel_body(self._angel_heads[name], pairs) if style == "angel" else None
+                body = angel_body(self._angel_templates[name], method, returned) if style == "angel" else None
                 if body is None:
-                    body = compact_json(answer_values(pairs, style)).encode("utf-8")
+                    body = compact_json(answer_values(named_outputs(method, returned), style)).encode("utf-8")
             else:
                 tensors = output_tensors(method, returned)
         except Exception as exc:  # the method's failure answers this instance alone
@@ -199,25 +198,36 @@ def answer_values(pairs: list[tuple[str, Any]], style: str) -> dict[str, Any]:
     return {key: json_value(key, value) for key, value in pairs}
 
 
-def angel_heads(method: Method) -> dict[str, str]:
-    """The text that opens each declared output of ``method`` in Angel's JSON object (``"name":"``), for
-    :func:`angel_body`; none when the method declares no outputs (the names are then whatever it returns)."""
-    return {key: encode_basestring_ascii(key) + ':"' for key in method.outputs or ()}
+def angel_template(method: Method) -> str | None:
+    """Angel's JSON object of ``method``'s declared outputs with a ``%r`` for each value (``{"y":"%r"}``), for
+    :func:`angel_body`; None when the method declares no outputs (the names are then whatever it returns)."""
+    if method.outputs is None:
+        return None
+    quoted = (encode_basestring_ascii(key).replace("%", "%%") for key in method.outputs)
+    return "{" + ",".join(f'{key}:"%r"' for key in quoted) + "}"
 
 
-def angel_body(heads: Mapping[str, str], pairs: list[tuple[str, Any]]) -> bytes | None:
-    """``compact_json(answer_values(pairs, "angel"))`` as UTF-8, written directly when every output is a Python
-    ``float`` or an ``int`` of INT64's range under a declared name (``heads``, from :func:`angel_heads`): the text of
-    such a number (its ``repr``) needs no escape, and declared names are unique. None for any other answer, which
-    goes that way. The usual answer of a small model then costs no dict, no encoder and no per-value checks."""
-    parts = []
-    for key, value in pairs:
+def angel_body(template: str | None, method: Method, returned: Any) -> bytes | None:
+    """``compact_json(answer_values(named_outputs(method, returned), "angel"))`` as UTF-8, written directly when the
+    method declares its outputs (``template``, from :func:`angel_template`) and returned one for each, every one a
+    Python ``float`` or an ``int`` of INT64's range: the text of such a number (its ``repr``) needs no escape. None
+    for any other answer, which goes that way (with its errors). The usual answer of a small model then costs no
+    pairs, no dict, no encoder and no per-value calls."""
+    outputs = method.outputs
+    if template is None or outputs is None:
+        return None
+    kind = type(returned)
+    if len(outputs) == 1:
+        values = (returned,)
+    elif (kind is tuple or kind is list) and len(returned) == len(outputs):
+        values = returned if kind is tuple else tuple(returned)
+    else:
+        return None
+    for value in values:
         kind = type(value)
-        head = heads.get(key)
-        if head is None or not (kind is float or (kind is int and -(2**63) <= value < 2**63)):
+        if not (kind is float or (kind is int and -(2**63) <= value < 2**63)):
             return None
-        parts.append(head + repr(value) + '"')
-    return ("{" + ",".join(parts) + "}").encode("ascii")
+    return (template % values).encode("ascii")
 
 
 _ELEMENT_MAX = 0xFFFF_FFFF
