@@ -127,13 +127,16 @@ def decode_instances(document: Any, info: InputInfo) -> list[Instance]:
     if not isinstance(items, list) or not items:
         raise AngelError("Request data format error: 'instances' must be a non-empty list")
     first = items[0]
-    decoded = []
     if isinstance(first, dict) and (len(first) != 1 or "b64" not in first):  # not a lone {"b64": ...}
+        if len(items) == 1:  # the usual request, without the loop
+            return [_object(first, info, 0)]
+        decoded = []
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 raise AngelError(f"Expecting object but got {_kind(item)} at item {index} of input list.")
             decoded.append(_object(item, info, index))
         return decoded
+    decoded = []
     for index, item in enumerate(items):
         if isinstance(item, list):
             decoded.append(Instance(None, _vector(_dense(item, index), info, index)))
