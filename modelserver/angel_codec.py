@@ -27,7 +27,7 @@ from typing import Any
 
 from workers.datatypes import serialize_bytes
 from workers.json_tensors import angel_text
-from workers.tensors import Tensor
+from workers.tensors import tensor_map
 
 _FLOAT32_MAX = 3.4028234663852886e38
 KEY_TYPES = {"DT_INT32": "INT32", "DT_INT64": "INT64", "DT_STRING": "BYTES"}
@@ -35,6 +35,8 @@ VALUE_TYPES = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64"}
 _VALUE_NAMES = {datatype: name for name, datatype in VALUE_TYPES.items()}
 _INT_RANGE = {"INT32": 2**31, "INT64": 2**63}
 _CODES = {"INT32": "i", "INT64": "q", "FP32": "f", "FP64": "d"}
+TensorMap = dict[str, Any]
+"""A tensor as the worker protocol carries it (docs/protocol.md)."""
 _KEPT_PACKERS = 64
 """Vectors up to this length have their ``struct`` kept on the model's :class:`InputInfo`."""
 
@@ -113,10 +115,11 @@ def input_info(yaml_config: Mapping[str, Any] | None) -> InputInfo:
 
 @dataclass(slots=True)
 class Instance:
-    """One decoded instance: its name (``sid``; None when the client gave none) and its two tensors."""
+    """One decoded instance: its name (``sid``; None when the client gave none) and its two tensors, as the maps they
+    travel to the worker in (:func:`~workers.tensors.tensor_map`): they are read nowhere on the way."""
 
     name: str | None
-    tensors: list[Tensor]
+    tensors: list[TensorMap]
 
 
 def decode_instances(document: Any, info: InputInfo) -> list[Instance]:
@@ -210,7 +213,7 @@ _INT_TYPES = frozenset({int})
 _NUMBER_TYPES = frozenset({int, float})
 
 
-def _vector(pairs: list[tuple[Any, Any]], info: InputInfo, index: int) -> list[Tensor]:
+def _vector(pairs: list[tuple[Any, Any]], info: InputInfo, index: int) -> list[TensorMap]:
     """``indices``/``keys`` and ``values`` tensors of ``(key, value)`` pairs, checked against the model's types."""
     keys = [key for key, _ in pairs]
     values = [value for _, value in pairs]
@@ -222,7 +225,7 @@ _SHORT = 32
 less than the few C-speed passes (``map``, ``min``, ``max``, ``sum``) that check a long one."""
 
 
-def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) -> list[Tensor]:
+def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) -> list[TensorMap]:
     """The two tensors, checked against the model's types: the usual vector is accepted as it is by a few quick
     tests (:func:`_accepted`); anything they do not accept goes item by item (:func:`_checked_keys`,
     :func:`_checked_values`), which converts what it may (numeric strings) and raises for the first bad item, keys
@@ -235,10 +238,10 @@ def _tensors(keys: list[Any], values: list[Any], info: InputInfo, index: int) ->
     else:
         key_data, value_data = _general(keys, values, info, index, count)
     if info.key_datatype == "BYTES":
-        key_tensor = _tensor("keys", "BYTES", (count,), key_data, {"content_type": "str"})
+        key_tensor = tensor_map("keys", "BYTES", [count], key_data, {"content_type": "str"})
     else:
-        key_tensor = _tensor("indices", info.key_datatype, (count,), key_data)
-    return [key_tensor, _tensor("values", info.value_datatype, (count,), value_data)]
+        key_tensor = tensor_map("indices", info.key_datatype, [count], key_data)
+    return [key_tensor, tensor_map("values", info.value_datatype, [count], value_data)]
 
 
 def _accepted(keys: list[Any], values: list[Any], info: InputInfo, count: int) -> bool:
@@ -299,9 +302,6 @@ def _general(keys: list[Any], values: list[Any], info: InputInfo, index: int, co
     if value_data is None:
         value_data = _checked_values(keys, values, info.value_datatype, index)
     return key_data, value_data
-
-
-_tensor = Tensor.trusted
 
 
 def _checked_keys(keys: list[Any], info: InputInfo, index: int) -> bytes:

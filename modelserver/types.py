@@ -194,6 +194,8 @@ class Job:
     path of ``/predictions/{m}/{v}/{path}``; ``infer_id`` the id the client gave its request (the Open Inference
     Protocol's ``id``); ``solo`` makes the job run in a batch of its own (a describe call); ``from_grpc``: it came
     over the Open Inference Protocol's gRPC API (a KServe model then answers raw inputs with raw outputs).
+    ``tensors`` are :class:`~workers.tensors.Tensor` objects or, from a codec that builds them as they travel,
+    tensor maps (:func:`~workers.tensors.tensor_map`).
     """
 
     __slots__ = (
@@ -227,7 +229,7 @@ class Job:
         method: str = PREDICT,
         *,
         url_path: str = "",
-        tensors: list[Tensor] | None = None,
+        tensors: list[Tensor] | list[dict[str, Any]] | None = None,
         parameters: Mapping[str, Any] | None = None,
         outputs: list[dict[str, Any]] | None = None,
         infer_id: str | None = None,
@@ -269,7 +271,7 @@ class Job:
         if self.url_path:
             wire["url_path"] = self.url_path
         if self.tensors:
-            wire["tensors"] = [tensor.to_wire() for tensor in self.tensors]
+            wire["tensors"] = [tensor if type(tensor) is dict else tensor.to_wire() for tensor in self.tensors]
         if self.parameters:
             wire["parameters"] = dict(self.parameters)
         if self.outputs:

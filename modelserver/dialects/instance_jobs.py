@@ -54,7 +54,7 @@ nothing may change them (the worker gets a copy; a plain dict copies faster than
 def run_instances(
     model: ModelVersion,
     request: Request,
-    instances: list[list[Tensor]],
+    instances: list[list[Tensor]] | list[list[dict[str, Any]]],
     method: str,
     explicit_version: bool = False,
     answer: str = "",
@@ -83,7 +83,9 @@ def run_instances(
     return _gathered(model, jobs, explicit_version)
 
 
-def instance_job(model: ModelVersion, request: Request, tensors: list[Tensor], method: str, answer: str = "") -> Job:
+def instance_job(
+    model: ModelVersion, request: Request, tensors: list[Tensor] | list[dict[str, Any]], method: str, answer: str = ""
+) -> Job:
     """The job of a request's only instance, for a dialect that awaits the core call itself (one coroutine per
     request) and reads the outcome with :func:`read_outputs`, :func:`failed` and :func:`streamed`."""
     headers, url_path = _headers_and_path(model, request, method)

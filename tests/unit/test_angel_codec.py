@@ -9,8 +9,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from modelserver.angel_codec import (
+    _SHORT,
     AngelError,
     InputInfo,
+    Instance,
     _checked_keys,
     _checked_values,
     _tensors,
@@ -20,12 +22,23 @@ from modelserver.angel_codec import (
 )
 from modelserver.dialects.angel import metrics_summary
 from modelserver.metrics import Summary
+from workers.protocol import Attached
+from workers.tensors import Tensor
 
 INFO = InputInfo("DT_INT32", "DT_FLOAT", 10)
 
 
 def vectors(body: object, info: InputInfo = INFO) -> list[tuple[str | None, list[int], list[float]]]:
-    return [(each.name, each.tensors[0].to_list(), each.tensors[1].to_list()) for each in decode_instances(body, info)]
+    return [(each.name, *(tensor.to_list() for tensor in tensors(each))) for each in decode_instances(body, info)]
+
+
+def tensors(instance: Instance) -> list[Tensor]:
+    """An instance's tensor maps as the worker reads them: validated tensors (a large one's data is attached)."""
+    return [Tensor.from_wire({**wire, "data": _plain(wire["data"])}) for wire in instance.tensors]
+
+
+def _plain(data: object) -> object:
+    return data.data if isinstance(data, Attached) else data
 
 
 def test_every_instance_form_gives_the_same_feature_vector() -> None:
@@ -59,17 +72,18 @@ def test_sparse_names_and_vectors_of_every_length() -> None:
             item = {"sparseIndices": list(range(count)), "key": name, "sparseValues": [0.5] * count, "other": "x"}
             for each in decode_instances({"instances": [item, item]}, info):
                 assert each.name == expected
-                assert each.tensors[0].to_list() == list(range(count)) and each.tensors[1].to_list() == [0.5] * count
-                assert [t.shape for t in each.tensors] == [(count,), (count,)]
+                indices, values = tensors(each)
+                assert indices.to_list() == list(range(count)) and values.to_list() == [0.5] * count
+                assert [t.shape for t in tensors(each)] == [(count,), (count,)]
     [each] = decode_instances({"instances": [{"sparseValues": [1.5], "sparseIndices": [2]}]}, INFO)
-    assert each.name is None and [t.name for t in each.tensors] == ["indices", "values"]
+    assert each.name is None and [t.name for t in tensors(each)] == ["indices", "values"]
 
 
 def test_int64_keys_and_double_values_and_string_keys() -> None:
     [each] = decode_instances({"instances": [{"values": {"5": 1}}]}, InputInfo("DT_INT64", "DT_DOUBLE", -1))
-    assert [t.datatype for t in each.tensors] == ["INT64", "FP64"]
+    assert [t.datatype for t in tensors(each)] == ["INT64", "FP64"]
     [each] = decode_instances({"instances": [{"x1": 6.2, "x2": 2.2, "x3": 1.1}]}, InputInfo("DT_STRING", "DT_DOUBLE"))
-    assert each.tensors[0].name == "keys" and each.tensors[0].to_list() == [b"x1", b"x2", b"x3"]
+    assert tensors(each)[0].name == "keys" and tensors(each)[0].to_list() == [b"x1", b"x2", b"x3"]
 
 
 @pytest.mark.parametrize(
@@ -103,7 +117,7 @@ def test_a_value_beyond_every_double_is_out_of_range_not_a_crash() -> None:
 def test_a_dimension_beyond_the_key_type_is_bounded_by_the_key_type() -> None:
     info = InputInfo("DT_INT32", "DT_FLOAT", 2**40)
     [each] = decode_instances({"instances": [{"sparseIndices": [2**31 - 1], "sparseValues": [1.0]}]}, info)
-    assert each.tensors[0].to_list() == [2**31 - 1]
+    assert tensors(each)[0].to_list() == [2**31 - 1]
     with pytest.raises(AngelError, match="feature key 2147483648 is out of the range of DT_INT32"):
         decode_instances({"instances": [{"sparseIndices": [2**31], "sparseValues": [1.0]}]}, info)
 
@@ -140,13 +154,16 @@ def _item_by_item(keys: list[object], values: list[object], info: InputInfo) -> 
 
 
 def assert_fast_checks_agree(keys: list[object], values: list[object], info: InputInfo) -> None:
-    """The C-speed checks accept and refuse as the item-by-item path does: the same data, or the same message."""
-    try:
-        tensors = _tensors(keys, values, info, 0)
-        got: tuple[object, ...] = (bytes(tensors[0].data), bytes(tensors[1].data))
-    except AngelError as err:
-        got = ("error", str(err))
-    assert got == _item_by_item(keys, values, info)
+    """The quick checks accept and refuse as the item-by-item path does, for the first vector of a length (no kept
+    structs yet) and the next: the same data, or the same message."""
+    expected = _item_by_item(keys, values, info)
+    for _ in range(2):
+        try:
+            keys_map, values_map = _tensors(keys, values, info, 0)
+            got: tuple[object, ...] = (bytes(_plain(keys_map["data"])), bytes(_plain(values_map["data"])))
+        except AngelError as err:
+            got = ("error", str(err))
+        assert got == expected
 
 
 @given(st.lists(st.tuples(KEYS, VALUES), max_size=6), st.sampled_from(INFOS))
@@ -166,6 +183,18 @@ def test_the_value_checks_behind_good_keys(values: list[object], info: InputInfo
 @given(st.lists(KEYS, max_size=6), st.sampled_from(INFOS))
 def test_the_key_checks_beside_good_values(keys: list[object], info: InputInfo) -> None:
     assert_fast_checks_agree(keys, [0.5] * len(keys), info)
+
+
+@given(st.lists(VALUES, min_size=_SHORT + 1, max_size=_SHORT + 3), st.sampled_from(INFOS), st.booleans())
+@example([0.5] * (_SHORT + 1), INFO, False)
+@example([0.5] * _SHORT + [math.nan], INFO, False)
+@example([0.5] * (_SHORT + 1), INFO, True)
+def test_the_checks_of_long_vectors(values: list[object], info: InputInfo, bool_key: bool) -> None:
+    """Beyond ``_SHORT`` items the checks are C-speed passes; they too agree with the item-by-item path."""
+    keys: list[object] = [index % 10 for index in range(len(values))]
+    if bool_key:
+        keys[-1] = True
+    assert_fast_checks_agree(keys, values, info)
 
 
 @given(

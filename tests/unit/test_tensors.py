@@ -25,6 +25,7 @@ from workers.protocol import (
     ATTACH_MIN,
     ATTACHMENT_FLAG,
     HEADER,
+    Attached,
     encode_parts,
     max_frame_size_for,
 )
@@ -37,6 +38,7 @@ from workers.tensors import (
     TensorError,
     deserialize_bytes,
     serialize_bytes,
+    tensor_map,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -403,6 +405,20 @@ def test_wire_form() -> None:
     assert Tensor.from_wire(tensor.to_wire()) == tensor
     assert repr(tensor) == "Tensor('t', INT16, shape=[2], 4 bytes, parameters={'content_type': 'x'})"
     assert tensor != Tensor.from_list("t", "INT16", [2], [1, 0], parameters={"content_type": "x"})
+
+
+def test_a_tensor_map_made_straight_is_the_wire_form_of_its_tensor() -> None:
+    for data, parameters in ((b"\x01\x00\xff\xff", None), (b"\x00" * ATTACH_MIN, {"content_type": "str"})):
+        count = len(data) // 2
+        made = tensor_map("t", "INT16", [count], data, parameters)
+        expected = Tensor("t", "INT16", [count], data, parameters).to_wire()
+        assert set(made) == set(expected) and made["shape"] == expected["shape"] == [count]
+        for wire in (made, expected):  # large data is marked to go as an attachment frame, small data as it is
+            if len(data) >= ATTACH_MIN:
+                assert type(wire["data"]) is Attached and wire["data"].data == data
+            else:
+                assert wire["data"] == data
+        assert made.get("parameters") == parameters
 
 
 def test_the_module_needs_no_numpy() -> None:
