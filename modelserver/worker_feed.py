@@ -238,11 +238,11 @@ class BatchFeed:
             return
         result = InferenceResult(item["status"], item["reason"], item["headers"], item["content_type"], item["body"])
         if "tensors" in item or "parameters" in item:
-            try:
-                result.tensors = [
-                    tensor if type(tensor) is Tensor else Tensor.from_wire(tensor)
-                    for tensor in item.get("tensors") or ()
-                ]
+            wired = item.get("tensors")
+            try:  # no list comprehension for the usual none (an answer made as JSON by the runtime)
+                result.tensors = (
+                    [each if type(each) is Tensor else Tensor.from_wire(each) for each in wired] if wired else []
+                )
             except (TensorError, TypeError, KeyError) as err:
                 logger.error("%s sent a malformed output tensor: %s", self.name, err)
                 job.fail(BackendError(f"Malformed output tensor from the worker: {err}", 500))

@@ -161,7 +161,7 @@ class Angel:
         coroutine, awaiting the core call itself, as TorchServe's inference path does."""
         version = params.get("model_version")
         model = self._find(params["model_name"], version)
-        info = self._input_info(model)
+        info = model.derived.get("angel") or self._input_info(model)
         body = request.body_ready()  # the usual small body is here already: no coroutine to wait for it
         if body is None:
             return self._predict_when_read(request, params)
