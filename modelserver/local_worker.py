@@ -36,6 +36,8 @@ def _plain(value: Any) -> Any:
 def _job_map(wire: dict[str, Any]) -> dict[str, Any]:
     job = dict(wire)
     job["inputs"] = [(name, content_type, _plain(value)) for name, content_type, value in wire["inputs"]]
+    if "parameters" in wire:  # the job's own: the wire map may hold a dict shared by many jobs (instance_jobs)
+        job["parameters"] = dict(wire["parameters"])
     if "tensors" in wire:
         job["tensors"] = [{**tensor, "data": _plain(tensor["data"])} for tensor in wire["tensors"]]
     return job

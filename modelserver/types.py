@@ -261,19 +261,21 @@ class Job:
 
     def to_wire(self) -> dict[str, Any]:
         """The job as the ``infer`` frame carries it; large bodies go as attachments (docs/protocol.md)."""
+        inputs = self.inputs  # none for a tensor protocol's job: no comprehension then
         wire = {
             "id": self.id,
             "request_id": self.request_id,
             "headers": self.headers,
-            "inputs": [(name, content_type, attach(value)) for name, content_type, value in self.inputs],
+            "inputs": [(name, content_type, attach(value)) for name, content_type, value in inputs] if inputs else [],
             "method": self.method,
         }
         if self.url_path:
             wire["url_path"] = self.url_path
         if self.tensors:
             wire["tensors"] = [tensor if type(tensor) is dict else tensor.to_wire() for tensor in self.tensors]
-        if self.parameters:
-            wire["parameters"] = dict(self.parameters)
+        parameters = self.parameters
+        if parameters:  # msgpack packs a dict as it is (an in-process worker gets its own copy: local_worker)
+            wire["parameters"] = parameters if type(parameters) is dict else dict(parameters)
         if self.outputs:
             wire["outputs"] = self.outputs
         if self.infer_id is not None:

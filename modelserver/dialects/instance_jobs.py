@@ -48,7 +48,7 @@ nothing may change it: only answers the dialects make themselves carry it, not t
 
 _ANSWERS = {style: {"answer": style} for style in ("mindspore", "angel")}
 """The jobs' ``parameters`` asking a runtime for an API's JSON object, made once: every such job shares one, so
-nothing may change them (the worker gets a copy; a plain dict copies faster than a read-only view)."""
+nothing may change them (msgpack packs it as it is; an in-process worker gets a copy, :mod:`..local_worker`)."""
 
 
 def run_instances(
