@@ -84,14 +84,20 @@ def echo_table(passthrough: bool) -> Any:
     return ServiceTable(SERVICE, [(METHOD, None, None, False, False)], implementation, frozenset({METHOD}))
 
 
-async def serve_native(host: str, port: int, passthrough: bool) -> None:
-    from modelserver.config import Address
-    from modelserver.h2.listener import NativeGrpcListener
-
+def _stop_on_signals() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT: the echo then stops serving."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_native(host: str, port: int, passthrough: bool) -> None:
+    from modelserver.config import Address
+    from modelserver.h2.listener import NativeGrpcListener
+
+    stop = _stop_on_signals()
     unlimited = 1 << 31
     listener = NativeGrpcListener(
         "echo", Address("http", host, port), [echo_table(passthrough)], max_receive=unlimited, max_send=unlimited
@@ -107,10 +113,7 @@ async def serve_native(host: str, port: int, passthrough: bool) -> None:
 async def serve(host: str, port: int, passthrough: bool, extra: list[tuple[str, Any]] | None = None) -> None:
     import grpc
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
     server.add_generic_rpc_handlers((echo_handler(passthrough),))
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -137,3 +137,8 @@ class StreamingResponse:
 
 
 AnyResponse = Response | StreamingResponse
+
+
+async def ready(response: AnyResponse) -> AnyResponse:
+    """An answer made at once, as the awaitable a handler that hands back its coroutine returns."""
+    return response

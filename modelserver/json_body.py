@@ -11,8 +11,8 @@ Without orjson (an installation that left it out): ``json.loads(bytes)`` first s
 whitespace around the document with two regular expression matches and goes through two wrappers before the C
 scanner runs. A body that starts with ``{`` and a byte that is not NUL is UTF-8 to ``json.loads`` too; when it also
 ends with ``}`` the scanner is called directly. A body the fast paths do not finish cleanly (whitespace after the
-document, an error of any kind) goes
-through ``json.loads``, so its value or its exception is exactly that function's.
+document, an error of any kind) goes through ``json.loads``, so its value or its exception is exactly that
+function's.
 """
 
 from __future__ import annotations

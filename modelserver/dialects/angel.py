@@ -24,7 +24,7 @@ from .. import json_body
 from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map, sid_of
 from ..api_docs import Body, Reply
 from ..errors import ModelNotFound, ModelVersionNotFound, ServeError
-from ..http_messages import Request, Response
+from ..http_messages import Request, Response, ready
 from ..metrics import ServerMetrics, Summary
 from ..mindspore_codec import encode_tensor
 from ..model_version import ModelVersion
@@ -169,7 +169,7 @@ class Angel:
             instances = decode_instances(json_body.loads(body), info)
         except ValueError as err:  # AngelError, or JSON that does not parse
             message = str(err) if isinstance(err, AngelError) else f"Request data format error: {err}"
-            return _ready(_json({"error": message}))
+            return ready(_json({"error": message}))
         if len(instances) == 1:  # the usual request, without the general case's lists
             instance = instances[0]
             job = instance_job(model, request, instance.tensors, PREDICT, "angel")
@@ -237,10 +237,6 @@ async def _several(
         for position, (instance, answer) in enumerate(zip(instances, answers, strict=True))
     ]
     return _predictions(b",".join(parts))
-
-
-async def _ready(response: Response) -> Response:
-    return response
 
 
 def _predictions(parts: bytes) -> Response:

@@ -60,10 +60,11 @@ def _names(headers: Mapping[str, str]) -> frozenset[str]:
 
 
 _COMMON_LINES = _lines(_COMMON_HEADERS)
+""":data:`_COMMON_HEADERS` as header lines, for :func:`header_block`."""
 _OUR_NAMES = _names(_COMMON_HEADERS)
 """The names of the headers every answer carries, lower-case: a handler header of one of them replaces ours."""
 _FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date"})
-""":data:`_COMMON_HEADERS` as header lines, for :func:`header_block`."""
+"""Headers the HTTP layer writes itself: a handler's are left out of :func:`header_block_with`'s block."""
 
 
 def header_block(request_id: str, content_type: str = "") -> HeaderBlock:

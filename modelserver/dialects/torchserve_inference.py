@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 
 from ..api_docs import Param, Reply, handler_input, handler_output
 from ..errors import BadRequest
-from ..http_messages import AnyResponse, HeaderBlock, Request, Response, StreamingResponse
+from ..http_messages import AnyResponse, HeaderBlock, Request, Response, StreamingResponse, ready
 from ..model_version import ModelVersion
 from ..registry import ModelRegistry
 from ..router import ANY, Route
@@ -195,7 +195,7 @@ class TorchServeInference(http.TorchServeDialect):
             version = params.get("model_version")
             model = self.registry.resolve(params["model_name"], version)
             if request.method == "OPTIONS":
-                return _ready(http.json_response(self._model_description(model)))
+                return ready(http.json_response(self._model_description(model)))
             return self._infer(request, model, method, params.get("url_path", ""), bool(version))
 
         return handler
@@ -272,10 +272,6 @@ class TorchServeInference(http.TorchServeDialect):
         document = self._api_description()
         paths = {p: v for p, v in document.get("paths", {}).items() if p.startswith(_MODEL_PATHS)}
         return {**document, "paths": paths}
-
-
-async def _ready(response: AnyResponse) -> AnyResponse:
-    return response
 
 
 def _header_block(request_id: str, result: InferenceResult) -> HeaderBlock | MutableMapping[str, str]:
