@@ -43,6 +43,10 @@ class Events(Protocol):
     def on_data(self, stream_id: int, data: memoryview, end_stream: bool) -> None:
         """DATA's payload, a view valid during the call only."""
 
+    def on_data_run(self, stream_id: int, pieces: list[memoryview]) -> None:
+        """The payloads of consecutive DATA frames of one stream, in order, none ending it: as many ``on_data``
+        calls would tell, in one call. The views are valid during the call only."""
+
     def on_reset(self, stream_id: int, code: int) -> None:
         """The stream is gone: reset by the peer, or by this side for a stream error."""
 
@@ -97,7 +101,7 @@ class Connection:
         self.send_window = f.DEFAULT_WINDOW
         self.peer_initial_window = f.DEFAULT_WINDOW
         self.peer_max_frame = f.DEFAULT_MAX_FRAME
-        self.reader = FrameReader(max_frame_size, self._dispatch, self._data, self._fail)
+        self.reader = FrameReader(max_frame_size, self._dispatch, self._data, self._fail, self._data_run)
         self._block: bytearray | None = None
         """A header block whose END_HEADERS has not come: its stream, flags and bytes so far."""
         self._block_stream = 0
@@ -212,6 +216,28 @@ class Connection:
             return
         stream.outstanding = outstanding
         self.events.on_data(stream_id, payload, False)
+
+    def _data_run(self, stream_id: int, pieces: list[memoryview]) -> None:
+        """Consecutive DATA frames without flags on one stream (the reader's run): the checks of :meth:`_data` once
+        for them all. A run that would pass a window is an error just as its first frame past the window is; the
+        frames before that one go nowhere then, as the stream (or connection) ends."""
+        stream = self.streams.get(stream_id)
+        if stream is None or stream.remote_closed or self._block is not None:
+            for piece in pieces:
+                self._data_in_general(0, stream_id, piece, stream)
+                stream = self.streams.get(stream_id)
+            return
+        size = sum(map(len, pieces))
+        unacked = self._recv_unacked + size
+        if unacked >= self._recv_quarter:
+            unacked = self._give_back_window(unacked)
+        self._recv_unacked = unacked
+        outstanding = stream.outstanding + size
+        if outstanding > self.recv_stream_window:
+            self._reset(stream_id, f.FLOW_CONTROL_ERROR)
+            return
+        stream.outstanding = outstanding
+        self.events.on_data_run(stream_id, pieces)
 
     def _give_back_window(self, unacked: int) -> int:
         """The connection's window used by ``unacked`` bytes: given back (WINDOW_UPDATE) once a quarter of it is

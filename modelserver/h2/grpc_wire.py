@@ -157,6 +157,30 @@ class MessageReader:
                     found.append(body if len(body) >= BIG_MESSAGE else bytes(body))
         return found
 
+    def feed_many(self, pieces: list[memoryview]) -> list[bytes | bytearray]:
+        """:meth:`feed` of each piece in turn. The pieces that fall inside a message being received, short of its
+        end (most frames of a large message), are copied into it in one loop."""
+        found: list[bytes | bytearray] = []
+        index, count = 0, len(pieces)
+        while index < count:
+            view = self._view
+            if view is not None:
+                filled, end = self._filled, len(view)
+                while index < count:
+                    piece = pieces[index]
+                    size = len(piece)
+                    if filled + size >= end:
+                        break
+                    view[filled : filled + size] = piece
+                    filled += size
+                    index += 1
+                self._filled = filled
+                if index == count:
+                    break
+            found += self.feed(pieces[index])
+            index += 1
+        return found
+
 
 SMALL_PIECE = 4096
 

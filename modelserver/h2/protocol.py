@@ -216,6 +216,27 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         if end_stream:
             self._remote_end(call)
 
+    def on_data_run(self, stream_id: int, pieces: list[memoryview]) -> None:
+        """Several DATA frames of one call in a row (a large message's): read in one go, their window owed once."""
+        call = self.calls.get(stream_id)
+        if call is None or call.finished:
+            return
+        try:
+            found = call.reader.feed_many(pieces)
+        except w.MessageTooLarge as err:
+            self._end(call, w.RESOURCE_EXHAUSTED, str(err))
+            return
+        except w.CompressedMessage as err:
+            self._end(call, w.INTERNAL, str(err))
+            return
+        if found:
+            call.messages.extend(found)
+            call.queued += sum(map(len, found))
+            call.wake()
+        if not call.owed:
+            self._owing.append(call)
+        call.owed += sum(map(len, pieces))
+
     def _give_back(self) -> None:
         """The windows of the calls whose DATA the last read held, once per call and read instead of per frame; a
         streaming call whose service is behind (more than ``QUEUE_LIMIT`` queued) keeps its window shut until it

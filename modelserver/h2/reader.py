@@ -17,15 +17,21 @@ OnFrame = Callable[[int, int, int, memoryview], None]
 """(type, flags, stream id, payload): the payload is valid during the call only."""
 OnData = Callable[[int, int, memoryview], None]
 """A DATA frame's (flags, stream id, payload): the common frame has a callback of its own."""
+OnDataRun = Callable[[int, list[memoryview]], None]
+"""(stream id, payloads) of consecutive DATA frames without flags on one stream, whole in one read: a large message
+arrives as many 16 KiB frames, and each would otherwise cost its own trip through the connection and the call."""
 OnError = Callable[[int, str], NoReturn]
 """(HTTP/2 error code, message): the stream cannot be read on; it must raise."""
 
 
 class FrameReader:
-    def __init__(self, max_frame: int, on_frame: OnFrame, on_data: OnData, on_error: OnError) -> None:
+    def __init__(
+        self, max_frame: int, on_frame: OnFrame, on_data: OnData, on_error: OnError, on_data_run: OnDataRun
+    ) -> None:
         self.max_frame = max_frame
         self._on_frame = on_frame
         self._on_data = on_data
+        self._on_data_run = on_data_run
         self._on_error = on_error
         self._buffer = bytearray()
         """The start of a frame (or of the preface) whose rest has not been read yet."""
@@ -44,21 +50,46 @@ class FrameReader:
                 return
         unpack = f.HEADER.unpack_from
         on_data = self._on_data
-        while size - offset >= f.HEADER_SIZE:
+        max_frame = self.max_frame
+        head = f.HEADER_SIZE
+        run: list[memoryview] = []  # flag-less DATA of one stream, not handed on yet
+        run_stream = -1
+        while size - offset >= head:
             word, flags, stream_id = unpack(view, offset)
             length = word >> 8
-            if length > self.max_frame:
+            if length > max_frame:
                 self._too_long(length)
-            end = offset + f.HEADER_SIZE + length
+            end = offset + head + length
             if end > size:
                 break
-            if word & 0xFF == f.DATA:
-                on_data(flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
+            if not flags and not word & 0xFF:  # DATA (type 0) without flags: may join a run
+                if stream_id != run_stream:
+                    if run:
+                        self._hand_on(run_stream, run)
+                        run = []
+                    run_stream = stream_id
+                run.append(view[offset + head : end])
             else:
-                self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + f.HEADER_SIZE : end])
+                if run:  # frames are handed on in their order
+                    self._hand_on(run_stream, run)
+                    run = []
+                    run_stream = -1
+                if word & 0xFF == f.DATA:
+                    on_data(flags, stream_id & f.MAX_WINDOW, view[offset + head : end])
+                else:
+                    self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + head : end])
             offset = end
+        if run:
+            self._hand_on(run_stream, run)
         if offset < size:
             self._buffer += view[offset:]
+
+    def _hand_on(self, stream_id: int, run: list[memoryview]) -> None:
+        """A run as read: its stream id keeps the reserved bit, which is masked here (once per run)."""
+        if len(run) == 1:
+            self._on_data(0, stream_id & f.MAX_WINDOW, run[0])
+        else:
+            self._on_data_run(stream_id & f.MAX_WINDOW, run)
 
     def _too_long(self, length: int) -> NoReturn:
         self._on_error(f.FRAME_SIZE_ERROR, f"a frame of {length} bytes (the maximum is {self.max_frame})")

@@ -35,6 +35,9 @@ class Recorder:
     def on_data(self, stream_id: int, data: memoryview, end_stream: bool) -> None:
         self.events.append(("data", stream_id, bytes(data), end_stream))
 
+    def on_data_run(self, stream_id: int, pieces: list[memoryview]) -> None:
+        self.events.extend(("data", stream_id, bytes(piece), False) for piece in pieces)
+
     def on_reset(self, stream_id: int, code: int) -> None:
         self.events.append(("reset", stream_id, code))
 
@@ -119,6 +122,61 @@ def test_any_split_of_the_bytes_gives_the_same_events(cuts: list[int]) -> None:
     whole_events, whole_out = run([data])
     events, out = run([data[a:b] for a, b in zip(points, points[1:], strict=False)])
     assert events == whole_events and out == whole_out
+
+
+def runs_conversation() -> bytes:
+    """Two calls whose messages come in several DATA frames each, runs of one stream broken by the other stream, a
+    PING and the frames that end each stream."""
+    encoder = Encoder()
+    message_1 = b"\0\0\0\0\x20" + bytes(range(32))
+    message_3 = b"\0\0\0\0\x10" + b"x" * 16
+    return b"".join(
+        [
+            client_start({f.INITIAL_WINDOW_SIZE: 1 << 20}),
+            headers_frame(encoder, 1),
+            headers_frame(encoder, 3),
+            *(f.frame(f.DATA, 0, 1, message_1[i : i + 5]) for i in range(0, 25, 5)),
+            f.frame(f.DATA, 0, 3, message_3[:7]),
+            f.frame(f.DATA, 0, 3, message_3[7:14]),
+            f.frame(f.PING, 0, 0, b"12345678"),
+            f.frame(f.DATA, 0, 3, message_3[14:]),
+            *(f.frame(f.DATA, 0, 1, message_1[i : i + 5]) for i in range(25, len(message_1), 5)),
+            f.frame(f.DATA, f.END_STREAM, 1, b""),
+            f.frame(f.DATA, f.END_STREAM, 3, b""),
+        ]
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(runs_conversation())), max_size=30))
+def test_runs_of_data_frames_give_the_events_of_their_frames_in_order(cuts: list[int]) -> None:
+    """However the reads cut them, consecutive DATA frames of a stream reach the owner as each frame's bytes, in
+    the order sent; only the window updates may be gathered differently."""
+    data = runs_conversation()
+    points = sorted({0, len(data), *cuts})
+    events, out = run([data[a:b] for a, b in zip(points, points[1:], strict=False)])
+    frame_events = [event for event in events if event[0] == "data"]
+    expected = [
+        ("data", stream_id, payload, bool(flags & f.END_STREAM))
+        for kind, flags, stream_id, payload in frames_of([data[len(f.PREFACE) :]])
+        if kind == f.DATA
+    ]
+    assert frame_events == expected
+    assert [frame for frame in frames_of([out]) if frame[0] != f.WINDOW_UPDATE] == [
+        frame for frame in frames_of([run([data])[1]]) if frame[0] != f.WINDOW_UPDATE
+    ]
+
+
+def test_a_run_of_data_frames_past_the_stream_window_resets_the_stream() -> None:
+    conn, recorder, encoder = connected()
+    conn.receive(headers_frame(encoder, 1) + headers_frame(encoder, 3))
+    conn.receive(b"".join(f.frame(f.DATA, 0, 1, b"x" * 400) for _ in range(3)))  # 1200 in one read: window 1000
+    assert ("reset", 1, f.FLOW_CONTROL_ERROR) in recorder.events
+    assert (f.RST_STREAM, 0, 1, struct.pack(">I", f.FLOW_CONTROL_ERROR)) in frames_of(conn.out)
+    conn.receive(b"".join(f.frame(f.DATA, 0, 3, b"y" * 300) for _ in range(3)) + f.frame(f.DATA, f.END_STREAM, 3, b""))
+    assert [event for event in recorder.events if event[:2] == ("data", 3)] == [("data", 3, b"y" * 300, False)] * 3 + [
+        ("data", 3, b"", True)
+    ]
 
 
 def test_the_conversation_is_understood() -> None:

@@ -4,6 +4,7 @@ stream, size limits, ``grpc-timeout``, ``grpc-message``'s percent-encoding, trai
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 
 import pytest
@@ -33,6 +34,30 @@ def test_any_split_gives_the_same_messages(messages: list[bytes], cuts: list[int
     found: list[bytes | bytearray] = []
     for start, end in zip(points, points[1:], strict=False):
         found += reader.feed(memoryview(stream)[start:end])
+    assert found == messages and not reader.partial
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.binary(max_size=300) | BIG_MESSAGES, max_size=4),
+    st.lists(st.integers(min_value=0, max_value=3 * w.BIG_MESSAGE), max_size=40),
+    st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+    st.booleans(),
+)
+def test_pieces_fed_in_runs_give_the_same_messages(
+    messages: list[bytes], cuts: list[int], groups: list[int], cut_at_ends: bool
+) -> None:
+    """feed_many over any grouping of the pieces finds what feed finds piece by piece, a piece that ends a message
+    exactly included (``cut_at_ends``)."""
+    stream = b"".join(w.frame(message) for message in messages)
+    ends = list(itertools.accumulate(w.PREFIX_SIZE + len(message) for message in messages)) if cut_at_ends else []
+    points = sorted({0, len(stream), *ends, *(cut for cut in cuts if cut < len(stream))})
+    pieces = [memoryview(stream)[start:end] for start, end in zip(points, points[1:], strict=False)]
+    bounds = sorted({0, len(pieces), *(group for group in groups if group < len(pieces))})
+    reader = w.MessageReader(1 << 20)
+    found: list[bytes | bytearray] = []
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        found += reader.feed_many(pieces[start:end])
     assert found == messages and not reader.partial
 
 
