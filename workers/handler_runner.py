@@ -50,26 +50,36 @@ _decode_json = json.JSONDecoder().decode
 """``json.loads`` of a str, without its wrapper's checks (a BOM is refused by the decoder just the same)."""
 
 
-def decode_value(content_type: str, value: Any, decode: bool) -> Any:
-    """Decode one input as TorchServe's worker does; a value that is not bytes-like passes through."""
-    if not isinstance(value, bytes | bytearray | memoryview):
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+_BYTES_OUT = (bytes, bytearray)
+_MIME_TYPES: dict[str | None, str] = {}
+"""A request's content type -> its lower-case media type, for the few content types clients send."""
+_KEPT_MIME_TYPES = 256
+
+
+def decode_value(content_type: str | None, value: Any, decode: bool) -> Any:
+    """Decode one input as TorchServe's worker does; a value that is not bytes-like passes through. What is not
+    decoded reaches the handler as a bytearray, as in TorchServe."""
+    if not isinstance(value, _BYTES_LIKE):
         return value
-    raw = value if type(value) is bytearray else bytearray(value)  # an attachment arrives as a bytearray of its own
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
     if not decode:
-        return raw
+        return value if type(value) is bytearray else bytearray(value)  # an attachment is a bytearray of its own
+    mime = _MIME_TYPES.get(content_type)
+    if mime is None:
+        mime = (content_type or "").split(";", 1)[0].strip().lower()
+        if len(_MIME_TYPES) < _KEPT_MIME_TYPES:
+            _MIME_TYPES[content_type] = mime
     if mime == "application/json":
         try:  # as TorchServe's worker does: UTF-8 text, then JSON (a UTF-16 body or a BOM is not JSON to it)
-            return _decode_json(raw.decode("utf-8"))
+            return _decode_json(str(value, "utf-8"))
         except (ValueError, RecursionError):
             logger.warning("Failed json decoding of input data. Forwarding encoded payload", exc_info=True)
-            return raw
-    if mime.startswith("text"):
+    elif mime.startswith("text"):
         try:
-            return raw.decode("utf-8")
+            return str(value, "utf-8")
         except UnicodeDecodeError:
             logger.warning("Failed utf-8 decoding of input data. Forwarding encoded payload", exc_info=True)
-    return raw
+    return value if type(value) is bytearray else bytearray(value)
 
 
 def build_data(job: Mapping[str, Any], decode: bool) -> dict[str, Any]:
@@ -120,7 +130,10 @@ def encode_output(value: Any) -> bytes | bytearray:
 
 
 def _encode(value: Any) -> bytes | bytearray:
-    if isinstance(value, bytes | bytearray):
+    kind = type(value)
+    if kind is dict or kind is list:  # the usual prediction: no tensor, no text (its subclasses take the long way)
+        return dumps_indent2(value).encode("utf-8")
+    if isinstance(value, _BYTES_OUT):
         return value  # msgpack packs either as bin: no copy here
     if isinstance(value, str):
         return value.encode("utf-8")
@@ -134,13 +147,21 @@ def _encode(value: Any) -> bytes | bytearray:
 
 def response_fields(context: Context, idx: int) -> dict[str, Any]:
     """Status, reason, headers and content type the handler set for request ``idx`` (default 200, none)."""
-    code, phrase = context.get_response_status(idx)
-    headers = {str(k): str(v) for k, v in context.get_response_headers(idx).items()}
+    return _fields(context._processor(idx))
+
+
+def _fields(processor: RequestProcessor) -> dict[str, Any]:
+    """:func:`response_fields` of one request's processor, read once (its public methods only: a handler may have
+    put processors of the real ``ts`` package in the context)."""
+    code = processor.get_response_status_code()
+    phrase = processor.get_response_status_phrase()
+    given = processor.get_response_headers()
+    content_type = given.get("content-type")
     return {
         "status": int(code) if code is not None else 200,
         "reason": phrase or "",
-        "headers": headers,
-        "content_type": str(context.get_response_content_type(idx) or ""),
+        "headers": {str(k): str(v) for k, v in given.items()} if given else {},
+        "content_type": str(content_type) if content_type else "",
     }
 
 
@@ -268,9 +289,13 @@ class _Batch:
 
     def final_item(self, idx: int, output: Any) -> dict[str, Any]:
         """The last response of a request; after streamed pieces TorchServe flips ``ts_stream_next`` to false."""
-        if self.context.get_response_headers(idx).get("ts_stream_next") == "true":
-            self.context.set_response_header(idx, "ts_stream_next", "false")
-        return self.item(idx, encode_output(output))
+        processor = self.context._processor(idx)
+        if processor.get_response_headers().get("ts_stream_next") == "true":
+            processor.add_response_property("ts_stream_next", "false")
+        item = _fields(processor)
+        item["id"] = self.job_ids[idx]
+        item["body"] = encode_output(output)
+        return item
 
     def item(self, idx: int, body: bytes) -> dict[str, Any]:
         return {"id": self.job_ids[idx], **response_fields(self.context, idx), "body": body}

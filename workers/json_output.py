@@ -57,22 +57,29 @@ def _key(key: Any) -> str:
 
 
 _SCALAR_WRITERS = {int: int.__repr__, float: float.__repr__, str: encode_basestring_ascii}
+"""The writers of a flat list's items, all of one type (a float list is checked for NaN and infinities after)."""
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _null(_value: None) -> str:
+    return "null"
+
+
+_SCALARS: dict[type, Any] = {str: encode_basestring_ascii, int: int.__repr__, float: _float, bool: _bool}
+_SCALARS[type(None)] = _null
+"""Every scalar's writer by its exact type: one lookup instead of a test per kind (a subclass is not here, and goes
+to ``json.dumps``)."""
 
 
 def _encode(value: Any, newline: str) -> str:
     kind = type(value)
-    if kind is str:
-        return encode_basestring_ascii(value)
-    if kind is int:
-        return int.__repr__(value)
-    if kind is float:
-        return _float(value)
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    scalars = _SCALARS
+    writer = scalars.get(kind)
+    if writer is not None:
+        return writer(value)
     inner = newline + "  "
     if kind is list or kind is tuple:
         if not value:
@@ -90,6 +97,13 @@ def _encode(value: Any, newline: str) -> str:
     if kind is dict:
         if not value:
             return "{}"
-        parts = [_key(k) + ": " + _encode(v, inner) for k, v in value.items()]
+        parts = []
+        for key, item in value.items():
+            writer = scalars.get(type(item))
+            parts.append(
+                (encode_basestring_ascii(key) if type(key) is str else _key(key))
+                + ": "
+                + (writer(item) if writer is not None else _encode(item, inner))
+            )
         return "{" + inner + ("," + inner).join(parts) + newline + "}"
     raise _Fallback
