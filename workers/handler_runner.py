@@ -292,9 +292,10 @@ class _Batch:
         processor = self.context._processor(idx)
         if processor.get_response_headers().get("ts_stream_next") == "true":
             processor.add_response_property("ts_stream_next", "false")
+        body = encode_output(output)  # first: encoding may run the handler's code (a subclass's methods)
         item = _fields(processor)
         item["id"] = self.job_ids[idx]
-        item["body"] = encode_output(output)
+        item["body"] = body
         return item
 
     def item(self, idx: int, body: bytes) -> dict[str, Any]:

@@ -94,7 +94,8 @@ class Connection:
         self.max_frame = max_frame_size
         self.max_header_block = max_header_list_size
         self.decoder = BlockDecoder(max_header_list_size)
-        self._recv_window_full = connection_window
+        self._recv_window_full = max(connection_window, f.DEFAULT_WINDOW)
+        """The window the client has: a connection's starts at 65,535 and only grows (RFC 9113 section 6.9.2)."""
         self._recv_quarter = connection_window >> 2
         """The connection's window is given back once this much of it is used."""
         self._recv_unacked = 0

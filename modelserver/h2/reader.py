@@ -58,6 +58,8 @@ class FrameReader:
             word, flags, stream_id = unpack(view, offset)
             length = word >> 8
             if length > max_frame:
+                if run:  # what came before the bad frame is handed on first, as frame by frame
+                    self._hand_on(run_stream, run)
                 self._too_long(length)
             end = offset + head + length
             if end > size:

@@ -179,6 +179,34 @@ def test_a_run_of_data_frames_past_the_stream_window_resets_the_stream() -> None
     ]
 
 
+def test_data_read_before_an_oversized_frame_is_handed_on_first() -> None:
+    recorder = Recorder()
+    conn = Connection(recorder, max_frame_size=16_384)
+    encoder = Encoder()
+    conn.receive(client_start() + headers_frame(encoder, 1))
+    with pytest.raises(H2ConnectionError) as raised:
+        conn.receive(
+            f.frame(f.DATA, 0, 1, b"a") + f.frame(f.DATA, 0, 1, b"b") + f.HEADER.pack((20_000 << 8) | f.DATA, 0, 1)
+        )
+    assert raised.value.code == f.FRAME_SIZE_ERROR
+    assert [event for event in recorder.events if event[0] == "data"] == [
+        ("data", 1, b"a", False),
+        ("data", 1, b"b", False),
+    ]
+
+
+def test_a_connection_window_set_below_the_default_still_takes_what_the_client_may_send() -> None:
+    """A connection's window starts at 65,535 and cannot shrink: a client may send that much however small a window
+    the server was configured with."""
+    recorder = Recorder()
+    conn = Connection(recorder, stream_window=1 << 20, connection_window=1000)
+    encoder = Encoder()
+    conn.receive(client_start() + headers_frame(encoder, 1))
+    conn.receive(b"".join(f.frame(f.DATA, 0, 1, b"z" * 20_000) for _ in range(3)))
+    assert [event for event in recorder.events if event[0] == "data"] == [("data", 1, b"z" * 20_000, False)] * 3
+    assert not [kind for kind, *_ in frames_of(conn.out) if kind == f.GOAWAY]
+
+
 def test_the_conversation_is_understood() -> None:
     events, out = run([conversation()])
     assert events[0] == ("window",)  # the client's SETTINGS grew the initial window

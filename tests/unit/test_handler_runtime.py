@@ -404,6 +404,31 @@ def test_per_request_status_headers_and_content_type(tmp_path: Path) -> None:
     assert json.loads(second["body"])["body_header"] == {"content-type": "application/json"}
 
 
+def test_status_set_while_the_output_is_encoded_is_the_answers(tmp_path: Path) -> None:
+    """An output whose own code runs as it is encoded (a str subclass's encode) may still set the status: the
+    answer's fields are read after the body is made, as TorchServe's worker does."""
+    write(
+        tmp_path,
+        """
+        class Late(str):
+            def encode(self, *args):
+                CONTEXT.set_response_status(202, "Accepted", idx=0)
+                return str.encode(self, *args)
+
+        CONTEXT = None
+
+        def handle(data, context):
+            global CONTEXT
+            CONTEXT = context
+            if data is None:
+                return None
+            return [Late("later")]
+        """,
+    )
+    items, _ = run(load(tmp_path), [job(1)])
+    assert (items[0]["status"], items[0]["reason"], items[0]["body"]) == (202, "Accepted", b"later")
+
+
 def test_set_all_response_status_and_fresh_state_per_batch(tmp_path: Path) -> None:
     write(
         tmp_path,
