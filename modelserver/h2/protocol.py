@@ -233,9 +233,11 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             call.messages.extend(found)
             call.queued += sum(map(len, found))
             call.wake()
-        if not call.owed:
-            self._owing.append(call)
-        call.owed += sum(map(len, pieces))
+        size = sum(map(len, pieces))
+        if size:
+            if not call.owed:
+                self._owing.append(call)
+            call.owed += size
 
     def _give_back(self) -> None:
         """The windows of the calls whose DATA the last read held, once per call and read instead of per frame; a
