@@ -206,17 +206,8 @@ class Connection:
         if flags or stream is None or stream.remote_closed or self._block is not None:
             self._data_in_general(flags, stream_id, payload, stream)
             return
-        size = len(payload)
-        unacked = self._recv_unacked + size
-        if unacked >= self._recv_quarter:
-            unacked = self._give_back_window(unacked)
-        self._recv_unacked = unacked
-        outstanding = stream.outstanding + size
-        if outstanding > self.recv_stream_window:
-            self._reset(stream_id, f.FLOW_CONTROL_ERROR)
-            return
-        stream.outstanding = outstanding
-        self.events.on_data(stream_id, payload, False)
+        if self._took_window(stream_id, stream, len(payload)):
+            self.events.on_data(stream_id, payload, False)
 
     def _data_run(self, stream_id: int, pieces: list[memoryview]) -> None:
         """Consecutive DATA frames without flags on one stream (the reader's run): the checks of :meth:`_data` once
@@ -228,7 +219,12 @@ class Connection:
                 self._data_in_general(0, stream_id, piece, stream)
                 stream = self.streams.get(stream_id)
             return
-        size = sum(map(len, pieces))
+        if self._took_window(stream_id, stream, sum(map(len, pieces))):
+            self.events.on_data_run(stream_id, pieces)
+
+    def _took_window(self, stream_id: int, stream: _Stream, size: int) -> bool:
+        """``size`` bytes of DATA on an open stream counted against both windows (the connection's is given back
+        once a quarter of it is used); False when they pass the stream's window, and the stream was reset."""
         unacked = self._recv_unacked + size
         if unacked >= self._recv_quarter:
             unacked = self._give_back_window(unacked)
@@ -236,9 +232,9 @@ class Connection:
         outstanding = stream.outstanding + size
         if outstanding > self.recv_stream_window:
             self._reset(stream_id, f.FLOW_CONTROL_ERROR)
-            return
+            return False
         stream.outstanding = outstanding
-        self.events.on_data_run(stream_id, pieces)
+        return True
 
     def _give_back_window(self, unacked: int) -> int:
         """The connection's window used by ``unacked`` bytes: given back (WINDOW_UPDATE) once a quarter of it is

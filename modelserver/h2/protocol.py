@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import frames as f
@@ -197,22 +198,8 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         call = self.calls.get(stream_id)
         if call is None or call.finished:
             return
-        if data:
-            try:
-                found = call.reader.feed(data)
-            except w.MessageTooLarge as err:
-                self._end(call, w.RESOURCE_EXHAUSTED, str(err))
-                return
-            except w.CompressedMessage as err:
-                self._end(call, w.INTERNAL, str(err))
-                return
-            if found:
-                call.messages.extend(found)
-                call.queued += sum(map(len, found))
-                call.wake()
-            if not call.owed:
-                self._owing.append(call)
-            call.owed += len(data)
+        if data and not self._read(call, call.reader.feed, data, len(data)):
+            return
         if end_stream:
             self._remote_end(call)
 
@@ -221,23 +208,29 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         call = self.calls.get(stream_id)
         if call is None or call.finished:
             return
+        self._read(call, call.reader.feed_many, pieces, sum(map(len, pieces)))
+
+    def _read(self, call: Call, read: Callable[[Any], list[bytes | bytearray]], data: Any, size: int) -> bool:
+        """``size`` bytes of the call's DATA through its message reader (``read``); the messages they complete are
+        queued for the service, and the window they used is owed to the client. False when the call ended instead (a
+        message too large, or compressed against the call's encoding)."""
         try:
-            found = call.reader.feed_many(pieces)
+            found = read(data)
         except w.MessageTooLarge as err:
             self._end(call, w.RESOURCE_EXHAUSTED, str(err))
-            return
+            return False
         except w.CompressedMessage as err:
             self._end(call, w.INTERNAL, str(err))
-            return
+            return False
         if found:
             call.messages.extend(found)
             call.queued += sum(map(len, found))
             call.wake()
-        size = sum(map(len, pieces))
         if size:
             if not call.owed:
                 self._owing.append(call)
             call.owed += size
+        return True
 
     def _give_back(self) -> None:
         """The windows of the calls whose DATA the last read held, once per call and read instead of per frame; a
