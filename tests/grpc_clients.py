@@ -1,6 +1,6 @@
 """Real gRPC clients of the Open Inference Protocol, each run in a process of its own by the e2e tests:
-``python -m tests.grpc_clients KIND HOST:PORT`` (KIND: triton, kserve, cancel, client-cancel, script-triton,
-script-kserve, torchserve, torchserve-management, auth).
+``python -m tests.grpc_clients KIND HOST:PORT`` (KIND: triton, triton-concurrent, kserve, cancel, client-cancel,
+script-triton, script-kserve, torchserve, torchserve-management, torchserve-stream2, auth).
 Exit status 0 when every check passed.
 
 A process each because Triton's and KServe's generated modules both define ``inference.*`` in protobuf's default
@@ -90,6 +90,33 @@ def triton(url: str) -> None:
         assert err.status() == "StatusCode.NOT_FOUND", err.status()
     else:
         raise AssertionError("an unloaded model is still known")
+    client.close()
+
+
+def triton_concurrent(url: str) -> None:
+    """Large requests in flight together on one channel: their DATA frames interleave on one HTTP/2 connection, and
+    each answer must be its own request's tensor."""
+    import queue
+
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(url=url)
+    answers: queue.Queue = queue.Queue()
+    sent = {}
+    for index in range(24):
+        data = (np.arange(2 * 150_000, dtype=np.int32) * (index + 1)).reshape(150_000, 2)  # 1.2 MB each
+        tensor = grpcclient.InferInput("input-0", list(data.shape), "INT32")
+        tensor.set_data_from_numpy(data)
+        sent[str(index)] = data
+        client.async_infer(
+            "kdummy", [tensor], callback=lambda result, error: answers.put((result, error)), request_id=str(index)
+        )
+    for _ in range(len(sent)):
+        result, error = answers.get(timeout=60)
+        assert error is None, error
+        request_id = result.get_response().id
+        np.testing.assert_array_equal(result.as_numpy("output-0"), sent.pop(request_id))
+    assert not sent
     client.close()
 
 
@@ -447,5 +474,6 @@ if __name__ == "__main__":
     clients.update({"script-triton": script_triton, "script-kserve": script_kserve})
     clients.update({"auth": auth, "torchserve": torchserve, "torchserve-management": torchserve_management})
     clients["torchserve-stream2"] = torchserve_stream2
+    clients["triton-concurrent"] = triton_concurrent
     clients[sys.argv[1]](*sys.argv[2:])
     print("ok")

@@ -57,6 +57,10 @@ def test_tritons_grpc_client(server: RunningServer) -> None:
     run_client("triton", server.extra["grpc"])
 
 
+def test_large_requests_in_flight_together_on_one_channel(server: RunningServer) -> None:
+    run_client("triton-concurrent", server.extra["grpc"])
+
+
 def test_kserves_grpc_client(server: RunningServer) -> None:
     run_client("kserve", server.extra["grpc"])
 
