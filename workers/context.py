@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from .backend_metrics import Metrics
 from .ts_wire import WireResponse, decode_predict_response
@@ -88,9 +87,8 @@ class RequestProcessor:
         return self._response_header.get(key)
 
 
-@dataclass
-class BatchBinding:
-    """What the runner attaches to the context for the duration of one ``handle`` call."""
+class BatchBinding(Protocol):
+    """What the runner attaches to the context for the duration of one ``handle`` call (the runner's batch itself)."""
 
     job_ids: list[int]
     cancelled: Callable[[int], bool]

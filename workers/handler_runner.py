@@ -17,7 +17,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from .context import BatchBinding, Context, RequestProcessor
+from .context import Context, RequestProcessor
 from .json_output import dumps_indent2
 from .protocol import header_items
 from .runtimes import EmitChunk, IsCancelled
@@ -226,13 +226,15 @@ class _Batch:
         self, context: Context, jobs: Sequence[Mapping[str, Any]], emit_chunk: EmitChunk, cancelled: IsCancelled
     ) -> None:
         self.context = context
-        self.job_ids = [int(job["id"]) for job in jobs]
-        self.request_ids = {idx: str(job.get("request_id", "")) for idx, job in enumerate(jobs)}
+        self.job_ids: list[int] = []
+        self.request_ids: dict[int, str] = {}
+        for idx, job in enumerate(jobs):  # a loop: two comprehensions cost two more frames for the usual one job
+            self.job_ids.append(int(job["id"]))
+            self.request_ids[idx] = str(job.get("request_id", ""))
         self._emit_chunk = emit_chunk
-        self._cancelled = cancelled
-
-    def binding(self) -> BatchBinding:
-        return BatchBinding(self.job_ids, self._cancelled, self.send_intermediate, self.send_wire)
+        self.cancelled = cancelled
+        """Whether a job's client went away, by job id: with the batch's ids and senders, what the context is bound
+        to while ``handle`` runs (:class:`~workers.context.BatchBinding`)."""
 
     def send_intermediate(self, ret: Sequence[Any], req_id_map: Mapping[int, Any], message: str, code: int) -> None:
         """Emit one chunk per listed, still-connected request; all of them gone raises :class:`RequestCancelled`."""
@@ -339,7 +341,7 @@ class Service:
             logger.error("Cannot give the handler its tensors: %s", exc)
             return batch.failed(500, f"Cannot give the handler its tensors: {exc}")
         processors = [RequestProcessor(make=partial(request_headers, job)) for job in jobs]
-        self._context._bind_batch(batch.request_ids, processors, batch.binding())
+        self._context._bind_batch(batch.request_ids, processors, batch)
         try:
             return self._predict(data, batch)
         except Exception as exc:
@@ -351,7 +353,7 @@ class Service:
         # TorchServe prints a PredictionTime metric line per batch; printing on the hot path costs more than a
         # small handler does, so backend timings will travel in result frames with the metrics API instead.
         ret = self._entry_point(data, self._context)
-        if inspect.isgenerator(ret):
+        if type(ret) is not list and inspect.isgenerator(ret):
             ret = self._drain(ret, batch, len(data))
         outputs = check_outputs(ret, len(data), self._context.model_name)
         items = [batch.final_item(idx, output) for idx, output in enumerate(outputs)]
