@@ -157,7 +157,8 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
             hold = _may_hold(channel, time.monotonic() - started)
             result = {"kind": "result", "items": [_attached(item) for item in items]}
             channel.send(result, hold=hold, checked=False)
-            inbox.forget([job["id"] for job in jobs])
+            if inbox.cancelled or inbox.paused:  # usually neither: no list of ids to forget
+                inbox.forget([job["id"] for job in jobs])
         else:
             logger.error("Unexpected %r frame before the model was loaded", kind)
             return 1
