@@ -144,10 +144,15 @@ class FrameDecoder:
             raise ValueError(f"buffer_updated({nbytes}) exceeds the buffer handed out")
         self._end += nbytes
         messages: list[dict] = []
+        unpack = HEADER.unpack_from
         while self._end - self._start >= HEADER.size:
-            length, attachment = _frame_length(self._shared, self.max_frame_size, self._start)
-            if attachment:
-                self._count_attachment(length)
+            (length,) = unpack(self._shared, self._start)
+            if 0 < length <= self.max_frame_size:  # a message (an attachment's flag puts it above any maximum)
+                attachment = False
+            else:
+                length, attachment = _frame_length(self._shared, self.max_frame_size, self._start)
+                if attachment:
+                    self._count_attachment(length)
             body_start = self._start + HEADER.size
             available = self._end - body_start
             if available >= length:
