@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from modelserver.dialects import torchserve_http as http
@@ -100,6 +100,9 @@ _NAMES = st.sampled_from(
 _VALUES = st.text(max_size=12) | st.integers(0, 99)
 
 
+@example(handler_headers={"content-type": "image/png"}, content_type="image/png", status=200, closing=False)
+@example(handler_headers={"content-type": "a"}, content_type="text/plain\r\nX: y", status=200, closing=False)
+@example(handler_headers={"content-type": 7}, content_type="application/json", status=200, closing=False)
 @given(
     handler_headers=st.dictionaries(_NAMES, _VALUES, max_size=5),
     content_type=st.sampled_from(["", "application/json", "text/plain\r\nX: y"]),
