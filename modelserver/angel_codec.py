@@ -27,7 +27,7 @@ from typing import Any
 
 from workers.datatypes import serialize_bytes
 from workers.json_tensors import angel_text
-from workers.tensors import tensor_map
+from workers.tensors import TensorMap, tensor_map
 
 _FLOAT32_MAX = 3.4028234663852886e38
 KEY_TYPES = {"DT_INT32": "INT32", "DT_INT64": "INT64", "DT_STRING": "BYTES"}
@@ -35,8 +35,6 @@ VALUE_TYPES = {"DT_FLOAT": "FP32", "DT_DOUBLE": "FP64"}
 _VALUE_NAMES = {datatype: name for name, datatype in VALUE_TYPES.items()}
 _INT_RANGE = {"INT32": 2**31, "INT64": 2**63}
 _CODES = {"INT32": "i", "INT64": "q", "FP32": "f", "FP64": "d"}
-TensorMap = dict[str, Any]
-"""A tensor as the worker protocol carries it (docs/protocol.md)."""
 _KEPT_PACKERS = 64
 """Vectors up to this length have their ``struct`` kept on the model's :class:`InputInfo`."""
 

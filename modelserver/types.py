@@ -22,7 +22,7 @@ from workers.protocol import attach
 from .errors import ServeError
 
 if TYPE_CHECKING:
-    from workers.tensors import Tensor
+    from workers.tensors import Tensor, TensorMap
 
 _job_ids = itertools.count(1)
 
@@ -229,7 +229,7 @@ class Job:
         method: str = PREDICT,
         *,
         url_path: str = "",
-        tensors: list[Tensor] | list[dict[str, Any]] | None = None,
+        tensors: list[Tensor] | list[TensorMap] | None = None,
         parameters: Mapping[str, Any] | None = None,
         outputs: list[dict[str, Any]] | None = None,
         infer_id: str | None = None,

@@ -50,8 +50,8 @@ _decode_json = json.JSONDecoder().decode
 """``json.loads`` of a str, without its wrapper's checks (a BOM is refused by the decoder just the same)."""
 
 
-_BYTES_LIKE = (bytes, bytearray, memoryview)
-_BYTES_OUT = (bytes, bytearray)
+_BINARY_INPUTS = (bytes, bytearray, memoryview)
+_BINARY_OUTPUTS = (bytes, bytearray)
 _MIME_TYPES: dict[str | None, str] = {}
 """A request's content type -> its lower-case media type, for the few content types clients send."""
 _KEPT_MIME_TYPES = 256
@@ -60,7 +60,7 @@ _KEPT_MIME_TYPES = 256
 def decode_value(content_type: str | None, value: Any, decode: bool) -> Any:
     """Decode one input as TorchServe's worker does; a value that is not bytes-like passes through. What is not
     decoded reaches the handler as a bytearray, as in TorchServe."""
-    if not isinstance(value, _BYTES_LIKE):
+    if not isinstance(value, _BINARY_INPUTS):
         return value
     if not decode:
         return value if type(value) is bytearray else bytearray(value)  # an attachment is a bytearray of its own
@@ -133,7 +133,7 @@ def _encode(value: Any) -> bytes | bytearray:
     kind = type(value)
     if kind is dict or kind is list:  # the usual prediction: no tensor, no text (its subclasses take the long way)
         return dumps_indent2(value).encode("utf-8")
-    if isinstance(value, _BYTES_OUT):
+    if isinstance(value, _BINARY_OUTPUTS):
         return value  # msgpack packs either as bin: no copy here
     if isinstance(value, str):
         return value.encode("utf-8")

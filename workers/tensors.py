@@ -46,6 +46,7 @@ __all__ = [
     "TENSOR_FIELDS",
     "Tensor",
     "TensorError",
+    "TensorMap",
     "deserialize_bytes",
     "serialize_bytes",
     "tensor_map",
@@ -362,13 +363,18 @@ def _bf16_bits(single: int) -> int:
     return (single + 0x7FFF + ((single >> 16) & 1)) >> 16
 
 
+TensorMap = dict[str, Any]
+"""A tensor as the worker protocol carries it (docs/protocol.md): what :meth:`Tensor.to_wire` and :func:`tensor_map`
+make."""
+
+
 def tensor_map(
     name: str, datatype: str, shape: list[int], data: bytes, parameters: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> TensorMap:
     """The map :meth:`Tensor.to_wire` makes, straight from fields that fit each other (a codec that packed ``data``
     itself for ``shape`` and ``datatype``): a request's tensor that only travels to the worker then costs no
     :class:`Tensor` in between. A :class:`~modelserver.types.Job` takes it in place of the tensor."""
-    wire: dict[str, Any] = {
+    wire: TensorMap = {
         "name": name,
         "datatype": datatype,
         "shape": shape,

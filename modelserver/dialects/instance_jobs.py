@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-from workers.tensors import Tensor
+from workers.tensors import Tensor, TensorMap
 
 from ..errors import NoWorker, ServeError
 from ..http_messages import HeaderBlock, Request
@@ -54,7 +54,7 @@ nothing may change them (msgpack packs it as it is; an in-process worker gets a 
 def run_instances(
     model: ModelVersion,
     request: Request,
-    instances: list[list[Tensor]] | list[list[dict[str, Any]]],
+    instances: list[list[Tensor]] | list[list[TensorMap]],
     method: str,
     explicit_version: bool = False,
     answer: str = "",
@@ -84,7 +84,7 @@ def run_instances(
 
 
 def instance_job(
-    model: ModelVersion, request: Request, tensors: list[Tensor] | list[dict[str, Any]], method: str, answer: str = ""
+    model: ModelVersion, request: Request, tensors: list[Tensor] | list[TensorMap], method: str, answer: str = ""
 ) -> Job:
     """The job of a request's only instance, for a dialect that awaits the core call itself (one coroutine per
     request) and reads the outcome with :func:`read_outputs`, :func:`failed` and :func:`streamed`."""

@@ -84,6 +84,8 @@ def header_block_with(request_id: str, handler_headers: Mapping[str, Any], conte
     (framing headers left out, CR and LF made spaces, ``content_type`` replacing the first Content-Type or added at
     the end): what the header map of ``_headers`` in :mod:`.torchserve_inference` writes. None when a handler header
     replaces one of ours or is not text: then that map is needed."""
+    if content_type and len(handler_headers) == 1 and type(handler_headers.get("content-type")) is str:
+        return header_block(request_id, content_type)  # only the content type, as the runtime sets it: no loop
     lines = [f"x-request-id: {request_id}\r\n", _COMMON_LINES]
     has_type = False
     placed = not content_type  # whether content_type is written already

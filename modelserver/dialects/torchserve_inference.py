@@ -277,12 +277,9 @@ class TorchServeInference(http.TorchServeDialect):
 def _header_block(request_id: str, result: InferenceResult) -> HeaderBlock | MutableMapping[str, str]:
     """A whole answer's headers, written out once (:mod:`.torchserve_http`) unless a handler header replaces one of
     ours: then as the map of :func:`_headers`."""
-    headers = result.headers
-    if not headers or (len(headers) == 1 and result.content_type and type(headers.get("content-type")) is str):
-        # no headers, or only the content type the handler set (the runtime's own key): what header_block_with
-        # writes for it, without its loop
+    if not result.headers:
         return http.header_block(request_id, result.content_type)
-    return http.header_block_with(request_id, headers, result.content_type) or _headers(request_id, result)
+    return http.header_block_with(request_id, result.headers, result.content_type) or _headers(request_id, result)
 
 
 def _headers(request_id: str, result: InferenceResult) -> MutableMapping[str, str]:
