@@ -55,6 +55,8 @@ class _Inbox:
     def __init__(self, channel: SocketChannel) -> None:
         self.channel = channel
         self.pending: deque[dict[str, Any]] = deque()
+        self.running: list[dict[str, Any]] = []
+        """The jobs of the batch the handler runs now (empty between batches)."""
         self.cancelled: set[int] = set()
         self.paused: set[int] = set()
 
@@ -83,13 +85,25 @@ class _Inbox:
     def _take(self, message: dict[str, Any]) -> None:
         kind = message["kind"]
         if kind == "cancel":
-            self.cancelled.update(message["ids"])
+            self.cancelled.update(self._held(message["ids"]))
         elif kind == "pause":
-            self.paused.update(message["ids"])
+            self.paused.update(self._held(message["ids"]))
         elif kind == "resume":
             self.paused.difference_update(message["ids"])
         else:
             self.pending.append(message)
+
+    def _held(self, ids: list[int]) -> list[int]:
+        """Those of ``ids`` whose jobs this worker still holds (running, or waiting in a batch not yet started).
+
+        The frontend may cancel or pause a job whose result is already on its way back (its client left meanwhile):
+        such an id would never be forgotten, so it is not recorded. A job's ``cancel`` always comes after its batch,
+        on the same socket, so a job not held here is finished."""
+        held = {job["id"] for job in self.running}
+        for message in self.pending:
+            if message["kind"] == "infer":
+                held.update(job["id"] for job in message["jobs"])
+        return [job_id for job_id in ids if job_id in held]
 
     def _recv(self) -> dict[str, Any]:
         try:
@@ -132,6 +146,11 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
     channel.send(hello)
     follower = rank is not None and rank > 0
     runtime = None
+
+    def emit(item: dict[str, Any]) -> None:
+        inbox.wait_writable(item["id"])
+        channel.send({"kind": "chunk", **_attached(item)})
+
     while True:
         message = inbox.next()
         kind = message["kind"]
@@ -142,18 +161,15 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
             if runtime is None:
                 return 1
         elif kind == "infer" and runtime is not None:
-            jobs = message["jobs"]
+            jobs = inbox.running = message["jobs"]
             if follower:
                 runtime.run_batch(jobs, _drop, inbox.is_cancelled)
+                inbox.running = []
                 inbox.forget([job["id"] for job in jobs])
                 continue
             started = time.monotonic()
-
-            def emit(item: dict[str, Any]) -> None:
-                inbox.wait_writable(item["id"])
-                channel.send({"kind": "chunk", **_attached(item)})
-
             items = runtime.run_batch(jobs, emit, inbox.is_cancelled)
+            inbox.running = []
             hold = _may_hold(channel, time.monotonic() - started)
             result = {"kind": "result", "items": [_attached(item) for item in items]}
             channel.send(result, hold=hold, checked=False)

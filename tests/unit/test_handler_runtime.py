@@ -849,6 +849,33 @@ def test_worker_main_reports_a_runtime_that_fails_to_load(
         assert frontend.recv() == {"kind": "loaded", "status": status, "message": message}
 
 
+def test_cancels_and_pauses_of_finished_jobs_are_not_kept() -> None:
+    """The frontend cancels a job whose client left even when the job's result is already on its way back: the
+    worker must not keep such ids (nothing would ever forget them), while it keeps those of jobs it holds."""
+    left, right = socket.socketpair()
+    left.settimeout(10)
+    try:
+        inbox = worker_main._Inbox(SocketChannel(left))
+        frontend = SocketChannel(right)
+        job = {"id": 0, "request_id": "r", "headers": {}, "inputs": [], "method": "predict"}
+        for finished in range(1, 101):
+            frontend.send({"kind": "cancel", "ids": [finished]})
+            frontend.send({"kind": "pause", "ids": [finished]})
+        frontend.send({"kind": "infer", "jobs": [{**job, "id": 101}]})
+        frontend.send({"kind": "infer", "jobs": [{**job, "id": 102}]})
+        first = inbox.next()
+        assert first["jobs"][0]["id"] == 101
+        assert inbox.cancelled == set() and inbox.paused == set()
+        inbox.running = first["jobs"]
+        frontend.send({"kind": "cancel", "ids": [101, 102, 50]})  # running, waiting, finished
+        frontend.send({"kind": "pause", "ids": [102]})
+        assert inbox.is_cancelled(101) and inbox.is_cancelled(102) and not inbox.is_cancelled(50)
+        assert inbox.cancelled == {101, 102} and inbox.paused == {102}
+    finally:
+        left.close()
+        right.close()
+
+
 def test_worker_main_does_not_know_torchserve() -> None:
     """Importing the worker loop imports no runtime: the TorchServe one comes with a ``load`` naming it."""
     script = (
