@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from .context import Context, RequestProcessor
+from .json_body import NOT_FAST, fast_loads
 from .json_output import dumps_indent2
 from .protocol import header_items
 from .runtimes import EmitChunk, IsCancelled
@@ -70,6 +71,10 @@ def decode_value(content_type: str | None, value: Any, decode: bool) -> Any:
         if len(_MIME_TYPES) < _KEPT_MIME_TYPES:
             _MIME_TYPES[content_type] = mime
     if mime == "application/json":
+        if type(value) is not memoryview:
+            decoded = fast_loads(value)
+            if decoded is not NOT_FAST:
+                return decoded
         try:  # as TorchServe's worker does: UTF-8 text, then JSON (a UTF-16 body or a BOM is not JSON to it)
             return _decode_json(str(value, "utf-8"))
         except (ValueError, RecursionError):
@@ -85,7 +90,9 @@ def decode_value(content_type: str | None, value: Any, decode: bool) -> Any:
 def build_data(job: Mapping[str, Any], decode: bool) -> dict[str, Any]:
     """The handler's view of one request: ``{input name: value}`` (a repeated name: the last one wins), then
     ``{tensor name: numpy array}`` for each tensor of the job (numpy is imported only for a job with tensors)."""
-    data = {name: decode_value(content_type, value, decode) for name, content_type, value in job.get("inputs") or []}
+    data = {}
+    for name, content_type, value in job.get("inputs") or ():  # a loop: a comprehension is a function made per call
+        data[name] = decode_value(content_type, value, decode)
     for wire in job.get("tensors") or ():
         tensor = Tensor.from_wire(wire)
         if type(tensor.data) is bytes:  # small data came inside the frame: give the handler a writable array too
@@ -335,12 +342,16 @@ class Service:
         if not jobs:
             return []
         batch = _Batch(self._context, jobs, emit_chunk, is_cancelled or _never_cancelled)
-        try:
-            data = [build_data(job, self._decode) for job in jobs]
+        data = []
+        processors = []
+        decode = self._decode
+        try:  # one loop, not two comprehensions: on Python 3.11 each is a function made and called per batch
+            for job in jobs:
+                data.append(build_data(job, decode))
+                processors.append(RequestProcessor(make=partial(request_headers, job)))
         except (TensorError, ImportError) as exc:  # the frontend validates tensors; numpy is a dependency
             logger.error("Cannot give the handler its tensors: %s", exc)
             return batch.failed(500, f"Cannot give the handler its tensors: {exc}")
-        processors = [RequestProcessor(make=partial(request_headers, job)) for job in jobs]
         self._context._bind_batch(batch.request_ids, processors, batch)
         try:
             return self._predict(data, batch)
@@ -356,8 +367,7 @@ class Service:
         if type(ret) is not list and inspect.isgenerator(ret):
             ret = self._drain(ret, batch, len(data))
         outputs = check_outputs(ret, len(data), self._context.model_name)
-        items = [batch.final_item(idx, output) for idx, output in enumerate(outputs)]
-        return items
+        return list(map(batch.final_item, range(len(outputs)), outputs))
 
     def _drain(self, gen: Generator[Any, None, Any], batch: _Batch, size: int) -> list[bytes]:
         """A generator handler yields one list per step (an element per request); each step is streamed."""

@@ -171,7 +171,7 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
             items = runtime.run_batch(jobs, emit, inbox.is_cancelled)
             inbox.running = []
             hold = _may_hold(channel, time.monotonic() - started)
-            result = {"kind": "result", "items": [_attached(item) for item in items]}
+            result = {"kind": "result", "items": list(map(_attached, items))}
             channel.send(result, hold=hold, checked=False)
             if inbox.cancelled or inbox.paused:  # usually neither: no list of ids to forget
                 inbox.forget([job["id"] for job in jobs])

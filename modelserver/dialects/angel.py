@@ -20,7 +20,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from .. import json_body
+from workers import json_body
+
 from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map, sid_of
 from ..api_docs import Body, Reply
 from ..errors import ModelNotFound, ModelVersionNotFound, ServeError

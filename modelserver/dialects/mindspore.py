@@ -20,10 +20,10 @@ import logging
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
+from workers import json_body
 from workers.servable_methods import Method, MethodDeclarationError, parse_methods
 from workers.tensors import Tensor
 
-from .. import json_body
 from ..api_docs import Body, Reply
 from ..config import Address, ConfigError, parse_address
 from ..errors import ModelNotFound, RequestTooLarge, ServeError

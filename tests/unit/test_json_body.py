@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelserver.json_body import loads
+from workers.json_body import loads
 
 BODIES = [
     b'{"instances":[{"data":"hello"}]}',
@@ -87,3 +87,39 @@ def test_any_document_reads_as_json_loads_reads_it(value: object) -> None:
 def test_number_soup_reads_as_json_loads_reads_it(text: str) -> None:
     """Bodies that are mostly numbers and JSON's punctuation, valid or not: the same value or the same error."""
     _outcomes_agree(text.encode("ascii"))
+
+
+def _torchserve_worker_value(body: bytes) -> str:
+    """What TorchServe's worker gives a handler for a JSON body: ``json.loads(body.decode("utf-8"))``, or the body
+    as a bytearray when that fails."""
+    try:
+        return repr(json.loads(body.decode("utf-8")))
+    except (ValueError, RecursionError):
+        return repr(bytearray(body))
+
+
+@pytest.mark.parametrize("body", BODIES)
+def test_the_workers_json_input_is_torchserves(body: bytes) -> None:
+    from workers.handler_runner import decode_value
+
+    for sent in (body, bytearray(body), memoryview(body)):
+        assert repr(decode_value("application/json", sent, True)) == _torchserve_worker_value(body)
+
+
+@given(JSON_VALUES)
+def test_the_workers_json_input_is_torchserves_for_any_document(value: object) -> None:
+    from workers.handler_runner import decode_value
+
+    for body in (
+        json.dumps(value).encode("utf-8"),
+        json.dumps({"data": [value]}, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+    ):
+        assert repr(decode_value("application/json; charset=utf-8", body, True)) == _torchserve_worker_value(body)
+
+
+@given(st.text(alphabet='0123456789-+.eE:,[]{} "atrufnlsNIy', max_size=40))
+def test_the_workers_json_input_is_torchserves_for_number_soup(text: str) -> None:
+    from workers.handler_runner import decode_value
+
+    body = text.encode("ascii")
+    assert repr(decode_value("application/json", body, True)) == _torchserve_worker_value(body)

@@ -1,4 +1,6 @@
-"""A JSON request body parsed as :func:`json.loads` parses it, with less work for the usual body.
+"""A JSON request body parsed as :func:`json.loads` parses it, with less work for the usual body: by the frontend
+for the protocols whose bodies it reads (MindSpore, Angel), and by the worker for a TorchServe handler's JSON input
+(:func:`fast_loads`, then the standard library as TorchServe's worker calls it).
 
 orjson (a dependency of ours, and KServe's own JSON codec) reads the body first: it parses a small body in a
 fraction of the standard library's time. Its values are the standard library's except for two things it does
@@ -33,14 +35,29 @@ _RUN = b"0" * 19
 """The shortest integer outside int64 (``-9223372036854775809``, ``9223372036854775808``) has 19 digits."""
 
 
+NOT_FAST = object()
+"""What :func:`fast_loads` gives back for a body the standard library must parse."""
+
+
+def fast_loads(body: bytes | bytearray) -> Any:
+    """The body's value by orjson, or :data:`NOT_FAST` when orjson is missing or might differ (see above).
+
+    Where orjson gives a value, it is also that of ``json.loads(body.decode("utf-8"))``: orjson takes only UTF-8
+    without a byte-order mark, which both ways read alike."""
+    if _orjson_loads is not None and body.translate(_ZEROS).find(_RUN) < 0:  # find: ``in`` tries an int first
+        try:
+            return _orjson_loads(body)
+        except Exception:  # orjson.JSONDecodeError: the standard library decides
+            pass
+    return NOT_FAST
+
+
 def loads(body: bytes) -> Any:
     """``json.loads(body)``."""
     if _orjson_loads is not None:
-        if body.translate(_ZEROS).find(_RUN) < 0:  # find, not ``in``: ``in`` tries the needle as an int first
-            try:
-                return _orjson_loads(body)
-            except Exception:  # orjson.JSONDecodeError: json.loads decides
-                pass
+        value = fast_loads(body)
+        if value is not NOT_FAST:
+            return value
     elif body[:1] == b"{" and body[1:2] != b"\x00" and body[-1:] == b"}":
         try:
             text = body.decode("utf-8", "surrogatepass")
