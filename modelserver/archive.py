@@ -32,8 +32,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO, Any
 
-import yaml
-
 from .errors import BadRequest
 
 MANIFEST_PATH = Path("MAR-INF") / "MANIFEST.json"
@@ -118,6 +116,8 @@ def _read_yaml(model_dir: Path, config_file: str) -> dict[str, Any]:
     path = (model_dir / config_file).resolve()
     if not path.is_relative_to(model_dir.resolve()):
         raise InvalidModel(f"configFile {config_file!r} is outside the model directory")
+    import yaml  # here, not at start-up: most models have no model-config.yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as err:

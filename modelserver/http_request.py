@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
 from .errors import RequestTooLarge, ServeError
 from .http_messages import Query
+
+if TYPE_CHECKING:
+    from yarl import URL
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
@@ -125,6 +128,8 @@ class HttpRequest:
     def url(self) -> URL:
         url = self._url
         if url is None:
+            from yarl import URL  # on first use: the inference routes never parse the URL this way
+
             raw = self.raw_path
             if raw.startswith("/"):  # origin form; "//x" is a path here, not a host
                 path, _, query = raw.partition("#")[0].partition("?")

@@ -5,6 +5,7 @@ One module per concern, each importing only the ones listed before it (no cycles
 
 * :mod:`.config`: the metrics yaml and the ``config.properties`` keys (:class:`MetricsSettings`), shared constants;
 * :mod:`.text_format`: TorchServe's Prometheus text (:func:`render`, :func:`java_double`);
+* :mod:`.families`: the prometheus-client objects a scrape builds, imported on the first scrape;
 * :mod:`.backend_lines`: the ``[METRICS]`` lines workers print (:func:`parse_metric_line`);
 * :mod:`.system`: host gauges from ``/proc`` (:class:`SystemSampler`);
 * :mod:`.metric_log`: ``ts_metrics.log`` / ``model_metrics.log`` (:class:`MetricLog`);
@@ -23,7 +24,7 @@ from .backend_lines import METRIC_LINE_PREFIXES, BackendMetric, parse_metric_lin
 from .config import (
     CONTENT_TYPE,
     DEFAULT_METRICS_CONFIG,
-    DEFAULT_METRICS_YAML,
+    DEFAULT_METRICS_DOCUMENT,
     DEFAULT_SUMMARY_BUCKETS_MS,
     KINDS,
     LEGACY_METRICS,
@@ -42,7 +43,7 @@ from .series import DEFAULT_BUCKETS, NULL_SERIES, Counter, Family, Gauge, Histog
 from .server import BATCH_BUCKETS, REQUEST_FAMILIES, ServerMetrics
 from .stats import LATENCY_BUCKETS, LatencyLayout, LatencySums, RequestStats, Summary, VersionStats, latency_layout
 from .system import SYSTEM_METRICS, SystemSampler, resident_bytes
-from .text_format import TorchServeCounter, java_double, render
+from .text_format import java_double, render
 from .version import NULL_VERSION_METRICS, STAGES, LabelSet, RequestSeries, VersionMetrics
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_BUCKETS",
     "DEFAULT_METRICS_CONFIG",
-    "DEFAULT_METRICS_YAML",
+    "DEFAULT_METRICS_DOCUMENT",
     "DEFAULT_SUMMARY_BUCKETS_MS",
     "KINDS",
     "LATENCY_BUCKETS",
@@ -83,7 +84,6 @@ __all__ = [
     "ServerMetrics",
     "Summary",
     "SystemSampler",
-    "TorchServeCounter",
     "VersionMetrics",
     "VersionStats",
     "java_double",

@@ -17,8 +17,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 if TYPE_CHECKING:
     from ..config import ServerConfig
 
@@ -39,37 +37,41 @@ KINDS = ("counter", "gauge", "histogram")
 DEFAULT_SUMMARY_BUCKETS_MS = (5, 10, 15)
 _SUMMARY_BUCKETS = re.compile(r"\s*([0-9]+)\s*,\s*([0-9]+)\s*,\s*([0-9]+)\s*")
 
-# TorchServe's ts/configs/metrics.yaml, without OpenSessions (gRPC) and the GPU metrics of hosts without GPUs.
-DEFAULT_METRICS_YAML = """
-dimensions:
-  - &model_name "ModelName"
-  - &worker_name "WorkerName"
-  - &level "Level"
-  - &hostname "Hostname"
-ts_metrics:
-  counter:
-    - {name: Requests2XX, unit: Count, dimensions: [*level, *hostname]}
-    - {name: Requests4XX, unit: Count, dimensions: [*level, *hostname]}
-    - {name: Requests5XX, unit: Count, dimensions: [*level, *hostname]}
-    - {name: ts_inference_requests_total, unit: Count, dimensions: [model_name, model_version, hostname]}
-    - {name: ts_inference_latency_microseconds, unit: Microseconds, dimensions: [model_name, model_version, hostname]}
-    - {name: ts_queue_latency_microseconds, unit: Microseconds, dimensions: [model_name, model_version, hostname]}
-  gauge:
-    - {name: QueueTime, unit: Milliseconds, dimensions: [*level, *hostname]}
-    - {name: WorkerThreadTime, unit: Milliseconds, dimensions: [*level, *hostname]}
-    - {name: WorkerLoadTime, unit: Milliseconds, dimensions: [*worker_name, *level, *hostname]}
-    - {name: CPUUtilization, unit: Percent, dimensions: [*level, *hostname]}
-    - {name: MemoryUsed, unit: Megabytes, dimensions: [*level, *hostname]}
-    - {name: MemoryAvailable, unit: Megabytes, dimensions: [*level, *hostname]}
-    - {name: MemoryUtilization, unit: Percent, dimensions: [*level, *hostname]}
-    - {name: DiskUsage, unit: Gigabytes, dimensions: [*level, *hostname]}
-    - {name: DiskUtilization, unit: Percent, dimensions: [*level, *hostname]}
-    - {name: DiskAvailable, unit: Gigabytes, dimensions: [*level, *hostname]}
-model_metrics:
-  gauge:
-    - {name: HandlerTime, unit: ms, dimensions: [*model_name, *level]}
-    - {name: PredictionTime, unit: ms, dimensions: [*model_name, *level]}
-"""
+# TorchServe's ts/configs/metrics.yaml, without OpenSessions (gRPC) and the GPU metrics of hosts without GPUs: the
+# document as yaml.safe_load reads it, written as data so that a start without a metrics yaml never imports yaml.
+_LEVEL_HOST = ["Level", "Hostname"]
+_REQUEST_LABELS = ["model_name", "model_version", "hostname"]
+DEFAULT_METRICS_DOCUMENT: dict[str, Any] = {
+    "dimensions": ["ModelName", "WorkerName", "Level", "Hostname"],
+    "ts_metrics": {
+        "counter": [
+            {"name": "Requests2XX", "unit": "Count", "dimensions": _LEVEL_HOST},
+            {"name": "Requests4XX", "unit": "Count", "dimensions": _LEVEL_HOST},
+            {"name": "Requests5XX", "unit": "Count", "dimensions": _LEVEL_HOST},
+            {"name": "ts_inference_requests_total", "unit": "Count", "dimensions": _REQUEST_LABELS},
+            {"name": "ts_inference_latency_microseconds", "unit": "Microseconds", "dimensions": _REQUEST_LABELS},
+            {"name": "ts_queue_latency_microseconds", "unit": "Microseconds", "dimensions": _REQUEST_LABELS},
+        ],
+        "gauge": [
+            {"name": "QueueTime", "unit": "Milliseconds", "dimensions": _LEVEL_HOST},
+            {"name": "WorkerThreadTime", "unit": "Milliseconds", "dimensions": _LEVEL_HOST},
+            {"name": "WorkerLoadTime", "unit": "Milliseconds", "dimensions": ["WorkerName", *_LEVEL_HOST]},
+            {"name": "CPUUtilization", "unit": "Percent", "dimensions": _LEVEL_HOST},
+            {"name": "MemoryUsed", "unit": "Megabytes", "dimensions": _LEVEL_HOST},
+            {"name": "MemoryAvailable", "unit": "Megabytes", "dimensions": _LEVEL_HOST},
+            {"name": "MemoryUtilization", "unit": "Percent", "dimensions": _LEVEL_HOST},
+            {"name": "DiskUsage", "unit": "Gigabytes", "dimensions": _LEVEL_HOST},
+            {"name": "DiskUtilization", "unit": "Percent", "dimensions": _LEVEL_HOST},
+            {"name": "DiskAvailable", "unit": "Gigabytes", "dimensions": _LEVEL_HOST},
+        ],
+    },
+    "model_metrics": {
+        "gauge": [
+            {"name": "HandlerTime", "unit": "ms", "dimensions": ["ModelName", "Level"]},
+            {"name": "PredictionTime", "unit": "ms", "dimensions": ["ModelName", "Level"]},
+        ],
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,15 @@ class MetricsConfig:
 
 
 def parse_metrics_yaml(text: str) -> MetricsConfig:
-    """Read TorchServe's metrics yaml format; raises ValueError when it is not that shape."""
-    document = yaml.safe_load(text) or {}
+    """Read TorchServe's metrics yaml format; raises ValueError when it is not that shape (yaml.YAMLError when it is
+    not yaml)."""
+    import yaml
+
+    return metrics_config_of(yaml.safe_load(text) or {})
+
+
+def metrics_config_of(document: Any) -> MetricsConfig:
+    """The declarations of a metrics yaml document as read; raises ValueError when it is not that shape."""
     if not isinstance(document, dict):
         raise ValueError("the metrics configuration is not a mapping")
     return MetricsConfig(_section(document.get("ts_metrics")), _section(document.get("model_metrics")))
@@ -113,13 +122,15 @@ def _section(section: Any) -> Mapping[str, MetricSpec]:
     return MappingProxyType(specs)
 
 
-DEFAULT_METRICS_CONFIG = parse_metrics_yaml(DEFAULT_METRICS_YAML)
+DEFAULT_METRICS_CONFIG = metrics_config_of(DEFAULT_METRICS_DOCUMENT)
 
 
 def load_metrics_config(path: str | None) -> MetricsConfig:
     """``metrics_config``: the yaml at ``path``; TorchServe's defaults when unset, or (with an error) unreadable."""
     if not path:
         return DEFAULT_METRICS_CONFIG
+    import yaml
+
     try:
         return parse_metrics_yaml(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as err:

@@ -15,12 +15,12 @@ labels combine by their family's type:
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
-
-from prometheus_client.metrics_core import Metric
-from prometheus_client.samples import Sample
+from typing import TYPE_CHECKING, Any
 
 from .stats import Summary
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 ADDITIVE_GAUGES = frozenset({"modelserver_queue_depth", "modelserver_inflight_streams"})
 _ADDED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram", "unknown"})
@@ -49,6 +49,8 @@ def export(families: Iterable[Metric]) -> Exported:
 
 def merge(scrapes: Sequence[Exported]) -> list[Metric]:
     """The families of several frontends as one scrape, combined by the rules above."""
+    from .families import Metric, Sample
+
     merged: dict[str, tuple[str | None, str, str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]] = {}
     for scrape in scrapes:
         for name, exposed, kind, documentation, samples in scrape:

@@ -19,12 +19,12 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from time import time as wall_time
-
-from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.utils import floatToGoString
+from typing import TYPE_CHECKING
 
 from .metric_log import MetricLog
-from .text_format import TorchServeCounter
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 # TorchServe's Java client registers histograms with simpleclient's default buckets.
 DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -103,6 +103,8 @@ class Histogram(Series):
 def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
     """Per-bucket counts (one more than ``bounds``: the last is ``+Inf``) as prometheus-client's cumulative
     ``(le, count)`` pairs."""
+    from .families import floatToGoString
+
     cumulative, total = [], 0
     for bound, count in zip((*bounds, math.inf), counts, strict=True):
         total += count
@@ -178,6 +180,8 @@ class Family:
 
     def collect(self) -> Metric:
         """This family as a prometheus-client metric family (``render`` prints it in TorchServe's form)."""
+        from .families import GaugeMetricFamily, HistogramMetricFamily, TorchServeCounter
+
         if self.kind == "counter":
             family: Metric = TorchServeCounter(self.name, self.help, labels=self.labels, torchserve=self.torchserve)
         elif self.kind == "gauge":

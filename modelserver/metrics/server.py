@@ -25,9 +25,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-
 from .backend_lines import BackendMetric, detected_spec, parse_metric_line, valid_prometheus_family
 from .config import LEGACY_METRICS, MODEL_METRICS_LOG, TS_METRICS_LOG, MetricSpec, MetricsSettings
 from .merge import export, export_summaries, merge, merge_summaries
@@ -39,6 +36,9 @@ from .text_format import java_double, render
 from .version import LabelSet, TotalLatency, VersionMetrics, request_counters
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
     from ..config import ServerConfig
 
 logger = logging.getLogger("modelserver.metrics")
@@ -88,9 +88,18 @@ class ServerMetrics:
         self.requests_5xx = self.frontend_child("Requests5XX", "Host", host)
         self.peers: PeerNumbers | None = None
         """With several frontend processes: how ``/metrics`` and the summaries reach the other frontends' numbers."""
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_FamiliesCollector(self))
-        self.registry.register(_LiveCollector(self))
+        self._registry: CollectorRegistry | None = None
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The prometheus-client registry a scrape collects: made (and the library imported) on first use."""
+        if self._registry is None:
+            from .families import CollectorRegistry
+
+            self._registry = CollectorRegistry(auto_describe=False)
+            self._registry.register(_FamiliesCollector(self))
+            self._registry.register(_LiveCollector(self))
+        return self._registry
 
     @classmethod
     def from_config(cls, config: ServerConfig, versions: Callable[[], Iterable[VersionGauges]]) -> ServerMetrics:
@@ -346,6 +355,8 @@ class ServerMetrics:
         """Gauges read at scrape time from the registered model versions (prometheus mode only)."""
         if self.mode != "prometheus":
             return
+        from .families import GaugeMetricFamily
+
         labels = ["model_name", "model_version"]
         depth = GaugeMetricFamily("modelserver_queue_depth", _QUEUE_DEPTH_HELP, labels=labels)
         streams = GaugeMetricFamily("modelserver_inflight_streams", _STREAMS_HELP, labels=labels)

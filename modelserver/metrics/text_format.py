@@ -12,22 +12,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
-
-
-class TorchServeCounter(CounterMetricFamily):
-    """A counter family that remembers the name it is exposed under.
-
-    prometheus-client names counter samples ``<name>_total`` (``Requests2XX_total``); TorchServe's Java client
-    printed the registered name itself (``Requests2XX``, ``ts_inference_requests_total``). ``render`` uses
-    ``exposed_name`` for both the ``# HELP``/``# TYPE`` lines and the samples.
-    """
-
-    def __init__(self, name: str, documentation: str, labels: Iterable[str], torchserve: bool = True) -> None:
-        super().__init__(name, documentation, labels=list(labels))
-        self.exposed_name = name if torchserve else self.name + "_total"
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 
 def render(families: Iterable[Metric], names: Iterable[str] = ()) -> str:

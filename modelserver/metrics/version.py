@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from prometheus_client.metrics_core import Metric
-
 from .series import NULL_SERIES, Family, Series, cumulative_buckets
 from .stats import DEFAULT_LAYOUT, LATENCY_BUCKETS, LatencyLayout, LatencySums, RequestStats, Summary, VersionStats
 
 if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
     from ..types import Job
 
 # The stages of modelserver_request_latency_seconds, in the order their children are made.

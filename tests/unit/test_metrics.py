@@ -23,13 +23,13 @@ from modelserver.metrics import (
     MetricsSettings,
     ServerMetrics,
     SystemSampler,
-    TorchServeCounter,
     java_double,
     load_metrics_config,
     parse_metric_line,
     parse_metrics_yaml,
     render,
 )
+from modelserver.metrics.families import TorchServeCounter
 from modelserver.metrics.series import LogSeries
 from modelserver.worker_process import forward_output
 from workers.context import Metrics
