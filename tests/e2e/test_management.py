@@ -378,7 +378,12 @@ def test_versions_default_and_unregister_rules(server: RunningServer) -> None:
         unregister(server, "kit"), 403, "Cannot remove default version for model kit", "InvalidModelVersionException"
     )
     assert_error(unregister(server, "kit", "1.0"), 403, "Cannot remove default version for model kit")
-    assert_error(unregister(server, "kit", "9.9"), 404, "Model version: 9.9 does not exist for model: kit")
+    assert_error(
+        unregister(server, "kit", "9.9"),
+        404,
+        "Model version: 9.9 does not exist for model: kit",
+        "ModelVersionNotFoundException",
+    )
     assert_error(unregister(server, "nope"), 404, "Model not found: nope")
 
     response = call(server, "PUT", "/models/kit/2.0/set-default")
@@ -456,7 +461,18 @@ def test_scale_errors(server: RunningServer) -> None:
     assert call(server, "PUT", "/models/kit", params={"max_worker": -1}).status_code == 400
     assert call(server, "PUT", "/models/kit", params={"min_worker": -1}).status_code == 500
     assert_error(call(server, "PUT", "/models/nope"), 404, "Model not found: nope")
-    assert_error(call(server, "PUT", "/models/kit/9.9"), 404, "Model version: 9.9 does not exist for model: kit")
+    assert_error(
+        call(server, "PUT", "/models/kit/9.9"),
+        404,
+        "Model version: 9.9 does not exist for model: kit",
+        "ModelVersionNotFoundException",
+    )
+    assert_error(
+        call(server, "GET", "/models/kit/9.9"),
+        404,
+        "Model version: 9.9 does not exist for model: kit",
+        "ModelVersionNotFoundException",
+    )
     unregister(server, "kit")
 
 
