@@ -508,6 +508,7 @@ def test_kserve_ready_options_and_wrong_methods(server: RunningServer) -> None:
     assert_error(call(server, "GET", "/v1/models/nope"), 404, "Model not found: nope")
     document = call(server, "OPTIONS", "/models/kit").json()
     assert document["openapi"] == "3.0.1"
+    assert document["info"] == {"title": "RESTful Management API for: kit", "version": "0.12.0"}  # as TorchServe's
     assert all(path.startswith("/models/{model_name}") for path in document["paths"])
     validate(document)  # the component schemas its operations refer to come along
     assert document["paths"]["/models/{model_name}"]["get"]["operationId"] == "describeModel"
