@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from workers.protocol import MAX_FRAME_SIZE_LIMIT
 
-from . import __version__, auth, grpc_server, http_limits, model_sync, snapshot, tls
+from . import TORCHSERVE_VERSION, auth, grpc_server, http_limits, model_sync, snapshot, tls
 from .archive import ModelArtifact, list_store, open_artifact, release
 from .config import Address, ServerConfig
 from .dialects import torchserve_http
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("modelserver")
 
 DRAIN_SECONDS = 30.0
+TORCHSERVE_API_DESCRIPTION = "TorchServe is a flexible and easy to use tool for serving deep learning models"
+"""The ``info.description`` of TorchServe's API descriptions (``OPTIONS /``, ``GET /api-description``)."""
 STARTED_LINE = "Model server started."
 
 
@@ -280,7 +282,9 @@ class ModelServer:
     def _describe(self, listener: Listener) -> dict[str, Any]:
         key = id(listener)
         if key not in self._descriptions:
-            self._descriptions[key] = build_openapi(listener.router.routes, "TorchServe APIs", __version__)
+            self._descriptions[key] = build_openapi(
+                listener.router.routes, "TorchServe APIs", TORCHSERVE_VERSION, TORCHSERVE_API_DESCRIPTION
+            )
         return self._descriptions[key]
 
     async def _bind(self, address: Address, listener: Listener) -> None:

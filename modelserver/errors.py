@@ -51,7 +51,7 @@ class ModelNotFound(ServeError):
 
 class ModelVersionNotFound(ServeError):
     status = 404
-    type_name = "ModelNotFoundException"
+    type_name = "ModelVersionNotFoundException"
 
     def __init__(self, model_name: str, version: str) -> None:
         super().__init__(f"Model version: {version} does not exist for model: {model_name}")

@@ -41,8 +41,6 @@ _PACKAGES = {
 def java_name(error: ServeError) -> str:
     """The canonical Java name of the exception TorchServe raises for ``error``."""
     name = error.type_name
-    if type(error).__name__ == "ModelVersionNotFound":  # its REST body says ModelNotFoundException, as TorchServe's
-        name = "ModelVersionNotFoundException"
     return f"{_PACKAGES.get(name, 'org.pytorch.serve.http')}.{name}"
 
 

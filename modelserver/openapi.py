@@ -23,7 +23,7 @@ from modelserver.api_docs import BINARY, JSON, Body, Param, Reply, Schema
 from modelserver.openapi_schemas import SCHEMAS, ref, referenced
 from modelserver.router import Route
 
-__all__ = ["ERROR_SCHEMA_REF", "OPENAPI_VERSION", "build_openapi"]
+__all__ = ["ERROR_SCHEMA_REF", "OPENAPI_VERSION", "build_openapi", "openapi_info"]
 
 OPENAPI_VERSION = "3.0.1"
 ERROR_SCHEMA_REF = "#/components/schemas/Error"
@@ -44,6 +44,9 @@ _NON_WORD_RE = re.compile(r"[^A-Za-z0-9]+")
 def build_openapi(routes: Iterable[Route], title: str, version: str, description: str = "") -> dict[str, Any]:
     """The OpenAPI document of ``routes``, in registration order; a plain JSON-serialisable dict.
 
+    ``info`` lists title, description and version in TorchServe's order; an empty description is left out, as Gson
+    leaves out TorchServe's null one.
+
     Raises ValueError when two routes cannot be told apart in OpenAPI: the same method on one rendered path, or
     two paths that differ only in parameter names (OpenAPI treats those as one path).
     """
@@ -61,15 +64,19 @@ def build_openapi(routes: Iterable[Route], title: str, version: str, description
                 raise ValueError(f"two routes document {method.upper()} {route.compiled.template}")
             item[method] = _operation(route, method, operation_ids.claim(route, method, several=len(methods) > 1))
         tags.update(dict.fromkeys(route.tags))
-    document: dict[str, Any] = {
-        "openapi": OPENAPI_VERSION,
-        "info": {"title": title, "version": version, "description": description},
-    }
+    document: dict[str, Any] = {"openapi": OPENAPI_VERSION, "info": openapi_info(title, version, description)}
     if tags:
         document["tags"] = [{"name": tag} for tag in tags]
     document["paths"] = paths
     document["components"] = {"schemas": {name: SCHEMAS[name] for name in referenced(paths)}}
     return document
+
+
+def openapi_info(title: str, version: str, description: str = "") -> dict[str, str]:
+    """A document's ``info``: title, then the description if there is one, then version (TorchServe's order)."""
+    if description:
+        return {"title": title, "description": description, "version": version}
+    return {"title": title, "version": version}
 
 
 def _operation_methods(route: Route) -> tuple[str, ...]:

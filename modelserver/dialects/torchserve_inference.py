@@ -18,6 +18,7 @@ from ..api_docs import Param, Reply, handler_input, handler_output
 from ..errors import BadRequest
 from ..http_messages import AnyResponse, HeaderBlock, Request, Response, StreamingResponse, ready
 from ..model_version import ModelVersion
+from ..openapi import openapi_info
 from ..registry import ModelRegistry
 from ..router import ANY, Route
 from ..types import EXPLAIN, PREDICT, BodyChunks, InferenceResult, Input, Job, ResultStream
@@ -45,6 +46,8 @@ _MODEL_PATHS = (
     "/v2/models/{model_name}/explain",
 )
 """The paths of a model's own API description (``OPTIONS /predictions/{m}``), as TorchServe's ``getModelApi``."""
+MODEL_API_VERSION = "1.0.0"
+"""The ``info.version`` TorchServe gives a model's own API description, whatever the model's version."""
 _PASSED_ON = "Query parameters are passed to the handler as inputs."
 
 
@@ -271,7 +274,8 @@ class TorchServeInference(http.TorchServeDialect):
     def _model_description(self, model: ModelVersion) -> dict[str, Any]:
         document = self._api_description()
         paths = {p: v for p, v in document.get("paths", {}).items() if p.startswith(_MODEL_PATHS)}
-        return {**document, "paths": paths}
+        info = openapi_info(f"RESTful API for: {model.spec.name}", MODEL_API_VERSION)  # TorchServe's getModelApi
+        return {**document, "info": info, "paths": paths}
 
 
 def _header_block(request_id: str, result: InferenceResult) -> HeaderBlock | MutableMapping[str, str]:

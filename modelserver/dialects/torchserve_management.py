@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import TORCHSERVE_VERSION
 from ..api_docs import Param, Reply
 from ..archive import ModelArtifact, open_artifact, release, with_overrides
 from ..downloads import DownloadPolicy, ModelSource, resolve_source
@@ -30,6 +31,7 @@ from ..errors import (
 )
 from ..http_messages import Request, Response
 from ..model_version import ModelVersion
+from ..openapi import openapi_info
 from ..registry import ModelHost, ModelRegistry, wait_started
 from ..router import Route
 from ..worker_connection import WorkerConnection
@@ -233,10 +235,11 @@ class TorchServeManagement(http.TorchServeDialect):
     # -- reading -----------------------------------------------------------------------------
 
     async def model_api(self, request: Request, params: dict[str, str]) -> Response:
-        self.registry.resolve(params["model_name"], params.get("model_version"))
+        model = self.registry.resolve(params["model_name"], params.get("model_version"))
         document = self._api_description()
         paths = {p: v for p, v in document.get("paths", {}).items() if p.startswith("/models/{model_name}")}
-        return http.json_response({**document, "paths": paths})
+        info = openapi_info(f"RESTful Management API for: {model.spec.name}", TORCHSERVE_VERSION)  # as TorchServe's
+        return http.json_response({**document, "info": info, "paths": paths})
 
     async def list_models(self, request: Request, params: dict[str, str]) -> Response:
         """TorchServe's ``getModelList``: ``nextPageToken`` whenever the page ends at or before the last name."""

@@ -199,7 +199,11 @@ def test_not_found_and_method_not_allowed(server: RunningServer) -> None:
     assert missing.json() == {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: nope"}
     version = post(server, "/predictions/echo/9.9", data=b"x")
     assert version.status_code == 404
-    assert version.json()["message"] == "Model version: 9.9 does not exist for model: echo"
+    assert version.json() == {  # TorchServe's body names the exception class it threw (Java's simple name)
+        "code": 404,
+        "type": "ModelVersionNotFoundException",
+        "message": "Model version: 9.9 does not exist for model: echo",
+    }
     generic = requests.get(server.inference + "/predictions", timeout=10)
     assert generic.status_code == 404
     assert generic.json()["message"] == "Requested resource is not found, please refer to API document."
@@ -242,17 +246,26 @@ def test_chunked_bodies_are_joined_and_limited_without_a_content_length(server: 
     assert post(server, "/predictions/echo", data=b"still serving").content == b"still serving"
 
 
+TORCHSERVE_INFO = {
+    "title": "TorchServe APIs",
+    "description": "TorchServe is a flexible and easy to use tool for serving deep learning models",
+    "version": "0.12.0",
+}
+
+
 def test_openapi_document_is_valid(server: RunningServer) -> None:
     response = requests.options(server.inference + "/", timeout=10)
     assert response.status_code == 200
     document = response.json()
     validate(document)
     assert document["openapi"] == "3.0.1"
+    assert document["info"] == TORCHSERVE_INFO  # TorchServe's listApis: its own title, description and version
     assert "/predictions/{model_name}" in document["paths"]
     assert "/v1/models/{model_name}:predict" in document["paths"]
     assert requests.get(server.inference + "/api-description", timeout=10).json() == document
     management = requests.options(server.management + "/", timeout=10).json()
     validate(management)
+    assert management["info"] == TORCHSERVE_INFO
     assert "/models/{model_name}" in management["paths"]
 
 
@@ -263,6 +276,7 @@ def test_model_options_describes_predictions(server: RunningServer) -> None:
     kserve_style = ("/v1/models/{model_name}:", "/v2/models/{model_name}/infer", "/v2/models/{model_name}/explain")
     assert all(path.startswith(("/predictions/", "/explanations/", *kserve_style)) for path in paths)
     assert {"/predictions/{model_name}", "/v1/models/{model_name}:predict"} <= set(paths)
+    assert response.json()["info"] == {"title": "RESTful API for: echo", "version": "1.0.0"}  # TorchServe's getModelApi
     validate(response.json())
 
 

@@ -378,7 +378,12 @@ def test_versions_default_and_unregister_rules(server: RunningServer) -> None:
         unregister(server, "kit"), 403, "Cannot remove default version for model kit", "InvalidModelVersionException"
     )
     assert_error(unregister(server, "kit", "1.0"), 403, "Cannot remove default version for model kit")
-    assert_error(unregister(server, "kit", "9.9"), 404, "Model version: 9.9 does not exist for model: kit")
+    assert_error(
+        unregister(server, "kit", "9.9"),
+        404,
+        "Model version: 9.9 does not exist for model: kit",
+        "ModelVersionNotFoundException",
+    )
     assert_error(unregister(server, "nope"), 404, "Model not found: nope")
 
     response = call(server, "PUT", "/models/kit/2.0/set-default")
@@ -456,7 +461,18 @@ def test_scale_errors(server: RunningServer) -> None:
     assert call(server, "PUT", "/models/kit", params={"max_worker": -1}).status_code == 400
     assert call(server, "PUT", "/models/kit", params={"min_worker": -1}).status_code == 500
     assert_error(call(server, "PUT", "/models/nope"), 404, "Model not found: nope")
-    assert_error(call(server, "PUT", "/models/kit/9.9"), 404, "Model version: 9.9 does not exist for model: kit")
+    assert_error(
+        call(server, "PUT", "/models/kit/9.9"),
+        404,
+        "Model version: 9.9 does not exist for model: kit",
+        "ModelVersionNotFoundException",
+    )
+    assert_error(
+        call(server, "GET", "/models/kit/9.9"),
+        404,
+        "Model version: 9.9 does not exist for model: kit",
+        "ModelVersionNotFoundException",
+    )
     unregister(server, "kit")
 
 
@@ -492,6 +508,7 @@ def test_kserve_ready_options_and_wrong_methods(server: RunningServer) -> None:
     assert_error(call(server, "GET", "/v1/models/nope"), 404, "Model not found: nope")
     document = call(server, "OPTIONS", "/models/kit").json()
     assert document["openapi"] == "3.0.1"
+    assert document["info"] == {"title": "RESTful Management API for: kit", "version": "0.12.0"}  # as TorchServe's
     assert all(path.startswith("/models/{model_name}") for path in document["paths"])
     validate(document)  # the component schemas its operations refer to come along
     assert document["paths"]["/models/{model_name}"]["get"]["operationId"] == "describeModel"

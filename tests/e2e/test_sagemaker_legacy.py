@@ -98,7 +98,11 @@ def test_legacy_predict_takes_data_from_the_query(server: RunningServer) -> None
     assert versioned.json()["keys"] == ["body", "y"]
     assert error(call(server, "GET", "/kit/9.9/predict")) == (
         404,
-        {"code": 404, "type": "ModelNotFoundException", "message": "Model version: 9.9 does not exist for model: kit"},
+        {
+            "code": 404,
+            "type": "ModelVersionNotFoundException",
+            "message": "Model version: 9.9 does not exist for model: kit",
+        },
     )
     assert error(call(server, "GET", "/nope/predict"))[1]["message"] == "Model not found: nope"
 

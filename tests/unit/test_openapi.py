@@ -80,7 +80,11 @@ def operations(document: dict[str, Any]) -> Iterable[tuple[str, str, dict[str, A
 def test_document_is_valid_openapi_3_0_1(document: dict[str, Any]) -> None:
     validate(document)
     assert document["openapi"] == "3.0.1"
-    assert document["info"] == {"title": "TorchServe APIs", "version": "0.12.0", "description": "Inference"}
+    assert list(document["info"].items()) == [  # TorchServe's order
+        ("title", "TorchServe APIs"),
+        ("description", "Inference"),
+        ("version", "0.12.0"),
+    ]
     assert json.loads(json.dumps(document)) == document
 
 
@@ -193,7 +197,7 @@ def test_built_from_a_router_and_deterministic() -> None:
     router = Router(torchserve_routes())
     first = build_openapi(router.routes, "TorchServe APIs", "0.12.0")
     assert first == build_openapi(torchserve_routes(), "TorchServe APIs", "0.12.0")
-    assert first["info"]["description"] == ""
+    assert first["info"] == {"title": "TorchServe APIs", "version": "0.12.0"}  # none: left out, as Gson omits null
     validate(first)
 
 
