@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .install import ensure_matplotlib
+from .install import compile_server, ensure_matplotlib
 from .measure import Settings
 from .report import write
 from .runner import OPTIONAL_PEERS, RunOptions, run
@@ -129,6 +129,9 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    not_compiled = compile_server(log)
+    if not_compiled:
+        log(f"The server's modules are not byte-compiled: {not_compiled}")
     plot_missing = ensure_matplotlib(log)
     if plot_missing:
         log(f"No plot: {plot_missing}")
