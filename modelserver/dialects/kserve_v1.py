@@ -109,8 +109,13 @@ class KServeV1(http.KServeDialect):
             if type(outcome) is ResultStream:  # an AsyncIterator answer: chunked, no content type (as KServe)
                 return StreamingResponse(BodyChunks(outcome), outcome.first.status, outcome.first.headers or None)
             headers_out = dict(outcome.headers)
-            if outcome.content_type:
-                headers_out["Content-Type"] = outcome.content_type
+            if outcome.content_type and not (headers_out and _names_content_type(headers_out)):
+                headers_out["Content-Type"] = outcome.content_type  # the model's own content type wins (KServe's)
             return Response(outcome.status, headers_out, outcome.body)
 
         return handler
+
+
+def _names_content_type(headers: dict[str, str]) -> bool:
+    """Whether the model's response headers set a content type (any spelling of the name)."""
+    return any(name.lower() == "content-type" for name in headers)
