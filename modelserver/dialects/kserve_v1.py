@@ -95,12 +95,12 @@ class KServeV1(http.KServeDialect):
 
     async def model_ready(self, request: Request, params: dict[str, str]) -> Response:
         name = params["model_name"]
-        self.ready(name)
+        await self.ready(name)
         return http.json_response({"name": name, "ready": True})
 
     def _inference(self, verb: str) -> Callable[[Request, dict[str, str]], Any]:
         async def handler(request: Request, params: dict[str, str]) -> AnyResponse:
-            model = self.ready(params["model_name"])
+            model = await self.ready(params["model_name"])
             inputs = [("body", request.content_type, await request.read_body())]
             headers = request.header_dict()
             request_id = request.headers.get("x-request-id") or new_request_id()

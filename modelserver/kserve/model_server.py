@@ -30,6 +30,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -243,12 +244,21 @@ class ModelServer:
                 return LocalWorker(worker_id, plan, runtime, on_stop=lambda: self._forget(name, model))
 
             version = ModelVersion(spec, metrics, make_worker=make_worker, depth=IN_PROCESS_DEPTH)
+            version.health = partial(model_healthy, model)  # the very object: its readiness, asked as KServe asks it
         else:
             spec = dataclasses.replace(spec, **_process_settings(model, self))
             version = ModelVersion(spec, metrics)
         server.registry.add(version)
         version.scale(spec.min_workers)
         return version
+
+
+async def model_healthy(model: Any) -> bool:
+    """KServe's readiness of a model: its ``healthy()`` (``ready``, unless the model says otherwise), sync or async."""
+    healthy = model.healthy()
+    if inspect.isawaitable(healthy):
+        healthy = await healthy
+    return bool(healthy)
 
 
 def model_not_ready_detail(name: str, detail: str) -> Exception:
