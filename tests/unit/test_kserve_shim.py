@@ -155,6 +155,8 @@ SCRIPT_PATHS = """
 import modelserver.kserve as kserve
 from modelserver.kserve import Model, InferRequest, ModelRepository, model_server
 from modelserver.kserve.model import BaseKServeModel, PredictorProtocol, append_forwardable_headers
+from modelserver.kserve.model import _FORWARDABLE_HEADERS  # private names KServe's own tests import
+from modelserver.kserve.protocol.infer_type import _contains_fp16_datatype
 from modelserver.kserve.errors import InvalidInput, NoModelReady
 from modelserver.kserve.protocol.infer_type import InferInput, InferOutput, RequestedOutput, serialize_byte_tensor
 from modelserver.kserve.utils.utils import get_predict_input, get_predict_response, generate_uuid
@@ -171,6 +173,9 @@ assert InvalidInput is api.InvalidInput and PredictorConfig is api.PredictorConf
 assert get_predict_response is api.utils.get_predict_response and kserve.utils.get_predict_input is get_predict_input
 assert kserve.constants.INFERENCE_CONTENT_LENGTH_HEADER == INFERENCE_CONTENT_LENGTH_HEADER
 assert ModelServer is kserve.ModelServer and model_server.parser is parser
+assert _FORWARDABLE_HEADERS == {"x-request-id", "x-b3-traceid", "authorization"}
+half = api.InferResponse("1", "m", [api.InferOutput("o", [1], "FP16", data=[1.0])])
+assert _contains_fp16_datatype(half) and not _contains_fp16_datatype(api.InferResponse("1", "m", []))
 print("paths ok")
 """
 
