@@ -113,7 +113,7 @@ class OIPService:
 
     async def model_ready(self, request: Any, context: Any) -> Any:
         model = self.v2.find(request.name, request.version or None)
-        return self.messages.ModelReadyResponse(ready=model.ready)
+        return self.messages.ModelReadyResponse(ready=await http.is_ready(model))
 
     async def server_metadata(self, request: Any, context: Any) -> Any:
         return self.messages.ServerMetadataResponse(name="modelserver", version=__version__, extensions=EXTENSIONS)
@@ -159,7 +159,7 @@ class OIPService:
         except (WireError, DecodeError) as err:
             raise http.KServeError(f"The request is not a ModelInferRequest: {err}", 400) from None
         version = request.model_version or None
-        model = self.v2.ready(request.model_name, version)
+        model = await self.v2.ready(request.model_name, version)
         try:
             decoded = decode_request(request, raw)
         except OIPError as err:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,9 @@ class ModelVersion:
         self.derived: dict[str, Any] = {}
         """What a dialect reads once from this version's declarations (Angel's input types, MindSpore's methods), by
         the dialect's key: it goes with the version, and the request path finds it with one dict access."""
+        self.health: Callable[[], Awaitable[bool]] | None = None
+        """The model's own readiness, asked on KServe's readiness and inference routes besides :attr:`ready`: a
+        model object living in this process (a KServe script's) answers it with its ``healthy()``, as in KServe."""
 
     @property
     def workers(self) -> list[WorkerConnection]:

@@ -66,9 +66,17 @@ class KServeDialect:
         except (ModelNotFound, ModelVersionNotFound):
             raise model_not_found(name) from None
 
-    def ready(self, name: str, version: str | None = None) -> ModelVersion:
-        """The model version if it can serve now (a worker has loaded it), else KServe's 503."""
+    async def ready(self, name: str, version: str | None = None) -> ModelVersion:
+        """The model version if it can serve now (a worker has loaded it and the model says it is healthy), else
+        KServe's 503."""
         model = self.find(name, version)
-        if not model.ready:
+        if not await is_ready(model):
             raise model_not_ready(name)
         return model
+
+
+async def is_ready(model: ModelVersion) -> bool:
+    """A worker has loaded ``model``, and the model, when it answers for itself (:attr:`ModelVersion.health`), says
+    it is ready."""
+    health = model.health
+    return model.ready and (health is None or await health())

@@ -95,12 +95,12 @@ class KServeV1(http.KServeDialect):
 
     async def model_ready(self, request: Request, params: dict[str, str]) -> Response:
         name = params["model_name"]
-        self.ready(name)
+        await self.ready(name)
         return http.json_response({"name": name, "ready": True})
 
     def _inference(self, verb: str) -> Callable[[Request, dict[str, str]], Any]:
         async def handler(request: Request, params: dict[str, str]) -> AnyResponse:
-            model = self.ready(params["model_name"])
+            model = await self.ready(params["model_name"])
             inputs = [("body", request.content_type, await request.read_body())]
             headers = request.header_dict()
             request_id = request.headers.get("x-request-id") or new_request_id()
@@ -109,8 +109,13 @@ class KServeV1(http.KServeDialect):
             if type(outcome) is ResultStream:  # an AsyncIterator answer: chunked, no content type (as KServe)
                 return StreamingResponse(BodyChunks(outcome), outcome.first.status, outcome.first.headers or None)
             headers_out = dict(outcome.headers)
-            if outcome.content_type:
-                headers_out["Content-Type"] = outcome.content_type
+            if outcome.content_type and not (headers_out and _names_content_type(headers_out)):
+                headers_out["Content-Type"] = outcome.content_type  # the model's own content type wins (KServe's)
             return Response(outcome.status, headers_out, outcome.body)
 
         return handler
+
+
+def _names_content_type(headers: dict[str, str]) -> bool:
+    """Whether the model's response headers set a content type (any spelling of the name)."""
+    return any(name.lower() == "content-type" for name in headers)

@@ -222,13 +222,13 @@ class KServeV2(http.KServeDialect):
 
     async def model_ready(self, request: Request, params: dict[str, str]) -> Response:
         name = params["model_name"]
-        self.ready(name, params.get("model_version"))
+        await self.ready(name, params.get("model_version"))
         return http.json_response({"name": name, "ready": True})
 
     def _inference(self, verb: str) -> Callable[[Request, dict[str, str]], Any]:
         async def handler(request: Request, params: dict[str, str]) -> Response:
             version = params.get("model_version")
-            model = self.ready(params["model_name"], version)
+            model = await self.ready(params["model_name"], version)
             return await self.infer(request, model, verb, bool(version))
 
         return handler

@@ -28,14 +28,16 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from workers.kserve_api import ModelRepository, PredictorConfig
+from workers.kserve_api.constants import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT
 from workers.kserve_api.context import set_predictor_config
 from workers.kserve_api.errors import NoModelReady
 from workers.kserve_api.server_args import parser
@@ -68,12 +70,21 @@ class ModelServer:
         enable_docs_url: bool | None = None,
         enable_latency_logging: bool | None = None,
         access_log_format: str | None = None,
+        event_loop: str | None = None,
+        timeout_keep_alive: int | None = None,
         grace_period: int = 30,
         predictor_config: Any = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
         **kwargs: Any,
     ) -> None:
         args, _ = parser.parse_known_args()
+        self.ssl_certfile = args.ssl_certfile if ssl_certfile is None else ssl_certfile
+        self.ssl_keyfile = args.ssl_keyfile if ssl_keyfile is None else ssl_keyfile
         self.http_port = args.http_port if http_port is None else http_port
+        if self.ssl_certfile and self.ssl_keyfile and self.http_port == DEFAULT_HTTP_PORT:
+            self.http_port = DEFAULT_HTTPS_PORT  # KServe: HTTPS on its own default port unless a port was chosen
+            logger.info("SSL enabled, switching listen port to %d", self.http_port)
         self.grpc_port = args.grpc_port if grpc_port is None else grpc_port
         self.workers = max(1, int(args.workers if workers is None else workers))
         self.max_threads = args.max_threads if max_threads is None else max_threads
@@ -83,8 +94,8 @@ class ModelServer:
         latency = args.enable_latency_logging if enable_latency_logging is None else enable_latency_logging
         self.enable_latency_logging = bool(latency)
         self.access_log_format = access_log_format
-        self.ssl_certfile = getattr(args, "ssl_certfile", None)
-        self.ssl_keyfile = getattr(args, "ssl_keyfile", None)
+        self.event_loop = args.event_loop if event_loop is None else event_loop  # accepted; the loop is uvloop
+        self.timeout_keep_alive = args.timeout_keep_alive if timeout_keep_alive is None else timeout_keep_alive
         self.grace_period = grace_period
         self.registered_models = registered_models if registered_models is not None else ModelRepository()
         if predictor_config is None:  # as KServe: from the --predictor_* flags
@@ -119,9 +130,12 @@ class ModelServer:
         logger.error("Caught an unhandled exception in the event loop: %s", context.get("message"))
         loop.default_exception_handler(context)
 
-    def start(self, models: Iterable[Any]) -> None:
+    def start(self, models: list[Any]) -> None:
         """Register the ready models, ``start()`` every model, serve until SIGTERM/SIGINT (blocking)."""
-        models = list(models)
+        if not isinstance(models, list):
+            raise RuntimeError("Unknown model collection type")
+        if not all(_is_kserve_model(model) for model in models):
+            raise RuntimeError("Model type should be 'BaseKServeModel'")
         for model in models:
             if getattr(model, "ready", False):
                 self.register_model(model)
@@ -243,12 +257,26 @@ class ModelServer:
                 return LocalWorker(worker_id, plan, runtime, on_stop=lambda: self._forget(name, model))
 
             version = ModelVersion(spec, metrics, make_worker=make_worker, depth=IN_PROCESS_DEPTH)
+            version.health = partial(model_healthy, model)  # the very object: its readiness, asked as KServe asks it
         else:
             spec = dataclasses.replace(spec, **_process_settings(model, self))
             version = ModelVersion(spec, metrics)
         server.registry.add(version)
         version.scale(spec.min_workers)
         return version
+
+
+def _is_kserve_model(model: Any) -> bool:
+    """An instance of KServe's ``BaseKServeModel``: ours (``modelserver.kserve``) or the real package's."""
+    return any(cls.__name__ == "BaseKServeModel" for cls in type(model).__mro__)
+
+
+async def model_healthy(model: Any) -> bool:
+    """KServe's readiness of a model: its ``healthy()`` (``ready``, unless the model says otherwise), sync or async."""
+    healthy = model.healthy()
+    if inspect.isawaitable(healthy):
+        healthy = await healthy
+    return bool(healthy)
 
 
 def model_not_ready_detail(name: str, detail: str) -> Exception:

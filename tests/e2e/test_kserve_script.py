@@ -78,6 +78,25 @@ def test_the_script_serves_kserve_v1_and_v2_routes(one_worker) -> None:
     assert f"model multiplier stopped in {process.pid}" in log.read_text()
 
 
+def test_a_registered_model_that_is_not_ready_is_answered_503(one_worker) -> None:
+    """KServe's ``TestTFHttpServerModelNotReady``: a model registered with ``register_model`` while not ready is
+    listed, has metadata, and every readiness or inference route answers 503 for it."""
+    url, _, process = one_worker
+    assert "resting" in requests.get(f"{url}/v1/models", timeout=10).json()["models"]
+    assert requests.get(f"{url}/v2/models/resting", timeout=10).status_code == 200
+    v2 = {"inputs": [{"name": "x", "shape": [1], "datatype": "INT32", "data": [1]}]}
+    for method, path, body in [
+        ("GET", "/v1/models/resting", None),
+        ("GET", "/v2/models/resting/ready", None),
+        ("POST", "/v1/models/resting:predict", {"instances": [1]}),
+        ("POST", "/v1/models/resting:explain", {"instances": [1]}),
+        ("POST", "/v2/models/resting/infer", v2),
+    ]:
+        answer = requests.request(method, f"{url}{path}", json=body, timeout=10)
+        assert (answer.status_code, answer.json()) == (503, {"error": "Model with name resting is not ready."}), path
+    assert stop(process) == 0
+
+
 def test_the_repository_extension_loads_through_the_scripts_model_repository(one_worker) -> None:
     url, log, process = one_worker
     load = requests.post(f"{url}/v2/repository/models/extra/load", timeout=10)

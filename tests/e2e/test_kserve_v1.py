@@ -20,9 +20,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
     models = {
         "kdummy": TEST_MODELS / "kdummy",
         "kstream": TEST_MODELS / "kstream",
+        "kheaders": TEST_MODELS / "kheaders",
         "echo": EXAMPLE_MODELS / "echo",
     }
-    properties = {"load_models": "kdummy=kdummy,kstream=kstream,echo=echo", "default_protocol": "kserve"}
+    properties = {"load_models": ",".join(f"{name}={name}" for name in models), "default_protocol": "kserve"}
     running = start_server(tmp, models, properties=properties)
     yield running
     assert running.stop() == 0
@@ -38,7 +39,7 @@ def post(server: RunningServer, path: str, **kwargs) -> requests.Response:
 
 def test_alive_and_models(server: RunningServer) -> None:
     assert get(server, "/").json() == {"status": "alive"}
-    assert get(server, "/v1/models").json() == {"models": ["kdummy", "kstream", "echo"]}
+    assert get(server, "/v1/models").json() == {"models": ["kdummy", "kstream", "kheaders", "echo"]}
 
 
 def test_model_status(server: RunningServer) -> None:
@@ -54,6 +55,15 @@ def test_predict_and_explain(server: RunningServer) -> None:
     assert response.json() == {"predictions": [[1, 2]]}
     assert post(server, "/v1/models/kdummy:predict", json={"inputs": [[3]]}).json() == {"predictions": [[3]]}
     assert post(server, "/v1/models/kdummy:explain", json={"instances": [[1, 2]]}).json() == {"explanations": [[1, 2]]}
+
+
+def test_the_models_response_headers_and_its_own_content_type(server: RunningServer) -> None:
+    """KServe merges a model's ``response_headers`` into the answer; a content type there replaces the JSON one."""
+    plain = post(server, "/v1/models/kheaders:predict", json={"instances": [1]})
+    assert (plain.headers["x-model"], plain.headers["Content-Type"]) == ("kheaders", "application/json")
+    typed = post(server, "/v1/models/kheaders:predict", json={"instances": [1], "content_type": "text/plain"})
+    assert typed.status_code == 200 and typed.headers["Content-Type"] == "text/plain"
+    assert typed.json() == {"predictions": [1]}
 
 
 def test_kserve_content_type_rule(server: RunningServer) -> None:

@@ -149,3 +149,39 @@ print("light")
 """
     done = python(script, [str(REPO)], isolated=False)
     assert done.returncode == 0, done.stderr
+
+
+SCRIPT_PATHS = """
+import modelserver.kserve as kserve
+from modelserver.kserve import Model, InferRequest, ModelRepository, model_server
+from modelserver.kserve.model import BaseKServeModel, PredictorProtocol, append_forwardable_headers
+from modelserver.kserve.model import _FORWARDABLE_HEADERS  # private names KServe's own tests import
+from modelserver.kserve.protocol.infer_type import _contains_fp16_datatype
+from modelserver.kserve.errors import InvalidInput, NoModelReady
+from modelserver.kserve.protocol.infer_type import InferInput, InferOutput, RequestedOutput, serialize_byte_tensor
+from modelserver.kserve.utils.utils import get_predict_input, get_predict_response, generate_uuid
+from modelserver.kserve.utils.numpy_codec import to_np_dtype
+from modelserver.kserve.model_repository import ModelRepository as Repository
+from modelserver.kserve.model_server import ModelServer, parser
+from modelserver.kserve.logging import logger
+from modelserver.kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
+from modelserver.kserve.context import set_predictor_config
+from modelserver.kserve.predictor_config import PredictorConfig
+import workers.kserve_api as api
+assert Model is api.Model and InferInput is api.InferInput and Repository is ModelRepository is api.ModelRepository
+assert InvalidInput is api.InvalidInput and PredictorConfig is api.PredictorConfig
+assert get_predict_response is api.utils.get_predict_response and kserve.utils.get_predict_input is get_predict_input
+assert kserve.constants.INFERENCE_CONTENT_LENGTH_HEADER == INFERENCE_CONTENT_LENGTH_HEADER
+assert ModelServer is kserve.ModelServer and model_server.parser is parser
+assert _FORWARDABLE_HEADERS == {"x-request-id", "x-b3-traceid", "authorization"}
+half = api.InferResponse("1", "m", [api.InferOutput("o", [1], "FP16", data=[1.0])])
+assert _contains_fp16_datatype(half) and not _contains_fp16_datatype(api.InferResponse("1", "m", []))
+print("paths ok")
+"""
+
+
+def test_a_script_imports_kserves_module_paths_under_modelserver_kserve() -> None:
+    """A KServe script with ``kserve`` replaced by ``modelserver.kserve`` in every import, submodules included."""
+    done = python(SCRIPT_PATHS, [str(REPO)], isolated=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "paths ok"

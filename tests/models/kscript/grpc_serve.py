@@ -6,9 +6,9 @@ came over gRPC and whether its outputs default to binary (KServe: when the gRPC 
 import argparse
 
 import numpy as np
+from modelserver.kserve.utils.utils import get_predict_response
 
 from modelserver.kserve import InferRequest, InferResponse, Model, ModelServer, model_server
-from workers.kserve_api.utils import get_predict_response
 
 
 class Doubler(Model):

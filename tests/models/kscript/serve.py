@@ -25,6 +25,13 @@ class Multiplier(Model):
         super().stop()
 
 
+class Resting(Model):
+    """Registered with ``register_model`` and never loaded: not ready, so KServe answers 503 for it."""
+
+    def predict(self, payload, headers=None):
+        return {"predictions": "served while not ready"}
+
+
 class Repository(ModelRepository):
     """Models loaded on request (``POST /v2/repository/models/{name}/load``): a multiplier by 10."""
 
@@ -37,4 +44,6 @@ class Repository(ModelRepository):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(parents=[model_server.parser])  # KServe's flags, --model_name among them
     args, _ = parser.parse_known_args()
-    ModelServer(registered_models=Repository()).start([Multiplier(args.model_name, factor=3)])
+    server = ModelServer(registered_models=Repository())
+    server.register_model(Resting("resting"))
+    server.start([Multiplier(args.model_name, factor=3)])

@@ -1,5 +1,6 @@
 """``kserve.model``: the model classes."""
 
+from workers.kserve_api.model import _FORWARDABLE_HEADERS as _FORWARDABLE_HEADERS  # KServe's tests import it
 from workers.kserve_api.model import (
     BaseKServeModel,
     InferenceModel,

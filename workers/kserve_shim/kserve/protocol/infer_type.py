@@ -10,6 +10,7 @@ from workers.kserve_api.infer_type import (
     serialize_byte_tensor,
     to_http_parameters,
 )
+from workers.kserve_api.infer_type import _contains_fp16_datatype as _contains_fp16_datatype  # KServe's tests import it
 
 __all__ = [
     "InferInput",
