@@ -40,7 +40,7 @@ from workers.kserve_api import ModelRepository, PredictorConfig
 from workers.kserve_api.constants import DEFAULT_HTTP_PORT, DEFAULT_HTTPS_PORT
 from workers.kserve_api.context import set_predictor_config
 from workers.kserve_api.errors import NoModelReady
-from workers.kserve_api.server_args import parser
+from workers.kserve_api.server_args import parse_known_args, parser
 from workers.runtimes.kserve import KServeRuntime
 
 from ..app import ModelServer as Server
@@ -50,6 +50,17 @@ from ..model_spec import ModelSpec
 from ..model_version import ModelVersion
 
 logger = logging.getLogger("kserve")
+
+
+def __getattr__(name: str) -> Any:
+    """``args``, as ``kserve.model_server.args``: KServe parses ``sys.argv`` when the module is imported; here on
+    first use, so importing this module never reads the command line."""
+    if name == "args":
+        args = parse_known_args()
+        globals()["args"] = args
+        return args
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 IN_PROCESS_DEPTH = 64
 """Batches an in-process model runs at once: KServe runs every request it gets concurrently on its loop."""

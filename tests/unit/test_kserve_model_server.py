@@ -3,6 +3,9 @@ arguments ``start`` refuses, as KServe 0.21 has them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from modelserver.kserve import Model
@@ -27,3 +30,18 @@ def test_start_refuses_what_is_not_a_list_of_models() -> None:
         ModelServer().start(None)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="^Model type should be 'BaseKServeModel'$"):
         ModelServer().start([Model("m"), object()])
+
+
+def test_args_of_the_script_side_model_server_module_are_kserves_parsed_flags() -> None:
+    """``model_server.args`` with ``kserve`` changed to ``modelserver.kserve`` (a script's ``args.http_port``)."""
+    script = (
+        "import sys\n"
+        "sys.argv = ['serve.py', '--http_port', '8123', '--model_name', 'm']\n"
+        "from modelserver.kserve import model_server\n"
+        "assert model_server.args.http_port == 8123, model_server.args\n"
+        "assert model_server.args.model_name == 'm'\n"
+        "print('args ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "args ok"
