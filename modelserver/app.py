@@ -356,6 +356,7 @@ class ModelServer:
             self.load_startup_models()
         else:
             await self.peers.join(self.load_startup_models)
+        await asyncio.sleep(0)  # the new workers' tasks spawn their processes now: they start while the rest starts
         for address, listener in self.listeners():
             await self._bind(address, listener)
         await self._start_grpc()
