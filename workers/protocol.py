@@ -322,17 +322,10 @@ def decode_payload(
         raise ProtocolError(f"payload of {size} bytes is outside 1..{max_frame_size}")
     claim = _Claim(attachments) if attachments else None
     try:
-        message = msgpack.unpackb(
-            payload,
-            raw=False,
-            strict_map_key=True,
-            ext_hook=claim or _reject_ext,
-            max_str_len=size,
-            max_bin_len=size,
-            max_array_len=size,
-            max_map_len=size,
-            max_ext_len=0,
-        )
+        # msgpack's defaults are str for strings, str map keys only, and every length bounded by the payload's
+        # (msgpack is pinned); naming them costs more than the unpacking of a small frame. max_ext_len=0 refuses any
+        # ext with data (a timestamp, which would be decoded without ext_hook) before it is read.
+        message = msgpack.unpackb(payload, ext_hook=claim or _reject_ext, max_ext_len=0)
     except ProtocolError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as err:
