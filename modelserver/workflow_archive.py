@@ -69,7 +69,7 @@ async def locate_war(url: str | None, store: str | None, policy: DownloadPolicy)
     if ".." in url:
         raise WorkflowNotFound(f"Relative path is not allowed in url: {url}")
     path = Path(store) / Path(url).name
-    if not path.exists():
+    if "\x00" in url or not path.exists():
         raise WorkflowNotFound(f"Workflow not found in workflow store: {url}")
     if not path.is_file():
         raise WorkflowNotFound(f"Workflow not found at: {url}")
