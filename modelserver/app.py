@@ -34,6 +34,8 @@ from .dialects.mindspore import settings as mindspore_settings
 from .dialects.torchserve_inference import TorchServeInference
 from .dialects.torchserve_management import TorchServeManagement
 from .dialects.torchserve_metrics import TorchServeMetrics
+from .dialects.torchserve_workflows import TorchServeWorkflowInference, TorchServeWorkflowManagement
+from .downloads import DownloadPolicy
 from .errors import InvalidSnapshot, ServeError
 from .frontend_plan import FrontendRole, Peers
 from .grpc_server import GrpcListener
@@ -45,6 +47,7 @@ from .model_version import ModelVersion
 from .openapi import build_openapi
 from .registry import ModelRegistry
 from .types import ResultStream
+from .workflows import WorkflowManager
 
 if TYPE_CHECKING:
     from .h2.listener import NativeGrpcListener
@@ -102,6 +105,7 @@ class ModelServer:
         """Which frontend process this is (``frontend_processes`` > 1); the default is the only one."""
         self.peers: Peers | None = None
         self.registry = ModelRegistry()
+        self.workflows = WorkflowManager(self, DownloadPolicy.from_properties(config.properties))
         self.metrics = ServerMetrics.from_config(config, self._version_gauges)
         self.defaults = Defaults(
             workers=config.default_workers_per_model,
@@ -236,6 +240,8 @@ class ModelServer:
         self._ts_inference = inference  # TorchServe's gRPC inference API answers Ping through it
         management = TorchServeManagement(self.registry, lambda: self._describe(management_listener), host=self)
         self._ts_management = management
+        wf_management = TorchServeWorkflowManagement(self.workflows)
+        wf_inference = TorchServeWorkflowInference(self.workflows)
         metrics = TorchServeMetrics(lambda: self._describe(metrics_listener), self.metrics)
         v2 = KServeV2(self.registry)
         kserve_root = cfg.default_protocol == "kserve"  # who answers GET /: KServe's liveness, or TorchServe's 405
@@ -249,7 +255,7 @@ class ModelServer:
             "mindspore": [MindSpore(self.registry, ms_status)],
             "angel": [Angel(self.registry, self.metrics)],
         }
-        families = {"torchserve": [inference], "kserve": kserve, **tensor_apis}
+        families = {"torchserve": [inference, wf_inference], "kserve": kserve, **tensor_apis}
         served = [dialect for family in cfg.inference_protocols for dialect in families.get(family, ())]
         resolve = {"protocol_of": self.registry.protocol_of, "default_protocol": cfg.default_protocol}
         if not cfg.serve_management:
@@ -257,12 +263,12 @@ class ModelServer:
             result = [(cfg.inference_address, inference_listener)]
         elif cfg.inference_address == cfg.management_address:
             inference_listener = management_listener = Listener(
-                "inference", [*served, management], cfg.max_request_size, **resolve
+                "inference", [*served, management, wf_management], cfg.max_request_size, **resolve
             )
             result = [(cfg.inference_address, inference_listener)]
         else:
             inference_listener = Listener("inference", served, cfg.max_request_size, **resolve)
-            management_listener = Listener("management", [management], cfg.max_request_size, **resolve)
+            management_listener = Listener("management", [management, wf_management], cfg.max_request_size, **resolve)
             result = [(cfg.inference_address, inference_listener), (cfg.management_address, management_listener)]
         if ms_address is not None:  # MindSpore's own port (5500 by convention): every path is MindSpore's
             own = MindSpore(self.registry, ms_status, own_listener=True)
@@ -275,7 +281,13 @@ class ModelServer:
             listener.observers.append(self.metrics.observe_status)  # Requests2XX/4XX/5XX
         if self.auth is not None:
             others = [*kserve, *(dialect for group in tensor_apis.values() for dialect in group)]
-            scopes = {inference: auth.INFERENCE, management: auth.MANAGEMENT, **dict.fromkeys(others, auth.INFERENCE)}
+            scopes = {
+                inference: auth.INFERENCE,
+                wf_inference: auth.INFERENCE,
+                management: auth.MANAGEMENT,
+                wf_management: auth.MANAGEMENT,
+                **dict.fromkeys(others, auth.INFERENCE),
+            }
             auth.protect(self.auth, [listener for _, listener in result], scopes)
         return result
 
@@ -398,6 +410,7 @@ class ModelServer:
         )
         logger.info("Listeners closed; stopping workers")
         await self.registry.stop()
+        await self.workflows.stop()
         self.metrics.close()
         if self.auth is not None and self.role.index == 0:
             self.auth.remove_key_file()

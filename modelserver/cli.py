@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-config", dest="log_config", help="accepted for compatibility; logging is configured here"
     )
-    parser.add_argument("--workflow-store", dest="workflow_store", help="accepted for compatibility")
+    parser.add_argument(
+        "--workflow-store", dest="workflow_store", help="where POST /workflows finds .war files (default: model store)"
+    )
     parser.add_argument("--plugins-path", "--ppath", dest="plugins_path", help="accepted for compatibility")
     return parser
 
@@ -119,6 +121,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
     options = CliOptions(
         ts_config=args.ts_config,
         model_store=args.model_store,
+        workflow_store=args.workflow_store,
         models=tuple(args.models),
         ncs=args.ncs,
         disable_token_auth=args.disable_token_auth,

@@ -117,9 +117,14 @@ async def resolve_source(url: str | None, store: str | None, policy: DownloadPol
     return ModelSource(target, target)
 
 
+def looks_like_url(url: str) -> bool:
+    """Whether ``url`` is a URL that must match ``allowed_urls`` (TorchServe's ``VALID_URL_PATTERN``), not a name."""
+    return _URL_LIKE.fullmatch(url) is not None
+
+
 def _is_download(url: str, policy: DownloadPolicy) -> bool:
     """True for an allowed URL; 404 for a URL no pattern allows; False for a plain name (TorchServe's validateURL)."""
-    if not _URL_LIKE.fullmatch(url):
+    if not looks_like_url(url):
         return False
     if not policy.allows(url):
         raise UrlNotAllowed(url)

@@ -256,3 +256,37 @@ class CleanupTimedOut(ServeError):
 
     def __init__(self, model_name: str) -> None:
         super().__init__(f"Timed out while cleaning resources: {model_name}")
+
+
+# -- workflows -----------------------------------------------------------------------------------
+
+
+class WorkflowNotFound(ServeError):
+    """An unknown workflow, or a ``.war`` that is not in the workflow store (TorchServe's WorkflowNotFoundException)."""
+
+    status = 404
+    type_name = "WorkflowNotFoundException"
+
+
+class InvalidWorkflow(ServeError):
+    """A ``.war`` whose manifest or specification cannot be served; TorchServe lets its InvalidWorkflowException
+    through to the generic handler, so it is a 500."""
+
+    type_name = "InvalidWorkflowException"
+
+
+class InvalidDag(BadRequest):
+    """The specification's ``dag`` is not one start node and no cycle (TorchServe's InvalidDAGException, 400)."""
+
+    type_name = "InvalidDAGException"
+
+
+class WorkflowConflict(Conflict):
+    def __init__(self, workflow_name: str) -> None:
+        super().__init__(f"Workflow {workflow_name} is already registered.")
+
+
+class WorkflowFailed(ServeError):
+    """A workflow whose models did not all register: the registered ones are removed again (500)."""
+
+    type_name = "WorkflowException"

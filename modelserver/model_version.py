@@ -91,6 +91,9 @@ class ModelVersion:
         self.derived: dict[str, Any] = {}
         """What a dialect reads once from this version's declarations (Angel's input types, MindSpore's methods), by
         the dialect's key: it goes with the version, and the request path finds it with one dict access."""
+        self.workflow: str | None = None
+        """The workflow this version serves a node of (``<workflow>__<node>``): it lives and dies with the workflow,
+        and config snapshots leave it out."""
         self.health: Callable[[], Awaitable[bool]] | None = None
         """The model's own readiness, asked on KServe's readiness and inference routes besides :attr:`ready`: a
         model object living in this process (a KServe script's) answers it with its ``healthy()``, as in KServe."""

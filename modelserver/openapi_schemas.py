@@ -107,6 +107,27 @@ _TORCHSERVE: dict[str, dict[str, Any]] = {
     ),
     "ModelDescriptions": _array(ref("ModelDescription")),
     "ModelReadiness": _object(("name", "ready"), name=_string(), ready=_BOOLEAN),
+    "WorkflowList": _object(
+        ("workflows",),
+        nextPageToken=_string("Pass it as next_page_token for the next page; absent on the last page."),
+        workflows=_array(
+            _object(("workflowName", "workflowUrl"), workflowName=_string(), workflowUrl=_string()),
+            "The registered workflows, by name.",
+        ),
+    ),
+    "WorkflowDescriptions": _array(
+        _object(
+            ("workflowName", "workflowUrl", "minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "workflowDag"),
+            "One workflow: the settings its specification gives all its models, and its DAG.",
+            workflowName=_string(),
+            workflowUrl=_string(),
+            minWorkers=_integer(),
+            maxWorkers=_integer(),
+            batchSize=_integer(),
+            maxBatchDelay=_integer("In milliseconds."),
+            workflowDag=_string("The dag section as Java prints a map: {node=[next, ...], ...}."),
+        )
+    ),
 }
 
 _TENSOR_DATA = {"description": "The tensor's elements, flat or nested, in row-major order."}

@@ -115,6 +115,8 @@ def snapshot_name(kind: str, millis: int) -> str:
 def model_snapshot(registry: ModelRegistry, name: str, millis: int) -> dict[str, Any]:
     models: dict[str, dict[str, Any]] = {}
     for version in registry:
+        if version.workflow is not None:  # a workflow's models go with their workflow, which snapshots do not keep
+            continue
         spec = version.spec
         is_default = registry.default_version(spec.name) == spec.version
         models.setdefault(spec.name, {})[spec.version] = model_state(version, is_default)

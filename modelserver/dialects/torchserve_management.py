@@ -246,7 +246,7 @@ class TorchServeManagement(http.TorchServeDialect):
         limit = int_param(request.query.get("limit"), 100)
         limit = 100 if limit < 0 or limit > 100 else limit
         start = max(0, int_param(request.query.get("next_page_token"), 0))
-        names = self.registry.names()
+        names = [n for n in self.registry.names() if not _is_function_node(self.registry.resolve(n))]
         last = start + limit
         body: dict[str, Any] = {}
         if last <= len(names):
@@ -386,6 +386,11 @@ class TorchServeManagement(http.TorchServeDialect):
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def _is_function_node(version: ModelVersion) -> bool:
+    """A workflow's function node: TorchServe lists only models with a url."""
+    return version.workflow is not None and not version.spec.url
 
 
 def _configured_workers(host: ModelHost) -> int:

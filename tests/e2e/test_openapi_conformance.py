@@ -39,7 +39,9 @@ CONFIG = """\
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
     models = {"mirror": TEST_MODELS / "mirror", "kmirror": TEST_MODELS / "kmirror", "lr": EXAMPLE_MODELS / "lr"}
-    running = start_server(tmp_path_factory.mktemp("conformance"), models)
+    # POST /workflows takes any url: no generated URL may be fetched (nor a local file be read as a .war)
+    properties = {"allowed_urls": "file:///nowhere-at-all/.*"}
+    running = start_server(tmp_path_factory.mktemp("conformance"), models, properties=properties)
     yield running
     assert running.stop() == 0
 
