@@ -18,6 +18,9 @@ Parameter = pb.InferParameter
 
 PARAMS = {"s": "dummy", "b": True, "i": 100}
 GRPC_PARAMS = {"s": Parameter(string_param="dummy"), "b": Parameter(bool_param=True), "i": Parameter(int64_param=100)}
+TYPED_ENTRY = {"shape": [1, 2], "datatype": "INT32", "contents": {"int_contents": [1, 2]}, "parameters": GRPC_PARAMS}
+"""A typed INT32 tensor [[1, 2]] with every parameter kind KServe sends, as a message's entry (name apart)."""
+HEADER = {"model_name": "m", "model_version": "v1", "id": "123", "parameters": GRPC_PARAMS}
 
 
 def _typed_request() -> InferRequest:
@@ -36,19 +39,8 @@ def _typed_request() -> InferRequest:
 
 def test_request_to_grpc_puts_typed_data_in_its_contents_field_with_every_parameter() -> None:
     expected = pb.ModelInferRequest(
-        model_name="m",
-        model_version="v1",
-        id="123",
-        parameters=GRPC_PARAMS,
-        inputs=[
-            {
-                "name": "in0",
-                "shape": [1, 2],
-                "datatype": "INT32",
-                "contents": {"int_contents": [1, 2]},
-                "parameters": GRPC_PARAMS,
-            }
-        ],
+        **HEADER,
+        inputs=[{"name": "in0", **TYPED_ENTRY}],
         outputs=[{"name": "out0", "parameters": GRPC_PARAMS}, {"name": "out1"}],
     )
     assert _typed_request().to_grpc() == expected
@@ -180,29 +172,15 @@ def test_response_to_grpc_typed() -> None:
         infer_outputs=[InferOutput("out0", [1, 2], "INT32", data=[1, 2], parameters=dict(PARAMS))],
     )
     expected = pb.ModelInferResponse(
-        model_name="m",
-        model_version="v1",
-        id="123",
-        parameters=GRPC_PARAMS,
-        outputs=[
-            {
-                "name": "out0",
-                "shape": [1, 2],
-                "datatype": "INT32",
-                "contents": {"int_contents": [1, 2]},
-                "parameters": GRPC_PARAMS,
-            }
-        ],
+        **HEADER,
+        outputs=[{"name": "out0", **TYPED_ENTRY}],
     )
     assert response.to_grpc() == expected
 
 
 def test_response_from_grpc_keeps_the_messages_parameter_maps() -> None:
     message = pb.ModelInferResponse(
-        model_name="m",
-        model_version="v1",
-        id="123",
-        parameters=GRPC_PARAMS,
+        **HEADER,
         outputs=[{"name": "o", "shape": [2], "datatype": "BOOL", "contents": {"bool_contents": [True, False]}}],
     )
     response = InferResponse.from_grpc(message)

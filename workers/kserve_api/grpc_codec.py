@@ -21,6 +21,7 @@ does (raw).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,25 @@ def _header(message: Any, model_name: str, model_version: str | None, message_id
     return message
 
 
+def _http_parameters(entries: Any) -> dict[str, Any] | None:
+    return to_http_parameters(entries) if entries else None
+
+
+def _tensors(kind: type, entries: Any, parameters: Callable[[Any], Any]) -> list[Any]:
+    """``InferInput``s or ``InferOutput``s (``kind``) of a message's tensor entries, each with its contents as
+    ``data`` and ``parameters(entry.parameters)``."""
+    return [
+        kind(
+            name=entry.name,
+            shape=list(entry.shape),
+            datatype=entry.datatype,
+            data=contents_of(entry.datatype, entry.contents),
+            parameters=parameters(entry.parameters),
+        )
+        for entry in entries
+    ]
+
+
 def request_to_grpc(request: Any) -> Any:
     """``InferRequest.to_grpc()``: a ``ModelInferRequest``."""
     message = _header(
@@ -104,20 +124,8 @@ def request_to_grpc(request: Any) -> Any:
 
 def request_from_grpc(cls: Any, message: Any) -> Any:
     """``InferRequest.from_grpc(message)``: ``cls`` built from a ``ModelInferRequest`` (ours, or another pool's)."""
-    inputs = [
-        InferInput(
-            name=entry.name,
-            shape=list(entry.shape),
-            datatype=entry.datatype,
-            data=contents_of(entry.datatype, entry.contents),
-            parameters=to_http_parameters(entry.parameters) if entry.parameters else None,
-        )
-        for entry in message.inputs
-    ]
-    outputs = [
-        RequestedOutput(entry.name, to_http_parameters(entry.parameters) if entry.parameters else None)
-        for entry in message.outputs
-    ]
+    inputs = _tensors(InferInput, message.inputs, _http_parameters)
+    outputs = [RequestedOutput(entry.name, _http_parameters(entry.parameters)) for entry in message.outputs]
     return cls(
         model_name=message.model_name,
         infer_inputs=inputs,
@@ -146,16 +154,7 @@ def response_to_grpc(response: Any) -> Any:
 def response_from_grpc(cls: Any, message: Any) -> Any:
     """``InferResponse.from_grpc(message)``: ``cls`` built from a ``ModelInferResponse`` (ours, or another
     pool's)."""
-    outputs = [
-        InferOutput(
-            name=entry.name,
-            shape=list(entry.shape),
-            datatype=entry.datatype,
-            data=contents_of(entry.datatype, entry.contents),
-            parameters=entry.parameters,
-        )
-        for entry in message.outputs
-    ]
+    outputs = _tensors(InferOutput, message.outputs, lambda parameters: parameters)
     return cls(
         response_id=message.id,
         model_name=message.model_name,
