@@ -56,6 +56,19 @@ def parameters_of(entries: Any) -> dict[str, Any]:
     return {key: parameter_value(value) for key, value in entries.items()}
 
 
+def plain_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as plain values: an ``InferParameter`` (of any pool) becomes the value of its field, and one with
+    no field set is left out (KServe's ``to_http_parameters``); other values stay as they are."""
+    result = {}
+    for key, value in parameters.items():
+        if is_parameter(value):
+            value = parameter_value(value)
+            if value is None:
+                continue
+        result[key] = value
+    return result
+
+
 def set_parameters(target: Any, values: Mapping[str, Any] | None, other: Callable[[Any], str] = str) -> None:
     """Fill a ``map<string, InferParameter>`` from plain values: bool, int (int64, else uint64 when it fits), float
     (double), str; an ``InferParameter`` (any pool's) is copied. Any other value becomes ``other(value)`` as a

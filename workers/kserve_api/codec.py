@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..datatypes import TensorError, deserialize_bytes, serialize_bytes
-from ..oip_grpc import is_parameter, parameter_value
+from ..oip_grpc import plain_parameters
 from .errors import InferenceError, InvalidInput
 
 __all__ = [
@@ -116,14 +116,7 @@ def deserialize_bytes_tensor(encoded_tensor: Any) -> np.ndarray:
 def to_http_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters as a plain dict for REST: a gRPC ``InferParameter`` (of any pool: ours, KServe's) becomes the
     value of its field, and one with no field set is left out, as in KServe; other values stay as they are."""
-    result = {}
-    for key, value in parameters.items():
-        if is_parameter(value):
-            value = parameter_value(value)
-            if value is None:
-                continue
-        result[key] = value
-    return result
+    return plain_parameters(parameters)
 
 
 # -- JSON ---------------------------------------------------------------------------------------------
