@@ -32,7 +32,7 @@ def messages() -> Any:
     """The OIP messages compiled from this checkout's ``.proto`` (the same text the servers were written from)."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from modelserver import grpc_stubs
+    from workers import grpc_stubs
 
     return grpc_stubs.load("oip_inference")
 

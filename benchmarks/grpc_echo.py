@@ -1,5 +1,5 @@
 """The gRPC ceiling: a minimal grpc.aio server of ``inference.GRPCInferenceService/ModelInfer`` (the same ``.proto``
-as this server's, ``modelserver/protos/oip_inference.proto``) that answers every request with its inputs as
+as this server's, ``workers/protos/oip_inference.proto``) that answers every request with its inputs as
 outputs (``output-<i>`` for input ``i``, as the echo model names them), read and written as this server's
 ``ModelInfer`` does: by protobuf for a small message, around the raw tensors by :mod:`modelserver.grpc_oip_wire`
 (no copy) from 64 KiB on. No model, no queue, no core call: what grpc.aio and the message handling alone cost per
@@ -32,7 +32,7 @@ def echo_method(passthrough: bool) -> Any:
     as outputs."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from modelserver import grpc_stubs
+    from workers import grpc_stubs
 
     pb = grpc_stubs.load("oip_inference")
     if passthrough:

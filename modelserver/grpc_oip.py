@@ -22,7 +22,9 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from . import __version__, grpc_stubs
+from workers import grpc_stubs
+
+from . import __version__
 from .auth import INFERENCE, InvalidKey, TokenAuthorization
 from .dialects import kserve_http as http
 from .dialects.kserve_v2 import EXTENSIONS, KServeV2

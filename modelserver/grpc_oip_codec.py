@@ -18,26 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workers.oip_grpc import CONTENTS_FIELD, add_tensor, parameters_of, set_parameters
 from workers.tensors import Tensor, TensorError
 
 from . import grpc_oip_wire as wire
 from .oip_codec import MAX_RANK, MAX_TENSORS, OIPError, RequestedOutput
-
-CONTENTS_FIELD = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
-"""Where a typed tensor's elements are, by datatype."""
 
 
 @dataclass(slots=True)
@@ -49,32 +34,6 @@ class GrpcRequest:
     inputs: list[Tensor]
     outputs: list[RequestedOutput] | None
     raw: bool
-
-
-def parameter_value(parameter: Any) -> Any:
-    """An ``InferParameter``'s value (None when none of its fields is set)."""
-    kind = parameter.WhichOneof("parameter_choice")
-    return None if kind is None else getattr(parameter, kind)
-
-
-def parameters_of(entries: Any) -> dict[str, Any]:
-    return {key: parameter_value(value) for key, value in entries.items()}
-
-
-def set_parameters(target: Any, values: dict[str, Any] | None) -> None:
-    """Fill a ``map<string, InferParameter>`` from plain values (bool, int, float, str; others as their text)."""
-    for key, value in (values or {}).items():
-        slot = target[str(key)]
-        if isinstance(value, bool):
-            slot.bool_param = value
-        elif isinstance(value, int) and -(2**63) <= value < 2**63:
-            slot.int64_param = value
-        elif isinstance(value, int) and 0 <= value < 2**64:
-            slot.uint64_param = value
-        elif isinstance(value, float):
-            slot.double_param = value
-        else:
-            slot.string_param = value if isinstance(value, str) else str(value)
 
 
 def decode_request(request: Any, raw: Sequence[Any] | None = None, max_tensors: int = MAX_TENSORS) -> GrpcRequest:
@@ -206,11 +165,9 @@ def encode_response(
     response.id = request_id
     set_parameters(response.parameters, parameters)
     for tensor in chosen:
-        entry = response.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
         own = {k: v for k, v in (tensor.parameters or {}).items() if k != "binary_data_size"}
-        set_parameters(entry.parameters, own)
-        if raw:
-            response.raw_output_contents.append(bytes(tensor.data))
-        else:
-            getattr(entry.contents, CONTENTS_FIELD[tensor.datatype]).extend(tensor.to_list())
+        values = tensor.data if raw else tensor.to_list()
+        add_tensor(
+            response.outputs, response.raw_output_contents, tensor.name, tensor.datatype, tensor.shape, own, values, raw
+        )
     return response

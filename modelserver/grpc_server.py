@@ -44,7 +44,7 @@ def transport(properties: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class ServiceTable:
-    """A service as a transport serves it: its name, its methods as :func:`.grpc_stubs.load` lists them
+    """A service as a transport serves it: its name, its methods as :func:`workers.grpc_stubs.load` lists them
     (name, request type, response type, client streams, server streams), the object whose snake-case attributes
     implement them, and the methods that (de)serialize their messages themselves: a bytes-like request in (a
     ``bytearray`` for a large one on the native transport), bytes or a list of bytes-like pieces out."""

@@ -25,7 +25,8 @@ from typing import Any
 
 import grpc
 
-from . import grpc_stubs
+from workers import grpc_stubs
+
 from .auth import INFERENCE, InvalidKey, TokenAuthorization
 from .dialects.torchserve_http import new_request_id
 from .dialects.torchserve_inference import TorchServeInference

@@ -17,7 +17,8 @@ from typing import Any
 
 import grpc
 
-from . import grpc_stubs
+from workers import grpc_stubs
+
 from .auth import MANAGEMENT, InvalidKey, TokenAuthorization
 from .dialects.torchserve_management import TorchServeManagement
 from .errors import BadRequest, ServeError

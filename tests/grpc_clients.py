@@ -289,7 +289,7 @@ def _generate_torchserve_stubs() -> None:
 
     from grpc_tools import protoc
 
-    protos = Path(__file__).resolve().parent.parent / "modelserver" / "protos"
+    protos = Path(__file__).resolve().parent.parent / "workers" / "protos"
     out = tempfile.mkdtemp()
     well_known = Path(protoc.__file__).parent / "_proto"
     files = [protos / "ts_inference.proto", protos / "ts_management.proto"]
@@ -369,7 +369,7 @@ def torchserve(url: str) -> None:
     import grpc
     from grpc_tools import protoc
 
-    protos = Path(__file__).resolve().parent.parent / "modelserver" / "protos"
+    protos = Path(__file__).resolve().parent.parent / "workers" / "protos"
     out = tempfile.mkdtemp()
     well_known = Path(protoc.__file__).parent / "_proto"
     assert (

@@ -102,8 +102,8 @@ def test_off_unless_configured(tmp_path) -> None:
 def test_https_address_serves_tls_with_the_configured_certificate(tmp_path, transport: str) -> None:
     import grpc
 
-    from modelserver import grpc_stubs
     from tests.e2e.test_tls import write_key_pair
+    from workers import grpc_stubs
 
     cert, key = write_key_pair(tmp_path)
     address = f"127.0.0.1:{free_port()}"

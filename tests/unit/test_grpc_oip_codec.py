@@ -1,5 +1,5 @@
 """The OIP's gRPC messages to tensors and back (modelserver.grpc_oip_codec), with the messages grpcio-tools
-generates from modelserver/protos/oip_inference.proto."""
+generates from workers/protos/oip_inference.proto."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 pytest.importorskip("grpc_tools")
 
-from modelserver import grpc_stubs
 from modelserver.grpc_oip_codec import decode_request, encode_response
 from modelserver.oip_codec import OIPError, RequestedOutput
+from workers import grpc_stubs
 from workers.tensors import Tensor, serialize_bytes
 
 pb = grpc_stubs.load("oip_inference")

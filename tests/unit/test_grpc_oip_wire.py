@@ -10,10 +10,10 @@ pytest.importorskip("grpc_tools")
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelserver import grpc_stubs
 from modelserver.grpc_oip_codec import encode_response, response_bytes
 from modelserver.grpc_oip_wire import WireError, output_entry, read_varint, split_request, varint
 from modelserver.oip_codec import RequestedOutput
+from workers import grpc_stubs
 from workers.tensors import Tensor
 
 pb = grpc_stubs.load("oip_inference")

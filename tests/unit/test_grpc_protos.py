@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("grpc_tools")
 
-from modelserver import grpc_stubs
+from workers import grpc_stubs
 
 
 def fields(message) -> dict[str, int]:

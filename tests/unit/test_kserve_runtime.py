@@ -33,8 +33,12 @@ class Echo(Model):
             values = payload.inputs[0].as_numpy() * self.factor
             output = InferOutput("out", list(values.shape), "FP32")
             output.set_data_from_numpy(values.astype("float32"), binary_data=True)
-            return InferResponse(response_id=payload.id, model_name=self.name, infer_outputs=[output],
+            response = InferResponse(response_id=payload.id, model_name=self.name, infer_outputs=[output],
                                  parameters={"binary_seen": "binary_data_size" in (payload.inputs[0].parameters or {})})
+            if (payload.parameters or {}).get("via_grpc"):  # as a transformer gets its gRPC predictor's answer
+                output.parameters["kind"] = "raw"
+                return InferResponse.from_grpc(response.to_grpc())
+            return response
         if payload.get("stream"):
             async def pieces():
                 for i in range(3):
@@ -100,6 +104,21 @@ def test_a_v2_job_reaches_the_model_as_an_infer_request_and_answers_tensors(tmp_
     assert (out.name, out.datatype, out.shape) == ("out", "FP32", (4,))
     np.testing.assert_array_equal(out.as_numpy(), data)
     assert item["parameters"] == {"binary_seen": True}
+
+
+def test_a_response_read_from_grpc_answers_plain_parameters(tmp_path: Path) -> None:
+    """``InferResponse.from_grpc`` keeps the message's InferParameter maps (KServe's behaviour): they reach the
+    client as their values."""
+    pytest.importorskip("grpc_tools")
+    runtime = load(tmp_path)
+    tensor = Tensor.from_numpy("in", np.arange(2, dtype=np.float32), parameters={"binary_data_size": 8})
+    [item] = runtime.run_batch(
+        [job(1, tensors=[tensor.to_wire()], parameters={"via_grpc": True})], lambda item: None, lambda job_id: False
+    )
+    assert item.get("status", 200) == 200, item
+    assert item["parameters"] == {"binary_seen": True}
+    [out] = item["tensors"]
+    assert out.parameters == {"kind": "raw"} and out.as_numpy().tolist() == [0.0, 1.0]
 
 
 def test_an_async_iterator_is_streamed_and_stops_when_the_client_leaves(tmp_path: Path) -> None:

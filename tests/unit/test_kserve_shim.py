@@ -105,6 +105,82 @@ def test_the_shim_provides_kserves_import_paths_when_kserve_is_missing(tmp_path:
     assert done.stdout.strip() == "shim ok"
 
 
+GRPC_SCRIPT = """
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+import grpc
+import numpy as np
+from workers.kserve_compat import SHIM_DIR, install_kserve_shim
+assert install_kserve_shim() is True
+from kserve import InferInput, InferOutput, InferRequest, InferResponse
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb, grpc_predict_v2_pb2_grpc as pb_grpc
+assert pb.__file__.startswith(str(SHIM_DIR))
+
+request = InferRequest("m", [InferInput("x", [2], "FP16", data=np.array([1.5, -2], dtype=np.float16))], "r1")
+message = request.to_grpc()
+assert type(message) is pb.ModelInferRequest and message == pb.ModelInferRequest.FromString(message.SerializeToString())
+
+class Doubler(pb_grpc.GRPCInferenceServiceServicer):
+    def ModelInfer(self, message, context):
+        request = InferRequest.from_grpc(message)
+        data = request.inputs[0].as_numpy() * 2
+        return InferResponse(request.id, request.model_name, [InferOutput("y", [2], "FP16", data=data)]).to_grpc()
+
+server = grpc.server(ThreadPoolExecutor(2))
+pb_grpc.add_GRPCInferenceServiceServicer_to_server(Doubler(), server)
+address = "unix:" + tempfile.mkdtemp() + "/grpc.sock"
+server.add_insecure_port(address)
+server.start()
+try:
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        response = InferResponse.from_grpc(stub.ModelInfer(message, timeout=30))
+        assert response.id == "r1" and response.outputs[0].as_numpy().tolist() == [3.0, -4.0]
+        try:
+            stub.ServerLive(pb.ServerLiveRequest(), timeout=30)
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.UNIMPLEMENTED, err
+        else:
+            raise AssertionError("ServerLive should be unimplemented")
+finally:
+    server.stop(None)
+print("grpc ok")
+"""
+
+
+def test_the_shims_grpc_modules_serve_and_call_kserves_service(tmp_path: Path) -> None:
+    pytest.importorskip("grpc_tools")
+    done = python(GRPC_SCRIPT, [str(REPO), site_without_kserve(tmp_path)], isolated=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "grpc ok"
+
+
+NO_GRPC_SCRIPT = """
+for name in ("grpc", "grpc_tools", "google.protobuf"):
+    sys.modules[name] = None  # as if the grpc extra were not installed
+from workers.kserve_compat import install_kserve_shim
+assert install_kserve_shim() is True
+from kserve import InferInput, InferRequest
+request = InferRequest("m", [InferInput("x", [1], "INT32", data=[1])])
+assert request.to_rest()[0]["inputs"][0]["data"] == [1]
+for attempt in (request.to_grpc, lambda: __import__("kserve.protocol.grpc.grpc_predict_v2_pb2"),
+                lambda: __import__("kserve.protocol.grpc.grpc_predict_v2_pb2_grpc")):
+    try:
+        attempt()
+    except ImportError as err:
+        assert "pip install 'modelserver[grpc]'" in str(err), err
+    else:
+        raise AssertionError("expected an ImportError")
+print("no grpc ok")
+"""
+
+
+def test_without_the_grpc_extra_the_api_works_and_grpc_names_the_extra(tmp_path: Path) -> None:
+    done = python(NO_GRPC_SCRIPT, [str(REPO), site_without_kserve(tmp_path)], isolated=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "no grpc ok"
+
+
 REAL_SCRIPT = """
 from workers.kserve_compat import SHIM_DIR, install_kserve_shim
 assert install_kserve_shim() is False
@@ -143,7 +219,7 @@ def test_workers_code_never_imports_the_frontend() -> None:
 def test_importing_the_api_is_light() -> None:
     script = """
 import workers.kserve_api, workers.kserve_api.server_args, workers.kserve_api.utils, workers.kserve_compat
-heavy = {"modelserver", "pandas", "torch", "kserve"} & {name.split(".")[0] for name in sys.modules}
+heavy = {"modelserver", "pandas", "torch", "kserve", "grpc", "google"} & {name.split(".")[0] for name in sys.modules}
 assert not heavy, heavy
 print("light")
 """
@@ -167,6 +243,7 @@ from modelserver.kserve.logging import logger
 from modelserver.kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from modelserver.kserve.context import set_predictor_config
 from modelserver.kserve.predictor_config import PredictorConfig
+from modelserver.kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
 import workers.kserve_api as api
 assert Model is api.Model and InferInput is api.InferInput and Repository is ModelRepository is api.ModelRepository
 assert InvalidInput is api.InvalidInput and PredictorConfig is api.PredictorConfig
@@ -176,6 +253,7 @@ assert ModelServer is kserve.ModelServer and model_server.parser is parser
 assert _FORWARDABLE_HEADERS == {"x-request-id", "x-b3-traceid", "authorization"}
 half = api.InferResponse("1", "m", [api.InferOutput("o", [1], "FP16", data=[1.0])])
 assert _contains_fp16_datatype(half) and not _contains_fp16_datatype(api.InferResponse("1", "m", []))
+assert type(api.InferRequest("m", [api.InferInput("x", [1], "BOOL", data=[True])]).to_grpc()) is ModelInferRequest
 print("paths ok")
 """
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..datatypes import TensorError, deserialize_bytes, serialize_bytes
+from ..oip_grpc import plain_parameters
 from .errors import InferenceError, InvalidInput
 
 __all__ = [
@@ -113,9 +114,9 @@ def deserialize_bytes_tensor(encoded_tensor: Any) -> np.ndarray:
 
 
 def to_http_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """REST parameters as a plain dict (KServe also converts gRPC ``InferParameter`` values here; gRPC is not
-    supported yet)."""
-    return dict(parameters)
+    """Parameters as a plain dict for REST: a gRPC ``InferParameter`` (of any pool: ours, KServe's) becomes the
+    value of its field, and one with no field set is left out, as in KServe; other values stay as they are."""
+    return plain_parameters(parameters)
 
 
 # -- JSON ---------------------------------------------------------------------------------------------

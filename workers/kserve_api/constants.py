@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from enum import Enum
 
+from ..oip_grpc import CONTENTS_FIELD
+
 __all__ = [
     "DEFAULT_GRPC_PORT",
     "DEFAULT_HTTPS_PORT",
@@ -48,20 +50,8 @@ INFERENCE_CONTENT_LENGTH_HEADER = "inference-header-content-length"
 EXPLAINER_BASE_URL_FORMAT = "{0}://{1}"
 LLM_STATS_KEY = "llm-stats"
 
-GRPC_CONTENT_DATATYPE_MAPPINGS = {
-    "BOOL": "bool_contents",
-    "INT8": "int_contents",
-    "INT16": "int_contents",
-    "INT32": "int_contents",
-    "INT64": "int64_contents",
-    "UINT8": "uint_contents",
-    "UINT16": "uint_contents",
-    "UINT32": "uint_contents",
-    "UINT64": "uint64_contents",
-    "FP32": "fp32_contents",
-    "FP64": "fp64_contents",
-    "BYTES": "bytes_contents",
-}
+GRPC_CONTENT_DATATYPE_MAPPINGS = dict(CONTENTS_FIELD)
+"""The contents field of each datatype in a gRPC tensor (KServe's name; a copy of ours)."""
 
 
 class PredictorProtocol(Enum):

@@ -58,6 +58,24 @@ class InferRequest:
         return False
 
     @classmethod
+    def from_grpc(cls, request: Any) -> InferRequest:
+        """A request from a gRPC ``ModelInferRequest``: typed contents become the inputs' ``data`` lists, raw
+        contents their ``_raw_data``; ``parameters`` is the message's ``InferParameter`` map, as in KServe. Needs
+        the ``grpc`` extra (see :mod:`workers.kserve_api.grpc_codec`)."""
+        from .grpc_codec import request_from_grpc
+
+        return request_from_grpc(cls, request)
+
+    def to_grpc(self) -> Any:
+        """The request as a gRPC ``ModelInferRequest`` of our message classes (those of
+        ``kserve.protocol.grpc.grpc_predict_v2_pb2`` in the shim): binary and numpy inputs raw, lists typed.
+        :class:`InvalidInput` for data that is neither, a list of a datatype without contents (FP16), or a parameter
+        the protocol cannot carry. Needs the ``grpc`` extra."""
+        from .grpc_codec import request_to_grpc
+
+        return request_to_grpc(self)
+
+    @classmethod
     def from_bytes(cls, req_bytes: Any, json_length: int, model_name: str) -> InferRequest:
         """A request from a REST body: the JSON header (``json_length`` bytes), then the binary inputs.
 

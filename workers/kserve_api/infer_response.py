@@ -50,6 +50,23 @@ class InferResponse:
                 infer_output._raw_data = raw_output
 
     @classmethod
+    def from_grpc(cls, response: Any) -> InferResponse:
+        """A response from a gRPC ``ModelInferResponse``: typed contents become the outputs' ``data`` lists, raw
+        contents their ``_raw_data``; its and its outputs' ``parameters`` are the message's ``InferParameter`` maps,
+        as in KServe. Needs the ``grpc`` extra (see :mod:`workers.kserve_api.grpc_codec`)."""
+        from .grpc_codec import response_from_grpc
+
+        return response_from_grpc(cls, response)
+
+    def to_grpc(self) -> Any:
+        """The response as a gRPC ``ModelInferResponse`` of our message classes, with every output: raw when it is
+        binary or numpy, and every list raw too when ``use_binary_outputs`` is set or an output is FP16; typed
+        otherwise. :class:`InvalidInput` as for ``InferRequest.to_grpc``. Needs the ``grpc`` extra."""
+        from .grpc_codec import response_to_grpc
+
+        return response_to_grpc(self)
+
+    @classmethod
     def from_rest(cls, response: Mapping[str, Any]) -> InferResponse:
         """A response from a parsed V2 JSON body (every output with JSON ``data``)."""
         outputs = response.get("outputs")

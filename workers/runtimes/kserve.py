@@ -27,6 +27,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from ..kserve_compat import install_kserve_shim
+from ..oip_grpc import plain_parameters
 from ..protocol import header_items
 from . import EmitChunk, IsCancelled, LoadError
 from .eager import gather_eagerly, run_all
@@ -221,7 +222,7 @@ class KServeRuntime:
             item = _item(job_id, b"", "", extra)
             item["tensors"] = output_tensors(response)
             if response.parameters:
-                item["parameters"] = dict(response.parameters)
+                item["parameters"] = plain_parameters(response.parameters)
             return item
         body_bytes, content_type = v1_response_body(response)
         return _item(job_id, body_bytes, content_type, extra)

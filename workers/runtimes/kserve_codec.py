@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from ..oip_grpc import plain_parameters
 from ..tensors import Tensor
 
 JSON_CONTENT_TYPES = frozenset(
@@ -124,7 +125,9 @@ def output_tensors(response: Any) -> list[Tensor]:
     """An ``InferResponse``'s outputs as tensors: raw data as it is, JSON data through ``Tensor.from_list``."""
     tensors = []
     for output in response.outputs or ():
-        parameters = {k: v for k, v in (output.parameters or {}).items() if k != BINARY_SIZE} or None
+        parameters = None
+        if output.parameters:  # plain values, or InferParameters when the output was read from gRPC
+            parameters = {k: v for k, v in plain_parameters(output.parameters).items() if k != BINARY_SIZE} or None
         raw = getattr(output, "_raw_data", None)
         shape = [int(dim) for dim in output.shape]
         if raw is not None:

@@ -1,9 +1,13 @@
-"""Message classes for the gRPC APIs, generated from the ``.proto`` files in ``modelserver/protos`` by grpcio-tools.
+"""Message classes for the gRPC APIs, generated from the ``.proto`` files in ``workers/protos`` by grpcio-tools.
+
+The frontend's gRPC services use them, and so does KServe's API in worker processes (``InferRequest.to_grpc``...,
+the shim's ``kserve.protocol.grpc`` modules); they need the ``grpc`` extra (protobuf and grpcio-tools), and
+:func:`load` raises an ``ImportError`` naming it when they are missing.
 
 No generated code is kept in the repository: on first use, ``grpc_tools.protoc`` compiles a ``.proto`` into a
 descriptor set, cached under ``$MODELSERVER_CACHE`` (else ``~/.cache/modelserver``) by the file's hash and the
 grpcio-tools version (with the files it imports: protobuf's well-known types from grpcio-tools, ``google/rpc``
-from ``modelserver/protos``), and the messages are built from it by protobuf's message factory.
+from ``workers/protos``), and the messages are built from it by protobuf's message factory.
 
 They live in a descriptor pool of their own, not protobuf's default one: KServe's and Triton's generated modules
 define the same ``inference.*`` names in the default pool, and a process (a KServe script, a test) may import
@@ -23,8 +27,11 @@ from typing import Any
 PROTOS = Path(__file__).parent / "protos"
 
 
+MISSING = "gRPC needs grpcio, grpcio-tools and protobuf: pip install 'modelserver[grpc]'"
+
+
 class StubError(RuntimeError):
-    """grpcio-tools is missing or could not compile a ``.proto``."""
+    """grpcio-tools could not compile a ``.proto``."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ def compile_descriptor_set(proto: Path) -> bytes:
         import grpc_tools
         from grpc_tools import protoc
     except ImportError as err:
-        raise StubError("gRPC needs grpcio and grpcio-tools: pip install 'modelserver[grpc]'") from err
+        raise ImportError(MISSING) from err
     digest = hashlib.sha256(_tools_version().encode())
     for path in sorted(PROTOS.rglob("*.proto")):  # the file and whatever it may import
         digest.update(path.relative_to(PROTOS).as_posix().encode() + b"\0" + path.read_bytes())
@@ -93,8 +100,11 @@ def _tools_version() -> str:
 
 @functools.cache
 def load(name: str) -> ProtoModule:
-    """The messages and services of ``modelserver/protos/<name>.proto``."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    """The messages and services of ``workers/protos/<name>.proto``; ``ImportError`` without the ``grpc`` extra."""
+    try:
+        from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    except ImportError as err:
+        raise ImportError(MISSING) from err
 
     files = descriptor_pb2.FileDescriptorSet.FromString(compile_descriptor_set(PROTOS / f"{name}.proto"))
     pool = descriptor_pool.DescriptorPool()
