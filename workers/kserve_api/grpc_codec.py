@@ -29,8 +29,7 @@ import numpy as np
 from ..oip_grpc import CONTENTS_FIELD, add_tensor, messages, set_parameters
 from .codec import to_http_parameters
 from .errors import InvalidInput
-from .infer_response import _contains_fp16_datatype
-from .infer_tensor import InferInput, InferOutput, RequestedOutput
+from .infer_tensor import InferInput, InferOutput, RequestedOutput, _contains_fp16_datatype
 
 RAW_ONLY = frozenset({"FP16", "BF16"})
 """Datatypes without a contents field."""

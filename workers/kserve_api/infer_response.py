@@ -219,8 +219,3 @@ class InferResponse:
 
     def __str__(self) -> str:
         return self.__repr__()
-
-
-def _contains_fp16_datatype(infer_response: InferResponse) -> bool:
-    """Whether some output of ``infer_response`` is FP16 (KServe's helper: such a response cannot be JSON)."""
-    return any(output.datatype == "FP16" for output in infer_response.outputs)

@@ -278,3 +278,9 @@ class RequestedOutput:
 
     def __str__(self) -> str:
         return self.__repr__()
+
+
+def _contains_fp16_datatype(infer_response: Any) -> bool:
+    """Whether some output of ``infer_response`` (an :class:`~workers.kserve_api.infer_response.InferResponse`) is
+    FP16 (KServe's helper: such a response cannot be JSON)."""
+    return any(output.datatype == "FP16" for output in infer_response.outputs)

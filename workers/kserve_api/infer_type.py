@@ -19,8 +19,8 @@ from __future__ import annotations
 from .codec import deserialize_bytes_tensor, from_np_dtype, serialize_byte_tensor, to_http_parameters, to_np_dtype
 from .infer_request import InferRequest
 from .infer_response import InferResponse
-from .infer_response import _contains_fp16_datatype as _contains_fp16_datatype  # KServe's, its tests import it
 from .infer_tensor import InferInput, InferOutput, RequestedOutput
+from .infer_tensor import _contains_fp16_datatype as _contains_fp16_datatype  # KServe's, its tests import it
 
 __all__ = [
     "InferInput",
