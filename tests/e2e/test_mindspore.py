@@ -83,6 +83,17 @@ def test_str_concat_with_b64_text(server: RunningServer, form: list[int] | None)
     assert body == {"instances": [{"text": "ABC123"}, {"text": "4"}]}
 
 
+def test_str_empty_and_bytes_empty(server: RunningServer) -> None:
+    """MindSpore's test servables answer the second text when the first is empty, else an empty one."""
+    pairs = [("ABC", "123"), ("", "456"), ("HIJ", "789")]
+    texts = call(server, "str_empty", [{"text1": a, "text2": b} for a, b in pairs])
+    assert texts == {"instances": [{"text": ""}, {"text": "456"}, {"text": ""}]}
+    raw = [{"text1": {"b64": b64(a.encode())}, "text2": {"b64": b64(b.encode())}} for a, b in pairs]
+    assert call(server, "bytes_empty", raw) == {
+        "instances": [{"text": {"b64": ""}}, {"text": {"b64": b64(b"456")}}, {"text": {"b64": ""}}]
+    }
+
+
 def test_int_plus_1_on_a_scalar_and_an_array(server: RunningServer) -> None:
     assert call(server, "int_plus_1", [{"int_val": 0}, {"int_val": [2, 2]}]) == {
         "instances": [{"value": 1}, {"value": [3, 3]}]

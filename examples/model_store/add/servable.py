@@ -30,6 +30,16 @@ def bytes_concat(text1, text2):
     return text1 + text2
 
 
+def str_empty(text1, text2):
+    """The second text when the first is empty, else an empty text."""
+    return "" if text1 else text2
+
+
+def bytes_empty(text1, text2):
+    """The second bytes when the first is empty, else empty bytes."""
+    return b"" if text1 else text2
+
+
 def int_plus_1(int_val):
     return int_val + 1
 
