@@ -302,8 +302,7 @@ def _b64_object(name: str, value: dict[str, Any]) -> Tensor:
     datatype = TYPES.get(type_name)
     if datatype is None:
         raise _parse_error(f"json object, specified type:'{type_name}' is illegal")
-    has_shape = "shape" in value
-    shape = _b64_shape(value["shape"]) if has_shape else ()
+    shape = _b64_shape(value["shape"]) if "shape" in value else ()
     count = math.prod(shape)
     if datatype == "BYTES" and count != 1:
         raise _parse_error(
@@ -320,12 +319,10 @@ def _b64_object(name: str, value: dict[str, Any]) -> Tensor:
         return Tensor.trusted(name, "BYTES", shape, serialize_bytes([raw]), parameters)
     itemsize = ITEMSIZE[datatype]
     if len(raw) != count * itemsize:
-        if not has_shape:
-            raise _parse_error(
-                f"decode base64 size:{len(raw)}; Given info: type:{_CANONICAL.get(datatype, type_name.lower())}; "
-                f"type size:{itemsize}; element nums:{count}"
-            )
-        raise _parse_error("size is not matched")
+        raise _parse_error(
+            f"size is not matched, decode base64 size:{len(raw)}; Given info: "
+            f"type:{_CANONICAL.get(datatype, type_name.lower())}; type size:{itemsize}; element nums:{count}"
+        )
     if datatype == "BOOL" and raw.translate(None, b"\x00\x01"):
         raise _parse_error("json object, bool data must be bytes 0 or 1")
     return Tensor.trusted(name, datatype, shape, raw)

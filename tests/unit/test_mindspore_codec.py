@@ -83,6 +83,31 @@ def test_a_bool_b64_byte_other_than_0_or_1_is_refused() -> None:
         decode_value("x", {"b64": base64.b64encode(b"\x02").decode(), "type": "bool"})
 
 
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        ({"b64": "", "type": "fp16"}, "decode base64 size:0; Given info: type:float16; type size:2; element nums:1"),
+        (
+            {"b64": "", "type": "fp16", "shape": [1, 1]},
+            "decode base64 size:0; Given info: type:float16; type size:2; element nums:1",
+        ),
+        (
+            {"b64": "AAAAAA==", "type": "int32", "shape": [2]},
+            "decode base64 size:4; Given info: type:int32; type size:4; element nums:2",
+        ),
+        (
+            {"b64": "AAAAAAAA", "type": "fp32"},
+            "decode base64 size:6; Given info: type:float32; type size:4; element nums:1",
+        ),
+    ],
+)
+def test_b64_data_of_the_wrong_size_says_both_sizes(value: dict, detail: str) -> None:
+    """MindSpore's tests look for "size is not matched" and for the sizes, with a shape or without."""
+    with pytest.raises(MindSporeError) as caught:
+        decode_value("x", value)
+    assert caught.value.message == "Parser request failed, size is not matched, " + detail
+
+
 def test_float32_outputs_print_at_their_shortest() -> None:
     tensor = Tensor.from_numpy("y", np.array([3.2, 4.3, 1e-8, 0.1], np.float32))
     assert encode_tensor(tensor) == [3.2, 4.3, 1e-8, 0.1]
