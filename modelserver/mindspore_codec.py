@@ -10,7 +10,8 @@ Value forms of an instance's input (decoded as a :class:`~workers.tensors.Tensor
   sub-array must match the shape and every leaf must be of the same JSON kind (``[1, 2.0]`` fails); a string array
   holds one element;
 * ``{"b64": s, "type"?: t, "shape"?: [...]}``: raw little-endian data of type ``t`` (default ``bytes``), scalar
-  without a shape; ``[{"b64": ...}]``: a one-element ``str``/``bytes`` array.
+  without a shape; an array whose first leaf is such an object (``[{"b64": ...}]``, at any depth): a one-element
+  ``str``/``bytes`` array.
 
 ``str`` travels as a ``BYTES`` tensor marked ``content_type: str`` (KServe's convention), ``bytes`` as a plain
 ``BYTES`` tensor; on the way out, text is a JSON string and bytes are ``{"b64": ...}``.
@@ -239,8 +240,6 @@ def _tensor(name: str, kind: str, shape: tuple[int, ...], flat: list[Any]) -> Te
 def _array(name: str, value: list[Any]) -> Tensor:
     if not value:
         raise _parse_error("json array, shape is empty")
-    if isinstance(value[0], dict):
-        return _b64_array(name, value)
     shape: list[int] = []
     first: Any = value
     while isinstance(first, list):
@@ -248,6 +247,8 @@ def _array(name: str, value: list[Any]) -> Tensor:
             raise _parse_error("json array, shape is empty")
         shape.append(len(first))
         first = first[0]
+    if isinstance(first, dict):
+        return _b64_array(name, shape, first)
     kind = _kind(first)
     if kind is None:
         raise _parse_error("json array, data should be number, bool, string or bytes")
@@ -276,13 +277,19 @@ def _walk(value: Any, shape: list[int], depth: int, kind: str, flat: list[Any]) 
         _walk(item, shape, depth + 1, kind, flat)
 
 
-def _b64_array(name: str, value: list[Any]) -> Tensor:
-    if len(value) != 1:
+def _b64_array(name: str, shape: list[int], first: dict[str, Any]) -> Tensor:
+    """An array whose first leaf, at any depth, is a b64 object: the object's type is the array's, which must be
+    ``str`` or ``bytes`` with one item (the leaf itself, nested ``shape`` deep)."""
+    type_name = first.get("type", "bytes")
+    datatype = TYPES.get(type_name) if isinstance(type_name, str) else None
+    if datatype is None:
+        raise _parse_error("json array, data type is unknown")
+    if datatype != "BYTES":
+        raise _parse_error("json array, item is object type, object only support string or bytes type")
+    if math.prod(shape) != 1:
         raise _parse_error("json array, string or bytes type only support one item")
-    tensor = _b64_object(name, value[0])
-    if tensor.datatype != "BYTES":
-        raise _parse_error("json array, an array of b64 objects only supports type str or bytes")
-    return Tensor.trusted(name, "BYTES", (1,), tensor.data, tensor.parameters)
+    tensor = _b64_object(name, first)
+    return Tensor.trusted(name, "BYTES", tuple(shape), tensor.data, tensor.parameters)
 
 
 def _b64_object(name: str, value: dict[str, Any]) -> Tensor:

@@ -108,6 +108,40 @@ def test_b64_data_of_the_wrong_size_says_both_sizes(value: dict, detail: str) ->
     assert caught.value.message == "Parser request failed, size is not matched, " + detail
 
 
+B64_ABC = base64.b64encode(b"ABC").decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([[{"b64": ""}, {"b64": ""}], ["a", "b"]], "json array, string or bytes type only support one item"),
+        ([[{"b64": ""}, {"b64": ""}], [True, False]], "json array, string or bytes type only support one item"),
+        ([{"b64": B64_ABC, "type": "str"}] * 2, "json array, string or bytes type only support one item"),
+        (
+            [{"b64": "AAAA", "type": "int32"}],
+            "json array, item is object type, object only support string or bytes type",
+        ),
+        (
+            [[{"b64": "AAAA", "type": "fp16"}]],
+            "json array, item is object type, object only support string or bytes type",
+        ),
+        ([{"b64": "AAAA", "type": "zz"}], "json array, data type is unknown"),
+    ],
+)
+def test_arrays_of_b64_objects_at_any_depth(value: list, message: str) -> None:
+    """The first leaf decides, however deep: an object makes a str/bytes array of one item (MindSpore's tests)."""
+    with pytest.raises(MindSporeError) as caught:
+        decode_value("x", value)
+    assert caught.value.message == "Parser request failed, " + message
+
+
+def test_a_nested_one_item_b64_array_reaches_the_shape_check() -> None:
+    with pytest.raises(MindSporeError) as caught:
+        decode_value("x", [[{"b64": B64_ABC}]])
+    assert "but given shape is [1, 1]" in caught.value.message
+    assert decode_value("x", [{"b64": B64_ABC}]).shape == (1,)
+
+
 def test_float32_outputs_print_at_their_shortest() -> None:
     tensor = Tensor.from_numpy("y", np.array([3.2, 4.3, 1e-8, 0.1], np.float32))
     assert encode_tensor(tensor) == [3.2, 4.3, 1e-8, 0.1]
