@@ -20,9 +20,16 @@ from collections.abc import Awaitable, Callable, Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from workers import json_body
-
-from ..angel_codec import AngelError, InputInfo, Instance, decode_instances, input_info, prediction_map, sid_of
+from ..angel_codec import (
+    AngelError,
+    InputInfo,
+    Instance,
+    decode_instances,
+    input_info,
+    prediction_map,
+    read_body,
+    sid_of,
+)
 from ..api_docs import Body, Reply
 from ..errors import ModelNotFound, ModelVersionNotFound, ServeError
 from ..http_messages import Request, Response, ready
@@ -167,7 +174,7 @@ class Angel:
         if body is None:
             return self._predict_when_read(request, params)
         try:
-            instances = decode_instances(json_body.loads(body), info)
+            instances = decode_instances(read_body(body), info)
         except ValueError as err:  # AngelError, or JSON that does not parse
             message = str(err) if isinstance(err, AngelError) else f"Request data format error: {err}"
             return ready(_json({"error": message}))

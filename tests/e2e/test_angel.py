@@ -90,6 +90,16 @@ def test_dense_vectors(server: RunningServer) -> None:
     ]
 
 
+def test_numbers_with_a_trailing_dot_as_angel_s_test_script_sends_them(server: RunningServer) -> None:
+    body = b'{"instances": [[1., 0, 0, 0, 0.5], [0, 2.]]}'
+    assert predictions(post(server, "/v1/models/lr:predict", body)) == [
+        expected({0: 1.0, 4: 0.5}, "0"),
+        expected({1: 2.0}, "1"),
+    ]
+    body = b'{"instances": [{"values": {"1": 2.}, "key": "k"}]}'
+    assert predictions(post(server, "/v1/models/lr:predict", body)) == [expected({1: 2.0}, "k")]
+
+
 def test_kv_maps_bare_and_in_a_field_with_a_key(server: RunningServer) -> None:
     instances = [
         {"values": {"0": 1.0, "4": "0.5"}, "key": "first"},

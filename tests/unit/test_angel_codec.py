@@ -19,6 +19,7 @@ from modelserver.angel_codec import (
     decode_instances,
     input_info,
     prediction_map,
+    read_body,
 )
 from modelserver.dialects.angel import metrics_summary
 from modelserver.metrics import Summary
@@ -256,3 +257,23 @@ def test_metrics_summary_body() -> None:
         }
     }
     assert metrics_summary([("other", "1.0", idle)]) == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "value"),
+    [
+        (b'{"instances": [{"x1": 6.2, "x4": 1.}]}', {"instances": [{"x1": 6.2, "x4": 1.0}]}),  # Angel's own test.sh
+        (b'{"instances": [[1., 0, -2.e1, 01, 0.5E+1]]}', {"instances": [[1.0, 0, -20.0, 1, 5.0]]}),
+        (b'{"instances": [{"1.": "2. 01"}]}', {"instances": [{"1.": "2. 01"}]}),  # text is left as it is
+        (b'{"instances": [[1.0]]}', {"instances": [[1.0]]}),
+    ],
+)
+def test_bodies_read_numbers_as_angel_s_json4s_parser_does(body: bytes, value: object) -> None:
+    assert read_body(body) == value
+
+
+@pytest.mark.parametrize("body", [b'{"instances": [1.2.3]}', b'{"instances": [1e999.]}', b'{"instances": [}'])
+def test_bodies_that_are_not_json_even_so_keep_the_strict_parser_s_error(body: bytes) -> None:
+    with pytest.raises(ValueError) as caught:
+        read_body(body)
+    assert not isinstance(caught.value, AngelError)
