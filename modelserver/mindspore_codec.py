@@ -199,6 +199,8 @@ def _scalar(name: str, value: Any) -> Tensor:
         return Tensor.trusted(name, "BYTES", (), _one_text(value), dict(STR))
     kind = _kind(value)
     if kind is None:
+        if value is None:
+            raise _parse_error("json value is null, it is not supported")
         raise _parse_error("json array, data should be number, bool, string or bytes")
     return _tensor(name, kind, (), [value])
 
@@ -243,15 +245,15 @@ def _array(name: str, value: list[Any]) -> Tensor:
     shape: list[int] = []
     first: Any = value
     while isinstance(first, list):
-        if not first:
-            raise _parse_error("json array, shape is empty")
+        if not first:  # the shape ends at an empty sub-array, which has no first leaf to type the array
+            raise _parse_error("json array, data type is unknown")
         shape.append(len(first))
         first = first[0]
     if isinstance(first, dict):
         return _b64_array(name, shape, first)
     kind = _kind(first)
-    if kind is None:
-        raise _parse_error("json array, data should be number, bool, string or bytes")
+    if kind is None:  # null
+        raise _parse_error("json array, data type is unknown")
     if kind == "BYTES" and math.prod(shape) != 1:
         raise _parse_error("json array, string or bytes type only support one item")
     flat: list[Any] = []
@@ -293,8 +295,10 @@ def _b64_array(name: str, shape: list[int], first: dict[str, Any]) -> Tensor:
 
 
 def _b64_object(name: str, value: dict[str, Any]) -> Tensor:
+    if not value:
+        raise _parse_error("json object, value is empty")
     if len(value) > len(_B64_KEYS):
-        raise _parse_error("json object, items size is more than 3, only 'b64', 'type' and 'shape' are allowed")
+        raise _parse_error("json object, items size is more than 3, only support specified ['b64', 'type', 'shape']")
     for key in value:
         if key not in _B64_KEYS:
             raise _parse_error(f"json object, key is not ['b64', 'type', 'shape'], fail key:{key}")

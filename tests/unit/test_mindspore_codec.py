@@ -135,6 +135,26 @@ def test_arrays_of_b64_objects_at_any_depth(value: list, message: str) -> None:
     assert caught.value.message == "Parser request failed, " + message
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (None, "json value is null, it is not supported"),
+        ([None, 1], "json array, data type is unknown"),
+        ([[]], "json array, data type is unknown"),
+        ([[], [1]], "json array, data type is unknown"),
+        ({}, "json object, value is empty"),
+        (
+            {"b64": "", "type": "str", "shape": [], "x": 1},
+            "json object, items size is more than 3, only support specified ['b64', 'type', 'shape']",
+        ),
+    ],
+)
+def test_values_of_no_type_answer_mindspore_s_messages(value: object, message: str) -> None:
+    with pytest.raises(MindSporeError) as caught:
+        decode_value("x", value)
+    assert caught.value.message == "Parser request failed, " + message
+
+
 def test_a_nested_one_item_b64_array_reaches_the_shape_check() -> None:
     with pytest.raises(MindSporeError) as caught:
         decode_value("x", [[{"b64": B64_ABC}]])
