@@ -46,9 +46,10 @@ class AngelError(ValueError):
     """A request Angel cannot predict; ``str()`` is the message."""
 
 
-_PIECES = re.compile(rb'"(?:[^"\\]|\\.)*"|[-0-9][0-9.eE+-]*')
+_PIECES = re.compile(rb'"(?:[^"\\]|\\.)*+"?|[-0-9][0-9.eE+-]*')
 """A JSON string (left as it is) or a run json4s reads as one number: a digit or ``-``, then digits, ``.``, ``e``,
-``E``, ``-``, ``+``."""
+``E``, ``-``, ``+``. A string that never closes is one piece too, to the end (or to a backslash it cannot take):
+tried again from each of its escaped quotes, a body of them took quadratic time on the frontend's loop."""
 _STRICT_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
