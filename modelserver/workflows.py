@@ -24,7 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from .archive import ModelArtifact, open_artifact
+from .archive import MODEL_NAME_PATTERN, InvalidModel, ModelArtifact, open_artifact
 from .dialects.management_args import register_workers
 from .downloads import DownloadPolicy, resolve_source
 from .errors import (
@@ -248,7 +248,10 @@ def _failure(node: WorkflowNode, error: BaseException) -> str:
 
 def _function_artifact(node: WorkflowNode, archive: WorkflowArchive) -> ModelArtifact:
     """A function of the handler file as a model: TorchServe's manifest for it, served in the unpacked archive (the
-    workflow removes the directory, so the artifact has no ``workdir`` of its own)."""
+    workflow removes the directory, so the artifact has no ``workdir`` of its own). Its name is checked as a model
+    node's is when its archive is opened: the registry holds no name another registration would refuse."""
+    if not MODEL_NAME_PATTERN.match(node.model_name):
+        raise InvalidModel(f"Invalid model name: {node.model_name}")
     handler = node.handler or ""
     model = {"modelName": node.model_name, "version": "1.0", "modelVersion": "1.0", "handler": handler}
     return ModelArtifact(

@@ -332,3 +332,17 @@ def test_a_war_made_by_torch_workflow_archiver(server: RunningServer, tmp_path: 
     assert _register(server, "url=made.war").status_code == 200
     answer = requests.post(f"{server.inference}/wfpredict/made", data=b"x", timeout=30)
     assert answer.json() == {"a": "x>made__a", "b": "x>made__b"}
+
+
+def test_a_function_node_s_model_name_is_checked_as_a_model_node_s(server: RunningServer) -> None:
+    """``<workflow>__<node>`` of a function node is a model name like any other: a workflow name (or node name) that
+    makes it invalid fails as it does for a model node, instead of registering a model no other path would."""
+    response = requests.post(
+        f"{server.management}/workflows", params={"url": "leaves.war", "workflow_name": "a b"}, timeout=60
+    )
+    assert response.status_code == 500, response.text
+    assert response.json()["type"] == "WorkflowException"
+    assert (
+        "Workflow Node a b__pre failed to register. Details: Invalid model name: a b__pre" in response.json()["message"]
+    )
+    assert requests.get(f"{server.management}/workflows/a%20b", timeout=10).status_code == 404
