@@ -219,17 +219,22 @@ class WorkflowManager:
             job = Job(new_id(), headers, list(node_inputs), loop=version.loop)
             outcome = await version.infer(job)
             if type(outcome) is ResultStream:
-                return await _whole(outcome)
+                return await _whole(outcome, self.host.config.max_response_size, node.name)
             return bytes(outcome.body)
 
         return await run_dag(workflow.spec, inputs, invoke)
 
 
-async def _whole(stream: ResultStream) -> bytes:
-    """A streamed answer's bodies joined: a workflow node's answer is one value."""
+async def _whole(stream: ResultStream, limit: int, node: str) -> bytes:
+    """A streamed answer's bodies joined: a workflow node's answer is one value, of at most ``limit`` bytes
+    (``max_response_size``: a stream that goes on past it is cancelled, not gathered without end)."""
     parts = []
+    size = 0
     try:
         async for piece in stream:
+            size += len(piece.body)
+            if size > limit:
+                raise ServeError(f"The answer of workflow node {node} exceeds max_response_size ({limit} bytes)")
             parts.append(bytes(piece.body))
     finally:
         await stream.aclose()

@@ -174,3 +174,28 @@ def test_a_failure_cancels_the_nodes_still_running() -> None:
     with pytest.raises(NodeFailed):
         _run(spec, invoke)
     assert cancelled == ["slow"]
+
+
+def test_a_streamed_node_answer_is_gathered_up_to_max_response_size_then_refused() -> None:
+    from modelserver.errors import ServeError
+    from modelserver.types import InferenceResult, ResultStream
+    from modelserver.workflows import _whole
+
+    def piece(size: int) -> InferenceResult:
+        return InferenceResult(200, "", {}, "", b"x" * size)
+
+    async def gather(limit: int) -> tuple[bytes | ServeError, bool]:
+        stream = ResultStream(piece(4))
+        closed: list[bool] = []
+        stream.on_close(lambda _stream: closed.append(True))
+        stream.push(piece(4))
+        stream.push(piece(4), last=True)
+        try:
+            return await _whole(stream, limit, "n"), bool(closed)
+        except ServeError as err:
+            return err, bool(closed)
+
+    whole, closed = asyncio.run(gather(12))
+    assert whole == b"x" * 12 and closed
+    refused, closed = asyncio.run(gather(11))
+    assert isinstance(refused, ServeError) and "max_response_size (11 bytes)" in refused.message and closed
