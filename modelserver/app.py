@@ -301,14 +301,19 @@ class ModelServer:
 
     async def _bind(self, address: Address, listener: Listener) -> None:
         backlog = self.limits.listen_backlog
-        if address.scheme == "unix":
-            if self.role.index > 0:  # a Unix socket has no SO_REUSEPORT: frontend 0 serves it alone
-                logger.info("%s API on %s: served by frontend 0", listener.name.title(), address)
-                return
-            Path(address.path).unlink(missing_ok=True)
-            socks = [unix_socket(address.path, backlog)]
-        else:
-            socks = listening_sockets(address.host, address.port, backlog, reuse_port=self.role.count > 1)
+        if address.scheme == "unix" and self.role.index > 0:  # a Unix socket has no SO_REUSEPORT: frontend 0 serves it
+            logger.info("%s API on %s: served by frontend 0", listener.name.title(), address)
+            return
+        try:
+            if address.scheme == "unix":
+                Path(address.path).unlink(missing_ok=True)
+                socks = [unix_socket(address.path, backlog)]
+            else:
+                socks = listening_sockets(address.host, address.port, backlog, reuse_port=self.role.count > 1)
+        except OSError as err:  # a port in use or not ours to take: one clear line, no traceback
+            why = err.strerror or str(err)
+            logger.error("Cannot bind the %s API to %s: %s", listener.name, address, why)
+            raise SystemExit(f"modelserver: cannot bind the {listener.name} API to {address}: {why}") from None
         http_server = HttpServer(listener, self.limits, self._budget, self._ssl if address.is_tls else None)
         http_server.serve(socks)
         self._http.append(http_server)

@@ -51,6 +51,30 @@ def test_malformed_value_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert "lots" in result.stderr
 
 
+def test_a_port_in_use_is_a_clear_startup_error(tmp_path: Path) -> None:
+    """Another program holds the inference port: one line naming the API, the address and why, no traceback."""
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    config = tmp_path / "config.properties"
+    config.write_text(
+        f"inference_address=http://127.0.0.1:{port}\n"
+        f"management_address=http://127.0.0.1:{free_port()}\n"
+        f"metrics_address=http://127.0.0.1:{free_port()}\n"
+        f"model_store={EXAMPLE_MODELS}\nload_models=echo\ndisable_token_authorization=true\n"
+    )
+    try:
+        result = cli("--start", "--foreground", "--ncs", "--ts-config", str(config), tmp=tmp_path)
+    finally:
+        taken.close()
+    assert result.returncode != 0
+    assert f"cannot bind the inference API to http://127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     result = cli("--start", "--foreground", "--ncs", "--ts-config", str(tmp_path / "nope.properties"), tmp=tmp_path)
     assert result.returncode != 0
