@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from .series import NULL_SERIES, Family, Series, cumulative_buckets
+from .series import NULL_SERIES, Family, Histogram, Series, cumulative_buckets
 from .stats import DEFAULT_LAYOUT, LATENCY_BUCKETS, LatencyLayout, LatencySums, RequestStats, Summary, VersionStats
 
 if TYPE_CHECKING:
@@ -192,11 +192,14 @@ class VersionMetrics:
         self.backend_line = backend_line
         """Where the model's workers' ``[METRICS]`` lines go (None: to the model log like other output)."""
         self.streams = 0
-        self._queue_time = queue_time
+        self._queue_time = None if queue_time is NULL_SERIES else queue_time
+        """TorchServe's ``QueueTime``, None where it is not recorded (Prometheus mode): no call per request then."""
         self._worker_thread_time = worker_thread_time
         self._prediction_time = prediction_time
         self._load_time = load_time
-        self._stages = stages
+        self._stages = stages if stages is not None and all(type(stage) is Histogram for stage in stages) else None
+        """The queue and worker stages of ``modelserver_request_latency_seconds`` (Prometheus mode), updated in place
+        by :meth:`finished` (a call per stage per request cost more than the update)."""
         self._batch_size = batch_size
         self._dispatch_started = 0.0
         self._last_batch = -1.0
@@ -249,16 +252,22 @@ class VersionMetrics:
             stats.success_seconds += total
             stats.counts[bisect_left(stats.bounds, total)] += 1  # bisect_left: a bound is inclusive ("le")
             stages = self._stages
-            if stages is not None:
-                stages[0].update(queued)
-                stages[1].update(now - dispatched)
+            if stages is not None:  # Histogram.update's two lines for each stage
+                queue, worker = stages
+                worked = now - dispatched
+                queue.counts[bisect_left(queue.bounds, queued)] += 1
+                queue.sum += queued
+                worker.counts[bisect_left(worker.bounds, worked)] += 1
+                worker.sum += worked
         else:
             stats.failed += 1
         lines = series.result_lines
         if lines is not None:
             lines[0].update(latency_us)
             lines[1].update(queue_us)
-        self._queue_time.update(queued * 1000.0 // 1.0)  # whole milliseconds, as TorchServe's QueueTime
+        queue_time = self._queue_time
+        if queue_time is not None:
+            queue_time.update(queued * 1000.0 // 1.0)  # whole milliseconds, as TorchServe's QueueTime
         if dispatched != self._last_batch:  # once per batch: every job of a batch shares its dispatch time
             self._last_batch = dispatched
             self._prediction_time.update(round((now - dispatched) * 100_000.0) / 100.0)  # the backend's round(ms, 2)

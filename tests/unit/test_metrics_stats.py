@@ -180,8 +180,12 @@ def test_prometheus_children_follow_the_statistics() -> None:
     assert sample(text, "modelserver_request_latency_seconds_sum", **total) == "0.004"
     assert sample(text, "modelserver_request_latency_seconds_bucket", **total, le="0.0025") == "0.0"
     assert sample(text, "modelserver_request_latency_seconds_bucket", **total, le="0.005") == "1.0"
-    queue = {"model_name": "m", "model_version": "1.0", "stage": "queue"}
-    assert sample(text, "modelserver_request_latency_seconds_count", **queue) == "1.0"
+    for stage in ("queue", "worker"):  # the success's 4 ms, dispatched halfway: 2 ms in each stage
+        labels = {"model_name": "m", "model_version": "1.0", "stage": stage}
+        assert sample(text, "modelserver_request_latency_seconds_count", **labels) == "1.0"
+        assert sample(text, "modelserver_request_latency_seconds_sum", **labels) == "0.002"
+        assert sample(text, "modelserver_request_latency_seconds_bucket", **labels, le="0.001") == "0.0"
+        assert sample(text, "modelserver_request_latency_seconds_bucket", **labels, le="0.0025") == "1.0"
 
 
 def test_the_default_label_set_is_shared_by_the_versions_of_a_model() -> None:
