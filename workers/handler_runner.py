@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import io
 import json
 import logging
-import sys
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from .context import Context, RequestProcessor
 from .json_body import NOT_FAST, fast_loads
-from .json_output import dumps_indent2
+from .output_encoding import BatchError, encode_output
 from .protocol import header_items
 from .runtimes import EmitChunk, IsCancelled
 from .streaming import RequestCancelled
@@ -29,22 +27,6 @@ from .ts_wire import WireResponse
 logger = logging.getLogger(__name__)
 
 
-class BatchError(Exception):
-    """A failure that answers every job of the batch with one status and message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-class OutputEncodingError(BatchError):
-    """A returned element is neither str, bytes, a Tensor nor JSON-serialisable."""
-
-    def __init__(self) -> None:
-        super().__init__(503, "Unsupported model output data type.")
-
-
 # -- request side ---------------------------------------------------------------------------------
 
 _decode_json = json.JSONDecoder().decode
@@ -52,7 +34,6 @@ _decode_json = json.JSONDecoder().decode
 
 
 _BINARY_INPUTS = (bytes, bytearray, memoryview)
-_BINARY_OUTPUTS = (bytes, bytearray)
 _MIME_TYPES: dict[str | None, str] = {}
 """A request's content type -> its lower-case media type, for the few content types clients send."""
 _KEPT_MIME_TYPES = 256
@@ -125,31 +106,6 @@ def request_headers(job: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- response side --------------------------------------------------------------------------------
-
-
-def encode_output(value: Any) -> bytes | bytearray:
-    """bytes as they are, str as UTF-8, a Tensor via ``torch.save``, anything else as ``json.dumps(x, indent=2)``."""
-    try:
-        return _encode(value)
-    except (TypeError, ValueError) as exc:
-        logger.warning("Unable to serialize model output.", exc_info=True)
-        raise OutputEncodingError() from exc
-
-
-def _encode(value: Any) -> bytes | bytearray:
-    kind = type(value)
-    if kind is dict or kind is list:  # the usual prediction: no tensor, no text (its subclasses take the long way)
-        return dumps_indent2(value).encode("utf-8")
-    if isinstance(value, _BINARY_OUTPUTS):
-        return value  # msgpack packs either as bin: no copy here
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    torch = sys.modules.get("torch")  # a handler returning a Tensor has imported torch; we never do
-    if torch is not None and isinstance(value, torch.Tensor):
-        buffer = io.BytesIO()
-        torch.save(value, buffer)
-        return buffer.getvalue()
-    return dumps_indent2(value).encode("utf-8")
 
 
 def response_fields(context: Context, idx: int) -> dict[str, Any]:

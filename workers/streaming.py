@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .output_encoding import OutputEncodingError, encode_output
+
 
 class RequestCancelled(Exception):
     """Raised into the handler when every client it is streaming to has gone away."""
@@ -46,7 +48,6 @@ def create_predict_response(
 ) -> bytes:
     """TorchServe's encoding of a predict response (``workers.ts_wire``), for handlers that write to
     ``context.cl_socket`` themselves; with ``context`` each piece carries that request's status and headers."""
-    from .handler_runner import OutputEncodingError, encode_output  # the runner imports this module
     from .ts_wire import WirePiece, WireResponse, encode_predict_response
 
     pieces = []
