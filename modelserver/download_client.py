@@ -18,7 +18,7 @@ from .download_guard import forbidden_address, has_traversal, is_forbidden_text,
 from .errors import AddressRefused, DownloadFailed, RelativeUrl, UrlNotAllowed
 
 if TYPE_CHECKING:
-    from .downloads import DownloadPolicy
+    from .download_policy import DownloadPolicy
 
 logger = logging.getLogger("modelserver.downloads")
 

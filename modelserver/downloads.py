@@ -11,8 +11,8 @@ On top of TorchServe's rules (CVE-2023-43654 and the gaps after its fix), a down
 * refuses hosts that are, or resolve to, a link-local, metadata, multicast or unspecified address: every address a
   name resolves to is checked, and the connection uses only the addresses checked (no DNS-rebinding window);
   loopback and private addresses are allowed;
-* follows redirects itself, at most :data:`MAX_REDIRECTS`, each hop re-checked against ``allowed_urls``, the
-  ``..`` rule and the address rules; a redirect never leaves http(s);
+* follows redirects itself, at most ``MAX_REDIRECTS`` (:mod:`.download_policy`), each hop re-checked against
+  ``allowed_urls``, the ``..`` rule and the address rules; a redirect never leaves http(s);
 * stops at ``max_download_size`` bytes (default 10 GiB), streaming into a hidden temporary file in the store that
   becomes the archive only when complete; a failed or refused download leaves nothing behind.
 """
@@ -24,13 +24,13 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote, urlsplit
 
 from .download_guard import has_traversal
+from .download_policy import DownloadPolicy
 from .errors import (
     ArchiveNotFound,
     DownloadFailed,
@@ -43,45 +43,9 @@ from .errors import (
 
 logger = logging.getLogger("modelserver.downloads")
 
-DEFAULT_ALLOWED_URLS = r"file://.*|http(s)?://.*"
-DEFAULT_MAX_DOWNLOAD_SIZE = 10 << 30
-MAX_REDIRECTS = 5
 # TorchServe's VALID_URL_PATTERN ("file?" also matches "fil://"): a URL that must match allowed_urls.
 _URL_LIKE = re.compile(r"file?://.*|http(s)?://.*", re.I | re.S)
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class DownloadPolicy:
-    """``allowed_urls`` and the download size cap, read from the configuration properties."""
-
-    allowed: tuple[re.Pattern[str], ...]
-    max_bytes: int = DEFAULT_MAX_DOWNLOAD_SIZE
-    max_redirects: int = MAX_REDIRECTS
-
-    @classmethod
-    def from_properties(cls, properties: Mapping[str, str]) -> DownloadPolicy:
-        patterns = properties.get("allowed_urls", DEFAULT_ALLOWED_URLS).split(",")
-        return cls(tuple(_compile(p.strip()) for p in patterns if p.strip()), _max_bytes(properties))
-
-    def allows(self, url: str) -> bool:
-        return any(pattern.fullmatch(url) for pattern in self.allowed)
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern, re.I | re.S)
-    except re.error as err:
-        logger.error("allowed_urls: ignoring invalid regex %r (%s); it matches nothing", pattern, err)
-        return re.compile(r"(?!)")
-
-
-def _max_bytes(properties: Mapping[str, str]) -> int:
-    value = properties.get("max_download_size", "")
-    try:
-        return int(value) if int(value) > 0 else DEFAULT_MAX_DOWNLOAD_SIZE
-    except ValueError:
-        return DEFAULT_MAX_DOWNLOAD_SIZE
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from modelserver import download_client, download_guard, downloads
+from modelserver import download_client, download_guard, download_policy, downloads
 from modelserver.download_client import GuardedResolver
 from modelserver.downloads import DownloadPolicy, ModelSource, resolve_source
 from modelserver.errors import (
@@ -67,7 +67,7 @@ def test_default_allowed_urls_are_torchserves() -> None:
     assert DEFAULT.allows("HTTPS://example.com/a.mar")
     assert DEFAULT.allows("file:///tmp/a.mar")
     assert not DEFAULT.allows("ftp://example.com/a.mar")
-    assert DEFAULT.max_bytes == downloads.DEFAULT_MAX_DOWNLOAD_SIZE
+    assert DEFAULT.max_bytes == download_policy.DEFAULT_MAX_DOWNLOAD_SIZE
 
 
 def test_allowed_urls_and_size_from_properties() -> None:
