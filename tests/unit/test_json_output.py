@@ -29,6 +29,15 @@ def test_same_text_as_json_dumps(value) -> None:
     assert dumps_indent2(value) == json.dumps(value, indent=2)
 
 
+class Number(int):
+    def __repr__(self) -> str:
+        return "custom"
+
+
+class Text(str):
+    pass
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -37,15 +46,16 @@ def test_same_text_as_json_dumps(value) -> None:
         OrderedDict(b=1, a=2),
         [True, 1, 1.0, False, 0],
         [[], {}, [[]], {"a": {}}],
+        # flat dicts (the C encoder's path) at several depths, with every scalar kind and the special floats
+        {"text": "hello", "n": 42, "f": 1.5, "t": True, "none": None, "nan": math.nan, "inf": -math.inf},
+        [{"a": 1}, [{"b": "é\u2028"}, [{"c": 1e16, "d": -0.0}]]],
+        {"outer": {"flat": 1, "also": "x"}, "list": [{"k": False}]},
+        {"a": Text("a str subclass"), "b": 1},
+        {"a": Number(3)},
     ],
 )
 def test_edge_cases(value) -> None:
     assert dumps_indent2(value) == json.dumps(value, indent=2)
-
-
-class Number(int):
-    def __repr__(self) -> str:
-        return "custom"
 
 
 def test_subclasses_and_unknown_types_fall_back_to_json_dumps() -> None:
