@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
@@ -30,7 +31,28 @@ from .http_request import CONTINUE, BodyTimeout, HttpRequest
 from .http_responses import ClientGone, simple_response, write_stream, write_whole
 
 if TYPE_CHECKING:
-    from .http_server import HttpServer
+    from .listener import Listener
+
+
+class ConnectionHost(Protocol):
+    """What a connection needs of the server that accepted it (:class:`~modelserver.http_server.HttpServer`)."""
+
+    loop: asyncio.AbstractEventLoop
+    listener: Listener
+    clock: float
+    """The loop's time at the last sweep: read-deadline stamps cost no clock read."""
+    date_line: str
+    timing: bool
+    observers: list[Callable[[int], None]]
+
+    def opened(self, connection: HttpConnection) -> None: ...
+
+    def closed(self, connection: HttpConnection) -> None: ...
+
+    def answered(self, connection: HttpConnection, request: HttpRequest, status: int) -> None: ...
+
+    def cancelled(self, connection: HttpConnection, request: HttpRequest) -> None: ...
+
 
 logger = logging.getLogger("modelserver.http")
 
@@ -77,7 +99,7 @@ class HttpConnection(asyncio.Protocol):
         "write_stamp",
     )
 
-    def __init__(self, server: HttpServer) -> None:
+    def __init__(self, server: ConnectionHost) -> None:
         self._server = server
         self._loop = server.loop
         self._dispatch = server.listener.dispatch

@@ -11,14 +11,27 @@ from __future__ import annotations
 from asyncio import Transport
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .errors import ServeError
 from .http_messages import HeaderBlock, Response, StreamingResponse
 from .http_request import HttpRequest
 
-if TYPE_CHECKING:
-    from .http_connection import HttpConnection
+
+class StreamTarget(Protocol):
+    """What a streamed answer needs of its connection (:class:`~modelserver.http_connection.HttpConnection`)."""
+
+    transport: Transport | None
+    closed: bool
+    write_paused: bool
+
+    @property
+    def date_line(self) -> str: ...
+
+    async def drained(self) -> None: ...
+
+    def abort(self) -> None: ...
+
 
 LARGE_BODY = 16 * 1024
 """A response body at least this large is written on its own rather than copied behind the head."""
@@ -152,7 +165,7 @@ def write_whole(transport: Transport, request: HttpRequest, response: Response, 
 
 
 async def write_stream(
-    connection: HttpConnection, request: HttpRequest, response: StreamingResponse, closing: bool
+    connection: StreamTarget, request: HttpRequest, response: StreamingResponse, closing: bool
 ) -> bool:
     """Status and headers now, then one HTTP chunk per piece; waits while the client is not reading (the server's
     write deadline cuts a client that stays stuck). False when the stream failed and the connection was cut."""
