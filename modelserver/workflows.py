@@ -20,13 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from .archive import MODEL_NAME_PATTERN, InvalidModel, ModelArtifact, open_artifact
-from .dialects.management_args import register_workers
-from .downloads import DownloadPolicy, resolve_source
+from .archive import MODEL_NAME_PATTERN, InvalidModel, ModelArtifact
+from .downloads import DownloadPolicy
 from .errors import (
     BadRequest,
     ModelNotFound,
@@ -37,6 +35,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .model_version import ModelVersion
+from .registration import register_workers, version_from_url
 from .registry import ModelHost, wait_started
 from .types import Input, Job, ResultStream
 from .workflow_archive import WorkflowArchive, locate_war, open_war, release_war
@@ -143,34 +142,24 @@ class WorkflowManager:
         self, workflow: str, node: WorkflowNode, archive: WorkflowArchive, args: RegisterWorkflowArgs
     ) -> ModelVersion:
         host = self.host
-        downloaded: Path | None = None
-        if node.url is None:
-            artifact = _function_artifact(node, archive)
-        else:
-            source = await resolve_source(node.url, host.config.model_store, self.policy)
-            downloaded = source.downloaded
         api = {
             "batchSize": node.batch_size,
             "maxBatchDelay": node.max_batch_delay,
             "responseTimeout": args.response_timeout,
             "startupTimeout": args.startup_timeout,
         }
-        try:
-            if node.url is not None:
-                default_handler = host.config.properties.get("default_service_handler")
-                artifact = await asyncio.to_thread(open_artifact, source.path, node.model_name, default_handler)
+        if node.url is None:
+            artifact = _function_artifact(node, archive)
             low, high = register_workers(artifact.yaml_config, node.max_workers)
-            version = host.create_version(
-                artifact, url=node.url or "", api=api, overrides={"min_workers": low, "max_workers": high}
+            overrides = {"min_workers": low, "max_workers": high}
+            version = host.create_version(artifact, url="", api=api, overrides=overrides)
+        else:
+            version = await version_from_url(
+                host, node.url, self.policy, name=node.model_name, api=api, initial_workers=node.max_workers
             )
-        except BaseException:
-            if downloaded is not None:
-                downloaded.unlink(missing_ok=True)
-            raise
-        version.downloaded = downloaded
         version.workflow = workflow
         version.recipe = None  # no other frontend builds it again
-        status = await wait_started(version.scale(low, high))
+        status = await wait_started(version.scale(version.spec.min_workers, version.spec.max_workers))
         if status != 200:
             await self._remove([version])
             raise WorkersFailed(version.spec.name, version.spec.version, status)

@@ -132,12 +132,3 @@ async def register_source(request: Request) -> Mapping[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("The JSON body must be an object.")
     return body
-
-
-def register_workers(yaml: Mapping[str, Any], initial: int) -> tuple[int, int]:
-    """A model-config.yaml with minWorkers > 0 and maxWorkers >= minWorkers wins over ``initial_workers``."""
-    low, high = yaml.get("minWorkers"), yaml.get("maxWorkers")
-    if isinstance(low, int) and isinstance(high, int) and 0 < low <= high:
-        return low, high
-    count = max(initial, 0)
-    return count, count

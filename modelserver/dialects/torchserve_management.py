@@ -13,13 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 from .. import TORCHSERVE_VERSION
 from ..api_docs import Param, Reply
-from ..archive import ModelArtifact, open_artifact, release, with_overrides
-from ..downloads import DownloadPolicy, ModelSource, resolve_source
+from ..downloads import DownloadPolicy
 from ..errors import (
     CleanupTimedOut,
     InvalidRuntime,
@@ -32,6 +30,7 @@ from ..errors import (
 from ..http_messages import Request, Response
 from ..model_version import ModelVersion
 from ..openapi import openapi_info
+from ..registration import version_from_url
 from ..registry import ModelHost, ModelRegistry, wait_started
 from ..router import Route
 from ..worker_connection import WorkerConnection
@@ -46,7 +45,6 @@ from .management_args import (
     bool_param,
     int_param,
     register_source,
-    register_workers,
 )
 from .management_describe import add_other_frontends, customized_metadata, describe_version
 
@@ -300,21 +298,16 @@ class TorchServeManagement(http.TorchServeDialect):
 
     async def _create(self, host: ModelHost, args: RegisterArgs) -> ModelVersion:
         """Fetch or find the archive, open it and add the version; a download is deleted if anything fails."""
-        source = await resolve_source(args.url, host.config.model_store, self._policy)
-        try:
-            artifact = await _open(source.path, args.model_name, host.config.properties.get("default_service_handler"))
-            artifact = with_overrides(artifact, args.handler, args.runtime)
-            low, high = register_workers(artifact.yaml_config, args.initial_workers)
-            version = host.create_version(
-                artifact,
-                url=args.url or "",
-                api=args.api_settings(),
-                overrides={"min_workers": low, "max_workers": high},
-            )
-        except BaseException:
-            _discard_download(source)
-            raise
-        version.downloaded = source.downloaded
+        version = await version_from_url(
+            host,
+            args.url or "",
+            self._policy,
+            name=args.model_name,
+            api=args.api_settings(),
+            initial_workers=args.initial_workers,
+            handler=args.handler,
+            runtime=args.runtime,
+        )
         logger.info("Registered model %s version %s from %s", version.spec.name, version.spec.version, args.url)
         return version
 
@@ -396,23 +389,3 @@ def _is_function_node(version: ModelVersion) -> bool:
 def _configured_workers(host: ModelHost) -> int:
     """``initial_workers`` defaults to the configured ``default_workers_per_model``, 0 when it is not set."""
     return max(0, int_param(host.config.properties.get("default_workers_per_model"), 0))
-
-
-async def _open(path: Path, name: str | None, default_handler: str | None) -> ModelArtifact:
-    """Unpack off the event loop; if the request goes away meanwhile, the unpacked directory is still removed."""
-    task = asyncio.ensure_future(asyncio.to_thread(open_artifact, path, name, default_handler))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        task.add_done_callback(_release_result)
-        raise
-
-
-def _release_result(task: asyncio.Future[ModelArtifact]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        release(task.result())
-
-
-def _discard_download(source: ModelSource) -> None:
-    if source.downloaded is not None:
-        source.downloaded.unlink(missing_ok=True)
