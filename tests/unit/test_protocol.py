@@ -320,6 +320,29 @@ def test_large_payload_is_received_in_place() -> None:
     assert len(decoder.get_buffer(-1)) > SMALL_FRAME_SIZE  # back to the shared buffer
 
 
+def test_a_large_payload_is_copied_at_most_a_small_frame() -> None:
+    """At a frame boundary a read takes at most a small frame (and its header): of a large payload that first read
+    brings, only that much is copied into the payload's own buffer; the rest is received in place."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    data = encode({"kind": "chunk", **item(1, body)})
+    decoder = FrameDecoder()
+    first = decoder.get_buffer(-1)
+    assert len(first) == SMALL_FRAME_SIZE + HEADER.size
+    first[:] = data[: len(first)]
+    assert decoder.buffer_updated(len(first)) == []
+    assert decoder.pending == len(first)
+    rest = decoder.get_buffer(-1)
+    assert len(rest) == len(data) - len(first)  # the payload's own buffer: nothing more was copied
+    rest[:] = data[len(first) :]
+    [message] = decoder.buffer_updated(len(rest))
+    assert message["body"] == body
+    small = encode({"kind": "chunk", **item(2, b"x" * 1000)})
+    first = decoder.get_buffer(-1)
+    first[:100] = small[:100]
+    assert decoder.buffer_updated(100) == []
+    assert len(decoder.get_buffer(-1)) > SMALL_FRAME_SIZE  # a partial frame pending: the shared buffer's free tail
+
+
 def test_buffer_updated_rejects_more_than_handed_out() -> None:
     decoder = FrameDecoder()
     with pytest.raises(ValueError):
