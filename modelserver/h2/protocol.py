@@ -95,7 +95,9 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             self.flush()
             self.close()
             return
-        self.flush()
+        if self.conn.out:  # window updates and replies: written once the loop has run what is ready (the reads
+            # that follow this one at once, the answers that finish), not one write each
+            self.flush_soon()
 
     def connection_lost(self, exc: Exception | None) -> None:
         for call in list(self.calls.values()):

@@ -22,7 +22,8 @@ grpc = pytest.importorskip("grpc")
 from modelserver.config import Address  # noqa: E402
 from modelserver.grpc_server import ServiceTable  # noqa: E402
 from modelserver.h2 import frames as f  # noqa: E402
-from modelserver.h2.listener import NativeGrpcListener  # noqa: E402
+from modelserver.h2.listener import NativeGrpcListener, method_table  # noqa: E402
+from modelserver.h2.protocol import READ_SIZE, GrpcProtocol, Limits  # noqa: E402
 
 SERVICE = "test.Calls"
 MIB = 1 << 20
@@ -314,3 +315,59 @@ def test_a_client_that_does_not_read_holds_the_stream_back(window: int) -> None:
         sock.close()
 
     serve(test)
+
+
+class RecordingTransport(asyncio.Transport):
+    """Keeps what a protocol writes, one entry per write call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def writelines(self, pieces: Any) -> None:
+        self.writes.append(b"".join(bytes(piece) for piece in pieces))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+
+def test_what_reads_in_a_row_owe_the_client_leaves_in_one_write() -> None:
+    """The window updates that the reads of a large message owe (one per quarter of the stream's window) are written
+    once the loop has run what is ready, in one write, not one write per read."""
+
+    async def main() -> None:
+        table = ServiceTable(SERVICE, METHODS, Calls(), frozenset(name for name, *_ in METHODS))
+        protocol = GrpcProtocol(Limits(method_table([table]), LIMIT, LIMIT))
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        block = Encoder().encode(
+            [(":method", "POST"), (":scheme", "http"), (":path", f"/{SERVICE}/Echo"), (":authority", "x"),
+             ("content-type", "application/grpc"), ("te", "trailers")]
+        )  # fmt: skip
+        message = struct.pack(">BI", 0, MIB) + b"m" * MIB
+        stream = f.PREFACE + f.settings({}) + f.frame(f.HEADERS, f.END_HEADERS, 1, block)
+        stream += b"".join(f.frame(f.DATA, 0, 1, message[at : at + 16384]) for at in range(0, MIB, 16384))
+        transport.writes.clear()  # the server's SETTINGS
+        step = min(READ_SIZE, 256 << 10)
+        for at in range(0, len(stream), step):  # reads in a row, as the loop makes them while data waits
+            piece = stream[at : at + step]
+            protocol.get_buffer(-1)[: len(piece)] = piece
+            protocol.buffer_updated(len(piece))
+        assert transport.writes == []
+        await asyncio.sleep(0)
+        (written,) = transport.writes
+        updates = []
+        while written:
+            word, _, stream_id = f.HEADER.unpack_from(written)
+            if word & 0xFF == f.WINDOW_UPDATE:
+                updates.append(stream_id)
+            written = written[9 + (word >> 8) :]
+        assert updates == [1, 1, 1]  # the stream's window, given back as quarters of it are read
+
+    asyncio.run(main())
