@@ -25,8 +25,10 @@ logger = logging.getLogger("modelserver.grpc")
 
 SEND_STEP = 256 << 10
 """Once this much DATA is queued, it is written at once and the sender looks at the socket's buffer again."""
-READ_SIZE = 256 << 10
-"""The read buffer, shared by the connections of a listener."""
+READ_SIZE = 1 << 20
+"""The read buffer, shared by the connections of a listener. With 256 KiB a 1 MiB call took 4.4 reads of its client's
+socket, each with its frame split across two reads (gathered in a buffer of its own, then copied into the message);
+with 1 MiB, about 1.5 (callgrind: 174k fewer instructions in the frontend per 1 MiB call)."""
 BIG_MESSAGE = 64 << 10
 """From this size on, an answer's message is sent from its own buffer, its prefix apart."""
 QUEUE_LIMIT = 1 << 20
