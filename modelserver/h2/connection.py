@@ -421,12 +421,10 @@ class Connection:
         limit = self.peer_max_frame
         full = min(self.send_window, stream.send_window, total - (1 if end_stream else 0)) // limit
         if full > 1:  # the frames of the peer's maximum size that fit: one header for all, the payloads are views
-            header = f.HEADER.pack((limit << 8) | f.DATA, 0, stream_id)
-            out = self.out
-            for start in range(0, full * limit, limit):
-                out.append(header)
-                out.append(data[start : start + limit])
             sent = full * limit
+            frames = [f.HEADER.pack((limit << 8) | f.DATA, 0, stream_id)] * (2 * full)
+            frames[1::2] = [data[start : start + limit] for start in range(0, sent, limit)]
+            self.out += frames
             self.send_window -= sent
             self.out_size += sent
             stream.send_window -= sent

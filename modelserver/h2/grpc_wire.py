@@ -166,13 +166,12 @@ class MessageReader:
             view = self._view
             if view is not None:
                 filled, end = self._filled, len(view)
-                while index < count:
-                    piece = pieces[index]
-                    size = len(piece)
-                    if filled + size >= end:
+                for piece in pieces[index:] if index else pieces:
+                    after = filled + len(piece)
+                    if after >= end:
                         break
-                    view[filled : filled + size] = piece
-                    filled += size
+                    view[filled:after] = piece
+                    filled = after
                     index += 1
                 self._filled = filled
                 if index == count:

@@ -50,36 +50,37 @@ class FrameReader:
                 return
         unpack = f.HEADER.unpack_from
         on_data = self._on_data
-        max_frame = self.max_frame
+        max_word = (self.max_frame << 8) | 0xFF  # a header word above it is a frame longer than the maximum
         head = f.HEADER_SIZE
+        last_head = size - head  # where the last whole header of this read may start
         run: list[memoryview] = []  # flag-less DATA of one stream, not handed on yet
         run_stream = -1
-        while size - offset >= head:
+        while offset <= last_head:  # the loop of every frame (64 a MiB of DATA): kept to few operations
             word, flags, stream_id = unpack(view, offset)
-            length = word >> 8
-            if length > max_frame:
+            start = offset + head
+            end = start + (word >> 8)
+            if word > max_word:
                 if run:  # what came before the bad frame is handed on first, as frame by frame
                     self._hand_on(run_stream, run)
-                self._too_long(length)
-            end = offset + head + length
+                self._too_long(word >> 8)
             if end > size:
                 break
-            if not flags and not word & 0xFF:  # DATA (type 0) without flags: may join a run
-                if stream_id != run_stream:
-                    if run:
-                        self._hand_on(run_stream, run)
-                        run = []
-                    run_stream = stream_id
-                run.append(view[offset + head : end])
-            else:
+            if flags or word & 0xFF:
                 if run:  # frames are handed on in their order
                     self._hand_on(run_stream, run)
                     run = []
                     run_stream = -1
                 if word & 0xFF == f.DATA:
-                    on_data(flags, stream_id & f.MAX_WINDOW, view[offset + head : end])
+                    on_data(flags, stream_id & f.MAX_WINDOW, view[start:end])
                 else:
-                    self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[offset + head : end])
+                    self._on_frame(word & 0xFF, flags, stream_id & f.MAX_WINDOW, view[start:end])
+            else:  # DATA (type 0) without flags: may join a run
+                if stream_id != run_stream:
+                    if run:
+                        self._hand_on(run_stream, run)
+                        run = []
+                    run_stream = stream_id
+                run.append(view[start:end])
             offset = end
         if run:
             self._hand_on(run_stream, run)
