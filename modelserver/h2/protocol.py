@@ -364,7 +364,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             if step < 0:  # reset by the client
                 raise asyncio.CancelledError
             sent += step
-            if conn.out_size >= SEND_STEP:
+            if conn.out_size >= SEND_STEP and sent < total:  # the piece's last step leaves with what follows it
                 self.flush()  # may pause writing (the socket's buffer past its high-water mark)
             while step == 0 or self._paused:  # the windows are closed, or the socket's buffer is full
                 self.flush()

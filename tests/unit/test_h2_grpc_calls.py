@@ -371,3 +371,44 @@ def test_what_reads_in_a_row_owe_the_client_leaves_in_one_write() -> None:
         assert updates == [1, 1, 1]  # the stream's window, given back as quarters of it are read
 
     asyncio.run(main())
+
+
+def test_a_large_answer_ends_in_one_write_with_its_trailers() -> None:
+    """A 1 MiB answer is written a step at a time as it is queued, and its last step goes out with the trailers."""
+
+    async def main() -> None:
+        table = ServiceTable(SERVICE, METHODS, Calls(), frozenset(name for name, *_ in METHODS))
+        protocol = GrpcProtocol(Limits(method_table([table]), LIMIT, LIMIT))
+        transport = RecordingTransport()
+        protocol.connection_made(transport)
+        block = Encoder().encode(
+            [(":method", "POST"), (":scheme", "http"), (":path", f"/{SERVICE}/Echo"), (":authority", "x"),
+             ("content-type", "application/grpc"), ("te", "trailers")]
+        )  # fmt: skip
+        message = struct.pack(">BI", 0, MIB) + b"m" * MIB
+        stream = f.PREFACE + f.settings({f.INITIAL_WINDOW_SIZE: 4 * MIB}) + f.window_update(0, 4 * MIB)
+        stream += f.frame(f.HEADERS, f.END_HEADERS, 1, block)
+        stream += b"".join(f.frame(f.DATA, 0, 1, message[at : at + 16384]) for at in range(0, len(message), 16384))
+        stream += f.frame(f.DATA, f.END_STREAM, 1, b"")
+        for at in range(0, len(stream), READ_SIZE):
+            piece = stream[at : at + READ_SIZE]
+            protocol.get_buffer(-1)[: len(piece)] = piece
+            protocol.buffer_updated(len(piece))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        kinds = []
+        for written in transport.writes:
+            found = set()
+            while written:
+                word, flags, stream_id = f.HEADER.unpack_from(written)
+                if stream_id == 1 and word & 0xFF == f.DATA:
+                    found.add("data")
+                elif stream_id == 1 and word & 0xFF == f.HEADERS:
+                    found.add("trailers" if flags & f.END_STREAM else "headers")
+                written = written[9 + (word >> 8) :]
+            kinds.append(found)
+        answer = [found for found in kinds if found]
+        assert answer[0] == {"headers", "data"} and answer[-1] == {"data", "trailers"}
+        assert all(found == {"data"} for found in answer[1:-1])
+
+    asyncio.run(main())
