@@ -14,6 +14,7 @@ from modelserver.metrics import MetricsSettings, ServerMetrics
 from modelserver.model_spec import ModelSpec
 from modelserver.model_version import ModelVersion
 from modelserver.types import DESCRIBE, InferenceResult, Job, ResultStream
+from modelserver.worker_feed import BatchFeed
 from modelserver.worker_plan import WorkerState
 
 from .scripted_worker import Answer, ScriptedWorker
@@ -23,10 +24,10 @@ def result(body: bytes = b"ok", status: int = 200) -> InferenceResult:
     return InferenceResult(status, "", {}, "text/plain", body)
 
 
-def make_version(queue_size: int = 100) -> tuple[ModelVersion, ServerMetrics]:
+def make_version(queue_size: int = 100, depth: int = 0) -> tuple[ModelVersion, ServerMetrics]:
     metrics = ServerMetrics(MetricsSettings(mode="prometheus"), hostname="host")
     spec = ModelSpec("m", "1.0", "/nonexistent", "h.py", {}, {}, job_queue_size=queue_size)
-    return ModelVersion(spec, metrics.for_version("m", "1.0")), metrics
+    return ModelVersion(spec, metrics.for_version("m", "1.0"), depth=depth), metrics
 
 
 def summary(metrics: ServerMetrics) -> Any:
@@ -254,40 +255,40 @@ def test_a_describe_call_runs_alone_and_is_not_an_inference_request() -> None:
     run(test)
 
 
+class RecordingChannel:
+    """A worker's socket that keeps the frames sent to it (no worker process answers them)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.closed: asyncio.Future[BaseException | None] = loop.create_future()
+        self.sent: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any], checked: bool = True) -> None:
+        self.sent.append(message)
+
+    def close(self) -> None:
+        pass
+
+
 class DirectWorker:
-    """A worker with room that takes jobs straight from ``submit`` (batch size 1, empty queue), as a worker
-    connection does: a job sent while another is outstanding is held against the queue's capacity."""
+    """A ready worker with a real feed on a recording socket: it takes jobs straight from ``submit`` (batch size
+    1, empty queue), and a job sent while another is outstanding is held against the queue's capacity."""
 
     state = WorkerState.READY
 
-    @property
-    def feed(self) -> DirectWorker:
-        return self
-
-    def __init__(self, version: ModelVersion, slots: int) -> None:
-        self.queue = version.queue
-        self.slots = slots
-        self.outstanding = 0
-        self.taken: list[Job] = []
+    def __init__(self, version: ModelVersion) -> None:
+        self.channel = RecordingChannel(version.loop)
+        self.feed = BatchFeed("W-direct", version.pool.plan, lambda: None)
+        self.feed.open(self.channel)
 
     @property
-    def free_slots(self) -> int:
-        return self.slots - self.outstanding
-
-    def take_now(self, batch: list[Job]) -> None:
-        if self.outstanding:
-            self.queue.hold(len(batch))
-        self.outstanding += 1
-        self.taken.extend(batch)
-
-    def cancel(self, job: Job) -> None:
-        pass
+    def taken(self) -> list[int]:
+        return [job["id"] for frame in self.channel.sent if frame["kind"] == "infer" for job in frame["jobs"]]
 
 
 def test_jobs_sent_ahead_to_a_busy_worker_respect_the_queue_size() -> None:
     async def test() -> None:
-        version, metrics = make_version(queue_size=1)
-        worker = DirectWorker(version, slots=16)
+        version, metrics = make_version(queue_size=1, depth=16)  # room for 16 batches on the worker's socket
+        worker = DirectWorker(version)
         version.pool.workers.append(worker)  # type: ignore[arg-type]
         running = asyncio.create_task(version.infer(Job("r1", {}, [], loop=version.loop)))
         waiting = asyncio.create_task(version.infer(Job("r2", {}, [], loop=version.loop)))

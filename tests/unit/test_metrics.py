@@ -8,7 +8,6 @@ import math
 import re
 import socket
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,7 +30,9 @@ from modelserver.metrics import (
 )
 from modelserver.metrics.families import TorchServeCounter
 from modelserver.metrics.series import LogSeries
+from modelserver.types import Job
 from modelserver.worker_process import forward_output
+from tests.unit.metrics_jobs import new_job
 from workers.context import Metrics
 
 HOST = "host1"
@@ -56,8 +57,8 @@ def sample(families: dict[str, Any], family: str, name: str | None = None, **lab
     return None
 
 
-def job() -> SimpleNamespace:
-    return SimpleNamespace(metrics=None, started_at=0.0, dispatched_at=0.0)
+def job() -> Job:
+    return new_job()
 
 
 # -- Java's double formatting -------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ the control channel as msgpack, and the merged families render as one scrape."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import msgpack
@@ -11,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from modelserver.metrics import MetricLog, MetricsSettings, ServerMetrics, render
 from modelserver.metrics.merge import export, export_summaries, merge, merge_summaries
+from tests.unit.metrics_jobs import new_job
 
 HOST = "host1"
 
@@ -24,7 +24,7 @@ def frontend(queued: int = 0) -> ServerMetrics:
 def serve(metrics: ServerMetrics, requests: int, status: int = 200) -> None:
     version = metrics.for_version("m", "1.0")
     for _ in range(requests):
-        job = SimpleNamespace(metrics=None, started_at=0.0, dispatched_at=0.0)
+        job = new_job()
         version.admit(job, explicit_version=False)
         version.dispatched([job])
         version.sent()

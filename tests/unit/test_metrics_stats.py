@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +30,8 @@ from modelserver.metrics import (
     latency_layout,
     parse_summary_buckets,
 )
+from modelserver.types import Job
+from tests.unit.metrics_jobs import new_job
 
 HOST = "host1"
 
@@ -64,13 +65,11 @@ def server(mode: str = "prometheus", **settings: Any) -> ServerMetrics:
     return ServerMetrics(MetricsSettings(mode=mode, **settings), hostname=HOST, **logs)
 
 
-def job() -> SimpleNamespace:
-    return SimpleNamespace(metrics=None, started_at=0.0, dispatched_at=0.0)
+def job() -> Job:
+    return new_job()
 
 
-def run_request(
-    clock: Clock, version: VersionMetrics, explicit: bool, outcome: int | str, latency_ms: float
-) -> SimpleNamespace:
+def run_request(clock: Clock, version: VersionMetrics, explicit: bool, outcome: int | str, latency_ms: float) -> Job:
     """Admitted at 0, dispatched halfway, then a final result with status ``outcome``, or ``"error"``, or
     ``"pending"`` (nothing yet)."""
     item = job()
