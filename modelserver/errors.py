@@ -290,3 +290,17 @@ class WorkflowFailed(ServeError):
     """A workflow whose models did not all register: the registered ones are removed again (500)."""
 
     type_name = "WorkflowException"
+
+
+class BodyTimeout(ServeError):
+    """The client stopped sending the body (``body_read_timeout``): 408, in the protocol's own error shape."""
+
+    status = 408
+    type_name = "RequestTimeoutException"
+
+    def __init__(self) -> None:
+        super().__init__("The client stopped sending the request body.")
+
+
+class ClientGone(ConnectionError):
+    """The client closed the connection, or the server cut it (a write timeout)."""

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import httptools
 
-from .errors import BadRequest
+from .errors import BadRequest, BodyTimeout, ClientGone
 from .http_messages import Response
-from .http_request import CONTINUE, BodyTimeout, HttpRequest
-from .http_responses import ClientGone, simple_response, write_stream, write_whole
+from .http_request import CONTINUE, HttpRequest
+from .http_responses import simple_response, write_stream, write_whole
 
 if TYPE_CHECKING:
     from .listener import Listener

@@ -34,6 +34,8 @@ class Request(Protocol):
     method: str
     raw_path: str
     """The request target as sent: the path, still percent-encoded, and the query string."""
+    raw_headers: list[tuple[bytes, bytes]]
+    """The headers as sent, names and values undecoded."""
 
     @property
     def path(self) -> str:
@@ -125,7 +127,7 @@ class StreamingResponse:
 
     def __init__(
         self,
-        chunks: AsyncIterator[bytes],
+        chunks: AsyncIterator[bytes | bytearray],
         status: int = 200,
         headers: Mapping[str, str] | None = None,
         reason: str | None = None,

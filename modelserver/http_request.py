@@ -16,23 +16,13 @@ from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .errors import RequestTooLarge, ServeError
+from .errors import RequestTooLarge
 from .http_messages import Query
 
 if TYPE_CHECKING:
     from yarl import URL
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-class BodyTimeout(ServeError):
-    """The client stopped sending the body (``body_read_timeout``): 408, in the protocol's own error shape."""
-
-    status = 408
-    type_name = "RequestTimeoutException"
-
-    def __init__(self) -> None:
-        super().__init__("The client stopped sending the request body.")
 
 
 class HttpRequest:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from asyncio import Transport
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Protocol
+from typing import Any, Protocol
 
-from .errors import ServeError
+from .errors import ClientGone, ServeError
 from .http_messages import HeaderBlock, Response, StreamingResponse
 from .http_request import HttpRequest
 
@@ -70,10 +70,6 @@ def simple_response(status: int, version: str = "1.1") -> bytes:
     ).encode() + body
 
 
-class ClientGone(ConnectionError):
-    """The client closed the connection, or the server cut it (a write timeout)."""
-
-
 def head_lines(
     request: HttpRequest,
     status: int,
@@ -90,14 +86,15 @@ def head_lines(
         reason = _clean(reason)
     lines = [f"HTTP/{request.version} {status} {reason}\r\n"]
     has_type = False
-    if type(headers) is HeaderBlock:
+    if isinstance(headers, HeaderBlock):
         lines.append(headers.text)
         has_type = headers.has_type
     elif headers:
         try:
             names, values = "".join(headers), "".join(headers.values())
         except TypeError:  # a value that is not a string
-            headers = {str(name): str(value) for name, value in headers.items()}
+            given: Mapping[Any, Any] = headers
+            headers = {str(name): str(value) for name, value in given.items()}
             names, values = "".join(headers), "".join(headers.values())
         unsafe = "\r" in names or "\n" in names or "\r" in values or "\n" in values
         kinds = _HEADER_KINDS
@@ -192,7 +189,7 @@ async def write_stream(
             if not chunked:
                 transport.write(chunk)
             elif len(chunk) < LARGE_BODY:
-                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))  # type: ignore[str-format]  # %b takes any buffer
             else:
                 transport.write(b"%x\r\n" % len(chunk))
                 transport.write(chunk)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
 from .errors import MethodNotAllowed, ResourceNotFound, ServeError
-from .http_messages import AnyResponse, Request, Response
+from .http_messages import AnyResponse, HeaderBlock, Request, Response
 from .router import Match, MatchKind, Route, Router
 
 logger = logging.getLogger("modelserver.http")
@@ -130,7 +130,11 @@ class Listener:
             raise error
         response = dialect.error_response(error, request)
         if isinstance(error, MethodNotAllowed) and error.allowed:
-            headers = dict(response.headers or {})
-            headers["Allow"] = match.allow_header()
-            response.headers = headers
+            current = response.headers
+            if isinstance(current, HeaderBlock):
+                response.headers = HeaderBlock(f"{current.text}Allow: {match.allow_header()}\r\n", current.has_type)
+            else:
+                headers = dict(current or {})
+                headers["Allow"] = match.allow_header()
+                response.headers = headers
         return response

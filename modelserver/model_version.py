@@ -85,6 +85,9 @@ class ModelVersion:
         and the worker's feeding task are for waiting work, and the batch-forming delay never applies to one job."""
         self.worker_cap = DEFAULT_WORKER_CAP
         """``max_workers_per_model``: :meth:`set_workers` refuses more (400)."""
+        self.declared_types: dict[str, Any] | None = None
+        """The model's ``{"inputs": [...], "outputs": [...]}`` (KServe's ``get_input_types``/``get_output_types``),
+        once a worker has been asked (:meth:`~modelserver.dialects.kserve_v2.KServeV2.types_of`)."""
         self.recipe: dict[str, Any] | None = None
         """How another frontend process builds this version again (:mod:`modelserver.model_sync`); None when it
         cannot (a model object living in this process)."""
@@ -128,7 +131,7 @@ class ModelVersion:
         except ServeError:
             metrics.failed(job)
             raise
-        if type(outcome) is ResultStream:
+        if isinstance(outcome, ResultStream):
             metrics.streams += 1
             outcome.on_close(partial(self._stream_closed, job))
             return outcome

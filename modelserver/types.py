@@ -272,7 +272,7 @@ class Job:
         if self.url_path:
             wire["url_path"] = self.url_path
         if self.tensors:
-            wire["tensors"] = [tensor if type(tensor) is dict else tensor.to_wire() for tensor in self.tensors]
+            wire["tensors"] = [tensor if isinstance(tensor, dict) else tensor.to_wire() for tensor in self.tensors]
         parameters = self.parameters
         if parameters:  # msgpack packs a dict as it is (an in-process worker gets its own copy: local_worker)
             wire["parameters"] = parameters if type(parameters) is dict else dict(parameters)

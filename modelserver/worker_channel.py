@@ -40,7 +40,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[BaseException | None] = self._loop.create_future()
-        self._outgoing: list[bytes] = []
+        self._outgoing: list[bytes | bytearray | memoryview] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]

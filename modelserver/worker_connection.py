@@ -222,7 +222,8 @@ class WorkerConnection:
         """Wait for ``hello`` or ``loaded``: its future exists before the socket opens, so an early frame waits."""
         future = self._replies[kind]
         assert self._channel is not None
-        done, _ = await asyncio.wait({future, self._channel.closed}, timeout=timeout, return_when="FIRST_COMPLETED")
+        waits: set[asyncio.Future[Any]] = {future, self._channel.closed}
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
         self._replies.pop(kind, None)
         if future in done:
             return future.result()
@@ -244,7 +245,8 @@ class WorkerConnection:
         assert self._channel is not None
         closed = self._channel.closed
         feeder = asyncio.create_task(self.feed.run(), name=f"{self.name}-feed")
-        await asyncio.wait({feeder, closed}, return_when="FIRST_COMPLETED")
+        waits: set[asyncio.Future[Any]] = {feeder, closed}
+        await asyncio.wait(waits, return_when="FIRST_COMPLETED")
         if not feeder.done():
             feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError):

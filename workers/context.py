@@ -27,9 +27,6 @@ __all__ = ["BatchBinding", "Context", "Metrics", "RequestProcessor", "StreamSock
 TS_COMPAT_VERSION = "0.12.0"
 """The TorchServe release whose handler API we follow; reported as ``server_version``."""
 
-IntermediateSender = Callable[[Sequence[Any], Mapping[int, Any], str, int], None]
-"""``(ret_list, request_id_map, message, code)``: sends one streamed piece per listed request."""
-
 
 class RequestProcessor:
     """Per-request request headers and response status/headers, as TorchServe's RequestProcessor.
@@ -92,8 +89,12 @@ class BatchBinding(Protocol):
 
     job_ids: list[int]
     cancelled: Callable[[int], bool]
-    send_intermediate: IntermediateSender
-    send_wire: Callable[[WireResponse], None]
+
+    def send_intermediate(self, ret: Sequence[Any], req_id_map: Mapping[int, Any], message: str, code: int) -> None:
+        """``(ret_list, request_id_map, message, code)``: sends one streamed piece per listed request."""
+        ...
+
+    def send_wire(self, response: WireResponse) -> None: ...
 
 
 class StreamSocket:

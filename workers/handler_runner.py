@@ -263,7 +263,7 @@ class _Batch:
         item["body"] = body
         return item
 
-    def item(self, idx: int, body: bytes) -> dict[str, Any]:
+    def item(self, idx: int, body: bytes | bytearray) -> dict[str, Any]:
         return {"id": self.job_ids[idx], **response_fields(self.context, idx), "body": body}
 
     def failed(self, status: int, message: str) -> list[dict[str, Any]]:
@@ -319,13 +319,13 @@ class Service:
     def _predict(self, data: list[dict[str, Any]], batch: _Batch) -> list[dict[str, Any]]:
         # TorchServe prints a PredictionTime metric line per batch; printing on the hot path costs more than a
         # small handler does, so backend timings will travel in result frames with the metrics API instead.
-        ret = self._entry_point(data, self._context)
+        ret: Any = self._entry_point(data, self._context)
         if type(ret) is not list and inspect.isgenerator(ret):
             ret = self._drain(ret, batch, len(data))
         outputs = check_outputs(ret, len(data), self._context.model_name)
         return list(map(batch.final_item, range(len(outputs)), outputs))
 
-    def _drain(self, gen: Generator[Any, None, Any], batch: _Batch, size: int) -> list[bytes]:
+    def _drain(self, gen: Generator[Any, Any, Any], batch: _Batch, size: int) -> list[bytes]:
         """A generator handler yields one list per step (an element per request); each step is streamed."""
         with contextlib.closing(gen):
             for piece in gen:

@@ -20,15 +20,17 @@ function's.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from json.scanner import make_scanner
 from typing import Any
 
+_orjson_loads: Callable[[bytes | bytearray], Any] | None
 try:
     from orjson import loads as _orjson_loads
 except ImportError:  # pragma: no cover - orjson is optional
     _orjson_loads = None
 
-_scan = make_scanner(json.JSONDecoder())
+_scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed's stub names the class, not the decoder
 _ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 """A translation table: every digit becomes ``0`` and every other byte a space, so runs of digits stay runs."""
 _RUN = b"0" * 19

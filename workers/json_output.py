@@ -22,6 +22,12 @@ class _Fallback(Exception):
     """The value holds something only ``json.dumps`` knows how to treat exactly."""
 
 
+_MAX_NESTING = 64
+"""Containers nested deeper go to ``json.dumps``, which bounds its own recursion: compiled (mypyc), this writer's
+recursion is the C stack's, and a circular value would overflow it before the interpreter's limit is reached."""
+_MAX_NEWLINE = 1 + 2 * _MAX_NESTING
+
+
 def dumps_indent2(value: Any) -> str:
     try:
         return _encode(value, "\n")
@@ -80,6 +86,8 @@ def _encode(value: Any, newline: str) -> str:
     writer = scalars.get(kind)
     if writer is not None:
         return writer(value)
+    if len(newline) > _MAX_NEWLINE:  # the newline carries the indentation: its length is the depth
+        raise _Fallback
     inner = newline + "  "
     if kind is list or kind is tuple:
         if not value:

@@ -247,7 +247,7 @@ def encode_parts(
         if not isinstance(message, Mapping):
             raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
         _validate(message)
-    packing = _packing
+    packing = _thread_packing()
     try:
         payload = packing.packer.pack(message if isinstance(message, dict) else dict(message))
     except (TypeError, ValueError, OverflowError) as err:
@@ -264,9 +264,9 @@ def encode_parts(
     return [*parts, HEADER.pack(len(payload)), payload]
 
 
-class _Packing(threading.local):
-    """A msgpack ``Packer`` per thread, reused (``packb`` builds one per call), and the attachment frames of the
-    message it is packing (its ``default`` hook meets each :class:`Attached` body)."""
+class _Packing:
+    """A msgpack ``Packer``, reused (``packb`` builds one per call), and the attachment frames of the message it is
+    packing (its ``default`` hook meets each :class:`Attached` body). One per thread (:func:`_thread_packing`)."""
 
     def __init__(self) -> None:
         self.parts: list[bytes | bytearray | memoryview] = []
@@ -280,7 +280,15 @@ class _Packing(threading.local):
         raise TypeError(f"can not serialize {type(value).__name__!r} object")
 
 
-_packing = _Packing()
+_per_thread = threading.local()
+
+
+def _thread_packing() -> _Packing:
+    try:
+        packing: _Packing = _per_thread.packing
+    except AttributeError:
+        packing = _per_thread.packing = _Packing()
+    return packing
 
 
 def _reject_ext(code: int, data: bytes) -> Any:

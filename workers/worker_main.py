@@ -33,7 +33,7 @@ logger = logging.getLogger("workers")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m workers", description="A model server worker process.")
     parser.add_argument("--fd", type=int, required=True, help="inherited file descriptor of the connected socket")
     parser.add_argument("--name", default="worker", help="the worker's name, for logs")
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N")

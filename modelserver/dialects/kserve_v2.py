@@ -12,7 +12,6 @@ of the same path: a model of protocol ``torchserve`` gets the raw request there,
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,7 +20,6 @@ from ..api_docs import Body, Reply
 from ..http_messages import Request, Response
 from ..model_version import ModelVersion
 from ..oip_codec import OIPError, decode_request, encode_response
-from ..registry import ModelRegistry
 from ..router import Route
 from ..types import EXPLAIN, PREDICT, Job, ResultStream
 from . import kserve_http as http
@@ -46,10 +44,6 @@ def versioned(pattern: str) -> tuple[str, str]:
 
 
 class KServeV2(http.KServeDialect):
-    def __init__(self, registry: ModelRegistry) -> None:
-        super().__init__(registry)
-        self._metadata: weakref.WeakKeyDictionary[ModelVersion, dict[str, Any]] = weakref.WeakKeyDictionary()
-
     def routes(self) -> Iterable[Route]:
         yield Route(
             GET,
@@ -205,7 +199,7 @@ class KServeV2(http.KServeDialect):
     async def types_of(self, model: ModelVersion) -> dict[str, Any]:
         """``{"inputs": [...], "outputs": [...]}`` as the model declares them (KServe's ``get_input_types`` and
         ``get_output_types``), asked of a worker once per version; none for a model that cannot declare them."""
-        cached = self._metadata.get(model)
+        cached = model.declared_types
         if cached is not None:
             return cached
         described: dict[str, Any] = {"inputs": [], "outputs": []}
@@ -217,7 +211,7 @@ class KServeV2(http.KServeDialect):
                 outcome = outcome.first
             if outcome.status < 400:
                 described = json.loads(bytes(outcome.body))
-                self._metadata[model] = described
+                model.declared_types = described
         return described
 
     async def model_ready(self, request: Request, params: dict[str, str]) -> Response:

@@ -14,6 +14,8 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ..api_docs import Reply
 from ..errors import RequestTooLarge, ServeError
 from ..http_messages import HeaderBlock, Request, Response
@@ -183,6 +185,7 @@ OPTIONS = frozenset({"OPTIONS"})
 GET = frozenset({"GET"})
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class TorchServeDialect:
     """What TorchServe's inference, management and metrics APIs share: the error shape and the
     API description (``OPTIONS /`` and ``GET /api-description``, served without a token)."""

@@ -258,7 +258,7 @@ class TorchServeInference(http.TorchServeDialect):
                 inputs = await read_inputs(request)
         job = Job(http.new_request_id(), request.raw_headers, inputs, method, url_path=url_path, loop=model.loop)
         outcome = await model.infer(job, explicit_version)
-        if type(outcome) is ResultStream:
+        if isinstance(outcome, ResultStream):
             first = outcome.first
             headers = _headers(job.request_id, first)
             headers["X-Accel-Buffering"] = "no"

@@ -197,7 +197,9 @@ class VersionMetrics:
         self._worker_thread_time = worker_thread_time
         self._prediction_time = prediction_time
         self._load_time = load_time
-        self._stages = stages if stages is not None and all(type(stage) is Histogram for stage in stages) else None
+        self._stages: tuple[Histogram, Histogram] | None = None
+        if stages is not None and type(stages[0]) is Histogram and type(stages[1]) is Histogram:
+            self._stages = (stages[0], stages[1])  # type: ignore[assignment]
         """The queue and worker stages of ``modelserver_request_latency_seconds`` (Prometheus mode), updated in place
         by :meth:`finished` (a call per stage per request cost more than the update)."""
         self._batch_size = batch_size

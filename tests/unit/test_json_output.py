@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -64,6 +65,14 @@ def test_subclasses_and_unknown_types_fall_back_to_json_dumps() -> None:
         dumps_indent2({"x": object()})
     with pytest.raises(TypeError):
         dumps_indent2({(1, 2): "tuple key"})
+
+
+@pytest.mark.parametrize("depth", [63, 64, 65, 66, 500])
+def test_deep_nesting_is_written_as_json_dumps_writes_it(depth: int) -> None:
+    value: Any = {"leaf": [1.5, "x", None]}
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    assert dumps_indent2(value) == json.dumps(value, indent=2)
 
 
 def test_circular_reference_raises_like_json_dumps() -> None:
