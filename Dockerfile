@@ -36,10 +36,13 @@ RUN pip install torch==2.13.0 \
 # --- the server on top of the chosen torch ------------------------------------------------------------------------
 FROM torch-${VARIANT} AS build
 ARG EXTRAS=vision
+# a C compiler for mypyc (the hot path's compiled modules), in this stage only
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml setup.cfg README.md /src/
 COPY modelserver /src/modelserver
 COPY workers /src/workers
 RUN pip install "/src[${EXTRAS}]" \
+ && python -m modelserver.compile --require \
  && python -c "import torch, sys; print('torch', torch.__version__)" \
  && modelserver --version
 

@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     not_compiled = compile_server(log)
     if not_compiled:
-        log(f"The server's modules are not byte-compiled: {not_compiled}")
+        log(f"The server's modules are not compiled: {not_compiled}")
     plot_missing = ensure_matplotlib(log)
     if plot_missing:
         log(f"No plot: {plot_missing}")

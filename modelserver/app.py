@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workers import compiled_modules
 from workers.protocol import MAX_FRAME_SIZE_LIMIT
 
 from . import TORCHSERVE_VERSION, auth, grpc_server, http_limits, model_sync, snapshot, tls
@@ -381,6 +382,8 @@ class ModelServer:
             self.save_snapshot("startup")
         gc.collect()
         gc.freeze()  # what start-up built stays: full collections need not walk it again (no stalls on requests)
+        if self.role.index == 0:
+            logger.info("Hot path: %s", compiled_modules.describe())
         if self.peers is None:
             print(STARTED_LINE, flush=True)
         else:

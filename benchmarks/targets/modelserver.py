@@ -135,9 +135,12 @@ class ModelServerPeer:
     name = "modelserver"
 
     def prepare(self, cache: Path, log: Log) -> dict[str, Any]:
+        from workers import compiled_modules
+
         from .modelserver_script import kserve_package
 
         return {
+            "hot path": compiled_modules.describe(compiled_modules.check()[0]),
             "version": modelserver.__version__,
             "python": sys.executable,
             "aiohttp": version_of("aiohttp"),

@@ -1,0 +1,123 @@
+"""Which build of the hot path a process uses (workers/compiled_modules.py): a build is used only while it matches
+every source of the group exactly; otherwise, or when switched off, the modules run as Python.
+
+Each case runs in a fresh interpreter: the finder is installed once per process, when ``modelserver`` or
+``workers`` is first imported."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from workers import compiled_modules
+from workers.compiled_modules import COMPILED_MODULES, _extension_files, build_directory, package_root, source_digest
+
+ROOT = Path(package_root())
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+PROBE = (
+    "import json, sys, modelserver.http_connection as m, modelserver.types as t, workers.compiled_modules as c;"
+    "print(json.dumps({'status': c.status, 'files': [m.__file__, t.__file__], 'line': c.describe()}))"
+)
+
+
+def probe(root: Path, **env: str) -> dict[str, object]:
+    environment = {key: value for key, value in os.environ.items() if key != compiled_modules.ENVIRONMENT_SWITCH}
+    environment.update(PYTHONPATH=str(root), **env)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], env=environment, cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def copy_tree(destination: Path) -> Path:
+    for package in ("modelserver", "workers"):
+        shutil.copytree(ROOT / package, destination / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return destination
+
+
+def built() -> bool:
+    return os.path.isdir(build_directory())
+
+
+def test_digest_names_the_sources_exactly(tmp_path: Path) -> None:
+    tree = copy_tree(tmp_path)
+    before = source_digest(root=str(tree))
+    assert before == source_digest(root=str(ROOT))
+    target = tree / "modelserver" / "batcher.py"
+    target.write_bytes(target.read_bytes() + b"\n")
+    assert source_digest(root=str(tree)) != before
+    assert source_digest(COMPILED_MODULES[:-1], root=str(ROOT)) != before  # the list is part of it too
+
+
+def test_extension_files_are_named_by_their_packages(tmp_path: Path) -> None:
+    (tmp_path / "modelserver" / "metrics").mkdir(parents=True)
+    for name in ("modelserver__mypyc", "modelserver/batcher", "modelserver/metrics/series"):
+        (tmp_path / f"{name}{SUFFIX}").write_bytes(b"")
+    (tmp_path / "modelserver" / "notes.txt").write_text("not a module")
+    found = _extension_files(str(tmp_path))
+    assert found == {
+        "modelserver__mypyc": str(tmp_path / f"modelserver__mypyc{SUFFIX}"),
+        "modelserver.batcher": str(tmp_path / "modelserver" / f"batcher{SUFFIX}"),
+        "modelserver.metrics.series": str(tmp_path / "modelserver" / "metrics" / f"series{SUFFIX}"),
+    }
+
+
+def test_without_a_build_every_module_is_python(tmp_path: Path) -> None:
+    result = probe(ROOT, MODELSERVER_COMPILED_DIR=str(tmp_path / "none"))
+    assert result["status"] == "not built"
+    assert all(str(path).endswith(".py") for path in result["files"])
+    assert "python -m modelserver.compile" in str(result["line"])
+
+
+@pytest.mark.skipif(not built(), reason="no build of these sources (python -m modelserver.compile)")
+def test_a_build_of_these_sources_is_used() -> None:
+    result = probe(ROOT)
+    assert result["status"] == "compiled"
+    assert all(str(path).endswith(SUFFIX) for path in result["files"])
+
+
+@pytest.mark.skipif(not built(), reason="no build of these sources (python -m modelserver.compile)")
+def test_switched_off_the_sources_run() -> None:
+    result = probe(ROOT, MODELSERVER_COMPILED="0")
+    assert result["status"] == "off"
+    assert all(str(path).endswith(".py") for path in result["files"])
+
+
+@pytest.mark.skipif(not built(), reason="no build of these sources (python -m modelserver.compile)")
+def test_an_edited_source_is_run_as_python_not_the_older_build(tmp_path: Path) -> None:
+    """The build of the unedited sources stays beside it, and must not be taken for this tree."""
+    tree = copy_tree(tmp_path / "tree")
+    edited = tree / "modelserver" / "types.py"
+    edited.write_text(edited.read_text() + "\nEDITED = True\n")
+    result = probe(tree, MODELSERVER_COMPILED_DIR=os.path.dirname(build_directory()))
+    assert result["status"] == "stale"
+    assert result["files"] == [str(tree / "modelserver" / "http_connection.py"), str(edited)]
+    assert "older than their sources" in str(result["line"])
+
+
+@pytest.mark.parametrize("switch", ["", "0"])
+def test_the_server_says_how_its_hot_path_runs_and_answers_either_way(tmp_path: Path, switch: str) -> None:
+    from tests.server import EXAMPLE_MODELS, start_server
+
+    env = {compiled_modules.ENVIRONMENT_SWITCH: switch} if switch else {}
+    server = start_server(tmp_path, {"echo": EXAMPLE_MODELS / "echo"}, env=env, wait_models=["echo"])
+    try:
+        answer = requests.post(f"{server.inference}/predictions/echo", json={"a": 1}, timeout=10)
+        assert answer.status_code == 200 and answer.json() == {"a": 1}
+        expected = "Hot path: Python (MODELSERVER_COMPILED=0)" if switch else f"Hot path: {_expected_line()}"
+        assert expected in server.logs()
+    finally:
+        server.stop()
+
+
+def _expected_line() -> str:
+    return "compiled (mypyc)" if built() else "Python: "
