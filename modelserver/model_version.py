@@ -168,7 +168,9 @@ class ModelVersion:
         try:
             queue.put(job)
         except QueueFull:
-            raise NoWorker(self.spec.name, self.spec.version if explicit_version else None) from None
+            refused = NoWorker(self.spec.name, self.spec.version if explicit_version else None)
+            refused.__suppress_context__ = True  # mypyc compiles `from None` without it
+            raise refused from None
 
     def cancel(self, job: Job) -> None:
         """The client went away: drop the job if queued, or tell its worker if running."""

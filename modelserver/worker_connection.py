@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from .worker_channel import FrameChannel, WorkerChannel
 from .worker_feed import BatchFeed
 from .worker_plan import WorkerPlan, WorkerState
@@ -47,6 +49,7 @@ NO_ANSWER = "WorkerInitializationException: Backend worker did not respond in gi
 """TorchServe's wording, which its users alert on."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a worker group (worker_group.py) is one
 class WorkerConnection:
     def __init__(self, worker_id: int, plan: WorkerPlan, gpu_id: int | None) -> None:
         self.worker_id = worker_id

@@ -4,6 +4,8 @@ out, large payloads received straight into buffers of their own (docs/protocol.m
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 from .buffers import unfilled_bytearray
 from .protocol import (
     ATTACHMENT_FLAG,
@@ -36,6 +38,7 @@ def _frame_length(header: bytes | bytearray | memoryview, max_frame_size: int, o
     return length, attachment
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the frontends' control channel extends it
 class FrameDecoder:
     """Incremental frame decoder for the frontend's asyncio side.
 

@@ -42,7 +42,9 @@ def encode_output(value: Any) -> bytes | bytearray:
         return _encode(value)
     except (TypeError, ValueError) as exc:
         logger.warning("Unable to serialize model output.", exc_info=True)
-        raise OutputEncodingError() from exc
+        error = OutputEncodingError()
+        error.__cause__ = exc  # mypyc compiles `raise ... from` without the cause
+        raise error from exc
 
 
 def _encode(value: Any) -> bytes | bytearray:
@@ -51,8 +53,9 @@ def _encode(value: Any) -> bytes | bytearray:
         return dumps_indent2(value).encode("utf-8")
     if isinstance(value, _BINARY_OUTPUTS):
         return value  # msgpack packs either as bin: no copy here
-    if isinstance(value, str):
-        return value.encode("utf-8")
+    if isinstance(value, str):  # a subclass's own encode runs (compiled, str.encode would be called directly)
+        text: Any = value
+        return text.encode("utf-8")
     torch = sys.modules.get("torch")  # a handler returning a Tensor has imported torch; we never do
     if torch is not None and isinstance(value, torch.Tensor):
         buffer = io.BytesIO()

@@ -253,7 +253,9 @@ def encode_parts(
     except (TypeError, ValueError, OverflowError) as err:
         packing.packer.reset()
         packing.parts = []
-        raise ProtocolError(f"cannot pack {message['kind']!r} message: {err}") from err
+        error = ProtocolError(f"cannot pack {message['kind']!r} message: {err}")
+        error.__cause__ = err  # mypyc compiles `raise ... from` without the cause
+        raise error from err
     size = len(payload)
     parts = packing.parts
     if parts:
@@ -337,7 +339,9 @@ def decode_payload(
     except ProtocolError:
         raise
     except (ValueError, TypeError, msgpack.UnpackException) as err:
-        raise ProtocolError(f"invalid msgpack payload: {err}") from err
+        error = ProtocolError(f"invalid msgpack payload: {err}")
+        error.__cause__ = err  # mypyc compiles `raise ... from` without the cause
+        raise error from err
     if claim is not None and claim.taken != len(claim.attachments):
         raise ProtocolError(f"{len(claim.attachments) - claim.taken} attachment(s) sent but not claimed")
     if not isinstance(message, dict):

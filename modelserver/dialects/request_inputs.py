@@ -74,7 +74,9 @@ async def _multipart_inputs(request: Request) -> list[Input]:
     try:
         parts = parse_multipart(body, boundary_of(request.headers.get("Content-Type", "")))
     except MultipartError as err:
-        raise BadRequest(f"Invalid multipart body: {err}") from err
+        refused = BadRequest(f"Invalid multipart body: {err}")
+        refused.__cause__ = err  # mypyc compiles `raise ... from` without the cause
+        raise refused from err
     fields: dict[str, Input] = {}
     for index, part in enumerate(parts):
         if part.name is None:

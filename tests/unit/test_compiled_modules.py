@@ -6,6 +6,7 @@ Each case runs in a fresh interpreter: the finder is installed once per process,
 
 from __future__ import annotations
 
+import ast
 import importlib.machinery
 import json
 import os
@@ -18,7 +19,14 @@ import pytest
 import requests
 
 from workers import compiled_modules
-from workers.compiled_modules import COMPILED_MODULES, _extension_files, build_directory, package_root, source_digest
+from workers.compiled_modules import (
+    COMPILED_MODULES,
+    _extension_files,
+    build_directory,
+    package_root,
+    source_digest,
+    source_path,
+)
 
 ROOT = Path(package_root())
 SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
@@ -121,3 +129,63 @@ def test_the_server_says_how_its_hot_path_runs_and_answers_either_way(tmp_path: 
 
 def _expected_line() -> str:
     return "compiled (mypyc)" if built() else "Python: "
+
+
+# -- what the group's sources must keep to, so that compiled and Python behave alike ----------------------------
+
+
+def _group_trees() -> dict[str, ast.Module]:
+    return {module: ast.parse(Path(source_path(module)).read_text()) for module in COMPILED_MODULES}
+
+
+def _name(node: ast.expr) -> str | None:
+    return node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+
+
+def test_python_classes_extend_only_group_classes_that_allow_it() -> None:
+    """mypyc refuses, at run time, a Python subclass of a compiled class not marked for it."""
+    allowed, native = set(), set()
+    for tree in _group_trees().values():
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and "Protocol" not in {_name(base) for base in node.bases}:
+                native.add(node.name)
+                if any("allow_interpreted_subclasses" in ast.unparse(decorator) for decorator in node.decorator_list):
+                    allowed.add(node.name)
+    offenders = []
+    for path in [
+        *ROOT.joinpath("modelserver").rglob("*.py"),
+        *ROOT.joinpath("workers").rglob("*.py"),
+        *ROOT.joinpath("tests").rglob("*.py"),
+    ]:
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        if module in COMPILED_MODULES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                for base in node.bases:
+                    name = _name(base)
+                    if name in native and name not in allowed:
+                        offenders.append(f"{module}.{node.name}({name})")
+    assert offenders == []
+
+
+def test_a_raise_from_sets_its_cause_itself() -> None:
+    """mypyc compiles ``raise error from cause`` without the cause (and ``from None`` without suppressing the
+    context): each is preceded by the assignment that does it."""
+    offenders = []
+    for module, tree in _group_trees().items():
+        for node in ast.walk(tree):  # every block: a function's, a try's, an except's, a loop's...
+            statements = getattr(node, "body", None)
+            if not isinstance(statements, list):
+                continue
+            for before, statement in zip([None, *statements], statements, strict=False):
+                if isinstance(statement, ast.Raise) and statement.cause is not None:
+                    attribute = "__suppress_context__" if ast.unparse(statement.cause) == "None" else "__cause__"
+                    if before is None or f".{attribute} = " not in ast.unparse(before):
+                        offenders.append(f"{module}:{statement.lineno}")
+    assert offenders == []
+
+
+def test_the_group_reads_no_docstrings() -> None:
+    """A compiled module's ``__doc__`` is None."""
+    assert [module for module, tree in _group_trees().items() if "__doc__" in ast.unparse(tree)] == []
