@@ -15,7 +15,7 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from workers.protocol import attach
 
@@ -81,7 +81,7 @@ class ResultStream:
         "first",
     )
 
-    buffer_limit = 2 * 1024 * 1024
+    buffer_limit: ClassVar[int] = 2 * 1024 * 1024  # ClassVar: compiled, a plain default is fixed at build
     """``stream_buffer_size``: bytes of pieces held for a slow consumer before the producer is asked to wait."""
 
     def __init__(self, first: InferenceResult) -> None:

@@ -12,7 +12,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from mypy_extensions import mypyc_attr
 
@@ -190,7 +190,7 @@ class TorchServeDialect:
     """What TorchServe's inference, management and metrics APIs share: the error shape and the
     API description (``OPTIONS /`` and ``GET /api-description``, served without a token)."""
 
-    tag = ""
+    tag: ClassVar[str] = ""
 
     def __init__(self, api_description: Callable[[], dict[str, Any]]) -> None:
         self._api_description = api_description

@@ -10,7 +10,7 @@ TorchServe does; every route goes through the same core call (:meth:`ModelVersio
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, ClassVar
 
 from multidict import CIMultiDict
 
@@ -54,7 +54,7 @@ _PASSED_ON = "Query parameters are passed to the handler as inputs."
 class TorchServeInference(http.TorchServeDialect):
     """The routes of TorchServe's inference port, over the model registry."""
 
-    tag = "inference"
+    tag: ClassVar[str] = "inference"
 
     def __init__(self, registry: ModelRegistry, api_description: Callable[[], dict[str, Any]]) -> None:
         super().__init__(api_description)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from .. import TORCHSERVE_VERSION
 from ..api_docs import Param, Reply
@@ -69,7 +69,7 @@ def _status(message: str, status: int = 200) -> Response:
 
 
 class TorchServeManagement(http.TorchServeDialect):
-    tag = "management"
+    tag: ClassVar[str] = "management"
 
     def __init__(
         self,

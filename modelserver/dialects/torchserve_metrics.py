@@ -8,7 +8,7 @@ Repeated ``name[]`` query parameters keep only the samples with those names.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from ..api_docs import Param, Reply
 from ..http_messages import Request, Response
@@ -20,7 +20,7 @@ PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE
 
 
 class TorchServeMetrics(http.TorchServeDialect):
-    tag = "metrics"
+    tag: ClassVar[str] = "metrics"
 
     def __init__(self, api_description: Callable[[], dict[str, Any]], metrics: ServerMetrics | None = None) -> None:
         super().__init__(api_description)

@@ -189,3 +189,18 @@ def test_a_raise_from_sets_its_cause_itself() -> None:
 def test_the_group_reads_no_docstrings() -> None:
     """A compiled module's ``__doc__`` is None."""
     assert [module for module, tree in _group_trees().items() if "__doc__" in ast.unparse(tree)] == []
+
+
+def test_class_attributes_of_the_group_are_class_vars() -> None:
+    """Compiled, a class-level value without ``ClassVar`` is an instance default fixed at build: neither a later
+    assignment to the class (a configured limit) nor a Python subclass's own value would be seen."""
+    offenders = []
+    for module, tree in _group_trees().items():
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.Assign) and not all(
+                        isinstance(target, ast.Name) and target.id.startswith("__") for target in item.targets
+                    ):
+                        offenders.append(f"{module}.{node.name}: {ast.unparse(item)}")
+    assert offenders == []

@@ -302,3 +302,19 @@ def test_jobs_sent_ahead_to_a_busy_worker_respect_the_queue_size() -> None:
         assert summary(metrics).requests == 3
 
     run(test)
+
+
+def test_the_configured_stream_buffer_size_is_the_bound_that_pauses_the_producer() -> None:
+    """``stream_buffer_size`` (app.py sets ``ResultStream.buffer_limit``) applies to every stream, compiled too."""
+    previous = ResultStream.buffer_limit
+    ResultStream.buffer_limit = 5
+    try:
+        stream = ResultStream(InferenceResult(200, "", {}, "", b""))
+        flows: list[bool] = []
+        stream.on_flow(flows.append)
+        stream.push(InferenceResult(200, "", {}, "", b"12345"))
+        assert flows == []
+        stream.push(InferenceResult(200, "", {}, "", b"6"))
+        assert flows == [True]
+    finally:
+        ResultStream.buffer_limit = previous
