@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 from workers.compiled_modules import (
     COMPILED_MODULES,
@@ -42,13 +44,60 @@ def byte_compile(root: str) -> bool:
     )
 
 
+class BuildFailed(Exception):
+    """The build did not finish; the message ends with the last lines mypyc and the compiler wrote."""
+
+
+@contextlib.contextmanager
+def output_to(path: str) -> Iterator[None]:
+    """This process's stdout and stderr, the C compiler's included (it writes to the descriptors), into a file."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "wb") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def compile_group(root: str, destination: str, jobs: int) -> None:
     """mypyc's C for the group, built by setuptools into ``destination`` (a temporary directory first, moved in
-    whole, so a build cut short is never taken for a build)."""
+    whole, so a build cut short is never taken for a build). What mypyc and the compiler print (a line per
+    command, mypyc's notes) is shown only when the build fails."""
+    work = tempfile.mkdtemp(prefix="modelserver-mypyc-")
+    log = os.path.join(work, "build.log")
+    try:
+        with output_to(log):
+            try:
+                _build(root, work, jobs)
+            except (Exception, SystemExit) as error:  # setuptools reports a compiler's failure as SystemExit
+                failure: BaseException | None = error
+            else:
+                failure = None
+        if failure is not None:
+            with open(log, errors="replace") as written:
+                tail = "".join(written.readlines()[-20:])
+            raise BuildFailed(f"{failure}\n{tail}") from failure
+        if os.path.isdir(destination):
+            shutil.rmtree(destination)
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        shutil.move(os.path.join(work, "lib"), destination)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _build(root: str, work: str, jobs: int) -> None:
     from mypyc.build import mypycify  # imported here: mypy is needed to build, never to serve
     from setuptools import setup
 
-    work = tempfile.mkdtemp(prefix="modelserver-mypyc-")
     previous = os.getcwd()
     try:
         os.chdir(work)  # not the project's directory: setuptools would read its setup.cfg
@@ -70,13 +119,8 @@ def compile_group(root: str, destination: str, jobs: int) -> None:
                 f"--parallel={jobs}",
             ],
         )
-        if os.path.isdir(destination):
-            shutil.rmtree(destination)
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
-        shutil.move(staging, destination)
     finally:
         os.chdir(previous)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 KEPT_BUILDS = 4
@@ -110,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         compile_group(root, destination, args.jobs)
-    except (Exception, SystemExit) as error:  # setuptools reports a compiler's failure as SystemExit
+    except (BuildFailed, OSError, ImportError) as error:
         print(f"modelserver.compile: mypyc build failed, the server runs as Python: {error}", file=sys.stderr)
         return 1 if args.require else 0
     remove_old_builds(destination)

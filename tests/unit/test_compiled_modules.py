@@ -204,3 +204,21 @@ def test_class_attributes_of_the_group_are_class_vars() -> None:
                     ):
                         offenders.append(f"{module}.{node.name}: {ast.unparse(item)}")
     assert offenders == []
+
+
+def test_a_failed_build_says_so_and_leaves_no_build(tmp_path: Path) -> None:
+    """No working C compiler: one message with the compiler's last words, no build directory (so the server runs
+    as Python), exit 1 only under ``--require``."""
+    environment = {**os.environ, "CC": "/bin/false", "MODELSERVER_COMPILED_DIR": str(tmp_path / "builds")}
+    done = subprocess.run(
+        [sys.executable, "-m", "modelserver.compile", "--require"],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("modelserver.compile: mypyc build failed, the server runs as Python:")
+    assert "/bin/false" in done.stderr
+    assert not (tmp_path / "builds").exists()
