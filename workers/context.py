@@ -15,6 +15,7 @@ When the real package is importable the handler gets a subclass of its ``ts.cont
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -243,7 +244,9 @@ class Context:
     ) -> None:
         if self._batch is None:
             raise RuntimeError("send_intermediate_predict_response() can only be called while handle() runs")
-        self._batch.send_intermediate(ret, request_id_map, message, code)
+        # ``code`` as TorchServe's ``struct.pack("!i", code)`` takes it: any integer (a numpy one too) but no float or
+        # str. The runner is compiled (mypyc), and an ``int`` parameter there refuses a numpy integer.
+        self._batch.send_intermediate(ret, request_id_map, message, operator.index(code))
 
     def _send_wire(self, response: WireResponse) -> None:
         if self._batch is None:

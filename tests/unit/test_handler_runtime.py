@@ -528,6 +528,28 @@ def test_send_intermediate_predict_response_streams_three_chunks_then_the_final(
     assert items == [ok(1, b"hello world ", headers=done), ok(2, b"hello world ", headers=done)]
 
 
+def test_send_intermediate_predict_response_takes_a_numpy_integer_code(tmp_path: Path) -> None:
+    """TorchServe packs ``code`` with ``struct.pack("!i", code)``, which takes a numpy integer; the compiled runner's
+    ``int`` parameter refused one (TypeError: the batch failed with 503)."""
+    pytest.importorskip("numpy")
+    write(
+        tmp_path,
+        """
+        import numpy as np
+        from ts.handler_utils.utils import send_intermediate_predict_response
+
+        def handle(data, context):
+            if data is None:
+                return None
+            send_intermediate_predict_response(["a"] * len(data), context.request_ids, "ok", np.int64(200), context)
+            return ["b"] * len(data)
+        """,
+    )
+    items, chunks = run(load(tmp_path), [job(1)])
+    assert chunks == [ok(1, b"a", headers={"ts_stream_next": "true"})]
+    assert items == [ok(1, b"b", headers={"ts_stream_next": "false"})]
+
+
 def test_generator_handler_streams_each_yield_and_ends_with_empty_bodies(tmp_path: Path) -> None:
     write(
         tmp_path,
