@@ -113,16 +113,20 @@ def response_fields(context: Context, idx: int) -> dict[str, Any]:
     return _fields(context._processor(idx))
 
 
-def _fields(processor: RequestProcessor) -> dict[str, Any]:
+def _fields(processor: Any) -> dict[str, Any]:
     """:func:`response_fields` of one request's processor, read once (its public methods only: a handler may have
-    put processors of the real ``ts`` package in the context)."""
+    put processors of the real ``ts`` package in the context).
+
+    ``processor`` is typed ``Any`` so that what its methods return is taken as it is: compiled (mypyc), a value
+    declared ``int | None`` is checked, and a handler's ``set_response_status(numpy.int64(201))`` failed the batch
+    (TorchServe, and ``int(code)`` here, take any integer)."""
     code = processor.get_response_status_code()
     phrase = processor.get_response_status_phrase()
     given = processor.get_response_headers()
     content_type = given.get("content-type")
     return {
         "status": int(code) if code is not None else 200,
-        "reason": phrase or "",
+        "reason": str(phrase) if phrase else "",  # the frontend's result takes a str (a handler's may be another)
         "headers": {str(k): str(v) for k, v in given.items()} if given else {},
         "content_type": str(content_type) if content_type else "",
     }

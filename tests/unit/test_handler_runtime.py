@@ -404,6 +404,31 @@ def test_per_request_status_headers_and_content_type(tmp_path: Path) -> None:
     assert json.loads(second["body"])["body_header"] == {"content-type": "application/json"}
 
 
+def test_status_given_as_a_numpy_integer_is_the_answers(tmp_path: Path) -> None:
+    """A status code computed with numpy (TorchServe packs it with ``struct.pack``, which takes any integer): the
+    compiled runner read ``get_response_status_code()`` as ``int | None`` and failed the batch with 503."""
+    pytest.importorskip("numpy")
+    write(
+        tmp_path,
+        """
+        from http import HTTPStatus
+
+        import numpy as np
+
+        def handle(data, context):
+            if data is None:
+                return None
+            context.set_response_status(np.int64(201), "Created", idx=0)
+            context.set_response_status(202, HTTPStatus.ACCEPTED, idx=1)  # a phrase that is not a str
+            return ["made"] * len(data)
+        """,
+    )
+    items, _ = run(load(tmp_path), [job(1), job(2)])
+    assert items == [ok(1, b"made", status=201, reason="Created"), ok(2, b"made", status=202, reason="202")]
+    assert type(items[0]["status"]) is int  # msgpack packs a Python int, not a numpy one
+    assert type(items[1]["reason"]) is str  # the frontend's result takes a str
+
+
 def test_status_set_while_the_output_is_encoded_is_the_answers(tmp_path: Path) -> None:
     """An output whose own code runs as it is encoded (a str subclass's encode) may still set the status: the
     answer's fields are read after the body is made, as TorchServe's worker does."""
