@@ -148,7 +148,7 @@ def check() -> tuple[str, dict[str, str]]:
 def install() -> str:
     """Put the finder for an up-to-date build in front of ``sys.meta_path``, once; return :data:`status`."""
     global status
-    if any(isinstance(finder, CompiledFinder) for finder in sys.meta_path):
+    if status != "not checked":  # both packages call it: the sources are read and hashed once a process
         return status
     found, files = check()
     if found == "compiled" and any(module in sys.modules for module in COMPILED_MODULES):
@@ -159,19 +159,19 @@ def install() -> str:
     return status
 
 
-def describe(status: str | None = None) -> str:
-    """One line on how the hot path's modules run (this process's :data:`status` by default), for the start-up
-    log."""
-    status = globals()["status"] if status is None else status
-    if status == "compiled":
+def describe(found: str | None = None) -> str:
+    """One line on how the hot path's modules run (``found``, else this process's :data:`status`), for the
+    start-up log."""
+    found = status if found is None else found
+    if found == "compiled":
         return f"compiled (mypyc): {len(COMPILED_MODULES)} hot-path modules"
-    if status == "stale":
+    if found == "stale":
         return (
             "Python: the compiled hot-path modules are older than their sources "
             "(`python -m modelserver.compile` builds them again)"
         )
-    if status == "not built":
+    if found == "not built":
         return "Python: the hot-path modules are not compiled (`python -m modelserver.compile` compiles them)"
-    if status == "off":
+    if found == "off":
         return f"Python ({ENVIRONMENT_SWITCH}=0)"
-    return f"Python ({status})"
+    return f"Python ({found})"
