@@ -199,16 +199,36 @@ class Run:
         self.log(f"Load generator: {self.client.description} ({self.client.note})")
         self.options.cache.mkdir(parents=True, exist_ok=True)
         peers = self.prepared_peers()
+        selected = {scenario.name for scenario in self.options.scenarios}
+        paired = [s for s in self.options.scenarios if s.paired_with in selected]
         with tempfile.TemporaryDirectory(prefix="modelserver-bench-") as tmp:
             for scenario in self.options.scenarios:
-                self.log(f"Scenario {scenario.name}: {scenario.title}")
-                blocker = scenario_blocker(scenario, self.log, self.grpc_client)
-                for index, peer in enumerate(peers):
-                    if blocker is not None:
-                        self.skip(peer.name, scenario.name, blocker)
-                    else:
-                        self.run_target(peer, scenario, Path(tmp) / scenario.name / f"{index}-{peer.name[:20]}")
+                if scenario not in paired:
+                    companions = [s for s in paired if s.paired_with == scenario.name]
+                    self.run_scenario(scenario, peers, Path(tmp), companions)
         return self.report
+
+    def run_scenario(self, scenario: Scenario, peers: list[Peer], tmp: Path, companions: list[Scenario]) -> None:
+        """Every peer on ``scenario``. The ``companions`` (scenarios paired with this one) run right after this
+        server's point, this server only, so the ratio between the two points is not the machine's drift over the
+        minutes the other targets take."""
+        self.log(f"Scenario {scenario.name}: {scenario.title}")
+        blocker = scenario_blocker(scenario, self.log, self.grpc_client)
+        for index, peer in enumerate(peers):
+            if blocker is not None:
+                self.skip(peer.name, scenario.name, blocker)
+                continue
+            self.run_target(peer, scenario, tmp / scenario.name / f"{index}-{peer.name[:20]}")
+            if companions and isinstance(peer, ModelServerPeer):
+                for companion in companions:
+                    self.log(f"Scenario {companion.name} (right after {scenario.name}): {companion.title}")
+                    self.run_target(peer, companion, tmp / companion.name / f"{index}-{peer.name[:20]}")
+                    for other in peers:
+                        reason = other.unsupported(companion)
+                        if other is not peer and reason is not None:
+                            self.skip(other.name, companion.name, reason)
+                if index + 1 < len(peers):
+                    self.log(f"Scenario {scenario.name}, the other targets")
 
 
 def _client_entry(client: Client | str | None) -> dict[str, str] | None:

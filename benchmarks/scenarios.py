@@ -306,6 +306,10 @@ class Scenario:
     metrics_mode: str = "prometheus"
     """This server's ``metrics_mode``. A scenario in another mode (TorchServe's default ``log``) measures what the
     mode costs beside ``echo-json``: this server only runs it."""
+    paired_with: str | None = None
+    """A scenario whose point of this server this one is compared with: when both are selected, this one runs right
+    after that point (not after every other target of that scenario), so the ratio between them is not the
+    machine's drift over minutes."""
     frontend_processes: int = 0
     """A scaling scenario when > 0 (this server only): that many frontend processes share the port, with ``workers``
     workers in all, and neither the server nor the load generator is pinned to a core (docs/scaling.md)."""
@@ -360,6 +364,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         (64,),
         same_json(JSON_BODY),
         metrics_mode="log",
+        paired_with="echo-json",
     ),
     Scenario(
         "echo-batch8",

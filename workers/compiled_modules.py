@@ -44,6 +44,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "modelserver.logs",
     "modelserver.registry",
     "modelserver.metrics.server",
+    "modelserver.metrics.metric_log",
     "workers.frame_decoder",
     "workers.protocol",
     "workers.handler_runner",

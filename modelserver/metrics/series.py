@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from time import time as wall_time
 from typing import TYPE_CHECKING
 
-from .metric_log import MetricLog
+from .metric_log import LineText, MetricLog
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -118,17 +118,17 @@ class LogSeries(Series):
     An update only records the time and value in its :class:`MetricLog`; the lines are formatted later.
     """
 
-    __slots__ = ("_add_source", "_add_time", "_add_value", "head", "tail")
+    __slots__ = ("_sources", "_times", "_values", "text")
 
     def __init__(self, log: MetricLog, name: str, unit: str, dimensions: Iterable[tuple[str, str]], host: str) -> None:
-        self._add_time, self._add_value, self._add_source = log.appenders()
-        self.head = f"{name}.{unit}:"
-        self.tail = "|#" + ",".join(f"{k}:{v}" for k, v in dimensions) + f"|#hostname:{host}"
+        self._times, self._values, self._sources = log.pending()
+        dims = ",".join(f"{k}:{v}" for k, v in dimensions)
+        self.text = LineText(f"{name}.{unit}:", f"|#{dims}|#hostname:{host}")
 
     def update(self, value: float) -> None:
-        self._add_time(wall_time())  # a module global: one lookup less per line than time.time
-        self._add_value(value)
-        self._add_source(self)
+        self._times.append(wall_time())  # compiled, a list's append is a C call (a bound method's, a Python call)
+        self._values.append(value)
+        self._sources.append(self.text)
 
 
 @dataclass

@@ -450,7 +450,7 @@ def test_forward_output_hands_metric_lines_over(caplog: pytest.LogCaptureFixture
 # -- metric log files ---------------------------------------------------------------------------------------------
 
 
-def test_metric_log_file_is_written_by_its_task_and_rolls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metric_log_file_is_written_by_its_task_and_rolls(tmp_path: Path) -> None:
     log = MetricLog(flush_seconds=0.05)
     path = tmp_path / "metrics" / "ts_metrics.log"
     log.open(path)
@@ -463,7 +463,7 @@ def test_metric_log_file_is_written_by_its_task_and_rolls(tmp_path: Path, monkey
 
     asyncio.run(queued())
     assert re.fullmatch(r"\S+ - Requests2XX.Count:1.0\|#Level:Host\|#hostname:h,timestamp:\d+\n", path.read_text())
-    monkeypatch.setattr(MetricLog, "ROLL_BYTES", 10)
+    log.roll_bytes = 10
     log.write("second")
     log.flush()
     assert path.read_text() == ""
@@ -518,3 +518,25 @@ def test_log_lines_spell_values_as_java_does(values: list[float]) -> None:
     assert [line.split(" - ", 1)[1].split("|")[0] for line in lines] == [
         f"QueueTime.Milliseconds:{java_double(value)}" for value in values
     ]
+
+
+def test_log_lines_spell_an_int_value_as_the_double_java_writes() -> None:
+    log = MetricLog(memory=[])
+    series = LogSeries(log, "QueueTime", "Milliseconds", [("Level", "Host")], "h")
+    for value in (5, 0, 12345678):
+        series.update(value)  # type: ignore[arg-type]  # a handler's or a plugin's int
+    assert [line.split(" - ", 1)[1].split("|")[0] for line in log.lines()] == [
+        "QueueTime.Milliseconds:5.0",
+        "QueueTime.Milliseconds:0.0",
+        "QueueTime.Milliseconds:1.2345678E7",
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**10), st.sampled_from([1, 10, 100, 1000]))
+def test_whole_thousandths_are_spelled_with_the_shortest_digits(count: int, per: int) -> None:
+    """Latencies to 0.001 us, PredictionTime to 0.01 ms, whole milliseconds: spelled from integers, as repr would."""
+    value = count / per
+    log = MetricLog(memory=[])
+    LogSeries(log, "Latency", "Microseconds", [], "h").update(value)
+    assert log.lines()[0].split(" - ", 1)[1].split("|")[0] == f"Latency.Microseconds:{java_double(value)}"
