@@ -137,11 +137,8 @@ def _repeat(
     return runs[median_index([key(run) for run in runs])], runs
 
 
-def load_point(
-    target: Target, scenario: Scenario, client: Client, concurrency: int, settings: Settings
-) -> dict[str, Any]:
-    """Warm up once, measure ``settings.repeats`` times; the median run by requests/s, with every run kept."""
-    spec = LoadSpec(
+def _load_spec(target: Target, scenario: Scenario, concurrency: int, settings: Settings) -> LoadSpec:
+    return LoadSpec(
         url=target.url,
         body=scenario.body(),
         content_type=scenario.content_type,
@@ -152,11 +149,72 @@ def load_point(
         headers=scenario.headers,
         header_check=scenario.header_check,
     )
+
+
+def load_point(
+    target: Target, scenario: Scenario, client: Client, concurrency: int, settings: Settings
+) -> dict[str, Any]:
+    """Warm up once, measure ``settings.repeats`` times; the median run by requests/s, with every run kept."""
+    spec = _load_spec(target, scenario, concurrency, settings)
     if settings.warmup > 0:
         client.measure(replace(spec, duration=settings.warmup))
     median, runs = _repeat(
         target, scenario, settings.repeats, lambda: asdict(client.measure(spec)), lambda run: run["requests_per_s"]
     )
+    return _load_result(target, scenario, client, median, runs)
+
+
+def paired_load_point(
+    target: Target,
+    scenario: Scenario,
+    base_target: Target,
+    base: Scenario,
+    client: Client,
+    concurrency: int,
+    settings: Settings,
+) -> dict[str, Any]:
+    """``target`` on ``scenario`` in rounds alternating with ``base_target`` on ``base`` (both running, one loaded
+    at a time): each round is a run of the base, then a run of the target, so their ratio is taken a few seconds
+    apart instead of minutes. The point is the target's median run as :func:`load_point` gives it, with ``paired``:
+    the base's runs and the median of the rounds' ratios of requests/s and p99."""
+    spec = _load_spec(target, scenario, concurrency, settings)
+    base_spec = _load_spec(base_target, base, concurrency, settings)
+    if settings.warmup > 0:
+        client.measure(replace(base_spec, duration=settings.warmup))
+        client.measure(replace(spec, duration=settings.warmup))
+    runs: list[dict[str, Any]] = []
+    base_runs: list[dict[str, Any]] = []
+    for _ in range(settings.repeats):
+        base_runs += _repeat(base_target, base, 1, lambda: asdict(client.measure(base_spec)), lambda run: 0.0)[1]
+        runs += _repeat(target, scenario, 1, lambda: asdict(client.measure(spec)), lambda run: 0.0)[1]
+    rps_ratios = [ratio_of(run, base_run, "requests_per_s") for run, base_run in zip(runs, base_runs, strict=True)]
+    p99_ratios = [ratio_of(run, base_run, "p99_ms") for run, base_run in zip(runs, base_runs, strict=True)]
+    median = runs[median_index([run["requests_per_s"] for run in runs])]
+    point = _load_result(target, scenario, client, median, runs)
+    point["paired"] = {
+        "scenario": base.name,
+        "runs": base_runs,
+        "requests_per_s_ratio": _median(rps_ratios),
+        "p99_ratio": _median(p99_ratios),
+        "requests_per_s_ratios": rps_ratios,
+        "p99_ratios": p99_ratios,
+    }
+    return point
+
+
+def ratio_of(run: dict[str, Any], base_run: dict[str, Any], key: str) -> float | None:
+    value, base = run.get(key), base_run.get(key)
+    return round(value / base, 4) if value is not None and base else None
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return known[median_index(known)] if known else None
+
+
+def _load_result(
+    target: Target, scenario: Scenario, client: Client, median: dict[str, Any], runs: list[dict[str, Any]]
+) -> dict[str, Any]:
     point = {
         **median,
         "scenario": scenario.name,

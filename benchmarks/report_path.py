@@ -142,9 +142,14 @@ def path_goals(report: dict[str, Any]) -> list[Goal]:
 
 
 def _own_ratio(report: dict[str, Any], key: str) -> tuple[float | None, list[str]]:
-    """Ours in the ``log`` metrics mode against ours in Prometheus mode (``echo-json``), at c=64."""
+    """Ours in the ``log`` metrics mode against ours in Prometheus mode (``echo-json``), at c=64: the median of the
+    rounds that alternated the two servers when the point was measured so, else the two points' ratio."""
     points = report["points"]
     log_point = find_point(points, LOG_MODE, OURS, 64)
+    paired = log_point.get("paired") if log_point else None
+    if paired is not None:
+        value = paired["requests_per_s_ratio" if key == "requests_per_s" else "p99_ratio"]
+        return value, [] if value is not None else ["no paired round measured"]
     prom_point = find_point(points, "echo-json", OURS, 64)
     missing = [why_absent(report, OURS, s) for s, p in ((LOG_MODE, log_point), ("echo-json", prom_point)) if not p]
     value = ratio(log_point[key] if log_point else None, prom_point[key] if prom_point else None)

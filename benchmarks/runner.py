@@ -17,7 +17,7 @@ from typing import Any
 from .clients import Client, choose_client, choose_grpc_client
 from .install import ensure_digits_archive
 from .machine import git_state, machine_info, package_versions
-from .measure import Settings, load_point, start_warmup, stream_point
+from .measure import Settings, load_point, paired_load_point, start_warmup, stream_point
 from .procs import Managed, Pinning, choose_pinning, client_affinity, rss_mb
 from .report import failed_requests
 from .scenarios import Scenario
@@ -160,6 +160,52 @@ class Run:
                 self.log(f"  {summary_line(points[-1])}")
         return points
 
+    def run_paired(self, peer: Peer, scenario: Scenario, base: Scenario, workdir: Path) -> None:
+        """``scenario`` beside a second server of the same peer on ``base``, both started, measured in alternating
+        rounds (:func:`~benchmarks.measure.paired_load_point`)."""
+        reason = peer.unsupported(scenario)
+        if reason is not None:
+            self.skip(peer.name, scenario.name, reason)
+            return
+        started: list[Managed] = []
+        (workdir / "base").mkdir(parents=True)
+        (workdir / "paired").mkdir(parents=True)
+        try:
+            base_target = peer.start(base, workdir / "base", self.pinning, started, self.log)
+            target = peer.start(scenario, workdir / "paired", self.pinning, started, self.log)
+            self.log(f"  {peer.name}: pids {target.pids}, beside {base.name}'s {base_target.pids}")
+            with client_affinity(self.pinning.client_cpus):
+                start_warmup(base_target, base, self.client, self.options.settings)
+                start_warmup(target, scenario, self.client, self.options.settings)
+                for concurrency in scenario.concurrency:
+                    point = paired_load_point(
+                        target, scenario, base_target, base, self.client, concurrency, self.options.settings
+                    )
+                    self.report["points"].append(point)
+                    paired = point["paired"]
+                    self.log(
+                        f"  {summary_line(point)}; in rounds with {base.name}: req/s x{paired['requests_per_s_ratio']}"
+                        f", p99 x{paired['p99_ratio']}"
+                    )
+            self.report["starts"].append(
+                {
+                    "target": peer.name,
+                    "scenario": scenario.name,
+                    "start_s": target.start_s,
+                    "pids": target.pids,
+                    "rss_after_load_mb": {role: rss_mb(pid) for role, pid in target.pids.items()},
+                    **target.extra,
+                }
+            )
+        except Unavailable as err:
+            self.skip(peer.name, scenario.name, str(err))
+        except Exception as err:  # one target failing must not lose the rest of a long run
+            self.log(traceback.format_exc())
+            self.skip(peer.name, scenario.name, f"failed: {type(err).__name__}: {str(err).splitlines()[0]}")
+        finally:
+            for managed in reversed(started):
+                managed.stop()
+
     def run_target(self, peer: Peer, scenario: Scenario, workdir: Path) -> None:
         reason = peer.unsupported(scenario)
         if reason is not None:
@@ -221,8 +267,8 @@ class Run:
             self.run_target(peer, scenario, tmp / scenario.name / f"{index}-{peer.name[:20]}")
             if companions and isinstance(peer, ModelServerPeer):
                 for companion in companions:
-                    self.log(f"Scenario {companion.name} (right after {scenario.name}): {companion.title}")
-                    self.run_target(peer, companion, tmp / companion.name / f"{index}-{peer.name[:20]}")
+                    self.log(f"Scenario {companion.name} (in rounds with {scenario.name}): {companion.title}")
+                    self.run_paired(peer, companion, scenario, tmp / companion.name / f"{index}-{peer.name[:20]}")
                     for other in peers:
                         reason = other.unsupported(companion)
                         if other is not peer and reason is not None:

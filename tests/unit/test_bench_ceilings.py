@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.clients import AIOHTTP
 from benchmarks.hop_echo import frame, split_frames
+from benchmarks.measure import Settings, paired_load_point
 from benchmarks.procs import Managed, Pinning
 from benchmarks.report import goals
 from benchmarks.scenarios import SCENARIOS, SCENARIOS_BY_NAME, binary_body
@@ -129,3 +131,40 @@ def test_path_goals_say_what_is_missing() -> None:
     assert "echo JSON, batch 1, c=64: req/s, log metrics mode / prometheus" not in found  # not selected
     errors = found["echo JSON (batch 1, 8, log mode) and 100 KiB echo, every load point: errors + non-2xx, ours"]
     assert errors.value == 2 and errors.passed is False
+
+
+def test_log_mode_goals_take_the_paired_rounds_when_there_are_some() -> None:
+    points = path_points()
+    points[-1]["paired"] = {"scenario": "echo-json", "requests_per_s_ratio": 0.95, "p99_ratio": 1.1}
+    rep = report(points)
+    rep["settings"]["scenarios"] = ["echo-json", "echo-json-logmetrics"]
+    found = {goal.label: goal for goal in goals(rep)}
+    log_rps = found["echo JSON, batch 1, c=64: req/s, log metrics mode / prometheus"]
+    assert log_rps.value == 0.95 and log_rps.passed  # not 5500 / 6000, the two points' ratio
+    assert found["echo JSON, batch 1, c=64: p99, log metrics mode / prometheus"].value == 1.1
+
+
+def test_a_paired_point_alternates_rounds_between_two_running_targets(tmp_path: Path) -> None:
+    """Two raw echo servers started as the runner starts them, loaded in turn by the aiohttp client: each round has a
+    run of each, and the ratios are those runs' ratios."""
+    scenario = SCENARIOS_BY_NAME["echo-json"]
+    settings = Settings(duration=0.3, warmup=0.0, repeats=3, stream_requests=0, stream_warmup=0)
+    started: list[Managed] = []
+    (tmp_path / "base").mkdir()
+    (tmp_path / "other").mkdir()
+    try:
+        base = RawEchoPeer().start(scenario, tmp_path / "base", NO_PINNING, started, print)
+        other = RawEchoPeer().start(scenario, tmp_path / "other", NO_PINNING, started, print)
+        point = paired_load_point(other, scenario, base, scenario, AIOHTTP, 4, settings)
+    finally:
+        for managed in started:
+            managed.stop()
+    paired = point["paired"]
+    assert len(point["runs"]) == len(paired["runs"]) == len(paired["requests_per_s_ratios"]) == 3
+    assert all(run["requests"] > 0 and run["errors"] == 0 for run in point["runs"] + paired["runs"])
+    expected = [
+        round(a["requests_per_s"] / b["requests_per_s"], 4) for a, b in zip(point["runs"], paired["runs"], strict=True)
+    ]
+    assert paired["requests_per_s_ratios"] == expected
+    assert paired["requests_per_s_ratio"] == sorted(expected)[1]
+    assert point["scenario"] == "echo-json" and point["target"] == other.name and point["kind"] == "load"
