@@ -26,7 +26,7 @@ import time
 from email.utils import formatdate
 
 from . import logs
-from .http_connection import BODY, HEADERS, IDLE, HttpConnection
+from .http_connection import BODY, HEADERS, IDLE, READ_SIZE, HttpConnection
 from .http_limits import HttpLimits
 from .http_request import HttpRequest
 from .listener import Listener
@@ -96,6 +96,9 @@ class HttpServer:
         self.clock = self.loop.time()
         self.date_line = _date_line()
         self.connections: set[HttpConnection] = set()
+        self.read_view = memoryview(bytearray(READ_SIZE))
+        """The read buffer of every connection of this server: the kernel writes a read straight into it, and the
+        connection parses it before the loop reads again (what the parser hands on, it copies)."""
         self.timing = logs.access_log() is not None
         self._socks: list[socket.socket] = []
         self._accepting = False

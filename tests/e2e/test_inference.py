@@ -12,6 +12,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
+from tests.raw_http import connect, read_response, request_bytes
 from tests.server import EXAMPLE_MODELS, TEST_MODELS, RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
@@ -83,6 +84,28 @@ def test_concurrent_large_bodies_each_come_back_to_their_own_client(server: Runn
     for thread in threads:
         thread.join(60)
     assert [answers.get(index) == payload for index, payload in enumerate(payloads)] == [True] * len(payloads)
+
+
+def test_bodies_sent_in_pieces_across_interleaved_connections_come_back_whole(server: RunningServer) -> None:
+    """Every connection of a listener reads into the server's one read buffer: the pieces of eight bodies, sent in
+    turn across eight connections (heads split too), each come back to their own client byte for byte."""
+    payloads = [os.urandom(20_000 + 997 * index) for index in range(8)]
+    headers = {"Content-Type": "application/octet-stream"}
+    wires = [request_bytes("POST", "/predictions/echo", payload, headers) for payload in payloads]
+    socks = [connect(server.inference) for _ in payloads]
+    try:
+        step = 1_500
+        for offset in range(0, max(map(len, wires)), step):
+            for sock, wire in zip(socks, wires, strict=True):
+                if offset < len(wire):
+                    sock.sendall(wire[offset : offset + step])
+            time.sleep(0.001)  # each piece its own read on the server
+        for sock, payload in zip(socks, payloads, strict=True):
+            response = read_response(sock.makefile("rb"))
+            assert response is not None and response.status == 200 and response.body == payload
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def test_echo_json_is_decoded_and_reencoded(server: RunningServer) -> None:
