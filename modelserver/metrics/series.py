@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from time import time as wall_time
 from typing import TYPE_CHECKING
 
-from .metric_log import LineText, MetricLog
+from .metric_log import CHUNK_LINES, LineText, MetricLog
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -118,9 +118,10 @@ class LogSeries(Series):
     An update only records the time and value in its :class:`MetricLog`; the lines are formatted later.
     """
 
-    __slots__ = ("_sources", "_times", "_values", "text")
+    __slots__ = ("_log", "_sources", "_times", "_values", "text")
 
     def __init__(self, log: MetricLog, name: str, unit: str, dimensions: Iterable[tuple[str, str]], host: str) -> None:
+        self._log = log
         self._times, self._values, self._sources = log.pending()
         dims = ",".join(f"{k}:{v}" for k, v in dimensions)
         self.text = LineText(f"{name}.{unit}:", f"|#{dims}|#hostname:{host}")
@@ -128,7 +129,10 @@ class LogSeries(Series):
     def update(self, value: float) -> None:
         self._times.append(wall_time())  # compiled, a list's append is a C call (a bound method's, a Python call)
         self._values.append(value)
-        self._sources.append(self.text)
+        sources = self._sources
+        sources.append(self.text)
+        if len(sources) == CHUNK_LINES:
+            self._log.chunk_full()
 
 
 @dataclass

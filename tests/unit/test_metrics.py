@@ -29,6 +29,7 @@ from modelserver.metrics import (
     render,
 )
 from modelserver.metrics.families import TorchServeCounter
+from modelserver.metrics.metric_log import CHUNK_LINES
 from modelserver.metrics.series import LogSeries
 from modelserver.types import Job
 from modelserver.worker_process import forward_output
@@ -540,3 +541,46 @@ def test_whole_thousandths_are_spelled_with_the_shortest_digits(count: int, per:
     log = MetricLog(memory=[])
     LogSeries(log, "Latency", "Microseconds", [], "h").update(value)
     assert log.lines()[0].split(" - ", 1)[1].split("|")[0] == f"Latency.Microseconds:{java_double(value)}"
+
+
+def test_lines_piling_up_are_formatted_at_the_next_turn_not_the_next_tick(tmp_path: Path) -> None:
+    """Under load the lines of a whole tick formatted at once held every answer ready meanwhile: a chunk of
+    CHUNK_LINES is formatted as soon as the loop turns, and the timer alone hands the file to the OS."""
+    log = MetricLog(flush_seconds=30.0)
+    path = tmp_path / "ts_metrics.log"
+    log.open(path)
+    series = LogSeries(log, "Requests2XX", "Count", [("Level", "Host")], "h")
+
+    async def run() -> tuple[int, int, int]:
+        log.start()
+        for _ in range(CHUNK_LINES - 1):
+            series.update(1.0)
+        await asyncio.sleep(0)
+        waiting_below = len(log.pending()[2])  # fewer than a chunk: they wait for the tick
+        series.update(1.0)
+        await asyncio.sleep(0)
+        waiting_after = len(log.pending()[2])
+        on_disk = len(path.read_text().splitlines())  # formatted into the file object, not yet handed over
+        return waiting_below, waiting_after, on_disk
+
+    assert asyncio.run(run()) == (CHUNK_LINES - 1, 0, 0)
+    log.close()  # the last flush hands everything over
+    lines = path.read_text().splitlines()
+    assert len(lines) == CHUNK_LINES and all("Requests2XX.Count:1.0|#Level:Host|#hostname:h," in x for x in lines)
+
+
+def test_the_tick_hands_written_chunks_to_the_os(tmp_path: Path) -> None:
+    log = MetricLog(flush_seconds=0.05)
+    path = tmp_path / "ts_metrics.log"
+    log.open(path)
+    series = LogSeries(log, "Requests2XX", "Count", [("Level", "Host")], "h")
+
+    async def run() -> int:
+        log.start()
+        for _ in range(CHUNK_LINES):
+            series.update(1.0)
+        await asyncio.sleep(0.3)
+        return len(path.read_text().splitlines())
+
+    assert asyncio.run(run()) == CHUNK_LINES
+    log.close()
