@@ -152,7 +152,7 @@ def new_request_id() -> str:
     distinct across processes and restarts by the 80 random bits of the prefix.
     """
     prefix, counter, multiplier = _id_state
-    return f"{prefix}{next(counter) * multiplier & _ID_MASK:012x}"
+    return prefix + (next(counter) * multiplier & _ID_MASK).to_bytes(6, "big").hex()  # no format spec to parse
 
 
 def response_headers(request_id: str) -> dict[str, str]:

@@ -14,12 +14,11 @@ request in ``prometheus``/``legacy`` mode: their children here (:class:`Requests
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from .series import NULL_SERIES, Family, Histogram, Series, cumulative_buckets
+from .series import NULL_SERIES, Family, Histogram, Series, bucket_of, cumulative_buckets
 from .stats import DEFAULT_LAYOUT, LATENCY_BUCKETS, LatencyLayout, LatencySums, RequestStats, Summary, VersionStats
 
 if TYPE_CHECKING:
@@ -252,14 +251,14 @@ class VersionMetrics:
         stats = self.stats
         if status < 400:  # a success: counted in the histogram (its total is the number of successes)
             stats.success_seconds += total
-            stats.counts[bisect_left(stats.bounds, total)] += 1  # bisect_left: a bound is inclusive ("le")
+            stats.counts[bucket_of(stats.bounds, total)] += 1  # a bound is inclusive ("le")
             stages = self._stages
             if stages is not None:  # Histogram.update's two lines for each stage
                 queue, worker = stages
                 worked = now - dispatched
-                queue.counts[bisect_left(queue.bounds, queued)] += 1
+                queue.counts[bucket_of(queue.bounds, queued)] += 1
                 queue.sum += queued
-                worker.counts[bisect_left(worker.bounds, worked)] += 1
+                worker.counts[bucket_of(worker.bounds, worked)] += 1
                 worker.sum += worked
         else:
             stats.failed += 1
