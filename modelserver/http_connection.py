@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import httptools
 
@@ -60,9 +60,11 @@ class ConnectionHost(Protocol):
 
 logger = logging.getLogger("modelserver.http")
 
-IDLE, HEADERS, BODY = 0, 1, 2
+IDLE: Final = 0
+HEADERS: Final = 1
+BODY: Final = 2
 """What the parser is in the middle of: nothing (between requests), a request's head, a request's body."""
-MAX_HEAD_BYTES = 64 * 1024
+MAX_HEAD_BYTES: Final = 64 * 1024
 """The request line and headers together; more is answered 431.
 
 httptools gathers a header's name and value inside itself and calls ``on_header`` only once the header is whole, so
@@ -70,8 +72,8 @@ counting in that callback would leave one endless header unbounded in memory. Th
 instead (:meth:`HttpConnection.data_received`): a head still incomplete after more than this many bytes beyond its
 first read is refused at once; a head that completes is measured exactly when its reads were large enough for it
 to be too long."""
-_METHODS: dict[bytes, str] = {}
-READ_SIZE = 256 * 1024
+_METHODS: Final[dict[bytes, str]] = {}
+READ_SIZE: Final = 256 * 1024
 """A read's most: the size of the event loop's own read buffer (uvloop's)."""
 
 

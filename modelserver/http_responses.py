@@ -11,7 +11,7 @@ from __future__ import annotations
 from asyncio import Transport
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from .errors import ClientGone, ServeError
 from .http_messages import HeaderBlock, Response, StreamingResponse
@@ -33,17 +33,17 @@ class StreamTarget(Protocol):
     def abort(self) -> None: ...
 
 
-LARGE_BODY = 16 * 1024
+LARGE_BODY: Final = 16 * 1024
 """A response body at least this large is written on its own rather than copied behind the head."""
 
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
-_NO_BODY_STATUSES = frozenset({204, 304})
-_HEADER_KINDS: dict[str, int] = {}
+_REASONS: Final = {status.value: status.phrase for status in HTTPStatus}
+_NO_BODY_STATUSES: Final = frozenset({204, 304})
+_HEADER_KINDS: Final[dict[str, int]] = {}
 _PLAIN, _CONTENT_TYPE, _DROPPED = 0, 1, 2
 """How a handler's header is written: as given, noted as the content type, or left out (we frame the body)."""
-_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date"})
-_KEEP_ALIVE = "Connection: keep-alive\r\n"
-_OCTET_STREAM = "Content-Type: application/octet-stream\r\n"
+_FRAMING: Final = frozenset({"content-length", "transfer-encoding", "connection", "date"})
+_KEEP_ALIVE: Final = "Connection: keep-alive\r\n"
+_OCTET_STREAM: Final = "Content-Type: application/octet-stream\r\n"
 
 
 def _header_kind(name: str) -> int:

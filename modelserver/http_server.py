@@ -24,6 +24,7 @@ import socket
 import ssl
 import time
 from email.utils import formatdate
+from typing import Final
 
 from . import logs
 from .http_connection import BODY, HEADERS, IDLE, READ_SIZE, HttpConnection
@@ -33,14 +34,14 @@ from .listener import Listener
 
 logger = logging.getLogger("modelserver.http")
 
-TICK = 0.25
-ACCEPT_BATCH = 64
-ACCEPT_RETRY_SECONDS = 0.1
-ACCEPT_LOG_SECONDS = 60.0
-NO_IDLE_SECONDS = 0.05
-IDLE_CLOSE_DELAY = 0.02
+TICK: Final = 0.25
+ACCEPT_BATCH: Final = 64
+ACCEPT_RETRY_SECONDS: Final = 0.1
+ACCEPT_LOG_SECONDS: Final = 60.0
+NO_IDLE_SECONDS: Final = 0.05
+IDLE_CLOSE_DELAY: Final = 0.02
 """At drain, idle connections close after this pause: a request already in the socket's buffer is still answered."""
-_CLIENT_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+_CLIENT_ERRORS: Final = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
 """Accept errors about one client that gave up before we took its connection: nothing to log or wait for."""
 
 

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Final
 
 __all__ = [
     "ACCESS_LOG",
@@ -42,10 +43,10 @@ MODEL_LOG_FILE = "model_log.log"
 ACCESS_LOG_FILE = "access_log.log"
 MODEL_LOG = "MODEL_LOG"
 ACCESS_LOG = "ACCESS_LOG"
-ROLL_BYTES = 100 * 1024 * 1024
-KEEP_FILES = 5
-ACCESS_BUFFER = 64 * 1024
-ACCESS_FLUSH_SECONDS = 1.0
+ROLL_BYTES: Final = 100 * 1024 * 1024
+KEEP_FILES: Final = 5
+ACCESS_BUFFER: Final = 64 * 1024
+ACCESS_FLUSH_SECONDS: Final = 1.0
 
 _access: AccessLogFile | None = None
 
@@ -94,7 +95,7 @@ def close() -> None:
         _access = None
 
 
-_MILLIS = tuple(f",{ms:03d}" for ms in range(1000))
+_MILLIS: Final = tuple(f",{ms:03d}" for ms in range(1000))
 
 
 class AccessLogFile:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from workers.protocol import DEFAULT_MAX_FRAME_SIZE
 
@@ -33,7 +33,7 @@ from .worker_pool import WorkerFactory, WorkerPool
 
 logger = logging.getLogger("modelserver")
 
-DEFAULT_WORKER_CAP = 128
+DEFAULT_WORKER_CAP: Final = 128
 
 
 class ModelVersion:

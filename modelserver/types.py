@@ -15,7 +15,7 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from workers.protocol import attach
 
@@ -29,9 +29,9 @@ _job_ids = itertools.count(1)
 Input = tuple[str, str, Any]
 """``(name, content_type, value)``: one opaque input (a form field, a multipart part, or the body) as bytes."""
 
-PREDICT = "predict"
-EXPLAIN = "explain"
-DESCRIBE = "describe"
+PREDICT: Final = "predict"
+EXPLAIN: Final = "explain"
+DESCRIBE: Final = "describe"
 
 
 class InferenceResult:

@@ -20,7 +20,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -32,8 +32,8 @@ from .worker_process import forward_output, spawn_worker
 logger = logging.getLogger("modelserver.worker")
 
 # TorchServe's retry schedule in seconds; the index advances before use, so the first wait is 1 s.
-BACKOFF_SECONDS = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
-_RETRY_CAP_SECONDS = 60
+BACKOFF_SECONDS: Final[tuple[int, ...]] = (0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1597)
+_RETRY_CAP_SECONDS: Final = 60
 
 
 class WorkerFailed(Exception):
@@ -45,7 +45,7 @@ class WorkerFailed(Exception):
         """It did not answer in time (startup or response timeout): TorchServe's WorkerInitializationException."""
 
 
-NO_ANSWER = "WorkerInitializationException: Backend worker did not respond in given time"
+NO_ANSWER: Final = "WorkerInitializationException: Backend worker did not respond in given time"
 """TorchServe's wording, which its users alert on."""
 
 

@@ -20,7 +20,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from workers.tensors import Tensor, TensorError
 
@@ -31,9 +31,9 @@ from .worker_plan import WorkerPlan
 
 logger = logging.getLogger("modelserver.worker")
 
-MIN_OUTSTANDING = 2
-MAX_OUTSTANDING = 16
-PREFETCH_WORK_S = 0.001
+MIN_OUTSTANDING: Final = 2
+MAX_OUTSTANDING: Final = 16
+PREFETCH_WORK_S: Final = 0.001
 """How much work (by the measured time per batch) to keep queued on a worker's socket: enough that the worker never
 waits for the frontend, little enough that a slow model's jobs stay in the shared queue, where any worker can take
 them."""

@@ -4,6 +4,8 @@ out, large payloads received straight into buffers of their own (docs/protocol.m
 
 from __future__ import annotations
 
+from typing import Final
+
 from mypy_extensions import mypyc_attr
 
 from .buffers import unfilled_bytearray
@@ -17,8 +19,8 @@ from .protocol import (
     decode_payload,
 )
 
-_SHARED_BUFFER_SIZE = 4 * SMALL_FRAME_SIZE
-_BOUNDARY_READ = SMALL_FRAME_SIZE + HEADER.size
+_SHARED_BUFFER_SIZE: Final = 4 * SMALL_FRAME_SIZE
+_BOUNDARY_READ: Final = SMALL_FRAME_SIZE + HEADER.size
 """What one read may take at a frame boundary, with nothing pending: any small frame whole, and at most this much of
 a large payload, which is copied from the shared buffer into its own (the rest is received in place). With the whole
 shared buffer handed out, a 1 MiB payload had its first 256 KiB copied (callgrind: some 262k instructions a frame, in

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Final
 
 from .context import Context, RequestProcessor
 from .json_body import NOT_FAST, fast_loads
@@ -33,10 +33,10 @@ _decode_json = json.JSONDecoder().decode
 """``json.loads`` of a str, without its wrapper's checks (a BOM is refused by the decoder just the same)."""
 
 
-_BINARY_INPUTS = (bytes, bytearray, memoryview)
-_MIME_TYPES: dict[str | None, str] = {}
+_BINARY_INPUTS: Final = (bytes, bytearray, memoryview)
+_MIME_TYPES: Final[dict[str | None, str]] = {}
 """A request's content type -> its lower-case media type, for the few content types clients send."""
-_KEPT_MIME_TYPES = 256
+_KEPT_MIME_TYPES: Final = 256
 
 
 def decode_value(content_type: str | None, value: Any, decode: bool) -> Any:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from json.scanner import make_scanner
-from typing import Any
+from typing import Any, Final
 
 _orjson_loads: Callable[[bytes | bytearray], Any] | None
 try:
@@ -31,13 +31,13 @@ except ImportError:  # pragma: no cover - orjson is optional
     _orjson_loads = None
 
 _scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed's stub names the class, not the decoder
-_ZEROS = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_ZEROS: Final = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
 """A translation table: every digit becomes ``0`` and every other byte a space, so runs of digits stay runs."""
-_RUN = b"0" * 19
+_RUN: Final = b"0" * 19
 """The shortest integer outside int64 (``-9223372036854775809``, ``9223372036854775808``) has 19 digits."""
 
 
-NOT_FAST = object()
+NOT_FAST: Final = object()
 """What :func:`fast_loads` gives back for a body the standard library must parse."""
 
 

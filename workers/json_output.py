@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, Final
 
-_INFINITY = float("inf")
+_INFINITY: Final = float("inf")
 
 
 class _Fallback(Exception):
     """The value holds something only ``json.dumps`` knows how to treat exactly."""
 
 
-_MAX_NESTING = 64
+_MAX_NESTING: Final = 64
 """Containers nested deeper go to ``json.dumps``, which bounds its own recursion: compiled (mypyc), this writer's
 recursion is the C stack's, and a circular value would overflow it before the interpreter's limit is reached."""
-_MAX_NEWLINE = 1 + 2 * _MAX_NESTING
+_MAX_NEWLINE: Final = 1 + 2 * _MAX_NESTING
 
 
 def dumps_indent2(value: Any) -> str:
@@ -62,7 +62,7 @@ def _key(key: Any) -> str:
     raise _Fallback
 
 
-_SCALAR_WRITERS = {int: int.__repr__, float: float.__repr__, str: encode_basestring_ascii}
+_SCALAR_WRITERS: Final = {int: int.__repr__, float: float.__repr__, str: encode_basestring_ascii}
 """The writers of a flat list's items, all of one type (a float list is checked for NaN and infinities after)."""
 
 
@@ -74,7 +74,7 @@ def _null(_value: None) -> str:
     return "null"
 
 
-_SCALARS: dict[type, Any] = {str: encode_basestring_ascii, int: int.__repr__, float: _float, bool: _bool}
+_SCALARS: Final[dict[type, Any]] = {str: encode_basestring_ascii, int: int.__repr__, float: _float, bool: _bool}
 _SCALARS[type(None)] = _null
 """Every scalar's writer by its exact type: one lookup instead of a test per kind (a subclass is not here, and goes
 to ``json.dumps``)."""

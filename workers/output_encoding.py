@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
-from typing import Any
+from typing import Any, Final
 
 from .json_output import dumps_indent2
 
@@ -33,7 +33,7 @@ class OutputEncodingError(BatchError):
         super().__init__(503, "Unsupported model output data type.")
 
 
-_BINARY_OUTPUTS = (bytes, bytearray)
+_BINARY_OUTPUTS: Final = (bytes, bytearray)
 
 
 def encode_output(value: Any) -> bytes | bytearray:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 import msgpack
 
@@ -63,44 +63,44 @@ __all__ = [
     "max_frame_size_for",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION: Final = 2
 """Sent by the worker in ``hello``; the frontend refuses a worker speaking another version.
 
 2: ``load`` names its ``runtime``; a job carries ``method`` and optional ``url_path``, ``tensors``, ``parameters`` and
 ``outputs`` instead of fake headers; items may carry ``tensors`` and ``parameters``."""
 
-HEADER = struct.Struct("!I")
+HEADER: Final = struct.Struct("!I")
 """The frame header: the payload length as an unsigned 32-bit big-endian integer."""
 
-ATTACHMENT_FLAG = 0x8000_0000
+ATTACHMENT_FLAG: Final = 0x8000_0000
 """Set in a frame header: the payload is an attachment (raw bytes) of the next message, not msgpack."""
 
-MAX_FRAME_SIZE_LIMIT = ATTACHMENT_FLAG - 1
+MAX_FRAME_SIZE_LIMIT: Final = ATTACHMENT_FLAG - 1
 """The largest payload length the header can express beside its attachment flag (2 GiB - 1)."""
 
-FRAME_SIZE_HEADROOM = 64 * 1024 * 1024
+FRAME_SIZE_HEADROOM: Final = 64 * 1024 * 1024
 """Room for everything besides request bodies: responses, headers, tensors, msgpack overhead."""
 
-TORCHSERVE_MAX_REQUEST_SIZE = 6_553_500
+TORCHSERVE_MAX_REQUEST_SIZE: Final = 6_553_500
 """TorchServe's default ``max_request_size`` in bytes."""
 
-DEFAULT_MAX_FRAME_SIZE = FRAME_SIZE_HEADROOM + 2 * TORCHSERVE_MAX_REQUEST_SIZE
+DEFAULT_MAX_FRAME_SIZE: Final = FRAME_SIZE_HEADROOM + 2 * TORCHSERVE_MAX_REQUEST_SIZE
 """64 MiB of headroom plus two default-sized TorchServe requests (80,215,864 bytes).
 
 Servers with a larger ``max_request_size`` or ``batchSize`` should pass
 :func:`max_frame_size_for` to both peers instead.
 """
 
-SMALL_FRAME_SIZE = 64 * 1024
+SMALL_FRAME_SIZE: Final = 64 * 1024
 """Frames with a payload up to this size are assembled in the shared buffer of
 :class:`~workers.frame_decoder.FrameDecoder`."""
 
-ATTACH_MIN = SMALL_FRAME_SIZE
+ATTACH_MIN: Final = SMALL_FRAME_SIZE
 """Bodies of this many bytes or more are worth an attachment frame: below it, a copy costs less than the extra
 header, and the frame is received into the shared buffer anyway."""
 
-_ATTACHMENT_EXT = 0
-_ATTACHMENT_MARK = msgpack.ExtType(_ATTACHMENT_EXT, b"")
+_ATTACHMENT_EXT: Final = 0
+_ATTACHMENT_MARK: Final = msgpack.ExtType(_ATTACHMENT_EXT, b"")
 
 
 class Attached:
@@ -112,7 +112,7 @@ class Attached:
         self.data = data
 
 
-_BYTES_LIKE = (bytes, bytearray)
+_BYTES_LIKE: Final = (bytes, bytearray)
 """For ``isinstance``: a tuple costs less than ``bytes | bytearray``, a union object made at every call."""
 
 
@@ -127,22 +127,22 @@ def attach(value: Any) -> Any:
     return value
 
 
-ITEM_FIELDS = frozenset({"id", "status", "reason", "headers", "content_type"})
+ITEM_FIELDS: Final = frozenset({"id", "status", "reason", "headers", "content_type"})
 """Fields of an item map (in ``result.items`` and as a ``chunk``); it also has ``body`` or ``error``."""
 
-ITEM_OPTIONAL_FIELDS = frozenset({"body", "error", "tensors", "parameters"})
+ITEM_OPTIONAL_FIELDS: Final = frozenset({"body", "error", "tensors", "parameters"})
 """Fields an item map may carry besides :data:`ITEM_FIELDS`: ``body`` or ``error``, and output ``tensors`` (tensor
 maps, ``workers/tensors.py``) and ``parameters`` (a map)."""
 
-JOB_FIELDS = frozenset({"id", "request_id", "headers", "inputs", "method"})
+JOB_FIELDS: Final = frozenset({"id", "request_id", "headers", "inputs", "method"})
 """Fields of a job map in ``infer.jobs``."""
 
-JOB_OPTIONAL_FIELDS = frozenset({"url_path", "tensors", "parameters", "outputs", "infer_id"})
+JOB_OPTIONAL_FIELDS: Final = frozenset({"url_path", "tensors", "parameters", "outputs", "infer_id"})
 """Fields a job map carries only when they are set: ``url_path`` (str), ``tensors`` (tensor maps), ``parameters``
 (a map: the request's parameters), ``outputs`` (``{"name": str, "parameters"?: map}`` maps) and ``infer_id`` (str:
 the id a client gave its inference request, e.g. the Open Inference Protocol's ``id``)."""
 
-REQUIRED_FIELDS: dict[str, frozenset[str]] = {
+REQUIRED_FIELDS: Final[dict[str, frozenset[str]]] = {
     "hello": frozenset({"version", "pid", "device"}),
     "load": frozenset(
         {

@@ -14,15 +14,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from .frame_decoder import FrameDecoder
 from .protocol import DEFAULT_MAX_FRAME_SIZE, check_max_frame_size, encode_parts
 
-MAX_IOVECS = 512
+MAX_IOVECS: Final = 512
 """At most this many pieces in one ``sendmsg`` (Linux takes 1024); more are joined first."""
 
-HOLD_LIMIT = 64 * 1024
+HOLD_LIMIT: Final = 64 * 1024
 """Frames this large are written at once even when ``hold=True``: holding would save a system call but cost a copy."""
 
 

@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
 from .allocator import keep_freed_memory
 from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, attach
@@ -196,9 +196,9 @@ def _attached(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-HOLD_SECONDS = 0.001
-HOLD_BYTES = 64 * 1024  # in all; a single frame of HOLD_LIMIT (socket_channel.py) or more is never held
-FAST_BATCH_SECONDS = 0.0002
+HOLD_SECONDS: Final = 0.001
+HOLD_BYTES: Final = 64 * 1024  # in all; a single frame of HOLD_LIMIT (socket_channel.py) or more is never held
+FAST_BATCH_SECONDS: Final = 0.0002
 
 
 def _may_hold(channel: SocketChannel, batch_seconds: float) -> bool:

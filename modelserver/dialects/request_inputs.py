@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from typing import Final
 from urllib.parse import parse_qsl
 
 from ..errors import BadRequest, RequestTooLarge
@@ -18,8 +19,8 @@ from ..http_messages import Request
 from ..multipart import MultipartError, boundary_of, parse_multipart
 from ..types import Input
 
-FORM_URLENCODED = "application/x-www-form-urlencoded"
-MULTIPART = "multipart/form-data"
+FORM_URLENCODED: Final = "application/x-www-form-urlencoded"
+MULTIPART: Final = "multipart/form-data"
 
 
 def query_inputs(request: Request) -> list[Input]:

@@ -12,7 +12,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -21,20 +21,20 @@ from ..errors import RequestTooLarge, ServeError
 from ..http_messages import HeaderBlock, Request, Response
 from ..router import Route
 
-NO_CACHE_HEADERS = {
+NO_CACHE_HEADERS: Final = {
     "Pragma": "no-cache",
     "Cache-Control": "no-cache; no-store, must-revalidate, private",
     "Expires": "Thu, 01 Jan 1970 00:00:00 UTC",
 }
 
 
-CORS_KEYS = {
+CORS_KEYS: Final = {
     "cors_allowed_origin": "Access-Control-Allow-Origin",
     "cors_allowed_methods": "Access-Control-Allow-Methods",
     "cors_allowed_headers": "Access-Control-Allow-Headers",
 }
 
-_COMMON_HEADERS = dict(NO_CACHE_HEADERS)
+_COMMON_HEADERS: Final = dict(NO_CACHE_HEADERS)
 """Sent on every response: the no-cache headers, plus the CORS headers once :func:`configure_cors` has run."""
 
 
@@ -65,7 +65,7 @@ _COMMON_LINES = _lines(_COMMON_HEADERS)
 """:data:`_COMMON_HEADERS` as header lines, for :func:`header_block`."""
 _OUR_NAMES = _names(_COMMON_HEADERS)
 """The names of the headers every answer carries, lower-case: a handler header of one of them replaces ours."""
-_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "date"})
+_FRAMING: Final = frozenset({"content-length", "transfer-encoding", "connection", "date"})
 """Headers the HTTP layer writes itself: a handler's are left out of :func:`header_block_with`'s block."""
 
 
@@ -121,9 +121,9 @@ def _id_prefix() -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-"
 
 
-_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble and the variant bits
-_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
-_ID_MASK = (1 << 48) - 1
+_UUID4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble and the variant bits
+_UUID4_SET: Final = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+_ID_MASK: Final = (1 << 48) - 1
 
 
 def _id_state_now() -> list[Any]:
@@ -181,8 +181,8 @@ def error_response(error: ServeError, request: Request | None = None) -> Respons
     return json_response(body, error.status, request_id, close=True)
 
 
-OPTIONS = frozenset({"OPTIONS"})
-GET = frozenset({"GET"})
+OPTIONS: Final = frozenset({"OPTIONS"})
+GET: Final = frozenset({"GET"})
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

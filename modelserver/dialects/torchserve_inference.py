@@ -10,7 +10,7 @@ TorchServe does; every route goes through the same core call (:meth:`ModelVersio
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from multidict import CIMultiDict
 
@@ -25,7 +25,7 @@ from ..types import EXPLAIN, PREDICT, BodyChunks, InferenceResult, Input, Job, R
 from . import torchserve_http as http
 from .request_inputs import query_inputs, read_inputs, ready_inputs
 
-_ERROR_REPLIES: dict[int, str | Reply] = {
+_ERROR_REPLIES: Final[dict[int, str | Reply]] = {
     400: "Bad request",
     404: "Model not found or Model Version not found",
     413: Reply("Request body larger than max_request_size (an empty body)", media_types=()),
@@ -33,12 +33,12 @@ _ERROR_REPLIES: dict[int, str | Reply] = {
     503: "No worker is available to serve request, the queue is full, or the handler failed",
     507: "Out of resources",
 }
-_PREDICT_RESPONSES: dict[int, str | Reply] = {200: handler_output(), **_ERROR_REPLIES}
-_MODEL_NAME_QUERY = Param(
+_PREDICT_RESPONSES: Final[dict[int, str | Reply]] = {200: handler_output(), **_ERROR_REPLIES}
+_MODEL_NAME_QUERY: Final = Param(
     "model_name",
     "Name of model. Without it: the only model loaded at start-up, else a form field model_name.",
 )
-_MODEL_PATHS = (
+_MODEL_PATHS: Final[tuple[str, ...]] = (
     "/predictions/",
     "/explanations/",
     "/v1/models/{model_name}:",
@@ -46,9 +46,9 @@ _MODEL_PATHS = (
     "/v2/models/{model_name}/explain",
 )
 """The paths of a model's own API description (``OPTIONS /predictions/{m}``), as TorchServe's ``getModelApi``."""
-MODEL_API_VERSION = "1.0.0"
+MODEL_API_VERSION: Final = "1.0.0"
 """The ``info.version`` TorchServe gives a model's own API description, whatever the model's version."""
-_PASSED_ON = "Query parameters are passed to the handler as inputs."
+_PASSED_ON: Final = "Query parameters are passed to the handler as inputs."
 
 
 class TorchServeInference(http.TorchServeDialect):

@@ -19,15 +19,15 @@ from .text_format import java_double
 logger = logging.getLogger("modelserver.metrics")
 
 
-COMMON_VALUES = {0.0: "0.0", 1.0: "1.0", 2.0: "2.0", 3.0: "3.0"}
+COMMON_VALUES: Final = {0.0: "0.0", 1.0: "1.0", 2.0: "2.0", 3.0: "3.0"}
 """Values most lines carry (a count's 1.0, a whole millisecond's 0.0), spelled once: a source keeps its whole text
 for these in ``bodies``. (A ``-0.0``, equal to ``0.0``, would be written ``0.0``; no metric of the server is a
 negative zero.)"""
 
 
-_MILLISECONDS = tuple(f"{n:03d}" for n in range(1000))
+_MILLISECONDS: Final = tuple(f"{n:03d}" for n in range(1000))
 """A millisecond's three digits in a log4j stamp, spelled once (a format spec costs more than the stamp's rest)."""
-_FRACTIONS = tuple("." + (f"{n:03d}".rstrip("0") or "0") for n in range(1000))
+_FRACTIONS: Final = tuple("." + (f"{n:03d}".rstrip("0") or "0") for n in range(1000))
 """The fraction of a number of thousandths (``.741``, ``.74``, ``.0``), spelled once."""
 
 

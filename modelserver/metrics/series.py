@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from time import time as wall_time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .metric_log import CHUNK_LINES, LineText, MetricLog
 
@@ -26,7 +26,22 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 # TorchServe's Java client registers histograms with simpleclient's default buckets.
-DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+)
 
 
 class Series:
@@ -41,7 +56,7 @@ class Series:
         """Add this series' sample(s) to a prometheus-client family at scrape time; this base class has none."""
 
 
-NULL_SERIES = Series()
+NULL_SERIES: Final = Series()
 
 
 class Counter(Series):

@@ -23,7 +23,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .backend_lines import BackendMetric, detected_spec, parse_metric_line, valid_prometheus_family
 from .config import LEGACY_METRICS, MODEL_METRICS_LOG, TS_METRICS_LOG, MetricSpec, MetricsSettings
@@ -49,9 +49,13 @@ VersionGauges = tuple[str, str, int, int]
 """What the live gauges read of one registered model version: its name, version, queue depth and open streams."""
 
 # Batch-size buckets of modelserver_batch_size.
-BATCH_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+BATCH_BUCKETS: Final[tuple[float, ...]] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 # TorchServe's per-request families, in the order their children are made.
-REQUEST_FAMILIES = ("ts_inference_requests_total", "ts_inference_latency_microseconds", "ts_queue_latency_microseconds")
+REQUEST_FAMILIES: Final[tuple[str, ...]] = (
+    "ts_inference_requests_total",
+    "ts_inference_latency_microseconds",
+    "ts_queue_latency_microseconds",
+)
 
 
 class ServerMetrics:
@@ -367,11 +371,11 @@ class ServerMetrics:
         yield streams
 
 
-_QUEUE_DEPTH_HELP = "Jobs waiting for a worker: queued, or taken by a busy worker that has not started them."
-_STREAMS_HELP = "Streamed (chunked) inference responses being sent."
+_QUEUE_DEPTH_HELP: Final = "Jobs waiting for a worker: queued, or taken by a busy worker that has not started them."
+_STREAMS_HELP: Final = "Streamed (chunked) inference responses being sent."
 
 # The frontend metrics this server records, with TorchServe's label names (the hostname label is last).
-_FRONTEND_LABELS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+_FRONTEND_LABELS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         "Requests2XX": ("Level", "Hostname"),
         "Requests4XX": ("Level", "Hostname"),
@@ -385,7 +389,7 @@ _FRONTEND_LABELS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         **dict.fromkeys(SYSTEM_METRICS, ("Level", "Hostname")),
     }
 )
-_FRONTEND_COUNTERS = frozenset({"Requests2XX", "Requests4XX", "Requests5XX"} | LEGACY_METRICS)
+_FRONTEND_COUNTERS: Final = frozenset({"Requests2XX", "Requests4XX", "Requests5XX"} | LEGACY_METRICS)
 
 
 class _FamiliesCollector:

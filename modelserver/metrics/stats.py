@@ -25,11 +25,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from .config import DEFAULT_SUMMARY_BUCKETS_MS
 
 # Latency buckets (seconds) of ``modelserver_request_latency_seconds``; the stats' histogram refines them.
-LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LATENCY_BUCKETS: Final[tuple[float, ...]] = (
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +76,7 @@ def latency_layout(summary_ms: tuple[int, int, int] = DEFAULT_SUMMARY_BUCKETS_MS
     return LatencyLayout(bounds, tuple(bounds.index(b) for b in LATENCY_BUCKETS), (first, second, third), summary_ms)
 
 
-DEFAULT_LAYOUT = latency_layout()
+DEFAULT_LAYOUT: Final = latency_layout()
 
 
 def regroup(counts: Sequence[int], cuts: Sequence[int]) -> list[int]:

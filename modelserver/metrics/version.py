@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .series import NULL_SERIES, Family, Histogram, Series, bucket_of, cumulative_buckets
 from .stats import DEFAULT_LAYOUT, LATENCY_BUCKETS, LatencyLayout, LatencySums, RequestStats, Summary, VersionStats
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..types import Job
 
 # The stages of modelserver_request_latency_seconds, in the order their children are made.
-STAGES = ("queue", "worker", "total")
+STAGES: Final[tuple[str, ...]] = ("queue", "worker", "total")
 
 
 class RequestSeries(RequestStats):
@@ -296,5 +296,5 @@ class VersionMetrics:
         self.restarts.update(1.0)
 
 
-NULL_VERSION_METRICS = VersionMetrics()
+NULL_VERSION_METRICS: Final = VersionMetrics()
 """What a model version updates until the server attaches its real metrics (and in tests without a server)."""

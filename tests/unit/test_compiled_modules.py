@@ -206,6 +206,30 @@ def test_class_attributes_of_the_group_are_class_vars() -> None:
     assert offenders == []
 
 
+def test_final_tuples_another_module_imports_are_of_any_length() -> None:
+    """A ``Final`` tuple of fixed length is a C struct in its module; another compiled module that imported it read
+    "value for final name ... was not set" at run time (``LATENCY_BUCKETS``). Declared ``tuple[X, ...]``, it is an
+    object like any other ``Final``."""
+    fixed: dict[str, str] = {}
+    for module, tree in _group_trees().items():
+        for node in tree.body:
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and ast.unparse(node.annotation) == "Final"
+                and isinstance(node.value, ast.Tuple)
+            ):
+                fixed[node.target.id] = module
+    offenders = []
+    for module, tree in _group_trees().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                offenders += [
+                    f"{module} imports {alias.name}" for alias in node.names if fixed.get(alias.name, module) != module
+                ]
+    assert offenders == []
+
+
 def test_a_failed_build_says_so_and_leaves_no_build(tmp_path: Path) -> None:
     """No working C compiler: one message with the compiler's last words, no build directory (so the server runs
     as Python), exit 1 only under ``--require``."""
