@@ -131,9 +131,10 @@ class MetricLog:
     def chunk_full(self) -> None:
         """:data:`CHUNK_LINES` lines are waiting (a series tells, when its update makes them so many): they are
         formatted at the loop's next turn, not at the next tick. Before :meth:`start` they wait for a flush."""
-        if self._loop is not None and not self._chunk_soon:
+        loop = self._loop
+        if loop is not None and not self._chunk_soon and not loop.is_closed():  # a loop gone without close(): wait
             self._chunk_soon = True
-            self._loop.call_soon(self._write_chunk)
+            loop.call_soon(self._write_chunk)
 
     def _write_chunk(self) -> None:
         self._chunk_soon = False
@@ -226,13 +227,17 @@ class MetricLog:
         return self._stamp + "," + _MILLISECONDS[millisecond % 1000] + " - ", self._suffix
 
     def _roll(self, path: Path) -> None:
+        """Rename the full file (and the older ones), then open a new one; a rename that fails is reported and the
+        lines go on into the file as it is, never into a closed one."""
         self._file.close()
-        for index in range(self.KEEP - 1, 0, -1):
-            older = path.with_name(f"{path.name}.{index}")
-            if older.exists():
-                os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
-        os.replace(path, path.with_name(f"{path.name}.1"))
-        self._file = path.open("ab", buffering=64 * 1024)
+        try:
+            for index in range(self.KEEP - 1, 0, -1):
+                older = path.with_name(f"{path.name}.{index}")
+                if older.exists():
+                    os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
+            os.replace(path, path.with_name(f"{path.name}.1"))
+        finally:
+            self._file = path.open("ab", buffering=64 * 1024)
 
     def close(self) -> None:
         if self._task is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import os
 import re
 import socket
 from pathlib import Path
@@ -584,3 +585,39 @@ def test_the_tick_hands_written_chunks_to_the_os(tmp_path: Path) -> None:
 
     assert asyncio.run(run()) == CHUNK_LINES
     log.close()
+
+
+def test_a_roll_that_fails_leaves_the_log_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rename refused (a full disk, a read-only directory) is reported; later lines still reach the file instead of
+    a closed one (which failed every later write, and ended the timer task)."""
+    log = MetricLog(memory=None, roll_bytes=10)
+    path = tmp_path / "ts_metrics.log"
+    log.open(path)
+    log.write("first")
+
+    def refuse(source: object, target: object) -> None:
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        log.flush()
+    monkeypatch.undo()
+    log.write("second")
+    log.flush()  # rolls now
+    log.close()
+    assert "second" in (tmp_path / "ts_metrics.log.1").read_text() + path.read_text()
+
+
+def test_lines_piling_up_after_the_loop_closed_wait_for_a_flush(tmp_path: Path) -> None:
+    """A log started on a loop that ended without close(): the chunk is not scheduled on the closed loop (which
+    raised out of the series' update), the lines wait for a flush."""
+    log = MetricLog(memory=[])
+
+    async def started() -> None:
+        log.start()
+
+    asyncio.run(started())
+    series = LogSeries(log, "Requests2XX", "Count", [("Level", "Host")], "h")
+    for _ in range(CHUNK_LINES + 1):
+        series.update(1.0)
+    assert len(log.lines()) == CHUNK_LINES + 1
