@@ -95,7 +95,19 @@ def close() -> None:
         _access = None
 
 
-_MILLIS: Final = tuple(f",{ms:03d}" for ms in range(1000))
+MILLISECOND_STAMPS: Final = tuple(f",{ms:03d}" for ms in range(1000))
+"""The ``,SSS`` end of log4j's ``%d{ISO8601}`` for each millisecond, spelled once (the access and metric logs)."""
+
+
+def rotate(path: Path, keep: int) -> None:
+    """log4j's rollover of a closed log file: ``path`` becomes ``path.1``, ``path.1`` ``path.2``..., ``keep`` old files
+    at most. The caller reopens ``path`` whatever happens here (``finally``), so a rename the system refuses never
+    leaves it writing to a closed file."""
+    for index in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{index}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
+    os.replace(path, path.with_name(f"{path.name}.1"))
 
 
 class AccessLogFile:
@@ -121,7 +133,7 @@ class AccessLogFile:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
-        return self._stamp + _MILLIS[int((now - second) * 1000)]
+        return self._stamp + MILLISECOND_STAMPS[int((now - second) * 1000)]
 
     def write(self, line: str) -> None:
         self._file.write(line)
@@ -140,18 +152,19 @@ class AccessLogFile:
         self._timer = None
         if self._file.closed:
             return
-        self._file.flush()
-        if self._file.tell() >= self._roll_bytes:
-            self._roll()
+        try:
+            self._file.flush()
+            if self._file.tell() >= self._roll_bytes:
+                self._roll()
+        except OSError as err:  # reported; the lines go on into the file as it is
+            logging.getLogger("modelserver").error("Cannot write %s: %s", self.path, err)
 
     def _roll(self) -> None:
         self._file.close()
-        for index in range(KEEP_FILES - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{index}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{index + 1}"))
-        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = self._open()
+        try:
+            rotate(self.path, KEEP_FILES)
+        finally:
+            self._file = self._open()
 
     def close(self) -> None:
         if self._timer is not None:

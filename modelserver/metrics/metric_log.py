@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from ..logs import MILLISECOND_STAMPS, rotate
 from .text_format import java_double
 
 logger = logging.getLogger("modelserver.metrics")
@@ -25,8 +25,6 @@ for these in ``bodies``. (A ``-0.0``, equal to ``0.0``, would be written ``0.0``
 negative zero.)"""
 
 
-_MILLISECONDS: Final = tuple(f"{n:03d}" for n in range(1000))
-"""A millisecond's three digits in a log4j stamp, spelled once (a format spec costs more than the stamp's rest)."""
 _FRACTIONS: Final = tuple("." + (f"{n:03d}".rstrip("0") or "0") for n in range(1000))
 """The fraction of a number of thousandths (``.741``, ``.74``, ``.0``), spelled once."""
 
@@ -76,9 +74,9 @@ class LineText:
 class MetricLog:
     """``ts_metrics.log`` or ``model_metrics.log``: ``2024-02-16T21:12:24,801 - <line>,timestamp:<s>``.
 
-    An update is recorded as its time, its value and its series (or its finished line) appended to three lists: no
-    object is made (the floats exist already; an ``array('d')`` would parse each into a double, several times the
-    cost of the append) and none the garbage collector tracks; a task started by :meth:`start` formats the
+    An update is recorded as its time, its value and its :class:`LineText` (or a finished line) appended to three
+    lists: no object is made (the floats exist already; an ``array('d')`` would parse each into a double, several
+    times the cost of the append) and none the garbage collector tracks; a task started by :meth:`start` formats the
     lines into the file every ``flush_seconds``. The server opens and starts the logs before any request; until
     :meth:`open`, lines are formatted only into ``memory`` (when it is a list; tests). The file rolls over at 100 MB,
     keeping 5 old files, as TorchServe's log4j2.xml does.
@@ -224,18 +222,12 @@ class MetricLog:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
             self._suffix = f",timestamp:{second}\n"
-        return self._stamp + "," + _MILLISECONDS[millisecond % 1000] + " - ", self._suffix
+        return self._stamp + MILLISECOND_STAMPS[millisecond % 1000] + " - ", self._suffix
 
     def _roll(self, path: Path) -> None:
-        """Rename the full file (and the older ones), then open a new one; a rename that fails is reported and the
-        lines go on into the file as it is, never into a closed one."""
         self._file.close()
         try:
-            for index in range(self.KEEP - 1, 0, -1):
-                older = path.with_name(f"{path.name}.{index}")
-                if older.exists():
-                    os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
-            os.replace(path, path.with_name(f"{path.name}.1"))
+            rotate(path, self.KEEP)
         finally:
             self._file = path.open("ab", buffering=64 * 1024)
 
