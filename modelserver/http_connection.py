@@ -122,7 +122,7 @@ class HttpConnection(asyncio.BufferedProtocol):
         self._task: asyncio.Task[None] | None = None  # answers the requests in turn, for the connection's life
         self._idle_waiter: asyncio.Future[None] | None = None  # what that task awaits while no request is here
         self._url: list[bytes] = []
-        self._headers: list[tuple[bytes, bytes]] = []
+        self._headers: list[bytes] = []  # name, value, name, value... as sent (HttpRequest.raw_headers)
         self._head_bytes = 0  # bytes of the reads the head being read has spanned so far, the one it began in too
         self._head_first_read = 0  # of those, the read it began in (which may hold earlier requests too)
         self._read_size = 0  # the read being parsed
@@ -220,7 +220,9 @@ class HttpConnection(asyncio.BufferedProtocol):
         self._url.append(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        headers = self._headers
+        headers.append(name)
+        headers.append(value)
         size = len(name)
         # The two headers the HTTP layer itself reads are noted as they pass, sparing a search of the list later.
         if size == 12:
@@ -280,7 +282,7 @@ class HttpConnection(asyncio.BufferedProtocol):
 
     def _head_size(self) -> int:
         """The request line's target and the headers' names and values, as TorchServe's limit counts them."""
-        return sum(map(len, self._url)) + sum(len(name) + len(value) for name, value in self._headers)
+        return sum(map(len, self._url)) + sum(map(len, self._headers))
 
     # -- answering -----------------------------------------------------------------------------------------------
 

@@ -34,8 +34,9 @@ class Request(Protocol):
     method: str
     raw_path: str
     """The request target as sent: the path, still percent-encoded, and the query string."""
-    raw_headers: list[tuple[bytes, bytes]]
-    """The headers as sent, names and values undecoded."""
+    raw_headers: list[bytes]
+    """The headers as sent, names and values undecoded, flat: name, value, name, value... (a job carries them so to
+    its worker, which decodes them only if its handler reads them: ``workers.protocol.header_items``)."""
 
     @property
     def path(self) -> str:

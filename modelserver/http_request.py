@@ -55,7 +55,7 @@ class HttpRequest:
         method: str,
         raw_path: str,
         version: str,
-        raw_headers: list[tuple[bytes, bytes]],
+        raw_headers: list[bytes],
         max_body_size: int,
         send_continue: Callable[[], None],
         raw_content_type: bytes | None = None,
@@ -144,23 +144,30 @@ class HttpRequest:
             headers = self._headers = CIMultiDictProxy(
                 CIMultiDict(
                     (name.decode("latin-1"), value.decode("utf-8", "surrogateescape"))
-                    for name, value in self.raw_headers
+                    for name, value in self.header_pairs()
                 )
             )
         return headers
 
     def header(self, lower_name: bytes) -> bytes | None:
         """The first value of a header by its lower-case name, without building the header map."""
-        for name, value in self.raw_headers:
+        raw = self.raw_headers
+        for index in range(0, len(raw), 2):
+            name = raw[index]
             if len(name) == len(lower_name) and name.lower() == lower_name:
-                return value
+                return raw[index + 1]
         return None
 
+    def header_pairs(self) -> list[tuple[bytes, bytes]]:
+        """The headers as sent, (name, value) in order."""
+        raw = self.raw_headers
+        return list(zip(raw[0::2], raw[1::2], strict=False))
+
     def header_items(self) -> list[tuple[str, str]]:
-        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.raw_headers]
+        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.header_pairs()]
 
     def header_dict(self) -> dict[str, str]:
-        return {name.decode("latin-1"): value.decode("latin-1") for name, value in self.raw_headers}
+        return {name.decode("latin-1"): value.decode("latin-1") for name, value in self.header_pairs()}
 
     @property
     def content_type(self) -> str:

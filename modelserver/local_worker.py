@@ -20,7 +20,7 @@ import os
 import time
 from typing import Any
 
-from workers.protocol import Attached
+from workers.protocol import Attached, item_to_wire, job_from_wire
 
 from .worker_feed import BatchFeed
 from .worker_plan import WorkerPlan, WorkerState
@@ -33,14 +33,20 @@ def _plain(value: Any) -> Any:
     return value.data if type(value) is Attached else value
 
 
-def _job_map(wire: dict[str, Any]) -> dict[str, Any]:
-    job = dict(wire)
-    job["inputs"] = [(name, content_type, _plain(value)) for name, content_type, value in wire["inputs"]]
-    if "parameters" in wire:  # the job's own: the wire map may hold a dict shared by many jobs (instance_jobs)
-        job["parameters"] = dict(wire["parameters"])
-    if "tensors" in wire:
-        job["tensors"] = [{**tensor, "data": _plain(tensor["data"])} for tensor in wire["tensors"]]
+def _job_map(wire: list[Any]) -> dict[str, Any]:
+    job = job_from_wire(wire)
+    job["inputs"] = [(name, content_type, _plain(value)) for name, content_type, value in job["inputs"]]
+    if "parameters" in job:  # the job's own: the wire map may hold a dict shared by many jobs (instance_jobs)
+        job["parameters"] = dict(job["parameters"])
+    if "tensors" in job:
+        job["tensors"] = [{**tensor, "data": _plain(tensor["data"])} for tensor in job["tensors"]]
     return job
+
+
+def _item_array(item: dict[str, Any]) -> list[Any]:
+    """A runtime's item as the feed reads an answer (``workers.protocol.item_to_wire``), its body not marked: there
+    is no attachment frame in the process."""
+    return item_to_wire(item, attaching=False)
 
 
 class LoopChannel:
@@ -67,12 +73,15 @@ class LoopChannel:
     async def _answer(self, jobs: list[dict[str, Any]]) -> None:
         first = int(jobs[0]["id"])
         try:
-            items = await self._runtime.answer_all(jobs, self._feed.on_chunk, self._cancelled.__contains__)
+            items = await self._runtime.answer_all(jobs, self._on_chunk, self._cancelled.__contains__)
         except Exception as exc:  # the runtime itself broke: every job of the batch gets a 500
             logger.exception("%s: the model's runtime failed", self._feed.name)
             items = [_error(int(job["id"]), f"{type(exc).__name__} : {exc}") for job in jobs]
-        self._feed.on_result_of(first, items)
+        self._feed.on_result_of(first, [_item_array(item) for item in items])
         self._cancelled.difference_update(int(job["id"]) for job in jobs)
+
+    def _on_chunk(self, item: dict[str, Any]) -> None:
+        self._feed.on_chunk(_item_array(item))
 
     def close(self) -> None:
         """Cancel the batches still running (the worker waited for them as long as it would)."""

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from workers.protocol import attach
+from workers.protocol import job_to_wire
 
 from .errors import ServeError
 
@@ -224,7 +224,7 @@ class Job:
     def __init__(
         self,
         request_id: str,
-        headers: Mapping[str, str] | Sequence[tuple[bytes, bytes]],
+        headers: Mapping[str, str] | Sequence[bytes],
         inputs: list[Input],
         method: str = PREDICT,
         *,
@@ -259,30 +259,26 @@ class Job:
         loop = loop or asyncio.get_running_loop()
         self.future: asyncio.Future[InferenceResult | ResultStream] = loop.create_future()
 
-    def to_wire(self) -> dict[str, Any]:
-        """The job as the ``infer`` frame carries it; large bodies go as attachments (docs/protocol.md)."""
-        inputs = self.inputs  # none for a tensor protocol's job: no comprehension then
-        wire = {
-            "id": self.id,
-            "request_id": self.request_id,
-            "headers": self.headers,
-            "inputs": [(name, content_type, attach(value)) for name, content_type, value in inputs] if inputs else [],
-            "method": self.method,
-        }
-        if self.url_path:
-            wire["url_path"] = self.url_path
-        if self.tensors:
-            wire["tensors"] = [tensor if isinstance(tensor, dict) else tensor.to_wire() for tensor in self.tensors]
-        parameters = self.parameters
-        if parameters:  # msgpack packs a dict as it is (an in-process worker gets its own copy: local_worker)
-            wire["parameters"] = parameters if type(parameters) is dict else dict(parameters)
-        if self.outputs:
-            wire["outputs"] = self.outputs
-        if self.infer_id is not None:
-            wire["infer_id"] = self.infer_id
+    def to_wire(self) -> list[Any]:
+        """The job as the ``infer`` frame carries it (``workers.protocol.job_to_wire``; docs/protocol.md)."""
+        optional: dict[str, Any] | None = None
+        if self.url_path or self.tensors or self.parameters or self.outputs or self.infer_id is not None:
+            optional = {}
+            if self.url_path:
+                optional["url_path"] = self.url_path
+            if self.tensors:
+                optional["tensors"] = [t if isinstance(t, dict) else t.to_wire() for t in self.tensors]
+            parameters = self.parameters
+            if parameters:  # msgpack packs a dict as it is (an in-process worker gets its own copy: local_worker)
+                optional["parameters"] = parameters if type(parameters) is dict else dict(parameters)
+            if self.outputs:
+                optional["outputs"] = self.outputs
+            if self.infer_id is not None:
+                optional["infer_id"] = self.infer_id
         if self.from_grpc:
-            wire["from_grpc"] = True
-        return wire
+            optional = optional or {}
+            optional["from_grpc"] = True
+        return job_to_wire(self.id, self.request_id, self.headers, self.inputs, self.method, optional)
 
     def succeed(self, result: InferenceResult, last: bool = True) -> None:
         """Deliver a final result (``last``) or a streamed piece."""

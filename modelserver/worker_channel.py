@@ -55,8 +55,12 @@ class WorkerChannel(asyncio.BufferedProtocol):
             logger.error("Malformed frame from worker: %s", err)
             self._close(err)
             return
-        for message in messages:
-            self._on_message(message)
+        try:
+            for message in messages:
+                self._on_message(message)
+        except ProtocolError as err:  # a job's answer of the wrong shape (workers.protocol.check_item)
+            logger.error("Malformed message from worker: %s", err)
+            self._close(err)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._close(exc)

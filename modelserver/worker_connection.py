@@ -270,7 +270,7 @@ class WorkerConnection:
         if kind == "result":
             self.feed.on_result(message["items"])
         elif kind == "chunk":
-            self.feed.on_chunk(message)
+            self.feed.on_chunk(message["item"])
         elif kind in self._replies:
             future = self._replies[kind]
             if not future.done():

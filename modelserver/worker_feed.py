@@ -22,6 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Final
 
+from workers.protocol import check_item, item_fault
 from workers.tensors import Tensor, TensorError
 
 from .errors import BackendError, WorkerDied
@@ -167,12 +168,12 @@ class BatchFeed:
 
     # -- frames from the worker -----------------------------------------------------------------
 
-    def on_chunk(self, item: dict[str, Any]) -> None:
+    def on_chunk(self, item: list[Any]) -> None:
         """A streamed piece: deliver it; the running batch is alive, so its response timeout starts again."""
         self._deliver(item, last=False)
         self._arm_timer()
 
-    def on_result(self, items: list[dict[str, Any]]) -> None:
+    def on_result(self, items: list[list[Any]]) -> None:
         for item in items:
             self._deliver(item, last=True)
         if self._failures.count:
@@ -190,7 +191,7 @@ class BatchFeed:
         if len(self._batches) < self._depth:
             self._slot_freed.set()
 
-    def on_result_of(self, first_job_id: int, items: list[dict[str, Any]]) -> None:
+    def on_result_of(self, first_job_id: int, items: list[list[Any]]) -> None:
         """The answer to the batch that begins with job ``first_job_id``, whichever outstanding batch that is: an
         in-process runtime (:mod:`modelserver.local_worker`) answers the batches it runs together as they finish."""
         head = self._batches[0] if self._batches else None
@@ -228,30 +229,41 @@ class BatchFeed:
                 return
             self._dispatch(batch)
 
-    def _deliver(self, item: dict[str, Any], last: bool) -> None:
-        job = self._inflight.pop(item["id"], None) if last else self._inflight.get(item["id"])
+    def _deliver(self, item: list[Any], last: bool) -> None:
+        """One item array (``workers.protocol.check_item``: ``[id, status, reason, headers, content_type, body,
+        optional]``) to its job. A job taken from the in-flight map always gets an answer: values of the wrong type
+        fail it with a 500 instead of leaving its client waiting."""
+        job_id, status, reason, headers, content_type, body, optional = check_item(item)
+        job = self._inflight.pop(job_id, None) if last else self._inflight.get(job_id)
         if job is None:
             return
-        error = item.get("error")
-        if error is not None:
-            job.fail(BackendError(error, item["status"]))
+        fault = item_fault(item)
+        if fault is not None:
+            logger.error("%s sent a malformed answer: %s", self.name, fault)
+            job.fail(BackendError(f"Malformed answer from the worker: {fault}", 500))
             return
-        result = InferenceResult(item["status"], item["reason"], item["headers"], item["content_type"], item["body"])
-        if "tensors" in item or "parameters" in item:
-            wired = item.get("tensors")
-            try:  # no list comprehension for the usual none (an answer made as JSON by the runtime)
+        error = optional.get("error") if optional is not None else None
+        if error is not None:
+            job.fail(BackendError(str(error), status))
+            return
+        try:
+            result = InferenceResult(status, reason, headers, content_type, body)
+            if optional is not None:
+                wired = optional.get("tensors")
+                # no list comprehension for the usual none (an answer made as JSON by the runtime)
                 result.tensors = (
                     [each if type(each) is Tensor else Tensor.from_wire(each) for each in wired] if wired else []
                 )
-            except (TensorError, TypeError, KeyError) as err:
-                logger.error("%s sent a malformed output tensor: %s", self.name, err)
-                job.fail(BackendError(f"Malformed output tensor from the worker: {err}", 500))
-                return
-            result.parameters = item.get("parameters")
+                result.parameters = optional.get("parameters")
+        except (TensorError, TypeError, KeyError, AttributeError) as err:
+            logger.error("%s sent a malformed answer: %s", self.name, err)
+            job.fail(BackendError(f"Malformed answer from the worker: {err}", 500))
+            return
         job.succeed(result, last)
-        stream = job.stream
-        if not last and stream is not None and stream.first is result:
-            stream.on_flow(partial(self._flow, job))
+        if not last:
+            stream = job.stream
+            if stream is not None and stream.first is result:
+                stream.on_flow(partial(self._flow, job))
 
     def _flow(self, job: Job, pause: bool) -> None:
         """A stream's consumer is behind (``pause``) or caught up: the worker holds or resumes the handler's

@@ -72,10 +72,10 @@ class GroupChannel:
         for channel in targets:
             channel.send(message, checked)
 
-    def _to_all(self, jobs: list[dict[str, Any]]) -> bool:
+    def _to_all(self, jobs: list[list[Any]]) -> bool:
         """Every rank gets a batch unless under ``pp``; a describe job (alone in its batch) goes to rank 0 alone, as
         TorchServe sends only predictions and loads to every rank."""
-        return self._infer_to_all and not (jobs and jobs[0].get("method") == DESCRIBE)
+        return self._infer_to_all and not (jobs and jobs[0][4] == DESCRIBE)  # a job array's method
 
     def close(self) -> None:
         for channel in self._ranks:

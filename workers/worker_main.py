@@ -24,7 +24,7 @@ from collections import deque
 from typing import Any, Final
 
 from .allocator import keep_freed_memory
-from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, attach
+from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, item_to_wire, job_from_wire
 from .runtimes import LoadError, Runtime, load_runtime
 from .socket_channel import SocketChannel
 from .tensors import Tensor
@@ -102,7 +102,7 @@ class _Inbox:
         held = {job["id"] for job in self.running}
         for message in self.pending:
             if message["kind"] == "infer":
-                held.update(job["id"] for job in message["jobs"])
+                held.update(job[0] for job in message["jobs"] if type(job) is list and job)  # job arrays
         return [job_id for job_id in ids if job_id in held]
 
     def _recv(self) -> dict[str, Any]:
@@ -149,7 +149,7 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
 
     def emit(item: dict[str, Any]) -> None:
         inbox.wait_writable(item["id"])
-        channel.send({"kind": "chunk", **_attached(item)})
+        channel.send({"kind": "chunk", "item": _wire_item(item)})
 
     while True:
         message = inbox.next()
@@ -161,7 +161,11 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
             if runtime is None:
                 return 1
         elif kind == "infer" and runtime is not None:
-            jobs = inbox.running = message["jobs"]
+            try:
+                jobs = inbox.running = [job_from_wire(job) for job in message["jobs"]]
+            except (ProtocolError, TypeError) as err:
+                logger.error("Malformed infer frame from the frontend: %s", err)
+                return 1
             if follower:
                 runtime.run_batch(jobs, _drop, inbox.is_cancelled)
                 inbox.running = []
@@ -171,7 +175,7 @@ def serve(channel: SocketChannel, device: str, rank: int | None = None) -> int:
             items = runtime.run_batch(jobs, emit, inbox.is_cancelled)
             inbox.running = []
             hold = _may_hold(channel, time.monotonic() - started)
-            result = {"kind": "result", "items": list(map(_attached, items))}
+            result = {"kind": "result", "items": list(map(_wire_item, items))}
             channel.send(result, hold=hold, checked=False)
             if inbox.cancelled or inbox.paused:  # usually neither: no list of ids to forget
                 inbox.forget([job["id"] for job in jobs])
@@ -184,16 +188,13 @@ def _drop(item: dict[str, Any]) -> None:
     """A follower rank's streamed piece: rank 0 sends the group's."""
 
 
-def _attached(item: dict[str, Any]) -> dict[str, Any]:
-    """The item with a large body marked to travel as an attachment frame, and its output tensors as tensor maps
-    (whose large data travel the same way; docs/protocol.md)."""
-    body = item.get("body")
-    if body is not None:
-        item["body"] = attach(body)
+def _wire_item(item: dict[str, Any]) -> list[Any]:
+    """The item as a ``result`` or ``chunk`` frame carries it: a large body marked to travel as an attachment frame,
+    and its output tensors as tensor maps, whose large data travel the same way (docs/protocol.md)."""
     tensors = item.get("tensors")
     if tensors:
         item["tensors"] = [tensor.to_wire() if isinstance(tensor, Tensor) else tensor for tensor in tensors]
-    return item
+    return item_to_wire(item)
 
 
 HOLD_SECONDS: Final = 0.001

@@ -282,7 +282,8 @@ class DirectWorker:
 
     @property
     def taken(self) -> list[int]:
-        return [job["id"] for frame in self.channel.sent if frame["kind"] == "infer" for job in frame["jobs"]]
+        # the frames' job arrays: [id, request_id, headers, inputs, method, optional]
+        return [job[0] for frame in self.channel.sent if frame["kind"] == "infer" for job in frame["jobs"]]
 
 
 def test_jobs_sent_ahead_to_a_busy_worker_respect_the_queue_size() -> None:
@@ -300,6 +301,39 @@ def test_jobs_sent_ahead_to_a_busy_worker_respect_the_queue_size() -> None:
             task.cancel()
         await asyncio.gather(running, waiting, return_exceptions=True)
         assert summary(metrics).requests == 3
+
+    run(test)
+
+
+def test_every_answer_array_from_the_worker_answers_its_job() -> None:
+    """A worker's item arrays reach their jobs: an error item fails its job with the item's status; values of the
+    wrong type fail it with a 500 (the job was taken from the in-flight map: it must not be left waiting); a good
+    one succeeds."""
+
+    async def test() -> None:
+        version, _ = make_version(depth=16)
+        worker = DirectWorker(version)
+        version.pool.workers.append(worker)  # type: ignore[arg-type]
+        calls = [asyncio.create_task(version.infer(Job(f"r{n}", {}, [], loop=version.loop))) for n in range(4)]
+        await settle()
+        ok, failed, bad_body, bad_headers = worker.taken
+        worker.feed.on_result(
+            [
+                [failed, 422, "", {}, "", None, {"error": "unknown animal cow"}],
+                [bad_body, 200, "", {}, "text/plain", 12, None],
+                [bad_headers, 200, "", ["x"], "text/plain", b"", None],
+                [ok, 200, "", {}, "text/plain", b"fine", None],
+            ]
+        )
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+        assert isinstance(outcomes[0], InferenceResult) and outcomes[0].body == b"fine"
+        assert isinstance(outcomes[1], BackendError) and (outcomes[1].status, outcomes[1].message) == (
+            422,
+            "unknown animal cow",
+        )
+        for outcome in outcomes[2:]:
+            assert isinstance(outcome, BackendError) and outcome.status == 500
+            assert outcome.message.startswith("Malformed answer from the worker")
 
     run(test)
 

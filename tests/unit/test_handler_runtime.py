@@ -22,7 +22,7 @@ import pytest
 from workers import runtimes, worker_main
 from workers.handler_loader import LoadError, load_service
 from workers.handler_runner import Service
-from workers.protocol import ATTACH_MIN, PROTOCOL_VERSION
+from workers.protocol import ATTACH_MIN, PROTOCOL_VERSION, job_from_wire, job_to_wire
 from workers.runtimes import load_runtime
 from workers.socket_channel import SocketChannel
 from workers.tensors import Tensor
@@ -866,18 +866,15 @@ def test_worker_main_serves_any_runtime_and_sends_its_tensors(monkeypatch: pytes
         assert frontend.recv() == {"kind": "loaded", "status": 200, "message": "loaded model m"}
         small = Tensor.from_list("x", "INT64", [3], [1, 2, 3])
         large = Tensor.from_list("x", "INT64", [ATTACH_MIN], list(range(ATTACH_MIN)))
-        jobs = [
-            {"id": 1, "request_id": "r1", "headers": {}, "inputs": [], "method": "predict", "tensors": [t.to_wire()]}
-            for t in (small, large)
-        ]
-        jobs[0]["parameters"] = {"k": "v"}
-        frontend.send({"kind": "infer", "jobs": jobs[:1]})
-        frontend.send({"kind": "infer", "jobs": [{**jobs[1], "id": 2}]})
+        first_job = job_to_wire(1, "r1", {}, [], "predict", {"tensors": [small.to_wire()], "parameters": {"k": "v"}})
+        second_job = job_to_wire(2, "r2", {}, [], "predict", {"tensors": [large.to_wire()]})
+        frontend.send({"kind": "infer", "jobs": [first_job]})
+        frontend.send({"kind": "infer", "jobs": [second_job]})
         received = [frontend.recv() for _ in range(4)]
         frontend.send({"kind": "shutdown"})
     assert [message["kind"] for message in received] == ["chunk", "result", "chunk", "result"]
-    assert received[0]["body"] == b"half-way"
-    first, second = received[1]["items"][0], received[3]["items"][0]
+    assert received[0]["item"][5] == b"half-way"  # an item array: [id, status, reason, headers, type, body, optional]
+    first, second = received[1]["items"][0][6], received[3]["items"][0][6]
     assert first["parameters"] == {"p": {"k": "v"}} and second["parameters"] == {"p": None}
     assert Tensor.from_wire(first["tensors"][0]).to_list() == [2, 4, 6]
     out = Tensor.from_wire(second["tensors"][0])
@@ -904,16 +901,15 @@ def test_cancels_and_pauses_of_finished_jobs_are_not_kept() -> None:
     try:
         inbox = worker_main._Inbox(SocketChannel(left))
         frontend = SocketChannel(right)
-        job = {"id": 0, "request_id": "r", "headers": {}, "inputs": [], "method": "predict"}
         for finished in range(1, 101):
             frontend.send({"kind": "cancel", "ids": [finished]})
             frontend.send({"kind": "pause", "ids": [finished]})
-        frontend.send({"kind": "infer", "jobs": [{**job, "id": 101}]})
-        frontend.send({"kind": "infer", "jobs": [{**job, "id": 102}]})
+        frontend.send({"kind": "infer", "jobs": [job_to_wire(101, "r", {}, [], "predict", None)]})
+        frontend.send({"kind": "infer", "jobs": [job_to_wire(102, "r", {}, [], "predict", None)]})
         first = inbox.next()
-        assert first["jobs"][0]["id"] == 101
+        assert first["jobs"][0][0] == 101
         assert inbox.cancelled == set() and inbox.paused == set()
-        inbox.running = first["jobs"]
+        inbox.running = [job_from_wire(job) for job in first["jobs"]]
         frontend.send({"kind": "cancel", "ids": [101, 102, 50]})  # running, waiting, finished
         frontend.send({"kind": "pause", "ids": [102]})
         assert inbox.is_cancelled(101) and inbox.is_cancelled(102) and not inbox.is_cancelled(50)

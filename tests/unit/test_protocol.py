@@ -34,6 +34,10 @@ from workers.protocol import (
     decode_payload,
     encode,
     encode_parts,
+    header_items,
+    item_to_wire,
+    job_from_wire,
+    job_to_wire,
     max_frame_size_for,
 )
 from workers.socket_channel import HOLD_LIMIT, SocketChannel
@@ -106,6 +110,17 @@ def item(job_id: int, body: bytes) -> dict:
     return {"id": job_id, "status": 200, "reason": "", "headers": {}, "content_type": "text/plain", "body": body}
 
 
+def chunk(job_id: int, body: bytes) -> dict:
+    """A ``chunk`` frame: its item as the wire carries one (``item_to_wire``), the body inside the map."""
+    return {"kind": "chunk", "item": item_to_wire(item(job_id, body), attaching=False)}
+
+
+def wire_job(job: dict) -> list:
+    """A job map as the ``infer`` frame carries it."""
+    optional = {key: value for key, value in job.items() if key in JOB_OPTIONAL_FIELDS} or None
+    return job_to_wire(job["id"], job["request_id"], job["headers"], job["inputs"], job["method"], optional)
+
+
 def realistic_messages() -> list[dict]:
     job = {
         "id": 7,
@@ -137,20 +152,23 @@ def realistic_messages() -> list[dict]:
             "model_yaml_config": {},
         },
         {"kind": "loaded", "status": 200, "message": "loaded"},
-        {"kind": "infer", "jobs": [job]},
+        {"kind": "infer", "jobs": [wire_job(job)]},
         {
             "kind": "result",
             "items": [
-                item(7, b"\x00\x01"),
-                {**item(8, b""), "error": "boom"},
-                {
-                    **item(9, b""),
-                    "tensors": [{"name": "out", "datatype": "BYTES", "shape": [1], "data": b"\1\0\0\0z"}],
-                    "parameters": {"sequence_end": True},
-                },
+                item_to_wire(each, attaching=False)
+                for each in (
+                    item(7, b"\x00\x01"),
+                    {**item(8, b""), "error": "boom"},
+                    {
+                        **item(9, b""),
+                        "tensors": [{"name": "out", "datatype": "BYTES", "shape": [1], "data": b"\1\0\0\0z"}],
+                        "parameters": {"sequence_end": True},
+                    },
+                )
             ],
         },
-        {"kind": "chunk", **item(7, "ünïcødé".encode())},
+        chunk(7, "ünïcødé".encode()),
         {"kind": "cancel", "ids": [7, 8]},
         {"kind": "shutdown"},
     ]
@@ -224,7 +242,7 @@ def test_encode_rejects_bad_messages(message: Any) -> None:
 
 
 def test_encode_rejects_oversized_frame() -> None:
-    message = {"kind": "chunk", **item(1, b"x" * 1000)}
+    message = chunk(1, b"x" * 1000)
     assert encode(message, max_frame_size=2000)
     with pytest.raises(ProtocolError, match="exceeds"):
         encode(message, max_frame_size=1000)
@@ -284,7 +302,7 @@ def test_multiple_frames_in_one_feed() -> None:
 @pytest.mark.parametrize("piece", [997, 4096, SMALL_FRAME_SIZE, 256 * 1024, 1 << 30])
 def test_mixed_small_and_large_frames(piece: int) -> None:
     sizes = [0, 10, SMALL_FRAME_SIZE - 200, SMALL_FRAME_SIZE + 1, 100_000, 300_000, 1_000_000, 5]
-    batch = [{"kind": "chunk", **item(n, bytes([n % 251]) * n)} for n in sizes]
+    batch = [chunk(n, bytes([n % 251]) * n) for n in sizes]
     stream = b"".join(encode(message) for message in batch)
     cuts = list(range(piece, len(stream), piece))
     assert feed_in_pieces(FrameDecoder(), stream, cuts) == batch
@@ -293,7 +311,7 @@ def test_mixed_small_and_large_frames(piece: int) -> None:
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(0, 400_000), min_size=1, max_size=4), data=st.data())
 def test_roundtrip_large_frames_split_anywhere(sizes: list[int], data: st.DataObject) -> None:
-    batch = [{"kind": "chunk", **item(n, bytes([n % 251]) * n)} for n in sizes]
+    batch = [chunk(n, bytes([n % 251]) * n) for n in sizes]
     stream = b"".join(encode(message) for message in batch)
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=30), label="cuts")
     assert feed_in_pieces(FrameDecoder(), stream, cuts) == batch
@@ -304,7 +322,7 @@ def test_roundtrip_large_frames_split_anywhere(sizes: list[int], data: st.DataOb
 
 def test_large_payload_is_received_in_place() -> None:
     body = bytes(range(256)) * 4096  # 1 MiB
-    data = encode({"kind": "chunk", **item(1, body)})
+    data = encode(chunk(1, body))
     length = len(data) - HEADER.size
     decoder = FrameDecoder()
     assert decoder.feed(data[:100]) == []
@@ -315,7 +333,7 @@ def test_large_payload_is_received_in_place() -> None:
     assert decoder.pending == 1100
     assert len(decoder.get_buffer(-1)) == length - 1096
     [message] = decoder.feed(data[1100:])
-    assert message["body"] == body
+    assert message["item"][5] == body
     assert decoder.pending == 0
     assert len(decoder.get_buffer(-1)) > SMALL_FRAME_SIZE  # back to the shared buffer
 
@@ -324,7 +342,7 @@ def test_a_large_payload_is_copied_at_most_a_small_frame() -> None:
     """At a frame boundary a read takes at most a small frame (and its header): of a large payload that first read
     brings, only that much is copied into the payload's own buffer; the rest is received in place."""
     body = bytes(range(256)) * 4096  # 1 MiB
-    data = encode({"kind": "chunk", **item(1, body)})
+    data = encode(chunk(1, body))
     decoder = FrameDecoder()
     first = decoder.get_buffer(-1)
     assert len(first) == SMALL_FRAME_SIZE + HEADER.size
@@ -335,8 +353,8 @@ def test_a_large_payload_is_copied_at_most_a_small_frame() -> None:
     assert len(rest) == len(data) - len(first)  # the payload's own buffer: nothing more was copied
     rest[:] = data[len(first) :]
     [message] = decoder.buffer_updated(len(rest))
-    assert message["body"] == body
-    small = encode({"kind": "chunk", **item(2, b"x" * 1000)})
+    assert message["item"][5] == body
+    small = encode(chunk(2, b"x" * 1000))
     first = decoder.get_buffer(-1)
     first[:100] = small[:100]
     assert decoder.buffer_updated(100) == []
@@ -423,7 +441,7 @@ def test_truncated_frame_at_eof(cut: int) -> None:
 
 
 def test_truncated_large_frame_at_eof() -> None:
-    data = encode({"kind": "chunk", **item(1, b"x" * 200_000)})
+    data = encode(chunk(1, b"x" * 200_000))
     decoder = FrameDecoder()
     assert decoder.feed(data[:-1]) == []
     with pytest.raises(ProtocolError, match="truncated frame"):
@@ -502,7 +520,7 @@ def test_socket_channel_concurrent_senders_keep_frames_whole() -> None:
 
         def send_many(worker: int) -> None:
             for n in range(per_thread):
-                sender.send({"kind": "chunk", **item(worker * 1000 + n, bytes([worker]) * (n * 997))})
+                sender.send(chunk(worker * 1000 + n, bytes([worker]) * (n * 997)))
 
         workers = [threading.Thread(target=send_many, args=(w,), daemon=True) for w in range(threads)]
         for thread in workers:
@@ -510,11 +528,12 @@ def test_socket_channel_concurrent_senders_keep_frames_whole() -> None:
         received = [receiver.recv() for _ in range(threads * per_thread)]
         for thread in workers:
             thread.join(TIMEOUT)
-    ids = sorted(message["id"] for message in received if message is not None)
+    ids = sorted(message["item"][0] for message in received if message is not None)
     assert ids == sorted(w * 1000 + n for w in range(threads) for n in range(per_thread))
     for message in received:
         assert message is not None
-        assert message["body"] == bytes([message["id"] // 1000]) * (message["id"] % 1000 * 997)
+        job_id, body = message["item"][0], message["item"][5]
+        assert body == bytes([job_id // 1000]) * (job_id % 1000 * 997)
 
 
 def test_socket_channel_clean_eof() -> None:
@@ -746,11 +765,10 @@ def test_socket_channel_sends_attachments_at_once_and_receives_bytearrays() -> N
         assert type(received["items"][0]["body"]) is bytearray and received["items"][0]["body"] == body
 
 
-# --- version 2: runtime, job fields, memoryviews ---------------------------------------------------
+# --- versions 2 and 3: runtime, job and item arrays, memoryviews --------------------------------------------
 
 
-def test_version_2_load_names_its_runtime() -> None:
-    assert PROTOCOL_VERSION == 2
+def test_load_names_its_runtime() -> None:
     load = next(message for message in realistic_messages() if message["kind"] == "load")
     assert "runtime" in REQUIRED_FIELDS["load"]
     without = {key: value for key, value in load.items() if key != "runtime"}
@@ -760,14 +778,112 @@ def test_version_2_load_names_its_runtime() -> None:
         decode_payload(packed(without))
 
 
-def test_job_and_item_fields() -> None:
+def test_version_3_jobs_and_items_are_arrays() -> None:
+    assert PROTOCOL_VERSION == 3
     assert {"id", "request_id", "headers", "inputs", "method"} == JOB_FIELDS
-    assert {"url_path", "tensors", "parameters", "outputs", "infer_id"} == JOB_OPTIONAL_FIELDS
+    assert {"url_path", "tensors", "parameters", "outputs", "infer_id", "from_grpc"} == JOB_OPTIONAL_FIELDS
     assert {"body", "error", "tensors", "parameters"} == ITEM_OPTIONAL_FIELDS
+    assert REQUIRED_FIELDS["chunk"] == {"item"}
     infer = next(message for message in realistic_messages() if message["kind"] == "infer")
     [received] = FrameDecoder().feed(encode(infer))
-    [job] = received["jobs"]
-    assert set(job) == JOB_FIELDS | JOB_OPTIONAL_FIELDS
+    [wire] = received["jobs"]
+    assert type(wire) is list and len(wire) == 6 and wire[3] == ["data", "image/jpeg", b"\xff\xd8\xff\x00binary"]
+    job = job_from_wire(wire)
+    assert set(job) == JOB_FIELDS | JOB_OPTIONAL_FIELDS - {"from_grpc"}
+    assert job["inputs"] == [("data", "image/jpeg", b"\xff\xd8\xff\x00binary")]
+    assert job["parameters"] == {"temperature": 0.5} and job["url_path"] == "extra/path"
+    result = next(message for message in realistic_messages() if message["kind"] == "result")
+    [received] = FrameDecoder().feed(encode(result))
+    plain, failed, tensors = received["items"]
+    assert plain == [7, 200, "", {}, "text/plain", b"\x00\x01", None]
+    assert failed[6] == {"error": "boom"}
+    assert set(tensors[6]) == {"tensors", "parameters"} and tensors[6]["parameters"] == {"sequence_end": True}
+
+
+def test_an_item_keeps_an_empty_tensor_list() -> None:
+    """A tensor runtime's answer with no output tensors is not an answer without tensors (a JSON body)."""
+    assert item_to_wire({**item(1, b""), "tensors": []})[6] == {"tensors": []}
+    assert item_to_wire(item(1, b""))[6] is None
+
+
+def test_a_large_body_of_a_job_or_item_is_marked_for_an_attachment_frame() -> None:
+    body = b"x" * ATTACH_MIN
+    wire = job_to_wire(1, "r", [], [("body", "", body), ("small", "", b"y")], "predict", None)
+    assert type(wire[3][2]) is Attached and wire[3][2].data is body and wire[3][5] == b"y"
+    assert type(item_to_wire(item(1, body))[5]) is Attached
+    assert item_to_wire(item(1, body), attaching=False)[5] is body
+    [message] = FrameDecoder().feed(encode({"kind": "infer", "jobs": [wire]}))
+    assert job_from_wire(message["jobs"][0])["inputs"][0] == ("body", "", bytearray(body))
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {"id": 1},
+        [1, "r", [], [], "predict"],
+        [1, "r", [], [], "predict", None, None],
+        ["1", "r", [], [], "predict", None],
+        [1, "r", [], ["body", ""], "predict", None],
+        [1, "r", [], "body", "predict", None],
+        [1, "r", [], [], "predict", {"unknown": 1}],
+        [1, "r", [], [], "predict", ["url_path"]],
+    ],
+)
+def test_a_malformed_job_array_is_a_protocol_error(wire: object) -> None:
+    with pytest.raises(ProtocolError):
+        job_from_wire(wire)
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {"id": 1, "status": 200},
+        [1, 200, "", {}, "", b""],
+        ["1", 200, "", {}, "", b"", None],
+        (1, 200, "", {}, "", b"", None),
+    ],
+)
+def test_an_item_array_of_another_shape_is_a_protocol_error(wire: object) -> None:
+    from workers.protocol import check_item
+
+    with pytest.raises(ProtocolError):
+        check_item(wire)
+
+
+@pytest.mark.parametrize(
+    ("wire", "fault"),
+    [
+        ([1, "200", "", {}, "", b"", None], "status, reason and content type"),
+        ([1, 200, None, {}, "", b"", None], "status, reason and content type"),
+        ([1, 200, "", {}, 5, b"", None], "status, reason and content type"),
+        ([1, 200, "", [], "", b"", None], "headers must be a map, got list"),
+        ([1, 200, "", {}, "", "text", None], "body must be bytes, got str"),
+        ([1, 200, "", {}, "", b"", ["error"]], "optional fields must be a map, got list"),
+        ([1, 200, "", {}, "", None, {"error": "boom"}], None),
+        ([1, 200, "", {}, "", bytearray(b"x"), None], None),
+    ],
+)
+def test_the_values_of_an_item_array_are_checked(wire: list, fault: str | None) -> None:
+    from workers.protocol import check_item, item_fault
+
+    found = item_fault(check_item(wire))
+    assert found == fault if fault is None else fault in str(found)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    job_id=st.integers(0, 2**63),
+    headers=st.lists(st.binary(max_size=20), max_size=8).map(lambda flat: flat[: len(flat) // 2 * 2]),
+    inputs=st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8), st.binary(max_size=200)), max_size=4),
+    optional=st.none() | st.fixed_dictionaries({}, optional={"url_path": st.text(min_size=1), "infer_id": st.text()}),
+)
+def test_a_job_survives_the_wire(job_id: int, headers: list, inputs: list, optional: dict | None) -> None:
+    wire = job_to_wire(job_id, "rid", headers, inputs, "predict", optional or None)
+    [message] = FrameDecoder().feed(encode({"kind": "infer", "jobs": [wire]}))
+    job = job_from_wire(message["jobs"][0])
+    assert (job["id"], job["request_id"], job["headers"], job["method"]) == (job_id, "rid", headers, "predict")
+    assert job["inputs"] == inputs
+    assert {key: job[key] for key in job if key in JOB_OPTIONAL_FIELDS} == (optional or {})
 
 
 def test_attach_takes_flat_memoryviews_and_views_others_as_bytes() -> None:
@@ -786,14 +902,14 @@ def test_attach_takes_flat_memoryviews_and_views_others_as_bytes() -> None:
     assert message["ids"] == [body] and type(message["ids"][0]) is bytearray
 
 
-def test_job_headers_are_read_from_a_map_or_from_the_raw_pairs_the_frontend_sends() -> None:
-    from workers.protocol import header_items
-
-    raw = [(b"Host", b"x"), (b"X-Name", b"caf\xe9"), (b"X-Name", b"second")]
+def test_job_headers_are_read_from_a_map_or_from_the_flat_array_the_frontend_sends() -> None:
+    raw = [b"Host", b"x", b"X-Name", b"caf\xe9", b"X-Name", b"second"]
     assert dict(header_items(raw)) == {"Host": "x", "X-Name": "second"}  # latin-1, a later header of a name wins
+    assert header_items(raw) == [("Host", "x"), ("X-Name", "café"), ("X-Name", "second")]
     assert list(header_items({"Host": "y"})) == [("Host", "y")]
     assert list(header_items(None)) == [] and list(header_items([])) == []
-    # through a real frame: msgpack turns the pairs into lists, and bytes stay bytes
-    job = {"id": 1, "request_id": "r", "headers": raw, "inputs": [], "method": "p"}
-    message = decode_payload(encode({"kind": "infer", "jobs": [job]})[4:])
-    assert dict(header_items(message["jobs"][0]["headers"])) == {"Host": "x", "X-Name": "second"}
+    assert header_items([("Host", "z"), ("A", "b")]) == [("Host", "z"), ("A", "b")]  # an in-process caller's pairs
+    # through a real frame: bytes stay bytes
+    wire = job_to_wire(1, "r", raw, [], "p", None)
+    message = decode_payload(encode({"kind": "infer", "jobs": [wire]})[4:])
+    assert dict(header_items(job_from_wire(message["jobs"][0])["headers"])) == {"Host": "x", "X-Name": "second"}
