@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Any, Final
 
-from .json_output import dumps_indent2
+from .json_output import dumps_indent2_bytes
 
 logger = logging.getLogger("workers.handler_runner")  # the runner's name, as the log has always shown it
 
@@ -50,7 +50,7 @@ def encode_output(value: Any) -> bytes | bytearray:
 def _encode(value: Any) -> bytes | bytearray:
     kind = type(value)
     if kind is dict or kind is list:  # the usual prediction: no tensor, no text (its subclasses take the long way)
-        return dumps_indent2(value).encode("utf-8")
+        return dumps_indent2_bytes(value)
     if isinstance(value, _BINARY_OUTPUTS):
         return value  # msgpack packs either as bin: no copy here
     if isinstance(value, str):  # a subclass's own encode runs (compiled, str.encode would be called directly)
@@ -61,4 +61,4 @@ def _encode(value: Any) -> bytes | bytearray:
         buffer = io.BytesIO()
         torch.save(value, buffer)
         return buffer.getvalue()
-    return dumps_indent2(value).encode("utf-8")
+    return dumps_indent2_bytes(value)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import enum
 import json
 import math
+import uuid
 from collections import OrderedDict
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.json_output import dumps_indent2
+from workers.json_output import dumps_indent2, dumps_indent2_bytes
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
 keys = st.text() | st.integers() | st.floats() | st.booleans() | st.none()
@@ -80,3 +85,60 @@ def test_circular_reference_raises_like_json_dumps() -> None:
     loop.append(loop)
     with pytest.raises(ValueError, match="Circular reference"):
         dumps_indent2(loop)
+
+
+# --- the orjson path: bytes, the same text ------------------------------------------------------------------
+
+
+@settings(max_examples=1000)
+@given(values)
+def test_bytes_are_json_dumps_text(value) -> None:
+    assert dumps_indent2_bytes(value) == json.dumps(value, indent=2).encode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [1e-05, 2.5e-07, 0.0001, 1e16, 1.5e300, -0.0, 5e-324, 0.30000000000000004],
+        [math.nan, math.inf, None],
+        {"ctl": "".join(map(chr, range(0x80))), "é": "\u2028🙂"},
+        {1: "int key", "s": "str key"},
+        [2**64 - 1, 2**64, -(2**63), -(2**63) - 1],
+        {"a": Text("a str subclass"), "b": Number(3)},
+        {"text": "re-run the null 0.00001 e-mail"},
+    ],
+)
+def test_bytes_edge_cases(value) -> None:
+    assert dumps_indent2_bytes(value) == json.dumps(value, indent=2).encode()
+
+
+def test_a_usual_prediction_is_orjsons_text_and_json_dumps_text() -> None:
+    value = {"id": 42, "name": "benchmark", "tags": ["echo", "json"], "values": [1, 2.5, 3], "ok": True}
+    assert dumps_indent2_bytes(value) == orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    assert dumps_indent2_bytes(value) == json.dumps(value, indent=2).encode()
+
+
+def test_what_only_json_dumps_knows_still_raises_as_it_does() -> None:
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for value in ({"x": object()}, [Point(1)], [datetime.date(2026, 1, 1)], {(1, 2): "tuple key"}):
+        with pytest.raises(TypeError):
+            dumps_indent2_bytes(value)
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps_indent2_bytes(loop)
+
+
+def test_a_uuid_and_a_plain_enum_are_written_as_their_values() -> None:
+    """The known difference (docs/compatibility.md): json.dumps refuses both."""
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    token = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    assert dumps_indent2_bytes({"id": token, "colour": Colour.RED}) == (
+        b'{\n  "id": "12345678-1234-5678-1234-567812345678",\n  "colour": "red"\n}'
+    )
