@@ -329,9 +329,19 @@ def check_max_frame_size(max_frame_size: int) -> int:
     return max_frame_size
 
 
+_ONE_FIELD: Final[dict[str, str]] = {
+    kind: next(iter(fields)) for kind, fields in REQUIRED_FIELDS.items() if len(fields) == 1
+}
+"""The kinds with one required field (``infer``, ``result``, ``chunk``...: every frame of the request path), by it."""
+
+
 def _validate(message: Mapping[str, Any]) -> None:
     """Check that ``message`` has a known ``kind`` and that kind's required fields."""
     kind = message.get("kind")
+    if type(kind) is str:
+        field = _ONE_FIELD.get(kind)
+        if field is not None and field in message:  # the usual frame: one lookup, no set of keys
+            return
     if not isinstance(kind, str):
         raise ProtocolError(f"message has no str 'kind' (got {type(kind).__name__})")
     required = REQUIRED_FIELDS.get(kind)

@@ -209,8 +209,15 @@ class MetricLog:
             source = sources[index]
             if isinstance(source, str):
                 parts.append(source)
-            else:
-                parts.append(source.line(values[index]))
+            else:  # LineText.line's text, its pieces joined once with the rest instead of concatenated first
+                value = values[index]
+                body = source.bodies.get(value)
+                if body is None:
+                    parts.append(source.head)
+                    parts.append(spell(value))
+                    parts.append(source.tail)
+                else:
+                    parts.append(body)
             parts.append(suffix)
         del times[:], values[:], sources[:]
         return "".join(parts)
