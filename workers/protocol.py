@@ -213,8 +213,17 @@ def header_items(headers: Any) -> Iterable[tuple[str, str]]:
         return ()
     if type(headers) is not list and isinstance(headers, Mapping):
         return headers.items()
-    pairs = headers if isinstance(headers[0], (tuple, list)) else zip(headers[0::2], headers[1::2], strict=False)
-    return [(_latin1(name), _latin1(value)) for name, value in pairs]
+    if isinstance(headers[0], (tuple, list)):
+        return [(_latin1(name), _latin1(value)) for name, value in headers]
+    items: list[tuple[str, str]] = []
+    for index in range(0, len(headers) - 1, 2):  # compiled, an index loop: no slices, no zip, no call a value
+        name = headers[index]
+        value = headers[index + 1]
+        if type(name) is bytes and type(value) is bytes:
+            items.append((name.decode("latin-1"), value.decode("latin-1")))
+        else:
+            items.append((_latin1(name), _latin1(value)))
+    return items
 
 
 def _latin1(value: Any) -> str:

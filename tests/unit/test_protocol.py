@@ -913,3 +913,13 @@ def test_job_headers_are_read_from_a_map_or_from_the_flat_array_the_frontend_sen
     wire = job_to_wire(1, "r", raw, [], "p", None)
     message = decode_payload(encode({"kind": "infer", "jobs": [wire]})[4:])
     assert dict(header_items(job_from_wire(message["jobs"][0])["headers"])) == {"Host": "x", "X-Name": "second"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=12), st.binary(max_size=12)), max_size=8), st.booleans())
+def test_flat_headers_read_as_the_pairs_they_hold(pairs: list, odd: bool) -> None:
+    flat = [part for pair in pairs for part in pair] + ([b"dangling"] if odd else [])
+    expected = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in pairs]
+    assert list(header_items(flat)) == expected
+    assert list(header_items(pairs)) == expected
+    assert list(header_items([part.decode("latin-1") for part in flat])) == expected  # str, an in-process caller's
