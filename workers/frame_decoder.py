@@ -20,11 +20,13 @@ from .protocol import (
 )
 
 _SHARED_BUFFER_SIZE: Final = 4 * SMALL_FRAME_SIZE
-_BOUNDARY_READ: Final = SMALL_FRAME_SIZE + HEADER.size
-"""What one read may take at a frame boundary, with nothing pending: any small frame whole, and at most this much of
-a large payload, which is copied from the shared buffer into its own (the rest is received in place). With the whole
-shared buffer handed out, a 1 MiB payload had its first 256 KiB copied (callgrind: some 262k instructions a frame, in
-the frontend and again in the worker)."""
+BOUNDARY_READ: Final = 8 * 1024 + HEADER.size
+"""What one read may take at a frame boundary, with nothing pending: the usual frame whole (a batch of small jobs or
+answers), and at most this much of a large payload, which is copied from the shared buffer into its own (the rest is
+received in place). With the whole shared buffer handed out, a 1 MiB payload had its first 256 KiB copied (callgrind:
+some 262k instructions a frame, in the frontend and again in the worker); with a small frame's 64 KiB, every 100 KiB
+body had its first 64 KiB copied on each side of the hop. A larger frame takes a second read, which continues into
+the rest of the shared buffer."""
 
 
 def _frame_length(header: bytes | bytearray | memoryview, max_frame_size: int, offset: int = 0) -> tuple[int, bool]:
@@ -56,7 +58,7 @@ class FrameDecoder:
     kernel writes the payload straight into place and the payload is decoded without a copy::
 
         shared buffer:  [ consumed | start .. partial frame .. end | free tail -> get_buffer ]
-        at a boundary:  [ first SMALL_FRAME_SIZE + 4 bytes -> get_buffer | ... ]
+        at a boundary:  [ first BOUNDARY_READ bytes -> get_buffer | ... ]
         large payload:  [ filled ........................ | unfilled tail -> get_buffer ]
 
     Attachment frames are kept, each in a ``bytearray`` of its own, until the message that claims
@@ -94,8 +96,8 @@ class FrameDecoder:
             return memoryview(self._large)[self._large_filled :]
         if self._start == self._end:
             self._start = self._end = 0
-            self._handed_end = _BOUNDARY_READ
-            return self._shared_view[:_BOUNDARY_READ]
+            self._handed_end = BOUNDARY_READ
+            return self._shared_view[:BOUNDARY_READ]
         if len(self._shared) - self._end < SMALL_FRAME_SIZE + HEADER.size:
             self._compact()
         self._handed_end = len(self._shared)

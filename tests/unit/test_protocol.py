@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.frame_decoder import FrameDecoder
+from workers.frame_decoder import BOUNDARY_READ, FrameDecoder
 from workers.protocol import (
     ATTACH_MIN,
     ATTACHMENT_FLAG,
@@ -335,17 +335,17 @@ def test_large_payload_is_received_in_place() -> None:
     [message] = decoder.feed(data[1100:])
     assert message["item"][5] == body
     assert decoder.pending == 0
-    assert len(decoder.get_buffer(-1)) > SMALL_FRAME_SIZE  # back to the shared buffer
+    assert len(decoder.get_buffer(-1)) == BOUNDARY_READ  # back to the shared buffer, at a frame boundary
 
 
-def test_a_large_payload_is_copied_at_most_a_small_frame() -> None:
-    """At a frame boundary a read takes at most a small frame (and its header): of a large payload that first read
-    brings, only that much is copied into the payload's own buffer; the rest is received in place."""
+def test_a_large_payload_is_copied_at_most_a_boundary_read() -> None:
+    """At a frame boundary a read takes at most BOUNDARY_READ bytes: of a large payload that first read brings, only
+    that much is copied into the payload's own buffer; the rest is received in place."""
     body = bytes(range(256)) * 4096  # 1 MiB
     data = encode(chunk(1, body))
     decoder = FrameDecoder()
     first = decoder.get_buffer(-1)
-    assert len(first) == SMALL_FRAME_SIZE + HEADER.size
+    assert len(first) == BOUNDARY_READ < SMALL_FRAME_SIZE
     first[:] = data[: len(first)]
     assert decoder.buffer_updated(len(first)) == []
     assert decoder.pending == len(first)
@@ -359,6 +359,19 @@ def test_a_large_payload_is_copied_at_most_a_small_frame() -> None:
     first[:100] = small[:100]
     assert decoder.buffer_updated(100) == []
     assert len(decoder.get_buffer(-1)) > SMALL_FRAME_SIZE  # a partial frame pending: the shared buffer's free tail
+
+
+def test_a_small_frame_longer_than_a_boundary_read_takes_a_second_read() -> None:
+    data = encode(chunk(3, b"y" * (3 * BOUNDARY_READ)))  # small (under SMALL_FRAME_SIZE), yet past one boundary read
+    decoder = FrameDecoder()
+    first = decoder.get_buffer(-1)
+    first[:] = data[: len(first)]
+    assert decoder.buffer_updated(len(first)) == []
+    rest = decoder.get_buffer(-1)
+    assert len(rest) >= len(data) - len(first)  # the shared buffer's tail: the frame is assembled in place
+    rest[: len(data) - len(first)] = data[len(first) :]
+    [message] = decoder.buffer_updated(len(data) - len(first))
+    assert message["item"][5] == b"y" * (3 * BOUNDARY_READ)
 
 
 def test_buffer_updated_rejects_more_than_handed_out() -> None:
