@@ -259,7 +259,12 @@ class BatchFeed:
             logger.error("%s sent a malformed answer: %s", self.name, err)
             job.fail(BackendError(f"Malformed answer from the worker: {err}", 500))
             return
-        job.succeed(result, last)
+        try:
+            job.succeed(result, last)
+        except Exception as err:  # never leave a job taken from the in-flight map without an answer
+            logger.exception("%s: an answer could not be delivered", self.name)
+            job.fail(BackendError(f"Malformed answer from the worker: {err}", 500))
+            return
         if not last:
             stream = job.stream
             if stream is not None and stream.first is result:

@@ -17,8 +17,10 @@ using the C string escaper for strings. Anything else (a subclass, a numpy scala
 reference, a non-string key it does not know) falls back to ``json.dumps`` itself, so the output,
 and every error, is exactly the standard library's.
 
-Known difference (docs/compatibility.md): orjson writes a ``uuid.UUID`` as its string and a plain ``Enum`` member as
-its value, which ``json.dumps`` refuses (TorchServe then answers 503 "Unsupported model output data type.").
+Known difference (docs/compatibility.md): orjson writes a ``uuid.UUID`` as its string, any ``Enum`` member as its
+``.value`` and an ``orjson.Fragment`` as its JSON; ``json.dumps`` refuses the first, a plain ``Enum`` member and the
+last (TorchServe then answers 503 "Unsupported model output data type."), and writes a ``str`` or ``int`` enum's
+member as its content, which differs from ``.value`` only for an enum whose ``__new__`` sets another value.
 """
 
 from __future__ import annotations

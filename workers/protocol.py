@@ -271,9 +271,9 @@ def job_from_wire(wire: Any) -> dict[str, Any]:
         "inputs": [(flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)],
         "method": method,
     }
-    if optional:
+    if optional is not None:
         if type(optional) is not dict or not JOB_OPTIONAL_FIELDS.issuperset(optional):
-            raise ProtocolError(f"a job's optional fields must be a map of {sorted(JOB_OPTIONAL_FIELDS)}")
+            raise ProtocolError(f"a job's optional fields must be a map of {sorted(JOB_OPTIONAL_FIELDS)}, or nil")
         job.update(optional)
     return job
 
@@ -321,10 +321,13 @@ def item_fault(wire: list[Any]) -> str | None:
         return "status, reason and content type must be int, str and str"
     if type(headers) is not dict:
         return f"headers must be a map, got {type(headers).__name__}"
-    if body is not None and type(body) is not bytes and type(body) is not bytearray:
-        return f"body must be bytes, got {type(body).__name__}"
     if optional is not None and type(optional) is not dict:
         return f"the optional fields must be a map, got {type(optional).__name__}"
+    if type(body) is not bytes and type(body) is not bytearray:
+        if body is not None:
+            return f"body must be bytes, got {type(body).__name__}"
+        if optional is None or optional.get("error") is None:
+            return "an answer needs a body or an error"
     return None
 
 

@@ -338,6 +338,38 @@ def test_every_answer_array_from_the_worker_answers_its_job() -> None:
     run(test)
 
 
+def test_a_stream_whose_last_answer_has_neither_body_nor_error_ends_with_a_500() -> None:
+    """The final item of a streamed job with a nil body and no error (a broken worker): the client's stream ends
+    with an error instead of waiting forever (found by a second reading: the push raised after the job had left the
+    in-flight map)."""
+
+    async def test() -> None:
+        version, _ = make_version(depth=16)
+        worker = DirectWorker(version)
+        version.pool.workers.append(worker)  # type: ignore[arg-type]
+        call = asyncio.create_task(version.infer(Job("r1", {}, [], loop=version.loop)))
+        await settle()
+        [job_id] = worker.taken
+        worker.feed.on_chunk([job_id, 200, "", {}, "text/plain", b"piece", None])
+        stream = await asyncio.wait_for(call, 1)
+        assert type(stream) is ResultStream
+        pieces: list[bytes] = []
+
+        async def consume() -> None:
+            async for piece in stream:
+                pieces.append(piece.body)
+
+        consumer = asyncio.create_task(consume())
+        await settle()
+        worker.feed.on_result([[job_id, 200, "", {}, "text/plain", None, None]])
+        with pytest.raises(BackendError) as failure:
+            await asyncio.wait_for(consumer, 2)
+        assert failure.value.status == 500 and "needs a body or an error" in failure.value.message
+        assert pieces == [b"piece"]
+
+    run(test)
+
+
 def test_the_configured_stream_buffer_size_is_the_bound_that_pauses_the_producer() -> None:
     """``stream_buffer_size`` (app.py sets ``ResultStream.buffer_limit``) applies to every stream, compiled too."""
     previous = ResultStream.buffer_limit

@@ -142,3 +142,19 @@ def test_a_uuid_and_a_plain_enum_are_written_as_their_values() -> None:
     assert dumps_indent2_bytes({"id": token, "colour": Colour.RED}) == (
         b'{\n  "id": "12345678-1234-5678-1234-567812345678",\n  "colour": "red"\n}'
     )
+
+
+def test_an_enum_member_is_written_as_its_value() -> None:
+    """The other half of the known difference: json.dumps writes a str enum's member as its str content, orjson as
+    its ``.value``; they differ only when ``__new__`` gives the member another value (docs/compatibility.md)."""
+
+    class Label(str, enum.Enum):  # noqa: UP042 - a str mixin enum with its own value, as handlers write them
+        def __new__(cls, text: str, value: str) -> Label:
+            member = str.__new__(cls, text)
+            member._value_ = value
+            return member
+
+        CAT = ("cat", "Felis catus")
+
+    assert json.dumps([Label.CAT], indent=2) == '[\n  "cat"\n]'
+    assert dumps_indent2_bytes([Label.CAT]) == b'[\n  "Felis catus"\n]'

@@ -840,6 +840,8 @@ def test_a_large_body_of_a_job_or_item_is_marked_for_an_attachment_frame() -> No
         [1, "r", [], "body", "predict", None],
         [1, "r", [], [], "predict", {"unknown": 1}],
         [1, "r", [], [], "predict", ["url_path"]],
+        [1, "r", [], [], "predict", 0],
+        [1, "r", [], [], "predict", ""],
     ],
 )
 def test_a_malformed_job_array_is_a_protocol_error(wire: object) -> None:
@@ -872,6 +874,8 @@ def test_an_item_array_of_another_shape_is_a_protocol_error(wire: object) -> Non
         ([1, 200, "", [], "", b"", None], "headers must be a map, got list"),
         ([1, 200, "", {}, "", "text", None], "body must be bytes, got str"),
         ([1, 200, "", {}, "", b"", ["error"]], "optional fields must be a map, got list"),
+        ([1, 200, "", {}, "", None, None], "an answer needs a body or an error"),
+        ([1, 200, "", {}, "", None, {"tensors": []}], "an answer needs a body or an error"),
         ([1, 200, "", {}, "", None, {"error": "boom"}], None),
         ([1, 200, "", {}, "", bytearray(b"x"), None], None),
     ],
