@@ -185,9 +185,8 @@ REQUIRED_FIELDS: Final[dict[str, frozenset[str]]] = {
 }
 """Top-level fields every message of a kind must carry, besides ``kind`` itself.
 
-Only presence is checked here; nested job and item maps and the value types are the receiver's
-business (see :data:`JOB_FIELDS` and :data:`ITEM_FIELDS`).
-"""
+Only presence is checked here; the job and item arrays inside are checked where they are read
+(:func:`job_from_wire`, :func:`check_item` and :func:`item_fault`)."""
 
 
 class ProtocolError(Exception):
