@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Final
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from workers.protocol import header_items as decoded_headers
+
 from .errors import RequestTooLarge
 from .http_messages import Query
 
@@ -164,10 +166,10 @@ class HttpRequest:
         return list(zip(raw[0::2], raw[1::2], strict=False))
 
     def header_items(self) -> list[tuple[str, str]]:
-        return [(name.decode("latin-1"), value.decode("latin-1")) for name, value in self.header_pairs()]
+        return list(decoded_headers(self.raw_headers))  # the worker's decoding of the same flat list
 
     def header_dict(self) -> dict[str, str]:
-        return {name.decode("latin-1"): value.decode("latin-1") for name, value in self.header_pairs()}
+        return dict(decoded_headers(self.raw_headers))
 
     @property
     def content_type(self) -> str:

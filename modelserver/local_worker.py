@@ -36,7 +36,7 @@ def _plain(value: Any) -> Any:
 def _job_map(wire: list[Any]) -> dict[str, Any]:
     job = job_from_wire(wire)
     job["inputs"] = [(name, content_type, _plain(value)) for name, content_type, value in job["inputs"]]
-    if "parameters" in job:  # the job's own: the wire map may hold a dict shared by many jobs (instance_jobs)
+    if "parameters" in job:  # the job's own: the optional map may hold a dict shared by many jobs (instance_jobs)
         job["parameters"] = dict(job["parameters"])
     if "tensors" in job:
         job["tensors"] = [{**tensor, "data": _plain(tensor["data"])} for tensor in job["tensors"]]

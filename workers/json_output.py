@@ -51,13 +51,15 @@ def dumps_indent2_bytes(value: Any) -> bytes:
     try:
         text = orjson.dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError: a non-str key, an int past 64 bits, a refused type, deep nesting
-        return dumps_indent2(value).encode("utf-8")
-    if text.isascii():
-        for differs in _ORJSON_DIFFERS:
-            if differs in text:
-                return dumps_indent2(value).encode("utf-8")
+        text = b""
+    if text and _same_as_json_dumps(text):
         return text
     return dumps_indent2(value).encode("utf-8")
+
+
+def _same_as_json_dumps(text: bytes) -> bool:
+    """Whether orjson's ``text`` cannot differ from ``json.dumps``' (module docstring)."""
+    return text.isascii() and all(differs not in text for differs in _ORJSON_DIFFERS)
 
 
 _INFINITY: Final = float("inf")
