@@ -196,6 +196,7 @@ class ModelServer:
                 gpu_count=self.config.number_of_gpu,
                 decode_input_request=self.config.decode_input_request,
                 max_frame_size=max(self._frame_size, max_frame_size(self.config, spec.batch_size)),
+                shared_memory=self.limits.worker_shared_memory,
                 worker_environment=self.config.worker_environment(),
             )
             version.worker_cap = self.limits.max_workers_per_model

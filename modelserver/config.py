@@ -138,6 +138,7 @@ _ENV_CONFIGURABLE_KEYS = (
     "listen_backlog",
     "stream_buffer_size",
     "max_workers_per_model",
+    "worker_shared_memory",
     # Frontend processes sharing the listening addresses (modelserver.frontend_plan).
     "frontend_processes",
 )

@@ -14,6 +14,7 @@ key                        default    meaning
 ``listen_backlog``         2048       the listen queue (the kernel caps it at ``net.core.somaxconn``)
 ``stream_buffer_size``     2097152    bytes of a streamed answer held for a slow reader before its worker waits
 ``max_workers_per_model``  128        the most workers one model version may ask for
+``worker_shared_memory``   8388608    bytes of each shared memory ring between the frontend and a worker (0: none)
 =========================  =========  ============================================================================
 """
 
@@ -23,6 +24,9 @@ import contextlib
 import resource
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from workers.shared_ring import MAX_CAPACITY as MAX_SHARED_MEMORY
+from workers.shared_ring import MIN_CAPACITY as MIN_SHARED_MEMORY
 
 from .config import ConfigError
 
@@ -35,10 +39,12 @@ KEYS = (
     "listen_backlog",
     "stream_buffer_size",
     "max_workers_per_model",
+    "worker_shared_memory",
 )
 FD_RESERVE = 256
 """File descriptors kept back from connections: workers' sockets and pipes, log files, model files."""
 MIN_CONNECTIONS = 16
+_ZERO_ALLOWED = frozenset({"max_connections", "worker_shared_memory"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,9 @@ class HttpLimits:
     listen_backlog: int = 2048
     stream_buffer_size: int = 2 * 1024 * 1024
     max_workers_per_model: int = 128
+    worker_shared_memory: int = 8 * 1024 * 1024
+    """Large bodies between the frontend and a worker cross in shared memory rings of this size, one each way
+    (:mod:`workers.shared_ring`); 0 sends them through the socket."""
 
 
 def from_properties(properties: Mapping[str, str]) -> HttpLimits:
@@ -67,8 +76,10 @@ def from_properties(properties: Mapping[str, str]) -> HttpLimits:
             value = float(raw) if isinstance(default, float) else int(raw.strip())
         except ValueError:
             raise ConfigError(f"{key}: expected a number, got {raw!r}") from None
-        if value <= 0 and key != "max_connections" or value < 0:
+        if value <= 0 and key not in _ZERO_ALLOWED or value < 0:
             raise ConfigError(f"{key}: must be positive, got {raw!r}")
+        if key == "worker_shared_memory" and value and not MIN_SHARED_MEMORY <= value <= MAX_SHARED_MEMORY:
+            raise ConfigError(f"{key}: 0 (none) or {MIN_SHARED_MEMORY} to {MAX_SHARED_MEMORY} bytes, got {raw!r}")
         values[key] = value
     return HttpLimits(**values)  # type: ignore[arg-type]
 

@@ -48,6 +48,7 @@ class ModelVersion:
         gpu_count: int = 0,
         decode_input_request: bool = True,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        shared_memory: int = 0,
         make_worker: WorkerFactory | None = None,
         depth: int = 0,
         worker_environment: Mapping[str, str] | None = None,
@@ -74,6 +75,7 @@ class ModelVersion:
             load_message=self.load_message,
             loop=self.loop,
             max_frame_size=max_frame_size,
+            shared_memory=shared_memory,
             depth=depth,
             environment=dict(worker_environment or {}),
         )

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from workers.frame_decoder import FrameDecoder
 from workers.protocol import ProtocolError, encode_parts
+
+if TYPE_CHECKING:
+    from workers.shared_ring import RingReader, RingWriter
 
 logger = logging.getLogger("modelserver.worker")
 
@@ -33,9 +36,16 @@ class FrameChannel(Protocol):
 class WorkerChannel(asyncio.BufferedProtocol):
     """Frames in and out of one worker socket; the kernel writes payloads straight into our buffer."""
 
-    def __init__(self, on_message: Callable[[dict[str, Any]], None], max_frame_size: int) -> None:
+    def __init__(
+        self,
+        on_message: Callable[[dict[str, Any]], None],
+        max_frame_size: int,
+        rings: tuple[RingWriter, RingReader] | None = None,
+    ) -> None:
         self._on_message = on_message
-        self._decoder = FrameDecoder(max_frame_size)
+        self._ring: RingWriter | None = rings[0] if rings is not None else None
+        """Our end of the shared memory ring the worker reads (:mod:`workers.shared_ring`): large bodies go there."""
+        self._decoder = FrameDecoder(max_frame_size, rings[1] if rings is not None else None)
         self._max_frame_size = max_frame_size
         self.transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
@@ -74,7 +84,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
             return
         if not self._outgoing:
             self._loop.call_soon(self._write_out)
-        self._outgoing += encode_parts(message, self._max_frame_size, checked)
+        self._outgoing += encode_parts(message, self._max_frame_size, checked, self._ring)
 
     def send_now(self, message: dict[str, Any]) -> None:
         """Write a frame at once, after the frames queued before it: backpressure (``pause``) must reach the worker
@@ -82,8 +92,9 @@ class WorkerChannel(asyncio.BufferedProtocol):
         left for the end of the pass let a streaming handler send some ten more pieces first."""
         if self.transport is None or self.transport.is_closing():
             return
+        frame = encode_parts(message, self._max_frame_size, True, self._ring)  # first: a refusal loses no queued frame
         frames, self._outgoing = self._outgoing, []
-        frames += encode_parts(message, self._max_frame_size, True)
+        frames += frame
         self.transport.writelines(frames)
 
     def _write_out(self) -> None:

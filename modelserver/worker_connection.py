@@ -20,14 +20,17 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from mypy_extensions import mypyc_attr
 
 from .worker_channel import FrameChannel, WorkerChannel
 from .worker_feed import BatchFeed
 from .worker_plan import WorkerPlan, WorkerState
-from .worker_process import forward_output, spawn_worker
+from .worker_process import forward_output, shared_rings, spawn_worker
+
+if TYPE_CHECKING:
+    from workers.shared_ring import RingReader, RingWriter
 
 logger = logging.getLogger("modelserver.worker")
 
@@ -173,8 +176,12 @@ class WorkerConnection:
     async def _spawn(self) -> FrameChannel:
         """Start the worker's process and open its socket (a worker group starts its ranks here instead)."""
         environ = {**os.environ, **self.plan.environment} if self.plan.environment else None
-        process, sock = await spawn_worker(self.name, self.device, self.plan.model_dir, self._max_frame_size, environ)
-        return await self._attach(process, sock, self.name, self._on_message, self._metrics.backend_line)
+        rings = shared_rings(self.plan.shared_memory)
+        process, sock = await spawn_worker(
+            self.name, self.device, self.plan.model_dir, self._max_frame_size, environ, rings=rings
+        )
+        ends = rings.frontend_ends() if rings is not None else None
+        return await self._attach(process, sock, self.name, self._on_message, self._metrics.backend_line, ends)
 
     async def _attach(
         self,
@@ -183,6 +190,7 @@ class WorkerConnection:
         log_prefix: str,
         on_message: Callable[[dict[str, Any]], None],
         on_metric: Callable[[str], None] | None,
+        rings: tuple[RingWriter, RingReader] | None = None,
     ) -> WorkerChannel:
         """Own a spawned process: forward its output to the log and open its socket on the event loop."""
         self._processes.append(process)
@@ -195,7 +203,7 @@ class WorkerConnection:
         asyncio.create_task(forward_output(process.stderr, f"{log_prefix}-stderr", on_metric))
         loop = asyncio.get_running_loop()
         _, channel = await loop.create_unix_connection(
-            lambda: WorkerChannel(on_message, self._max_frame_size), sock=sock
+            lambda: WorkerChannel(on_message, self._max_frame_size, rings), sock=sock
         )
         return channel
 

@@ -69,6 +69,8 @@ class WorkerPlan:
     load_message: Callable[[int | None], dict[str, Any]]
     loop: asyncio.AbstractEventLoop
     max_frame_size: int
+    shared_memory: int = 0
+    """Bytes of each shared memory ring between a worker and the frontend (``worker_shared_memory``; 0: none)."""
     depth: int = 0
     """Batches a worker holds at once: 0 adapts it to the measured batch time (2 to 16)."""
     failures: FailureCount = field(default_factory=FailureCount)

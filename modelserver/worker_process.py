@@ -10,10 +10,30 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from workers.shared_ring import SharedRings
+from workers.shared_ring import supported as shared_memory_supported
+
 from .metrics import METRIC_LINE_PREFIXES
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 model_log = logging.getLogger("MODEL_LOG")
+logger = logging.getLogger("modelserver.worker")
+_warned_shared_memory = False
+
+
+def shared_rings(capacity: int) -> SharedRings | None:
+    """Shared memory for a new worker's large bodies (``worker_shared_memory`` bytes a ring; 0: none). Where the
+    system cannot give it, the worker goes without (its bodies travel in the socket), with one warning."""
+    global _warned_shared_memory
+    if capacity <= 0 or not shared_memory_supported():
+        return None
+    try:
+        return SharedRings.create(capacity)
+    except OSError as err:
+        if not _warned_shared_memory:
+            _warned_shared_memory = True
+            logger.warning("No shared memory for workers (%s): large bodies go through their sockets", err)
+        return None
 
 
 async def spawn_worker(
@@ -23,10 +43,12 @@ async def spawn_worker(
     max_frame_size: int,
     environ: Mapping[str, str] | None = None,
     rank: int | None = None,
+    rings: SharedRings | None = None,
 ) -> tuple[asyncio.subprocess.Process, socket.socket]:
     """Start ``python -m workers`` holding one end of a socketpair; return the process and our end.
 
     ``rank``: the process is that rank of a worker group (``environ`` then holds the group's variables).
+    ``rings``: shared memory for large bodies (:mod:`workers.shared_ring`), which the worker maps too.
 
     The socket is never on disk and nobody else can connect to it. The worker's cwd is the model
     directory and its ``PYTHONPATH`` starts with it, as in TorchServe, so handler files import
@@ -43,13 +65,17 @@ async def spawn_worker(
     arguments += ["--max-frame-size", str(max_frame_size)]
     if rank is not None:
         arguments += ["--rank", str(rank)]
+    inherited = [theirs.fileno()]
+    if rings is not None:
+        arguments += ["--shared-memory-fd", str(rings.fd), "--shared-memory-size", str(rings.capacity)]
+        inherited.append(rings.fd)
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "workers",
             *arguments,
-            pass_fds=(theirs.fileno(),),
+            pass_fds=inherited,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -61,6 +87,8 @@ async def spawn_worker(
         raise
     finally:
         theirs.close()
+        if rings is not None:
+            rings.close_fd()  # the worker has its own descriptor now; both keep the mapping
     return process, ours
 
 

@@ -47,6 +47,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "modelserver.metrics.metric_log",
     "workers.frame_decoder",
     "workers.protocol",
+    "workers.shared_ring",
     "workers.handler_runner",
     "workers.json_body",
     "workers.json_output",

@@ -4,7 +4,7 @@ out, large payloads received straight into buffers of their own (docs/protocol.m
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -13,11 +13,15 @@ from .protocol import (
     ATTACHMENT_FLAG,
     DEFAULT_MAX_FRAME_SIZE,
     HEADER,
+    RING_REFERENCE,
     SMALL_FRAME_SIZE,
     ProtocolError,
     check_max_frame_size,
     decode_payload,
 )
+
+if TYPE_CHECKING:
+    from .shared_ring import RingReader
 
 _SHARED_BUFFER_SIZE: Final = 4 * SMALL_FRAME_SIZE
 BOUNDARY_READ: Final = 8 * 1024 + HEADER.size
@@ -67,8 +71,9 @@ class FrameDecoder:
     :class:`ProtocolError` the decoder stays failed and raises on every call.
     """
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, ring: RingReader | None = None) -> None:
         self.max_frame_size = check_max_frame_size(max_frame_size)
+        self._ring = ring  # where the peer's ring references point (workers.shared_ring); None: it sends none
         self._shared = bytearray(_SHARED_BUFFER_SIZE)
         self._shared_view = memoryview(self._shared)
         self._start = 0  # first unconsumed byte in the shared buffer
@@ -166,6 +171,11 @@ class FrameDecoder:
             (length,) = unpack(self._shared, self._start)
             if 0 < length <= self.max_frame_size:  # a message (an attachment's flag puts it above any maximum)
                 attachment = False
+            elif length == ATTACHMENT_FLAG:  # an attachment in the peer's shared memory ring: its reference follows
+                if self._end - self._start < HEADER.size + RING_REFERENCE.size:
+                    break
+                self._take_from_ring()
+                continue
             else:
                 length, attachment = _frame_length(self._shared, self.max_frame_size, self._start)
                 if attachment:
@@ -187,6 +197,15 @@ class FrameDecoder:
                     self._attached_bytes -= length
                 break
         return messages
+
+    def _take_from_ring(self) -> None:
+        ring = self._ring
+        if ring is None:
+            raise ProtocolError("a shared memory reference, but no shared memory with this peer")
+        offset, length = RING_REFERENCE.unpack_from(self._shared, self._start + HEADER.size)
+        self._count_attachment(length)
+        self._attachments.append(ring.take(offset, length))
+        self._start += HEADER.size + RING_REFERENCE.size
 
     def _count_attachment(self, length: int) -> None:
         self._attached_bytes += length

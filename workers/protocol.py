@@ -36,9 +36,12 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
+
+if TYPE_CHECKING:
+    from .shared_ring import RingWriter
 
 __all__ = [
     "ATTACHMENT_FLAG",
@@ -55,6 +58,8 @@ __all__ = [
     "MAX_FRAME_SIZE_LIMIT",
     "PROTOCOL_VERSION",
     "REQUIRED_FIELDS",
+    "RING_REFERENCE",
+    "RING_REFERENCE_HEADER",
     "SMALL_FRAME_SIZE",
     "ProtocolError",
     "attach",
@@ -111,6 +116,12 @@ SMALL_FRAME_SIZE: Final = 64 * 1024
 ATTACH_MIN: Final = SMALL_FRAME_SIZE
 """Bodies of this many bytes or more are worth an attachment frame: below it, a copy costs less than the extra
 header, and the frame is received into the shared buffer anyway."""
+
+RING_REFERENCE: Final = struct.Struct("!II")
+"""After :data:`RING_REFERENCE_HEADER`: the attachment's offset in the sender's shared memory ring and its length."""
+RING_REFERENCE_HEADER: Final = struct.pack("!I", ATTACHMENT_FLAG)
+"""An attachment frame of length 0 (never sent otherwise): the attachment is in the sender's shared memory ring, at
+the :data:`RING_REFERENCE` that follows (:mod:`workers.shared_ring`)."""
 
 _ATTACHMENT_EXT: Final = 0
 _ATTACHMENT_MARK: Final = msgpack.ExtType(_ATTACHMENT_EXT, b"")
@@ -377,31 +388,45 @@ def encode(message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_S
 
 
 def encode_parts(
-    message: Mapping[str, Any], max_frame_size: int = DEFAULT_MAX_FRAME_SIZE, checked: bool = True
+    message: Mapping[str, Any],
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    checked: bool = True,
+    ring: RingWriter | None = None,
 ) -> list[bytes | bytearray | memoryview]:
     """:func:`encode` as the pieces of a gathering write (``sendmsg``, ``writelines``): headers, the attached bodies
     as the very objects the caller gave, and the payload. Nothing is copied just to put four bytes in front of it.
 
-    Raises :class:`ProtocolError` if the message (with its attachments) packs to more than ``max_frame_size``."""
+    With ``ring`` (the sender's end of a shared memory ring, :mod:`workers.shared_ring`), each attached body that
+    fits there is copied into it and only its reference goes into the pieces; the pieces must then be written, in
+    the order encoded, on the socket whose peer reads that ring.
+
+    Raises :class:`ProtocolError` if the message (with its attachments) packs to more than ``max_frame_size``; the
+    ring is then as it was."""
     if checked:
         if not isinstance(message, Mapping):
             raise ProtocolError(f"a message must be a mapping, got {type(message).__name__}")
         _validate(message)
     packing = _thread_packing()
+    packing.ring = ring
+    saved = ring.save() if ring is not None else None
     try:
         payload = packing.packer.pack(message if isinstance(message, dict) else dict(message))
     except (TypeError, ValueError, OverflowError) as err:
         packing.packer.reset()
-        packing.parts = []
+        packing.clear()
+        if ring is not None and saved is not None:
+            ring.restore(saved)
         error = ProtocolError(f"cannot pack {message['kind']!r} message: {err}")
         error.__cause__ = err  # mypyc compiles `raise ... from` without the cause
         raise error from err
     size = len(payload)
     parts = packing.parts
     if parts:
-        packing.parts = []
-        size += sum(len(part) for part in parts[1::2])
+        size += packing.attached
+        packing.clear()
     if size > max_frame_size:
+        if ring is not None and saved is not None:
+            ring.restore(saved)
         raise ProtocolError(f"{message['kind']!r} frame of {size} bytes exceeds {max_frame_size}")
     return [*parts, HEADER.pack(len(payload)), payload]
 
@@ -412,14 +437,29 @@ class _Packing:
 
     def __init__(self) -> None:
         self.parts: list[bytes | bytearray | memoryview] = []
+        self.attached = 0  # the attached bodies' bytes, wherever they travel
+        self.ring: RingWriter | None = None  # where attached bodies go when they fit (None: the socket)
         self.packer = msgpack.Packer(use_bin_type=True, autoreset=True, default=self.mark)
 
     def mark(self, value: Any) -> Any:
         if type(value) is Attached:
-            self.parts.append(HEADER.pack(ATTACHMENT_FLAG | len(value.data)))
-            self.parts.append(value.data)
+            data = value.data
+            size = len(data)
+            ring = self.ring
+            offset = ring.put(data) if ring is not None else -1
+            if offset >= 0:
+                self.parts.append(RING_REFERENCE_HEADER)
+                self.parts.append(RING_REFERENCE.pack(offset, size))
+            else:
+                self.parts.append(HEADER.pack(ATTACHMENT_FLAG | size))
+                self.parts.append(data)
+            self.attached += size
             return _ATTACHMENT_MARK
         raise TypeError(f"can not serialize {type(value).__name__!r} object")
+
+    def clear(self) -> None:
+        self.parts = []
+        self.attached = 0
 
 
 _per_thread = threading.local()

@@ -14,10 +14,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .frame_decoder import FrameDecoder
 from .protocol import DEFAULT_MAX_FRAME_SIZE, check_max_frame_size, encode_parts
+
+if TYPE_CHECKING:
+    from .shared_ring import RingReader, RingWriter
 
 MAX_IOVECS: Final = 512
 """At most this many pieces in one ``sendmsg`` (Linux takes 1024); more are joined first."""
@@ -35,11 +38,18 @@ class SocketChannel:
     :class:`ProtocolError`.
     """
 
-    def __init__(self, sock: socket.socket, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        rings: tuple[RingWriter, RingReader] | None = None,
+    ) -> None:
         self.sock = sock
         self.max_frame_size = check_max_frame_size(max_frame_size)
         self._send_lock = threading.Lock()
-        self._decoder = FrameDecoder(self.max_frame_size)
+        self._ring: RingWriter | None = rings[0] if rings is not None else None
+        """Our end of the shared memory ring the peer reads (:mod:`workers.shared_ring`): large bodies go there."""
+        self._decoder = FrameDecoder(self.max_frame_size, rings[1] if rings is not None else None)
         self._ready: deque[dict] = deque()  # decoded, not yet returned
         self._held: list[bytes | bytearray | memoryview] = []  # frames sent with hold=True, for the next write
         self._held_bytes = 0
@@ -93,10 +103,13 @@ class SocketChannel:
         larger than ``HOLD_LIMIT`` is never held. Frames always leave in the order they were sent.
 
         ``checked=False`` skips the kind and field check of a frame whose shape the caller fixes (a batch's result);
-        the frontend checks every frame it receives anyway."""
-        parts = encode_parts(message, self.max_frame_size, checked)
+        the frontend checks every frame it receives anyway.
+
+        A frame is encoded under the lock: its bodies enter the shared memory ring in the order the frames reach the
+        socket, which is the order the frontend takes them out."""
         with self._send_lock:
-            if hold and len(parts) == 2 and len(parts[1]) < HOLD_LIMIT:  # small, and no attachments
+            parts = encode_parts(message, self.max_frame_size, checked, self._ring)
+            if hold and _small(parts):  # no body travels in the socket
                 if not self._held:
                     self._held_since = time.monotonic()
                 self._held += parts
@@ -136,3 +149,13 @@ class SocketChannel:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _small(parts: list[bytes | bytearray | memoryview]) -> bool:
+    """Whether a frame's pieces are few and small enough to hold: none is a body sent in the socket."""
+    if len(parts) > 8:
+        return False
+    total = 0
+    for part in parts:
+        total += len(part)
+    return total < HOLD_LIMIT

@@ -26,6 +26,7 @@ from typing import Any, Final
 from .allocator import keep_freed_memory
 from .protocol import DEFAULT_MAX_FRAME_SIZE, PROTOCOL_VERSION, ProtocolError, item_to_wire, job_from_wire
 from .runtimes import LoadError, Runtime, load_runtime
+from .shared_ring import SharedRings
 from .socket_channel import SocketChannel
 from .tensors import Tensor
 
@@ -39,6 +40,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu or cuda:N")
     parser.add_argument("--max-frame-size", type=int, default=DEFAULT_MAX_FRAME_SIZE, help="largest frame accepted")
     parser.add_argument("--rank", type=int, default=None, help="this process's rank in a worker group")
+    parser.add_argument(
+        "--shared-memory-fd", type=int, default=None, help="inherited memfd of the shared memory rings, if any"
+    )
+    parser.add_argument("--shared-memory-size", type=int, default=0, help="bytes of each shared memory ring")
     return parser.parse_args(argv)
 
 
@@ -242,7 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # a large frame's buffer reuses freed heap instead of new zeroed pages each time
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     sock = socket.socket(fileno=args.fd)
-    channel = SocketChannel(sock, args.max_frame_size)
+    rings = None
+    if args.shared_memory_fd is not None:
+        rings = SharedRings.attach(args.shared_memory_fd, args.shared_memory_size).worker_ends()
+    channel = SocketChannel(sock, args.max_frame_size, rings)
     try:
         return serve(channel, args.device, args.rank)
     finally:
