@@ -54,10 +54,12 @@ async def spawn_worker(
     directory and its ``PYTHONPATH`` starts with it, as in TorchServe, so handler files import
     their neighbours.
     """
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    for sock in (ours, theirs):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    try:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    except BaseException:
+        if rings is not None:
+            rings.close_fd()  # out of descriptors, say: the retry must not find one fewer
+        raise
     env = dict(os.environ if environ is None else environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (model_dir, _PROJECT_ROOT, env.get("PYTHONPATH", "")) if p)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -70,6 +72,9 @@ async def spawn_worker(
         arguments += ["--shared-memory-fd", str(rings.fd), "--shared-memory-size", str(rings.capacity)]
         inherited.append(rings.fd)
     try:
+        for sock in (ours, theirs):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -411,23 +411,26 @@ def encode_parts(
     saved = ring.save() if ring is not None else None
     try:
         payload = packing.packer.pack(message if isinstance(message, dict) else dict(message))
-    except (TypeError, ValueError, OverflowError) as err:
+        size = len(payload)
+        parts = packing.parts
+        if parts:
+            size += packing.attached
+        if size > max_frame_size:
+            raise ProtocolError(f"{message['kind']!r} frame of {size} bytes exceeds {max_frame_size}")
+    except BaseException as err:
         packing.packer.reset()
         packing.clear()
         if ring is not None and saved is not None:
-            ring.restore(saved)
-        error = ProtocolError(f"cannot pack {message['kind']!r} message: {err}")
-        error.__cause__ = err  # mypyc compiles `raise ... from` without the cause
-        raise error from err
-    size = len(payload)
-    parts = packing.parts
+            ring.restore(saved)  # the references will never be sent: their place is free again
+        if isinstance(err, (TypeError, ValueError, OverflowError)):
+            error = ProtocolError(f"cannot pack {message['kind']!r} message: {err}")
+            error.__cause__ = err  # mypyc compiles `raise ... from` without the cause
+            raise error from err
+        raise
+    finally:
+        packing.ring = None  # the thread's packer keeps no peer's mapping alive
     if parts:
-        size += packing.attached
         packing.clear()
-    if size > max_frame_size:
-        if ring is not None and saved is not None:
-            ring.restore(saved)
-        raise ProtocolError(f"{message['kind']!r} frame of {size} bytes exceeds {max_frame_size}")
     return [*parts, HEADER.pack(len(payload)), payload]
 
 

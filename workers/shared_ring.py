@@ -22,6 +22,7 @@ the memory it keeps resident is at most the ring's size.
 
 from __future__ import annotations
 
+import fcntl
 import mmap
 import os
 from typing import Final
@@ -135,10 +136,14 @@ class SharedRings:
 
     @classmethod
     def create(cls, capacity: int) -> SharedRings:
-        """A new mapping (anonymous shared memory; its pages are taken only as bodies touch them)."""
-        fd = os.memfd_create("modelserver-worker-rings", os.MFD_CLOEXEC)
+        """A new mapping (anonymous shared memory; its pages are taken only as bodies touch them).
+
+        Its size is sealed: a worker (whose handler code may do anything) cannot shrink the memory under the
+        frontend's mapping, which would kill the frontend with SIGBUS at its next copy."""
+        fd = os.memfd_create("modelserver-worker-rings", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
             os.ftruncate(fd, PAGE + 2 * capacity)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
             return cls(fd, capacity)
         except BaseException:
             os.close(fd)
@@ -171,5 +176,5 @@ class SharedRings:
 
 
 def supported() -> bool:
-    """Whether this system has anonymous shared memory files (Linux)."""
-    return hasattr(os, "memfd_create")
+    """Whether this system has anonymous shared memory files that can be sealed (Linux)."""
+    return hasattr(os, "memfd_create") and hasattr(fcntl, "F_ADD_SEALS")

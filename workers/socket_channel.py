@@ -109,11 +109,12 @@ class SocketChannel:
         socket, which is the order the frontend takes them out."""
         with self._send_lock:
             parts = encode_parts(message, self.max_frame_size, checked, self._ring)
-            if hold and _small(parts):  # no body travels in the socket
+            size = _held_size(parts) if hold else -1
+            if size >= 0:
                 if not self._held:
                     self._held_since = time.monotonic()
                 self._held += parts
-                self._held_bytes += len(parts[0]) + len(parts[1])
+                self._held_bytes += size
                 return
             if self._held:
                 parts, self._held, self._held_bytes = [*self._held, *parts], [], 0
@@ -151,11 +152,13 @@ class SocketChannel:
         self.close()
 
 
-def _small(parts: list[bytes | bytearray | memoryview]) -> bool:
-    """Whether a frame's pieces are few and small enough to hold: none is a body sent in the socket."""
+def _held_size(parts: list[bytes | bytearray | memoryview]) -> int:
+    """The bytes a frame's pieces would hold back, or -1 when they are too many or too large to hold (a body sent
+    in the socket is). Bodies in the shared memory ring are not counted: the frame holds only their references,
+    and a full ring sends the next body through the socket instead of waiting."""
     if len(parts) > 8:
-        return False
+        return -1
     total = 0
     for part in parts:
         total += len(part)
-    return total < HOLD_LIMIT
+    return total if total < HOLD_LIMIT else -1

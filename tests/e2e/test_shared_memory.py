@@ -67,12 +67,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> RunningServer:
     assert running.stop() == 0
 
 
-def test_a_large_body_crosses_in_shared_memory(server: RunningServer) -> None:
-    (pid,) = server.worker_pids("mirror")
-    before = shared_memory_resident(pid)
-    body = os.urandom(200_000)
-    assert echo(server, body).content == body
-    assert shared_memory_resident(pid) - before >= 2 * 190_000  # the body's pages in both rings
+def test_a_large_body_crosses_in_shared_memory(tmp_path: Path) -> None:
+    running = start_server(tmp_path, {"mirror": TEST_MODELS / "mirror"})  # the default rings
+    try:
+        (pid,) = running.worker_pids("mirror")
+        before = shared_memory_resident(pid)
+        body = os.urandom(200_000)
+        assert echo(running, body).content == body
+        assert shared_memory_resident(pid) - before >= 2 * 190_000  # the body's pages in both rings
+    finally:
+        assert running.stop() == 0
 
 
 def test_bodies_of_every_size_come_back_whole_under_load(server: RunningServer) -> None:

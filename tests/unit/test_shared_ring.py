@@ -9,6 +9,7 @@ import os
 import random
 import socket
 import struct
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,56 @@ def joined(parts: list[Any]) -> bytes:
 # --- the ring alone --------------------------------------------------------------------------------------------
 
 
+def expected_place(in_ring: deque[tuple[int, bytes]], end: int, size: int, capacity: int) -> int:
+    """Where the design puts a body, from the bodies in the ring as intervals: at the start when the ring is empty;
+    else right after the last body if it fits before the end without touching a body; else at the start if that is
+    free; else nowhere (-1)."""
+
+    def free(start: int) -> bool:
+        return start + size <= capacity and all(
+            start + size <= offset or offset + len(body) <= start for offset, body in in_ring
+        )
+
+    if size > capacity:
+        return -1
+    if not in_ring:
+        return 0
+    if free(end):
+        return end
+    return 0 if free(0) else -1
+
+
 @settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 4096), min_size=1, max_size=80),
+    paces=st.lists(st.integers(0, 4), min_size=1, max_size=80),
+    capacity=st.sampled_from([MIN_CAPACITY // 64, 4096, 5000]),
+)
+def test_each_body_goes_exactly_where_the_design_says(sizes: list[int], paces: list[int], capacity: int) -> None:
+    """Checked against a model that knows only the bodies in the ring as intervals (no counters): wrap-around,
+    beginning again when empty, the skipped end, bodies of exactly the ring's size and larger."""
+    data = memoryview(bytearray(capacity))
+    tail = memoryview(bytearray(8)).cast("Q")
+    writer, reader = RingWriter(data, tail), RingReader(data, tail)
+    in_ring: deque[tuple[int, bytes]] = deque()
+    end = 0
+    for index, size in enumerate(sizes):
+        for _ in range(paces[index % len(paces)]):
+            if in_ring:
+                offset, body = in_ring.popleft()
+                assert reader.take(offset, len(body)) == body
+        body = random.Random(index).randbytes(size)
+        expected = expected_place(in_ring, end, size, capacity)
+        assert writer.put(body) == expected
+        if expected >= 0:
+            in_ring.append((expected, body))
+            end = expected + size
+    while in_ring:
+        offset, body = in_ring.popleft()
+        assert reader.take(offset, len(body)) == body
+
+
+@settings(max_examples=100, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, CAPACITY), min_size=1, max_size=60),
     paces=st.lists(st.integers(0, 8), min_size=1, max_size=60),
@@ -63,19 +113,18 @@ def joined(parts: list[Any]) -> bytes:
 def test_bodies_come_out_whole_and_in_order_at_any_pace(sizes: list[int], paces: list[int]) -> None:
     writer, reader = ring_pair()
     in_ring: deque[tuple[int, bytes]] = deque()
+    end = 0
     for index, size in enumerate(sizes):
         for _ in range(paces[index % len(paces)]):  # the reader takes some, at its own pace
             if in_ring:
                 offset, body = in_ring.popleft()
                 assert reader.take(offset, len(body)) == body
         body = random.Random(index).randbytes(size)
-        offset = writer.put(body)
-        if offset >= 0:
-            assert 0 <= offset <= CAPACITY - size
-            in_ring.append((offset, body))
-        else:  # no room now: only when what is in the ring, and the end skipped (less than a body), leave too little
-            held = [len(waiting) for _, waiting in in_ring]
-            assert sum(held) + max(held, default=0) + size > CAPACITY
+        expected = expected_place(in_ring, end, size, CAPACITY)
+        assert writer.put(body) == expected
+        if expected >= 0:
+            in_ring.append((expected, body))
+            end = expected + size
     while in_ring:
         offset, body = in_ring.popleft()
         assert reader.take(offset, len(body)) == body
@@ -218,11 +267,33 @@ def test_a_reference_counts_toward_the_frame_limit() -> None:
         FrameDecoder(max_frame_size=50_000, ring=reader).feed(wire)
 
 
-def test_a_forged_reference_is_a_protocol_error() -> None:
+@pytest.mark.parametrize(
+    ("offset", "size", "error"),
+    [
+        (0, CAPACITY + 1, "outside"),  # where the next body is, but longer than the ring
+        (0, 0, "outside"),
+        (4096, 100, "where the next body is"),
+    ],
+)
+def test_a_forged_reference_is_a_protocol_error(offset: int, size: int, error: str) -> None:
     _, reader = ring_pair()
-    forged = RING_REFERENCE_HEADER + RING_REFERENCE.pack(CAPACITY - 10, 100) + struct.pack("!I", 1) + b"\x80"
-    with pytest.raises(ProtocolError):
-        FrameDecoder(ring=reader).feed(forged)
+    forged = RING_REFERENCE_HEADER + RING_REFERENCE.pack(offset, size) + struct.pack("!I", 1) + b"\x80"
+    with pytest.raises(ProtocolError, match=error):
+        FrameDecoder(max_frame_size=4 * CAPACITY, ring=reader).feed(forged)
+
+
+def test_a_peer_cannot_shrink_the_shared_memory() -> None:
+    """A worker's handler could otherwise truncate the file under the frontend's mapping (SIGBUS there)."""
+    rings = SharedRings.create(MIN_CAPACITY)
+    theirs = os.dup(rings.fd)
+    try:
+        with pytest.raises(PermissionError):
+            os.ftruncate(theirs, 0)
+        with pytest.raises(PermissionError):
+            os.ftruncate(theirs, PAGE + 4 * MIN_CAPACITY)
+    finally:
+        os.close(theirs)
+        rings.close_fd()
 
 
 # --- the worker's socket channel with rings ----------------------------------------------------------------------
@@ -254,12 +325,71 @@ def test_a_socket_channel_sends_large_bodies_through_the_ring() -> None:
     assert message["items"][0][5] == body
 
 
-def test_held_frames_with_references_keep_their_order() -> None:
+def test_held_frames_with_references_keep_their_order_and_count_their_bytes() -> None:
     bodies = [os.urandom(100_000 + index) for index in range(5)]
+    small = [[index, 200, "", [], "", b"s" * 5000, None] for index in range(2)]
     with channels() as (worker, frontend):
-        for index, body in enumerate(bodies):
-            worker.send(result(index, body), hold=True)  # small on the wire: held, to leave together
-        assert worker.held_bytes > 0
+        for index, body in enumerate(bodies):  # small on the wire: held, to leave together
+            worker.send({"kind": "result", "items": [[index, 200, "", [], "", attach(body), None], *small]}, hold=True)
+        wire = worker.held_bytes
+        assert 5 * 10_000 < wire < 5 * 11_000  # the frames' own bytes: the small items, not the bodies in the ring
         worker.flush()
-        got = [frontend.recv() for _ in bodies]
-    assert [message["items"][0][5] for message in got if message is not None] == bodies
+        raw = b""
+        while len(raw) < wire:
+            raw += frontend.sock.recv(1 << 20)
+        assert len(raw) == wire
+        got = FrameDecoder(ring=frontend._decoder._ring).feed(raw)
+    assert [message["items"][0][5] for message in got] == bodies
+
+
+def test_threads_sending_at_once_keep_each_body_with_its_frame() -> None:
+    """The worker's handler threads send while its reader thread does: each frame's bodies enter the ring in the
+    order the frames reach the socket."""
+    threads, per_thread = 4, 40
+    with channels() as (worker, frontend):
+
+        def send(thread: int) -> None:
+            for number in range(per_thread):
+                size = 70_000 + 1000 * thread + number
+                worker.send(result(thread * 1000 + number, bytes([thread]) * size), hold=number % 3 == 0)
+            worker.flush()
+
+        senders = [threading.Thread(target=send, args=(thread,)) for thread in range(threads)]
+        for sender in senders:
+            sender.start()
+        got = [frontend.recv() for _ in range(threads * per_thread)]
+        for sender in senders:
+            sender.join(10)
+    for message in got:
+        assert message is not None
+        ident, body = message["items"][0][0], message["items"][0][5]
+        thread, number = divmod(ident, 1000)
+        assert body == bytes([thread]) * (70_000 + 1000 * thread + number)
+
+
+# --- the frontend's side of a spawn ------------------------------------------------------------------------------
+
+
+def test_a_spawn_that_fails_for_want_of_descriptors_closes_its_shared_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Out of file descriptors, each retry of a worker's start must not leave one more open."""
+    import asyncio
+    import errno
+
+    from modelserver import worker_process
+
+    def no_descriptors(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    async def spawn_five() -> None:
+        monkeypatch.setattr(worker_process.socket, "socketpair", no_descriptors)  # the loop has its own pair
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(5):
+            rings = worker_process.shared_rings(MIN_CAPACITY)
+            assert rings is not None
+            with pytest.raises(OSError, match="Too many open files"):
+                await worker_process.spawn_worker("W-test", "cpu", "/tmp", 1 << 20, rings=rings)
+            assert rings.fd == -1
+            del rings  # the mapping (whose mmap object holds a descriptor of its own) goes with the last reference
+        assert len(os.listdir("/proc/self/fd")) == before
+
+    asyncio.run(spawn_five())
