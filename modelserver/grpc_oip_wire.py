@@ -45,7 +45,7 @@ def read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
             raise WireError("varint longer than 10 bytes")
 
 
-def split_request(data: bytes) -> tuple[bytes, list[memoryview]]:
+def split_request(data: bytes | bytearray) -> tuple[bytes | bytearray | memoryview, list[memoryview]]:
     """``(the request without its raw_input_contents, those contents as views of data)``; the first is ``data``
     itself when there are none."""
     view = memoryview(data)

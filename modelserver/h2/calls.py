@@ -77,7 +77,7 @@ class Method:
         self,
         path: str,
         call: Callable[..., Any],
-        deserialize: Callable[[bytes], Any] | None,
+        deserialize: Callable[[bytes | bytearray], Any] | None,
         serialize: Callable[[Any], bytes] | None,
         client_streams: bool,
         server_streams: bool,

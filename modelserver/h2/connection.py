@@ -40,7 +40,7 @@ class Events(Protocol):
 
     def on_headers(self, stream_id: int, headers: list[tuple[str, str]], end_stream: bool) -> None: ...
 
-    def on_data(self, stream_id: int, data: memoryview, end_stream: bool) -> None:
+    def on_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool) -> None:
         """DATA's payload, a view valid during the call only."""
 
     def on_data_run(self, stream_id: int, pieces: list[memoryview]) -> None:
@@ -304,7 +304,7 @@ class Connection:
         self._block_end_stream = bool(flags & f.END_STREAM)
         self._add_to_block(data, flags)
 
-    def _add_to_block(self, data: bytes, flags: int) -> None:
+    def _add_to_block(self, data: bytes | memoryview, flags: int) -> None:
         block = self._block
         assert block is not None
         block += data
@@ -422,7 +422,7 @@ class Connection:
         full = min(self.send_window, stream.send_window, total - (1 if end_stream else 0)) // limit
         if full > 1:  # the frames of the peer's maximum size that fit: one header for all, the payloads are views
             sent = full * limit
-            frames = [f.HEADER.pack((limit << 8) | f.DATA, 0, stream_id)] * (2 * full)
+            frames: list[bytes | memoryview] = [f.HEADER.pack((limit << 8) | f.DATA, 0, stream_id)] * (2 * full)
             frames[1::2] = [data[start : start + limit] for start in range(0, sent, limit)]
             self.out += frames
             self.send_window -= sent

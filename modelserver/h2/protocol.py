@@ -198,7 +198,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         if end_stream:
             self._remote_end(call)
 
-    def on_data(self, stream_id: int, data: memoryview, end_stream: bool) -> None:
+    def on_data(self, stream_id: int, data: bytes | memoryview, end_stream: bool) -> None:
         call = self.calls.get(stream_id)
         if call is None or call.finished:
             return
@@ -343,6 +343,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         if not call.headers_sent:
             call.headers_sent = True
             conn.send_headers(stream_id, w.ANSWER_HEADERS, False)
+        pieces: list[Any]
         if size < BIG_MESSAGE:
             pieces = [w.frame(message)]
         elif type(message) is list:
