@@ -28,7 +28,7 @@ class WireError(ValueError):
     """Bytes that are not a protobuf message."""
 
 
-def read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+def read_varint(data: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     """The varint at ``pos`` and the position after it."""
     value = shift = 0
     end = len(data)
