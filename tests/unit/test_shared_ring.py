@@ -393,3 +393,18 @@ def test_a_spawn_that_fails_for_want_of_descriptors_closes_its_shared_memory(mon
         assert len(os.listdir("/proc/self/fd")) == before
 
     asyncio.run(spawn_five())
+
+
+def test_a_batch_of_large_bodies_in_one_frame_keeps_each_in_its_place() -> None:
+    """A batch's job frame (or its result) holds several bodies: some in the ring, the one that no longer fits in the
+    socket, each claimed by its own mark in order."""
+    writer, reader = ring_pair(MIN_CAPACITY * 4)
+    bodies = [os.urandom(MIN_CAPACITY + index * 1000) for index in range(5)]
+    message = {
+        "kind": "result",
+        "items": [[index, 200, "", [], "", attach(body), None] for index, body in enumerate(bodies)],
+    }
+    wire = joined(encode_parts(message, ring=writer))
+    assert 2 * MIN_CAPACITY < len(wire) < 3 * MIN_CAPACITY  # three bodies fitted; two went in the socket
+    (decoded,) = FrameDecoder(ring=reader).feed(wire)
+    assert [item[5] for item in decoded["items"]] == bodies
