@@ -120,9 +120,11 @@ class RingReader:
 
 
 class SharedRings:
-    """The mapping of one frontend-worker pair: :attr:`to_worker` and :attr:`to_frontend` rings of ``capacity``
-    bytes each. The frontend makes it (:meth:`create`) and passes :attr:`fd` to the worker, which maps the same
-    memory (:meth:`attach`)."""
+    """The mapping of one frontend-worker pair: a ring of ``capacity`` bytes each way, whose ends each side takes
+    with :meth:`frontend_ends` or :meth:`worker_ends`. The frontend makes it (:meth:`create`) and passes :attr:`fd`
+    to the worker, which maps the same memory (:meth:`attach`); each then closes its ``fd``. The mapping lasts as
+    long as the rings' ends are referenced (and holds a descriptor of its own meanwhile: Python's ``mmap`` keeps
+    one)."""
 
     def __init__(self, fd: int, capacity: int) -> None:
         if not MIN_CAPACITY <= capacity <= MAX_CAPACITY:
