@@ -22,8 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 import httptools
 
@@ -33,29 +32,7 @@ from .http_request import CONTINUE, HttpRequest
 from .http_responses import simple_response, write_stream, write_whole
 
 if TYPE_CHECKING:
-    from .listener import Listener
-
-
-class ConnectionHost(Protocol):
-    """What a connection needs of the server that accepted it (:class:`~modelserver.http_server.HttpServer`)."""
-
-    loop: asyncio.AbstractEventLoop
-    listener: Listener
-    clock: float
-    """The loop's time at the last sweep: read-deadline stamps cost no clock read."""
-    date_line: str
-    timing: bool
-    read_view: memoryview
-    """Where every connection of the server reads (:data:`READ_SIZE` bytes); a read is parsed before the next."""
-    observers: list[Callable[[int], None]]
-
-    def opened(self, connection: HttpConnection) -> None: ...
-
-    def closed(self, connection: HttpConnection) -> None: ...
-
-    def answered(self, connection: HttpConnection, request: HttpRequest, status: int) -> None: ...
-
-    def cancelled(self, connection: HttpConnection, request: HttpRequest) -> None: ...
+    from .http_server import HttpServer
 
 
 logger = logging.getLogger("modelserver.http")
@@ -108,7 +85,9 @@ class HttpConnection(asyncio.BufferedProtocol):
         "write_stamp",
     )
 
-    def __init__(self, server: ConnectionHost) -> None:
+    def __init__(self, server: HttpServer) -> None:
+        # The server that accepted the connection, typed as itself rather than as a protocol: compiled, its clock,
+        # loop and callbacks are then read as fields (3k instructions a request fewer than through attribute lookup).
         self._server = server
         self._loop = server.loop
         self._dispatch = server.listener.dispatch

@@ -16,6 +16,7 @@ from urllib.parse import parse_qsl
 
 from ..errors import BadRequest, RequestTooLarge
 from ..http_messages import Request
+from ..http_request import HttpRequest
 from ..multipart import MultipartError, boundary_of, parse_multipart
 from ..types import Input
 
@@ -32,6 +33,12 @@ def query_inputs(request: Request) -> list[Input]:
 def ready_inputs(request: Request) -> list[Input] | None:
     """:func:`read_inputs` without a wait, for a plain body that is all here already (the usual small request);
     None otherwise (multipart, a form, a body still arriving or too large): then ``await read_inputs``."""
+    if isinstance(request, HttpRequest):  # this server's own: compiled, its fields and methods are read directly
+        mime = request.content_type
+        if mime in (MULTIPART, FORM_URLENCODED):
+            return None
+        ready = request.body_ready()
+        return None if ready is None else [("body", mime, ready)]
     mime = request.content_type
     if mime in (MULTIPART, FORM_URLENCODED):
         return None

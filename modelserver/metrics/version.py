@@ -235,7 +235,7 @@ class VersionMetrics:
         successes and this server's stage histograms only those with status < 400. A job that was never admitted
         (a customized describe) is ignored.
         """
-        series = job.metrics
+        series: RequestSeries | None = job.metrics  # declared: compiled, its fields are then read as fields
         if series is None:
             return
         now = perf_counter()
