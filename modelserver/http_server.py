@@ -27,7 +27,7 @@ from email.utils import formatdate
 from typing import Final
 
 from . import logs
-from .http_connection import BODY, HEADERS, IDLE, READ_SIZE, HttpConnection
+from .http_connection import BODY, HEADERS, IDLE, READ_SIZE, ConnectionHost, HttpConnection
 from .http_limits import HttpLimits
 from .http_request import HttpRequest
 from .listener import Listener
@@ -78,7 +78,7 @@ class ConnectionBudget:
         return False
 
 
-class HttpServer:
+class HttpServer(ConnectionHost):
     """Serves ``listener`` on one listening socket."""
 
     def __init__(

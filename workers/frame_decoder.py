@@ -204,7 +204,13 @@ class FrameDecoder:
             raise ProtocolError("a shared memory reference, but no shared memory with this peer")
         offset, length = RING_REFERENCE.unpack_from(self._shared, self._start + HEADER.size)
         self._count_attachment(length)
-        self._attachments.append(ring.take(offset, length))
+        try:
+            body = ring.take(offset, length)
+        except ValueError as err:
+            error = ProtocolError(str(err))
+            error.__suppress_context__ = True  # compiled, `from None` does not hide the context
+            raise error from None
+        self._attachments.append(body)
         self._start += HEADER.size + RING_REFERENCE.size
 
     def _count_attachment(self, length: int) -> None:

@@ -27,8 +27,6 @@ import mmap
 import os
 from typing import Final
 
-from .protocol import ProtocolError
-
 PAGE: Final = 4096
 """The mapping begins with one page for the two rings' ``tail`` words (each on its own cache line); data follows."""
 _TAIL_OFFSETS: Final = (0, 64)
@@ -102,17 +100,18 @@ class RingReader:
         self.taken = 0
 
     def take(self, offset: int, size: int) -> bytearray:
-        """The body the next reference names, as a ``bytearray`` of its own; :class:`ProtocolError` when the
-        reference is not where the writer must have put the next body (a broken peer)."""
+        """The body the next reference names, as a ``bytearray`` of its own; ``ValueError`` when the reference is
+        not where the writer must have put the next body (a broken peer: the frame decoder makes it a protocol
+        error)."""
         capacity = self.capacity
         taken = self.taken
         position = taken % capacity
         if offset != position:
             if offset != 0:
-                raise ProtocolError(f"shared memory reference at {offset} where the next body is at {position}")
+                raise ValueError(f"shared memory reference at {offset} where the next body is at {position}")
             taken += capacity - position  # the writer began again at the start
         if size <= 0 or offset + size > capacity:
-            raise ProtocolError(f"shared memory reference of {size} bytes at {offset} outside a {capacity}-byte ring")
+            raise ValueError(f"shared memory reference of {size} bytes at {offset} outside a {capacity}-byte ring")
         body = bytearray(self._data[offset : offset + size])
         self.taken = taken + size
         self._tail[0] = self.taken
