@@ -408,7 +408,7 @@ def encode_parts(
         _validate(message)
     packing = _thread_packing()
     packing.ring = ring
-    saved = ring.save() if ring is not None else None
+    saved = ring.save() if ring is not None else (0, 0)
     try:
         payload = packing.packer.pack(message if isinstance(message, dict) else dict(message))
         size = len(payload)
@@ -420,7 +420,7 @@ def encode_parts(
     except BaseException as err:
         packing.packer.reset()
         packing.clear()
-        if ring is not None and saved is not None:
+        if ring is not None:
             ring.restore(saved)  # the references will never be sent: their place is free again
         if isinstance(err, (TypeError, ValueError, OverflowError)):
             error = ProtocolError(f"cannot pack {message['kind']!r} message: {err}")

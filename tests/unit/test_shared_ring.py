@@ -75,22 +75,13 @@ def expected_place(in_ring: deque[tuple[int, bytes]], end: int, size: int, capac
     return 0 if free(0) else -1
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    sizes=st.lists(st.integers(1, 4096), min_size=1, max_size=80),
-    paces=st.lists(st.integers(0, 4), min_size=1, max_size=80),
-    capacity=st.sampled_from([MIN_CAPACITY // 64, 4096, 5000]),
-)
-def test_each_body_goes_exactly_where_the_design_says(sizes: list[int], paces: list[int], capacity: int) -> None:
-    """Checked against a model that knows only the bodies in the ring as intervals (no counters): wrap-around,
-    beginning again when empty, the skipped end, bodies of exactly the ring's size and larger."""
-    data = memoryview(bytearray(capacity))
-    tail = memoryview(bytearray(8)).cast("Q")
-    writer, reader = RingWriter(data, tail), RingReader(data, tail)
+def place_and_take(writer: RingWriter, reader: RingReader, sizes: list[int], paces: list[int], capacity: int) -> None:
+    """Put a body of each size, the reader taking ``paces`` bodies in turn before each put: every body goes exactly
+    where :func:`expected_place` says, and comes out whole and in order."""
     in_ring: deque[tuple[int, bytes]] = deque()
     end = 0
     for index, size in enumerate(sizes):
-        for _ in range(paces[index % len(paces)]):
+        for _ in range(paces[index % len(paces)]):  # the reader takes some, at its own pace
             if in_ring:
                 offset, body = in_ring.popleft()
                 assert reader.take(offset, len(body)) == body
@@ -105,29 +96,27 @@ def test_each_body_goes_exactly_where_the_design_says(sizes: list[int], paces: l
         assert reader.take(offset, len(body)) == body
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 4096), min_size=1, max_size=80),
+    paces=st.lists(st.integers(0, 4), min_size=1, max_size=80),
+    capacity=st.sampled_from([MIN_CAPACITY // 64, 4096, 5000]),
+)
+def test_each_body_goes_exactly_where_the_design_says(sizes: list[int], paces: list[int], capacity: int) -> None:
+    """Checked against a model that knows only the bodies in the ring as intervals (no counters): wrap-around,
+    beginning again when empty, the skipped end, bodies of exactly the ring's size and larger."""
+    data = memoryview(bytearray(capacity))
+    tail = memoryview(bytearray(8)).cast("Q")
+    place_and_take(RingWriter(data, tail), RingReader(data, tail), sizes, paces, capacity)
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, CAPACITY), min_size=1, max_size=60),
     paces=st.lists(st.integers(0, 8), min_size=1, max_size=60),
 )
 def test_bodies_come_out_whole_and_in_order_at_any_pace(sizes: list[int], paces: list[int]) -> None:
-    writer, reader = ring_pair()
-    in_ring: deque[tuple[int, bytes]] = deque()
-    end = 0
-    for index, size in enumerate(sizes):
-        for _ in range(paces[index % len(paces)]):  # the reader takes some, at its own pace
-            if in_ring:
-                offset, body = in_ring.popleft()
-                assert reader.take(offset, len(body)) == body
-        body = random.Random(index).randbytes(size)
-        expected = expected_place(in_ring, end, size, CAPACITY)
-        assert writer.put(body) == expected
-        if expected >= 0:
-            in_ring.append((expected, body))
-            end = expected + size
-    while in_ring:
-        offset, body = in_ring.popleft()
-        assert reader.take(offset, len(body)) == body
+    place_and_take(*ring_pair(), sizes, paces, CAPACITY)
 
 
 def test_a_ring_that_empties_begins_again_at_the_start() -> None:
