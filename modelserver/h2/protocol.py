@@ -56,6 +56,9 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         self.calls: dict[int, Call] = {}
         self.conn = Connection(self, max_concurrent_streams=limits.max_streams)
         self.transport: asyncio.Transport | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The connection's loop, kept: on Python 3.11 every ``asyncio.get_running_loop()`` (and a
+        ``current_task()`` without a loop) is a ``getpid()`` system call, 2-3 of them a call."""
         self.peer = ""
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
@@ -69,6 +72,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername")
         self.peer = f"ipv4:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.flush()
@@ -129,12 +133,18 @@ class GrpcProtocol(asyncio.BufferedProtocol):
                 transport.writelines(out)
         out.clear()
 
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        if loop is None:  # not connected yet (a protocol driven by hand)
+            loop = self.loop = asyncio.get_running_loop()
+        return loop
+
     def flush_soon(self) -> None:
         """Flush once the loop has run what is ready: the answers of the calls that finish in this turn of the
         loop (many, with many calls in flight) go out in one write instead of one each."""
         if not self._flush_soon:
             self._flush_soon = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            self._running_loop().call_soon(self.flush)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -190,7 +200,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             deadline = time.monotonic() + seconds
         context = CallContext(headers, deadline, self.peer)
         call = self.calls[stream_id] = Call(stream_id, method, context, self.limits.max_receive, encoding or "identity")
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         if seconds is not None:
             call.timer = loop.call_later(seconds, self._expire, call)
         if method.client_streams:
@@ -269,7 +279,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             self._end(call, w.INTERNAL, "The request's last message is incomplete")
             return
         if call.task is None and not call.finished:
-            call.task = asyncio.get_running_loop().create_task(self._run(call))
+            call.task = self._running_loop().create_task(self._run(call))
         call.wake()
 
     def _taken(self, call: Call) -> Any:
@@ -386,7 +396,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             self.calls.pop(call.stream_id, None)
             if call.timer is not None:
                 call.timer.cancel()
-        elif call.task is not asyncio.current_task():
+        elif call.task is not asyncio.current_task(self._running_loop()):
             call.task.cancel()
 
     def _trailers_only(self, stream_id: int, code: int, message: str) -> None:
@@ -410,7 +420,7 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         if self.transport is None or self.transport.is_closing():
             raise asyncio.CancelledError
         if self._waiter is None or self._waiter.done():
-            self._waiter = asyncio.get_running_loop().create_future()
+            self._waiter = self._running_loop().create_future()
         await asyncio.shield(self._waiter)
 
     def _wake(self) -> None:
