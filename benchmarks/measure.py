@@ -13,7 +13,7 @@ import os
 import time
 import urllib.error
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from . import grpc_probe
 from .clients import Client
 from .loadgen import LoadSpec
 from .probes import check_sample, post
-from .procs import CLOCK_TICKS, cpu_seconds
+from .procs import CLOCK_TICKS, cpu_times
 from .scenarios import Scenario
 from .stream_probe import probe
 from .targets.base import Target
@@ -51,13 +51,18 @@ class CpuSnapshot:
     machine: float
     client: float
     servers: dict[str, float | None]
+    servers_system: dict[str, float | None] = field(default_factory=dict)
+    """The system (kernel) part of each server process's seconds: what its sockets and other system calls cost,
+    which no code of the server's own can lower below what the same calls cost a minimal program."""
 
     @classmethod
     def take(cls, pids: dict[str, int]) -> CpuSnapshot:
         times = os.times()
         client = times.user + times.system + times.children_user + times.children_system
-        servers = {role: cpu_seconds(pid) for role, pid in pids.items()}
-        return cls(time.perf_counter(), machine_busy_seconds(), client, servers)
+        per_pid = {role: cpu_times(pid) for role, pid in pids.items()}
+        servers = {role: None if t is None else t[0] + t[1] for role, t in per_pid.items()}
+        system = {role: None if t is None else t[1] for role, t in per_pid.items()}
+        return cls(time.perf_counter(), machine_busy_seconds(), client, servers, system)
 
 
 def machine_busy_seconds() -> float:
@@ -70,17 +75,23 @@ def machine_busy_seconds() -> float:
 def cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, Any]:
     """Each server process's CPU seconds over the interval, and as % of one core; the rest of the machine's %."""
     wall = max(after.wall - before.wall, 1e-9)
-    seconds: dict[str, float | None] = {}
-    for role, start in before.servers.items():
-        end = after.servers.get(role)
-        seconds[role] = None if start is None or end is None else round(end - start, 4)
+    seconds = _differences(before.servers, after.servers)
     ours = sum(v for v in seconds.values() if v is not None) + (after.client - before.client)
     other = 100 * ((after.machine - before.machine) - ours) / wall
     return {
         "server_cpu_s": seconds,
+        "server_system_s": _differences(before.servers_system, after.servers_system),
         "server_cpu_pct": {role: None if s is None else round(100 * s / wall, 1) for role, s in seconds.items()},
         "other_cpu_pct": round(max(other, 0.0), 1),
     }
+
+
+def _differences(before: dict[str, float | None], after: dict[str, float | None]) -> dict[str, float | None]:
+    seconds: dict[str, float | None] = {}
+    for role, start in before.items():
+        end = after.get(role)
+        seconds[role] = None if start is None or end is None else round(end - start, 4)
+    return seconds
 
 
 def median_index(values: Sequence[float]) -> int:
@@ -91,13 +102,16 @@ def median_index(values: Sequence[float]) -> int:
     return order[(len(values) - 1) // 2]
 
 
-def cpu_per_request(runs: list[dict[str, Any]], served: Callable[[dict[str, Any]], int]) -> dict[str, float | None]:
-    """Microseconds of CPU per answered request, by server role, over all runs."""
+def cpu_per_request(
+    runs: list[dict[str, Any]], served: Callable[[dict[str, Any]], int], key: str = "server_cpu_s"
+) -> dict[str, float | None]:
+    """Microseconds of CPU per answered request, by server role, over all runs (``key``: the runs' seconds of all
+    CPU, ``server_cpu_s``, or of the system part, ``server_system_s``)."""
     requests = sum(served(run) for run in runs)
-    roles = {role for run in runs for role in run["server_cpu_s"]}
+    roles = {role for run in runs for role in run.get(key, {})}
     result: dict[str, float | None] = {}
     for role in sorted(roles):
-        values = [run["server_cpu_s"].get(role) for run in runs]
+        values = [run[key].get(role) for run in runs]
         ok = requests > 0 and all(v is not None for v in values)
         result[role] = round(1e6 * sum(v for v in values if v is not None) / requests, 1) if ok else None
     return result
@@ -222,6 +236,7 @@ def _load_result(
         "kind": "load",
         "client": client.name,
         "cpu_us_per_request": cpu_per_request(runs, lambda run: run["requests"] + run["errors"]),
+        "system_us_per_request": cpu_per_request(runs, lambda run: run["requests"] + run["errors"], "server_system_s"),
         "runs": runs,
     }
     if scenario.ideal_rps:

@@ -37,13 +37,13 @@ def proc_start_ticks(pid: int) -> int | None:
     return int(stat.rpartition(")")[2].split()[19])
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (fields 14 and 15 of /proc/PID/stat), or None if it is gone."""
+def cpu_times(pid: int) -> tuple[float, float] | None:
+    """User and system CPU seconds of a process (fields 14 and 15 of /proc/PID/stat), or None if it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 def rss_mb(pid: int) -> float | None:

@@ -120,6 +120,29 @@ def test_path_goals_are_ratios_of_the_measured_points() -> None:
     assert found["echo JSON (batch 1, 8, log mode) and 100 KiB echo, every load point: errors + non-2xx, ours"].passed
 
 
+def test_frontend_cpu_goals_name_their_system_part_and_the_floor_of_the_same_run() -> None:
+    points = path_points()
+    points[2]["system_us_per_request"] = {"frontend": 7.5, "worker": 0.5}
+    points.append(
+        load(
+            "raw hop",
+            "echo-batch8",
+            64,
+            60000.0,
+            cpu_us_per_request={"frontend": 13.2, "worker": 3.1},
+            system_us_per_request={"frontend": 7.2, "worker": 0.9},
+        )
+    )
+    rep = report(points)
+    rep["settings"]["scenarios"] = ["echo-json", "echo-batch8"]
+    found = {goal.label: goal for goal in goals(rep)}
+    eight = found["echo JSON, batch 8, c=64: frontend CPU per request, ours"]
+    assert eight.value == 16.0 and eight.passed is False
+    assert eight.note == "system 7.5 us of it; floor, the raw hop's frontend in this run: 13.2 us, system 7.2"
+    one = found["echo JSON, batch 1, c=64: frontend CPU per request, ours"]
+    assert one.note == ""  # neither a system part recorded nor a raw hop point at batch 1 in this report
+
+
 def test_path_goals_say_what_is_missing() -> None:
     points = [p for p in path_points() if p["target"] != "mosec" and p["scenario"] != "echo-json-logmetrics"]
     points[0]["errors"] = 2

@@ -49,6 +49,26 @@ def test_cpu_between_splits_the_machine_into_servers_client_and_other() -> None:
     assert shares["other_cpu_pct"] == 50.0  # 3 s busy - 1.5 s servers - 0.5 s client = 1 s over 2 s
 
 
+def test_cpu_between_keeps_the_system_part_apart() -> None:
+    before = CpuSnapshot(0.0, 0.0, 0.0, {"frontend": 2.0, "worker": 3.0}, {"frontend": 0.5, "worker": 1.0})
+    after = CpuSnapshot(2.0, 3.0, 0.0, {"frontend": 3.0, "worker": None}, {"frontend": 0.9, "worker": None})
+    shares = cpu_between(before, after)
+    assert shares["server_system_s"] == {"frontend": 0.4, "worker": None}  # a process gone: unknown, not zero
+    runs = [{**shares, "requests": 4000}]
+    assert cpu_per_request(runs, lambda run: run["requests"], "server_system_s") == {"frontend": 100.0, "worker": None}
+    assert cpu_per_request(runs, lambda run: run["requests"])["frontend"] == 250.0
+
+
+def test_system_time_of_a_live_process_is_part_of_its_cpu_time() -> None:
+    import os
+
+    snapshot = CpuSnapshot.take({"me": os.getpid()})
+    total, system = snapshot.servers["me"], snapshot.servers_system["me"]
+    assert total is not None and system is not None and 0 <= system <= total
+    gone = CpuSnapshot.take({"gone": 2**22 + 7})  # above any pid_max: no such process
+    assert gone.servers == {"gone": None} and gone.servers_system == {"gone": None}
+
+
 def test_cpu_between_never_reports_negative_other_cpu() -> None:
     before = CpuSnapshot(wall=0.0, machine=0.0, client=0.0, servers={"server": 0.0})
     after = CpuSnapshot(wall=1.0, machine=0.5, client=0.4, servers={"server": 0.4})
