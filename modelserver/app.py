@@ -351,7 +351,9 @@ class ModelServer:
         if services and grpc_server.transport(props) == "native":
             from .h2.listener import NativeGrpcListener
 
-            kind = functools.partial(NativeGrpcListener, reuse_port=self.role.count > 1)
+            kind = functools.partial(
+                NativeGrpcListener, reuse_port=self.role.count > 1, limits=self.limits, budget=self._budget
+            )
         for name, address, handler in services:
             listener = kind(
                 name,

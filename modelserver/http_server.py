@@ -24,7 +24,7 @@ import socket
 import ssl
 import time
 from email.utils import formatdate
-from typing import Final
+from typing import Any, Final
 
 from . import logs
 from .http_connection import BODY, HEADERS, IDLE, READ_SIZE, ConnectionHost, HttpConnection
@@ -51,13 +51,16 @@ class ConnectionBudget:
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.open: dict[HttpConnection, None] = {}  # insertion-ordered: the oldest first
+        self.others: dict[Any, None] = {}
+        """Connections of the native gRPC listeners (``idle`` and ``abort()`` as an HTTP connection's): counted
+        against the cap, and closed to make room when idle, as HTTP ones are."""
         self.warned = False
         self._no_idle_until = 0.0
 
     def admit(self) -> bool:
         """Room for one more connection, closing the oldest idle one if that is what it takes. A search that found
         none is not repeated for ``NO_IDLE_SECONDS``: a flood of connects at the cap costs no scan each."""
-        if len(self.open) < self.cap:
+        if len(self.open) + len(self.others) < self.cap:
             return True
         if not self.warned:
             self.warned = True
@@ -74,8 +77,20 @@ class ConnectionBudget:
                 connection.abort()
                 self.open.pop(connection, None)
                 return True
+        for other in self.others:
+            if other.idle:
+                other.abort()
+                self.others.pop(other, None)
+                return True
         self._no_idle_until = now + NO_IDLE_SECONDS
         return False
+
+    def closed_one(self) -> None:
+        """A connection was taken out of :attr:`open` or :attr:`others`."""
+        count = len(self.open) + len(self.others)
+        if self.warned and count < self.cap * 0.9:
+            self.warned = False
+            logger.info("Below the connection cap again: %d connections open", count)
 
 
 class HttpServer(ConnectionHost):
@@ -155,7 +170,7 @@ class HttpServer(ConnectionHost):
                 "Cannot accept a connection on the %s address: %s (open connections: %d)",
                 self.listener.name,
                 err.strerror or err,
-                len(self.budget.open),
+                len(self.budget.open) + len(self.budget.others),
             )
         # Out of descriptors (EMFILE) or memory: the connection stays in the listen queue; try again shortly rather
         # than spin on a socket that keeps failing. Deadlines meanwhile close stalled connections.
@@ -198,11 +213,8 @@ class HttpServer(ConnectionHost):
 
     def closed(self, connection: HttpConnection) -> None:
         self.connections.discard(connection)
-        budget = self.budget
-        budget.open.pop(connection, None)
-        if budget.warned and len(budget.open) < budget.cap * 0.9:
-            budget.warned = False
-            logger.info("Below the connection cap again: %d connections open", len(budget.open))
+        self.budget.open.pop(connection, None)
+        self.budget.closed_one()
         if self._empty is not None and not self.connections:
             self._empty.set()
 

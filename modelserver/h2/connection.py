@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol
 
 from . import frames as f
 from .hpack_io import BlockDecoder, HPACKError
+from .limits import MAX_QUEUED_ACKS, ResetRate
 from .reader import FrameReader
 
 
@@ -109,6 +110,9 @@ class Connection:
         self._block_end_stream = False
         self.goaway_sent = False
         self.closed = False
+        self.acks_queued = 0
+        """PING and SETTINGS answers in :attr:`out` or in a write the client has not read (:meth:`acks_read`)."""
+        self._resets = ResetRate()
         self.out.append(
             f.settings(
                 {
@@ -124,6 +128,11 @@ class Connection:
             self.out.append(f.window_update(0, connection_window - f.DEFAULT_WINDOW))
 
     # -- receiving -----------------------------------------------------------------------------------
+
+    @property
+    def preface_received(self) -> bool:
+        """Whether the client's connection preface has come (before it, nothing is an HTTP/2 connection yet)."""
+        return self.reader.preface_seen
 
     def receive(self, data: bytes | memoryview) -> None:
         """Parse ``data`` (any split of the stream) and tell the events of each whole frame (:mod:`.reader`: a
@@ -169,13 +178,14 @@ class Connection:
             if len(payload) != 8:
                 self._fail(f.FRAME_SIZE_ERROR, "PING of a length other than 8")
             if not flags & f.ACK:
-                self.out.append(f.ping_ack(payload))
+                self._queue_ack(f.ping_ack(payload))
         elif kind == f.RST_STREAM:
             if len(payload) != 4:
                 self._fail(f.FRAME_SIZE_ERROR, "RST_STREAM of a length other than 4")
             self._check_not_idle(stream_id, "RST_STREAM")
             stream = self.streams.pop(stream_id, None)
             if stream is not None:
+                self._count_reset()
                 self.events.on_reset(stream_id, f.u32(payload))
         elif kind == f.PRIORITY:
             if not stream_id:
@@ -189,6 +199,20 @@ class Connection:
         elif kind == f.PUSH_PROMISE:
             self._fail(f.PROTOCOL_ERROR, "a client cannot push")
         # Frames of unknown types are ignored (RFC 9113 section 4.1).
+
+    def _queue_ack(self, frame: bytes) -> None:
+        self.acks_queued += 1
+        if self.acks_queued > MAX_QUEUED_ACKS:
+            self._fail(f.ENHANCE_YOUR_CALM, f"more than {MAX_QUEUED_ACKS} PING or SETTINGS frames not read back")
+        self.out.append(frame)
+
+    def acks_read(self) -> None:
+        """The owner wrote :attr:`out` to a socket that takes it (the client reads): the answers count no more."""
+        self.acks_queued = 0
+
+    def _count_reset(self) -> None:
+        if not self._resets.take():
+            self._fail(f.ENHANCE_YOUR_CALM, "streams reset by the client faster than it may open them")
 
     def _check_not_idle(self, stream_id: int, what: str) -> None:
         if stream_id == 0:
@@ -365,7 +389,7 @@ class Connection:
                 self.peer_max_frame = value
             elif key == f.ENABLE_PUSH and value > 1:
                 self._fail(f.PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH other than 0 or 1")
-        self.out.append(f.SETTINGS_ACK)
+        self._queue_ack(f.SETTINGS_ACK)
         if grew:
             self.events.on_window()
 

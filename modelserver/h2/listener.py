@@ -14,8 +14,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..config import Address, ConfigError
+from ..http_limits import HttpLimits
+from ..http_server import ConnectionBudget
 from .calls import Method
-from .protocol import GrpcProtocol, Limits
+from .limits import Limits
+from .protocol import GrpcProtocol
 
 logger = logging.getLogger("modelserver")
 
@@ -63,20 +66,41 @@ class NativeGrpcListener:
         max_send: int,
         tls_files: tuple[str, str] | None = None,
         reuse_port: bool = False,
+        limits: HttpLimits | None = None,
+        budget: ConnectionBudget | None = None,
     ) -> None:
         self.name = name
         self._reuse_port = reuse_port
         self.address = address
-        self._limits = Limits(method_table(tables), max_receive, max_send)
+        self._handshake_timeout = limits.header_read_timeout if limits is not None else None
+        self._limits = Limits(
+            method_table(tables),
+            max_receive,
+            max_send,
+            handshake_timeout=self._handshake_timeout,
+            write_timeout=limits.write_timeout if limits is not None else None,
+        )
+        self._budget = budget
         self._tls_files = tls_files
         self._server: asyncio.base_events.Server | None = None
-        self._connections: set[GrpcProtocol] = set()
+        self._connections: dict[GrpcProtocol, None] = {}  # insertion-ordered: the oldest first
         self.port: int | None = None
 
     def _protocol(self) -> GrpcProtocol:
-        protocol = GrpcProtocol(self._limits, self._connections.discard)
-        self._connections.add(protocol)
+        protocol = GrpcProtocol(self._limits, self._closed)
+        budget = self._budget
+        if budget is not None:
+            if not budget.admit():  # at the cap, and no connection idle (HTTP or gRPC) to close for room
+                protocol.refused = True  # counted nowhere: closed as soon as it is made
+                return protocol
+            budget.others[protocol] = None
+        self._connections[protocol] = None
         return protocol
+
+    def _closed(self, protocol: GrpcProtocol) -> None:
+        self._connections.pop(protocol, None)
+        if self._budget is not None and self._budget.others.pop(protocol, False) is None:
+            self._budget.closed_one()
 
     async def start(self) -> None:
         context = None
@@ -91,6 +115,7 @@ class NativeGrpcListener:
                 self.address.host,
                 self.address.port,
                 ssl=context,
+                ssl_handshake_timeout=self._handshake_timeout if context is not None else None,
                 reuse_port=self._reuse_port or None,
                 backlog=1024,
             )

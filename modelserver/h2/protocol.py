@@ -18,33 +18,18 @@ from typing import Any
 
 from . import frames as f
 from . import grpc_wire as w
-from .calls import AbortError, Call, CallContext, Method
+from .calls import AbortError, Call, CallContext
 from .connection import Connection, H2ConnectionError
+from .limits import Limits
 
 logger = logging.getLogger("modelserver.grpc")
 
 SEND_STEP = 256 << 10
 """Once this much DATA is queued, it is written at once and the sender looks at the socket's buffer again."""
-READ_SIZE = 1 << 20
-"""The read buffer, shared by the connections of a listener. With 256 KiB a 1 MiB call took 4.4 reads of its client's
-socket, each with its frame split across two reads (gathered in a buffer of its own, then copied into the message);
-with 1 MiB, about 1.5 (callgrind: 174k fewer instructions in the frontend per 1 MiB call)."""
 BIG_MESSAGE = 64 << 10
 """From this size on, an answer's message is sent from its own buffer, its prefix apart."""
 QUEUE_LIMIT = 1 << 20
 """A streaming request's whole messages not yet taken by the service, past which the client's window is held."""
-
-
-class Limits:
-    """What every connection of a listener shares: the method table and the message size limits."""
-
-    def __init__(self, methods: dict[str, Method], max_receive: int, max_send: int, max_streams: int = 256) -> None:
-        self.methods = methods
-        self.max_receive = max_receive
-        self.max_send = max_send
-        self.max_streams = max_streams
-        self.read_view = memoryview(bytearray(READ_SIZE))
-        """The read buffer of every connection of the listener: a read is parsed before the next one begins."""
 
 
 class GrpcProtocol(asyncio.BufferedProtocol):
@@ -64,6 +49,11 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         self._waiter: asyncio.Future[None] | None = None
         self._on_close = on_close
         self._flush_soon = False
+        self.refused = False
+        """Over the connection cap: closed as soon as it is made."""
+        self._read_paused = False
+        self._deadline: asyncio.TimerHandle | None = None
+        """The preface's deadline, then, while the client reads nothing of what is written, the write deadline."""
         self.draining = False
         self._owing: list[Call] = []
         """Calls that received DATA in the read being parsed: their windows are given back once it is parsed."""
@@ -72,9 +62,15 @@ class GrpcProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        if self.refused:
+            transport.abort()  # type: ignore[attr-defined]
+            return
         self.loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername")
         self.peer = f"ipv4:{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        timeout = self.limits.handshake_timeout
+        if timeout is not None:
+            self._deadline = self.loop.call_later(timeout, self._preface_overdue, timeout)
         self.flush()
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -93,7 +89,10 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         except H2ConnectionError as err:
             logger.info("gRPC connection from %s closed: %s (HTTP/2 error %d)", self.peer, err, err.code)
             self.flush()
-            self.close()
+            if self._paused:  # the client reads nothing: its GOAWAY would wait behind the rest for ever
+                self.abort()
+            else:
+                self.close()
             return
         except Exception:  # a fault of this server's: the connection cannot go on in a known state
             logger.exception("gRPC connection from %s failed", self.peer)
@@ -104,8 +103,14 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         if self.conn.out:  # window updates and replies: written once the loop has run what is ready (the reads
             # that follow this one at once, the answers that finish), not one write each
             self.flush_soon()
+        if self._deadline is not None and not self._paused and self.conn.preface_received:
+            self._deadline.cancel()
+            self._deadline = None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         for call in list(self.calls.values()):
             self._cancel(call)
         self.calls.clear()
@@ -114,11 +119,43 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             self._on_close(self)
 
     def pause_writing(self) -> None:
+        """The socket's buffer is past its high-water mark: the client is not reading. Nothing more is read from
+        it either until it does (what it sends may ask for answers: PING, SETTINGS), and past ``write_timeout``
+        the connection is dropped."""
         self._paused = True
+        if not self._read_paused and self.transport is not None and not self.transport.is_closing():
+            self._read_paused = True
+            self.transport.pause_reading()
+        timeout = self.limits.write_timeout
+        if timeout is not None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = self._running_loop().call_later(timeout, self._write_overdue, timeout)
 
     def resume_writing(self) -> None:
         self._paused = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        self.conn.acks_read()
+        if self._read_paused and self.transport is not None and not self.transport.is_closing():
+            self._read_paused = False
+            self.transport.resume_reading()
         self._wake()
+
+    def _preface_overdue(self, timeout: float) -> None:
+        self._deadline = None
+        if not self.conn.preface_received:
+            logger.info("gRPC connection from %s closed: no HTTP/2 preface within %g s", self.peer, timeout)
+            self.abort()
+
+    def _write_overdue(self, timeout: float) -> None:
+        self._deadline = None
+        if self._paused:
+            logger.info(
+                "gRPC connection from %s closed: the client read nothing for %g s (write_timeout)", self.peer, timeout
+            )
+            self.abort()
 
     def flush(self) -> None:
         """Write what the connection queued: one write (uvloop's ``writelines`` is one ``writev``, no join)."""
@@ -131,6 +168,8 @@ class GrpcProtocol(asyncio.BufferedProtocol):
                 transport.write(out[0])
             else:
                 transport.writelines(out)
+            if not self._paused:  # the socket took it (or its buffer is below the high-water mark)
+                self.conn.acks_read()
         out.clear()
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
@@ -149,6 +188,17 @@ class GrpcProtocol(asyncio.BufferedProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+
+    @property
+    def idle(self) -> bool:
+        """No call in flight: at the connection cap, the connection may be closed to make room (a gRPC client
+        connects again when it next needs to)."""
+        return not self.calls
+
+    def abort(self) -> None:
+        """Close at once, dropping what the client has not read."""
+        if self.transport is not None:
+            self.transport.abort()
 
     def drain(self) -> None:
         """No new calls (GOAWAY); closed when the last call is over."""
@@ -370,19 +420,47 @@ class GrpcProtocol(asyncio.BufferedProtocol):
     async def _send_piece(self, call: Call, data: bytes | memoryview) -> None:
         conn, stream_id = self.conn, call.stream_id
         sent, total = 0, len(data)
+        stalled_since = -1.0
         while sent < total:
             step = conn.send_data(stream_id, data[sent : sent + SEND_STEP])
             if step < 0:  # reset by the client
                 raise asyncio.CancelledError
             sent += step
+            if step:
+                stalled_since = -1.0
             if conn.out_size >= SEND_STEP and sent < total:  # the piece's last step leaves with what follows it
                 self.flush()  # may pause writing (the socket's buffer past its high-water mark)
             while step == 0 or self._paused:  # the windows are closed, or the socket's buffer is full
                 self.flush()
-                await self._wait()
-                if call.finished:
-                    raise asyncio.CancelledError
+                if stalled_since < 0:
+                    stalled_since = self._running_loop().time()
+                await self._wait_for_client(call, stalled_since)
                 step = 1
+
+    async def _wait_for_client(self, call: Call, since: float) -> None:
+        """Until the windows or the socket's buffer change; a call whose answer has waited ``write_timeout`` since
+        ``since`` is reset (CANCEL) and cancelled, as an HTTP answer stuck that long is."""
+        timeout = self.limits.write_timeout
+        if timeout is None:
+            await self._wait()
+        else:
+            left = since + timeout - self._running_loop().time()
+            try:
+                await asyncio.wait_for(self._wait(), max(left, 0.0))
+            except TimeoutError:
+                if not call.finished:
+                    logger.info(
+                        "gRPC %s from %s cancelled: the client took none of its answer for %g s (write_timeout)",
+                        call.method.path,
+                        self.peer,
+                        timeout,
+                    )
+                    call.finished = True
+                    self.conn.reset(call.stream_id, f.CANCEL)
+                    self.flush_soon()
+                raise asyncio.CancelledError from None
+        if call.finished:
+            raise asyncio.CancelledError
 
     def _end(self, call: Call, code: int, message: str = "", metadata: Any = ()) -> None:
         """The call's trailers (a trailers-only answer when no headers went out): nothing is sent after them."""

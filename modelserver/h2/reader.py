@@ -35,10 +35,10 @@ class FrameReader:
         self._on_error = on_error
         self._buffer = bytearray()
         """The start of a frame (or of the preface) whose rest has not been read yet."""
-        self._preface_seen = False
+        self.preface_seen = False
 
     def feed(self, data: bytes | memoryview) -> None:
-        if not self._preface_seen:
+        if not self.preface_seen:
             data = self._preface(data)
             if not data:
                 return
@@ -107,7 +107,7 @@ class FrameReader:
             return b""
         if not buffer.startswith(f.PREFACE):
             self._on_error(f.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
-        self._preface_seen = True
+        self.preface_seen = True
         rest = bytes(buffer[len(f.PREFACE) :])
         buffer.clear()
         return rest

@@ -376,3 +376,44 @@ def test_data_beyond_the_connections_window_ends_the_connection() -> None:
         conn.receive(f.frame(f.DATA, 0, 3, b"d" * 76_001))  # one byte beyond the window
     assert raised.value.code == f.FLOW_CONTROL_ERROR
     assert goaway_code(conn) == f.FLOW_CONTROL_ERROR
+
+
+@pytest.mark.parametrize(
+    "frame", [f.frame(f.PING, 0, 0, b"12345678"), f.frame(f.SETTINGS, 0, 0)], ids=["ping", "settings"]
+)
+def test_answers_the_client_does_not_read_are_bounded(frame: bytes) -> None:
+    """PING and SETTINGS ask for answers; the owner says when what it wrote was taken (acks_read). Past
+    MAX_QUEUED_ACKS answers not taken, the connection ends with ENHANCE_YOUR_CALM."""
+    from modelserver.h2.limits import MAX_QUEUED_ACKS
+
+    conn, _recorder, _encoder = connected()
+    conn.acks_read()  # the answer to the client's first SETTINGS was written with the rest
+    for _ in range(3):  # a client that reads: any number, in batches the owner writes out
+        conn.receive(frame * MAX_QUEUED_ACKS)
+        conn.out.clear()
+        conn.acks_read()
+    conn.receive(frame * MAX_QUEUED_ACKS)
+    with pytest.raises(H2ConnectionError) as raised:
+        conn.receive(frame)
+    assert raised.value.code == f.ENHANCE_YOUR_CALM
+    assert goaway_code(conn) == f.ENHANCE_YOUR_CALM
+
+
+def test_streams_reset_by_the_client_faster_than_the_rate_end_the_connection() -> None:
+    """Rapid reset: each stream the client opens and resets at once takes a token; RESET_BURST of them at once
+    pass, the next one ends the connection with ENHANCE_YOUR_CALM. Resets of streams already closed take none."""
+    from modelserver.h2.limits import RESET_BURST
+
+    recorder = Recorder()
+    conn = Connection(recorder, max_concurrent_streams=100)
+    conn.receive(client_start())
+    encoder = Encoder()
+    burst = b"".join(
+        headers_frame(encoder, 2 * index + 1) + f.rst_stream(2 * index + 1, f.CANCEL) for index in range(RESET_BURST)
+    )
+    conn.receive(burst)
+    conn.receive(f.rst_stream(1, f.CANCEL) * 5)  # closed streams: no token
+    assert ("reset", 2 * RESET_BURST - 1, f.CANCEL) in recorder.events
+    with pytest.raises(H2ConnectionError) as raised:
+        conn.receive(headers_frame(encoder, 2 * RESET_BURST + 1) + f.rst_stream(2 * RESET_BURST + 1, f.CANCEL))
+    assert raised.value.code == f.ENHANCE_YOUR_CALM

@@ -22,8 +22,9 @@ grpc = pytest.importorskip("grpc")
 from modelserver.config import Address  # noqa: E402
 from modelserver.grpc_server import ServiceTable  # noqa: E402
 from modelserver.h2 import frames as f  # noqa: E402
+from modelserver.h2.limits import READ_SIZE, Limits  # noqa: E402
 from modelserver.h2.listener import NativeGrpcListener, method_table  # noqa: E402
-from modelserver.h2.protocol import READ_SIZE, GrpcProtocol, Limits  # noqa: E402
+from modelserver.h2.protocol import GrpcProtocol  # noqa: E402
 
 SERVICE = "test.Calls"
 MIB = 1 << 20
