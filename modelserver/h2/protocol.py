@@ -278,6 +278,8 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         """``size`` bytes of the call's DATA through its message reader (``read``); the messages they complete are
         queued for the service, and the window they used is owed to the client. False when the call ended instead (a
         message too large, or compressed against the call's encoding)."""
+        reader = call.reader
+        before = reader.buffered
         try:
             found = read(data)
         except w.MessageTooLarge as err:
@@ -287,14 +289,33 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             self._end(call, w.INTERNAL, str(err))
             return False
         if found:
+            count = len(call.messages) + len(found)
+            if count > 1 and not call.method.client_streams:  # no more is read of a unary call than its message
+                self._end(call, w.UNIMPLEMENTED, f"Expected one request message, got {count}")
+                return False
             call.messages.extend(found)
             call.queued += sum(map(len, found))
             call.wake()
+        after = reader.buffered
+        if after and (after != before or found) and self._in_progress() > self.limits.max_in_progress:
+            self._end(
+                call,
+                w.RESOURCE_EXHAUSTED,
+                f"Request messages in progress on this connection exceed {self.limits.max_in_progress} bytes",
+            )
+            return False
         if size:
             if not call.owed:
                 self._owing.append(call)
             call.owed += size
         return True
+
+    def _in_progress(self) -> int:
+        """The buffers of the connection's request messages in progress (counted when a new one is made)."""
+        total = 0
+        for call in self.calls.values():
+            total += call.reader.buffered
+        return total
 
     def _give_back(self) -> None:
         """The windows of the calls whose DATA the last read held, once per call and read instead of per frame; a

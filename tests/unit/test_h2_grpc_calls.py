@@ -413,3 +413,30 @@ def test_a_large_answer_ends_in_one_write_with_its_trailers() -> None:
         assert all(found == {"data"} for found in answer[1:-1])
 
     asyncio.run(main())
+
+
+def test_a_unary_calls_second_message_ends_it_before_more_are_held() -> None:
+    """A unary call takes one message: a client that sends more, without ending the stream, is answered at its
+    second instead of the server holding every one until the stream ends."""
+
+    async def test(listener: NativeGrpcListener, calls: Calls) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        block = Encoder().encode(
+            [(":method", "POST"), (":scheme", "http"), (":path", f"/{SERVICE}/Echo"), (":authority", "x"),
+             ("content-type", "application/grpc"), ("te", "trailers")]
+        )  # fmt: skip
+        message = struct.pack(">BI", 0, 2) + b"hi"
+        writer.write(f.PREFACE + f.settings({}) + f.frame(f.HEADERS, f.END_HEADERS, 1, block))
+        writer.write(f.frame(f.DATA, 0, 1, message * 2))  # two messages, the stream left open
+        decoder = Decoder()
+        blocks: list[list[tuple[str, str]]] = []
+        while not any(name == "grpc-status" for block in blocks for name, _ in block):
+            frames = await asyncio.wait_for(read_frames(reader, f.HEADERS), 5)
+            blocks += [decoder.decode(payload) for kind, _, _, payload in frames if kind == f.HEADERS]
+        trailers = dict(blocks[-1])
+        assert trailers["grpc-status"] == "12" and "Expected one request message, got 2" in unquote(
+            trailers["grpc-message"]
+        )
+        writer.close()
+
+    serve(test)
