@@ -111,7 +111,8 @@ class Connection:
         self.goaway_sent = False
         self.closed = False
         self.acks_queued = 0
-        """PING and SETTINGS answers in :attr:`out` or in a write the client has not read (:meth:`acks_read`)."""
+        """Frames the client's own frames made this side queue (PING and SETTINGS answers, resets of streams it
+        erred on), in :attr:`out` or in a write the client has not read (:meth:`acks_read`)."""
         self._resets = ResetRate()
         self.out.append(
             f.settings(
@@ -155,7 +156,8 @@ class Connection:
         raise H2ConnectionError(code, message)
 
     def _reset(self, stream_id: int, code: int) -> None:
-        self.out.append(f.rst_stream(stream_id, code))
+        """A stream error the client caused: its RST_STREAM counts with the answers it must read back."""
+        self._queue_ack(f.rst_stream(stream_id, code))
         if self.streams.pop(stream_id, None) is not None:
             self.events.on_reset(stream_id, code)
 
@@ -203,12 +205,18 @@ class Connection:
     def _queue_ack(self, frame: bytes) -> None:
         self.acks_queued += 1
         if self.acks_queued > MAX_QUEUED_ACKS:
-            self._fail(f.ENHANCE_YOUR_CALM, f"more than {MAX_QUEUED_ACKS} PING or SETTINGS frames not read back")
+            self._fail(
+                f.ENHANCE_YOUR_CALM, f"more than {MAX_QUEUED_ACKS} PING, SETTINGS or RST_STREAM answers not read back"
+            )
         self.out.append(frame)
 
     def acks_read(self) -> None:
         """The owner wrote :attr:`out` to a socket that takes it (the client reads): the answers count no more."""
         self.acks_queued = 0
+
+    def refund_reset(self) -> None:
+        """The owner knows the last reset for an ordinary cancel (a call's deadline passed): it takes no token."""
+        self._resets.refund()
 
     def _count_reset(self) -> None:
         if not self._resets.take():

@@ -102,12 +102,6 @@ class MessageReader:
         """Whether a message has begun and is not whole."""
         return bool(self._head) or self._body is not None
 
-    @property
-    def buffered(self) -> int:
-        """The size of the buffer of the message in progress (made at its announced size), or 0."""
-        body = self._body
-        return 0 if body is None else len(body)
-
     def feed(self, data: bytes | memoryview) -> list[bytes | bytearray]:
         """The messages that ``data`` completes. Raises :class:`MessageTooLarge` as soon as a prefix announces more
         than ``limit`` bytes, and :class:`CompressedMessage` for a compressed one (only ``identity`` is

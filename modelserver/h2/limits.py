@@ -11,17 +11,15 @@ import time
 from typing import Any
 
 MAX_QUEUED_ACKS = 1000
-"""PING and SETTINGS answers queued while the client reads none of them, past which the connection is a flood
-(CVE-2019-9512, -9515) and ends with ENHANCE_YOUR_CALM: each costs the client 9-17 bytes to send and this side a
-buffer to hold (nghttp2's ``max_outbound_ack``)."""
+"""Frames the client's frames make this side send (PING and SETTINGS answers, RST_STREAM for its stream errors)
+queued while it reads none of them, past which the connection is a flood (CVE-2019-9512, -9514, -9515) and ends
+with ENHANCE_YOUR_CALM: each costs the client 9-17 bytes to send and this side a buffer to hold (nghttp2's
+``max_outbound_ack``, grpc core's ``max_pending_induced_frames``)."""
 RESET_BURST = 1000
 RESET_RATE = 33.0
 """Streams the client may reset at once, and per second after that: a client that opens and resets streams faster
 ("rapid reset", CVE-2023-44487) costs this side a call's start each, outside MAX_CONCURRENT_STREAMS, and ends with
 ENHANCE_YOUR_CALM (nghttp2's ``stream_reset_rate_limit``)."""
-IN_PROGRESS_MIN = 64 << 20
-"""A connection's request messages in progress may hold at least this much (:attr:`Limits.max_in_progress`): 256
-streams each announcing a message of ``max_request_size`` would otherwise hold 256 of them per connection."""
 READ_SIZE = 1 << 20
 """The read buffer, shared by the connections of a listener. With 256 KiB a 1 MiB call took 4.4 reads of its client's
 socket, each with its frame split across two reads (gathered in a buffer of its own, then copied into the message);
@@ -48,6 +46,9 @@ class ResetRate:
         self._tokens = tokens
         return True
 
+    def refund(self) -> None:
+        self._tokens = min(float(RESET_BURST), self._tokens + 1.0)
+
 
 class Limits:
     """What every connection of a listener shares: the method table, the message size limits, the read buffer and
@@ -69,9 +70,6 @@ class Limits:
         self.max_streams = max_streams
         self.handshake_timeout = handshake_timeout
         """Seconds a new connection has to send the HTTP/2 preface (``header_read_timeout``); None: no limit."""
-        self.max_in_progress = max(IN_PROGRESS_MIN, 2 * max_receive)
-        """Bytes of request messages a connection may have in progress (each buffer is made at its message's
-        announced size): past it, the call whose message would pass it is answered RESOURCE_EXHAUSTED."""
         self.write_timeout = write_timeout
         """Seconds the client may read nothing while this side has bytes for it, or give a call's answer no window
         (``write_timeout``): then the connection, or the call, is ended. None: no limit."""

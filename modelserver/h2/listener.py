@@ -22,6 +22,9 @@ from .protocol import GrpcProtocol
 
 logger = logging.getLogger("modelserver")
 
+TLS_HANDSHAKE_SECONDS = 60.0
+"""asyncio's own handshake limit, when no ``header_read_timeout`` is given."""
+
 
 def snake_case(name: str) -> str:
     return "".join(f"_{char.lower()}" if char.isupper() else char for char in name).lstrip("_")
@@ -82,6 +85,7 @@ class NativeGrpcListener:
         )
         self._budget = budget
         self._tls_files = tls_files
+        self._server_tls = False
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[GrpcProtocol, None] = {}  # insertion-ordered: the oldest first
         self.port: int | None = None
@@ -95,7 +99,16 @@ class NativeGrpcListener:
                 return protocol
             budget.others[protocol] = None
         self._connections[protocol] = None
+        if self._server_tls:
+            # A TLS connection is counted from its accept; one whose handshake fails is never made (nor lost), so
+            # it is forgotten once the handshake's time is up.
+            loop = asyncio.get_running_loop()
+            loop.call_later(self._handshake_timeout or TLS_HANDSHAKE_SECONDS, self._forget_if_unmade, protocol)
         return protocol
+
+    def _forget_if_unmade(self, protocol: GrpcProtocol) -> None:
+        if protocol.transport is None:
+            self._closed(protocol)
 
     def _closed(self, protocol: GrpcProtocol) -> None:
         self._connections.pop(protocol, None)
@@ -108,6 +121,7 @@ class NativeGrpcListener:
             if self._tls_files is None:
                 raise ConfigError(f"{self.name}: https:// gRPC needs certificate_file and private_key_file")
             context = tls_context(*self._tls_files)
+            self._server_tls = True
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(

@@ -26,6 +26,9 @@ logger = logging.getLogger("modelserver.grpc")
 
 SEND_STEP = 256 << 10
 """Once this much DATA is queued, it is written at once and the sender looks at the socket's buffer again."""
+DEADLINE_SLACK = 0.05
+"""A client that resets a call this close to its deadline, or past it, is cancelling a call it gave up on (its clock
+runs ahead of ours): that reset does not count as a rapid reset."""
 BIG_MESSAGE = 64 << 10
 """From this size on, an answer's message is sent from its own buffer, its prefix apart."""
 QUEUE_LIMIT = 1 << 20
@@ -51,7 +54,6 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         self._flush_soon = False
         self.refused = False
         """Over the connection cap: closed as soon as it is made."""
-        self._read_paused = False
         self._deadline: asyncio.TimerHandle | None = None
         """The preface's deadline, then, while the client reads nothing of what is written, the write deadline."""
         self.draining = False
@@ -119,13 +121,11 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             self._on_close(self)
 
     def pause_writing(self) -> None:
-        """The socket's buffer is past its high-water mark: the client is not reading. Nothing more is read from
-        it either until it does (what it sends may ask for answers: PING, SETTINGS), and past ``write_timeout``
-        the connection is dropped."""
+        """The socket's buffer is past its high-water mark: the client is not reading. Reading goes on (a client
+        may write all its calls before it reads, within the windows it was given, which bound its DATA); what its
+        frames make this side queue meanwhile is bounded by the connection (MAX_QUEUED_ACKS), and past
+        ``write_timeout`` the connection is dropped."""
         self._paused = True
-        if not self._read_paused and self.transport is not None and not self.transport.is_closing():
-            self._read_paused = True
-            self.transport.pause_reading()
         timeout = self.limits.write_timeout
         if timeout is not None:
             if self._deadline is not None:
@@ -138,9 +138,6 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             self._deadline.cancel()
             self._deadline = None
         self.conn.acks_read()
-        if self._read_paused and self.transport is not None and not self.transport.is_closing():
-            self._read_paused = False
-            self.transport.resume_reading()
         self._wake()
 
     def _preface_overdue(self, timeout: float) -> None:
@@ -192,13 +189,15 @@ class GrpcProtocol(asyncio.BufferedProtocol):
     @property
     def idle(self) -> bool:
         """No call in flight: at the connection cap, the connection may be closed to make room (a gRPC client
-        connects again when it next needs to)."""
+        connects again when it next needs to). One still in its TLS handshake is idle too."""
         return not self.calls
 
     def abort(self) -> None:
-        """Close at once, dropping what the client has not read."""
+        """Close at once, dropping what the client has not read (one not made yet is closed as it is made)."""
         if self.transport is not None:
             self.transport.abort()
+        else:
+            self.refused = True
 
     def drain(self) -> None:
         """No new calls (GOAWAY); closed when the last call is over."""
@@ -278,8 +277,6 @@ class GrpcProtocol(asyncio.BufferedProtocol):
         """``size`` bytes of the call's DATA through its message reader (``read``); the messages they complete are
         queued for the service, and the window they used is owed to the client. False when the call ended instead (a
         message too large, or compressed against the call's encoding)."""
-        reader = call.reader
-        before = reader.buffered
         try:
             found = read(data)
         except w.MessageTooLarge as err:
@@ -296,26 +293,11 @@ class GrpcProtocol(asyncio.BufferedProtocol):
             call.messages.extend(found)
             call.queued += sum(map(len, found))
             call.wake()
-        after = reader.buffered
-        if after and (after != before or found) and self._in_progress() > self.limits.max_in_progress:
-            self._end(
-                call,
-                w.RESOURCE_EXHAUSTED,
-                f"Request messages in progress on this connection exceed {self.limits.max_in_progress} bytes",
-            )
-            return False
         if size:
             if not call.owed:
                 self._owing.append(call)
             call.owed += size
         return True
-
-    def _in_progress(self) -> int:
-        """The buffers of the connection's request messages in progress (counted when a new one is made)."""
-        total = 0
-        for call in self.calls.values():
-            total += call.reader.buffered
-        return total
 
     def _give_back(self) -> None:
         """The windows of the calls whose DATA the last read held, once per call and read instead of per frame; a
@@ -331,6 +313,9 @@ class GrpcProtocol(asyncio.BufferedProtocol):
     def on_reset(self, stream_id: int, code: int) -> None:
         call = self.calls.pop(stream_id, None)
         if call is not None:
+            left = call.context.time_remaining()
+            if left is not None and left <= DEADLINE_SLACK:
+                self.conn.refund_reset()  # the client's own deadline passed: a cancel, not a rapid reset
             call.finished = True
             self._cancel(call)
 

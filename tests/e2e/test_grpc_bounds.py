@@ -185,7 +185,7 @@ def test_a_flood_of_frames_that_ask_for_answers_from_a_client_that_reads_none_en
             ended = closed_by_server(sock, 5)
     assert ended, f"{sent >> 20} MB of {kind.upper()} frames sent and the connection still open"
     assert peak - before < 48, f"the frontend grew {peak - before:.0f} MB for one flooding connection"
-    assert wait_for_log(server, "more than 1000 PING or SETTINGS frames not read back")
+    assert wait_for_log(server, "more than 1000 PING, SETTINGS or RST_STREAM answers not read back")
     assert live(server.extra["grpc"])
 
 
@@ -273,35 +273,6 @@ def test_an_answer_given_no_window_is_cancelled_after_the_write_timeout_and_the_
         acked = [p for kind, flags, _s, p in read_frames(sock, 5) if kind == PING and flags & 1]
         assert acked and acked[0] == b"stillok?"
     assert wait_for_log(server, "cancelled: the client took none of its answer for 1.5 s (write_timeout)")
-
-
-def test_messages_announced_on_many_streams_are_bounded_per_connection(server: RunningServer) -> None:
-    """40 streams each announce a 60 MB message (under max_request_size) and send the first megabyte: a
-    connection's messages in progress may hold max(64 MiB, 2 x max_request_size), so the streams past that are
-    answered RESOURCE_EXHAUSTED at once instead of each holding a buffer of its own."""
-    encoder = hpack.Encoder()
-    decoder = hpack.Decoder()
-    announced, first = 60_000_000, 1_000_000
-    before = rss_mb(server.process.pid)
-    statuses: dict[int, str] = {}
-    with h2_client(server.extra["grpc"]) as sock:
-        sock.sendall(PREFACE + settings())
-        for index in range(40):
-            stream_id = 2 * index + 1
-            sock.sendall(frame(HEADERS, END_HEADERS, stream_id, request_headers(encoder, INFER)))
-            data = b"\x00" + struct.pack("!I", announced) + bytes(first)
-            for start in range(0, len(data), 16384):
-                sock.sendall(frame(DATA, 0, stream_id, data[start : start + 16384]))
-        grown = rss_mb(server.process.pid) - before
-        for kind, _flags, stream_id, payload in read_frames(sock, 3):
-            if kind == HEADERS:
-                for name, value in decoder.decode(payload):
-                    if name == "grpc-status":
-                        statuses[stream_id] = value
-    exhausted = [stream for stream, status in statuses.items() if status == "8"]
-    assert len(exhausted) >= 30, statuses
-    assert grown < 24, f"the frontend grew {grown:.0f} MB for one connection's announced messages"
-    assert live(server.extra["grpc"])
 
 
 @pytest.fixture(scope="module")

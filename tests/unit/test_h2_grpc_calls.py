@@ -440,3 +440,51 @@ def test_a_unary_calls_second_message_ends_it_before_more_are_held() -> None:
         writer.close()
 
     serve(test)
+
+
+class ClosableTransport(RecordingTransport):
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+def test_resets_of_calls_whose_deadline_passed_are_not_a_rapid_reset() -> None:
+    """A client whose calls time out resets them, often before the server's own timer fires: 1,500 such resets at
+    once are its deadlines, not a flood; 1,500 resets of calls with time left end the connection."""
+
+    def run(timeout: str) -> list[int]:
+        async def main() -> list[int]:
+            table = ServiceTable(SERVICE, METHODS, Calls(), frozenset(name for name, *_ in METHODS))
+            protocol = GrpcProtocol(Limits(method_table([table]), LIMIT, LIMIT, max_streams=2000))
+            transport = ClosableTransport()
+            protocol.connection_made(transport)
+            encoder = Encoder()
+            headers = [(":method", "POST"), (":scheme", "http"), (":path", f"/{SERVICE}/Slow"), (":authority", "x"),
+                       ("content-type", "application/grpc"), ("te", "trailers"), ("grpc-timeout", timeout)]  # fmt: skip
+
+            def feed(data: bytes) -> None:
+                for at in range(0, len(data), READ_SIZE):
+                    piece = data[at : at + READ_SIZE]
+                    protocol.get_buffer(-1)[: len(piece)] = piece
+                    protocol.buffer_updated(len(piece))
+
+            feed(f.PREFACE + f.settings({}))
+            feed(b"".join(f.frame(f.HEADERS, f.END_HEADERS, 2 * i + 1, encoder.encode(headers)) for i in range(1500)))
+            await asyncio.sleep(0)  # the server's own timers have not fired: the client's resets come first
+            feed(b"".join(f.rst_stream(2 * i + 1, f.CANCEL) for i in range(1500)))
+            await asyncio.sleep(0)
+            sent = b"".join(transport.writes)
+            codes = []
+            while sent:
+                length = int.from_bytes(sent[:3], "big")
+                if sent[3] == f.GOAWAY:
+                    codes.append(f.u32(sent[13:17]))
+                sent = sent[9 + length :]
+            return codes
+
+        return asyncio.run(main())
+
+    assert run("30m") == []  # 30 ms left: within the slack of a client's clock running ahead
+    assert run("100S") == [f.ENHANCE_YOUR_CALM]
