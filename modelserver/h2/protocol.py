@@ -188,9 +188,13 @@ class GrpcProtocol(asyncio.BufferedProtocol):
 
     @property
     def idle(self) -> bool:
-        """No call in flight: at the connection cap, the connection may be closed to make room (a gRPC client
-        connects again when it next needs to). One still in its TLS handshake is idle too."""
-        return not self.calls
+        """No call in flight and nothing of an answer left to write: at the connection cap, the connection may be
+        closed to make room (a gRPC client connects again when it next needs to). One still in its TLS handshake
+        is idle too."""
+        if self.calls:
+            return False
+        transport = self.transport
+        return transport is None or (not self.conn.out and transport.get_write_buffer_size() == 0)
 
     def abort(self) -> None:
         """Close at once, dropping what the client has not read (one not made yet is closed as it is made)."""

@@ -488,3 +488,30 @@ def test_resets_of_calls_whose_deadline_passed_are_not_a_rapid_reset() -> None:
 
     assert run("30m") == []  # 30 ms left: within the slack of a client's clock running ahead
     assert run("100S") == [f.ENHANCE_YOUR_CALM]
+
+
+def test_a_connection_is_idle_for_the_cap_only_once_its_answers_are_written() -> None:
+    """At the connection cap an idle connection is closed to make room: not one whose last answer (its call over)
+    still waits in the socket's buffer, which closing would cut."""
+
+    class Buffered(ClosableTransport):
+        waiting = 0
+
+        def get_write_buffer_size(self) -> int:
+            return self.waiting
+
+    table = ServiceTable(SERVICE, METHODS, Calls(), frozenset(name for name, *_ in METHODS))
+
+    async def main() -> None:
+        protocol = GrpcProtocol(Limits(method_table([table]), LIMIT, LIMIT))
+        assert protocol.idle  # not made yet (a TLS handshake in progress)
+        transport = Buffered()
+        protocol.connection_made(transport)
+        assert protocol.idle
+        transport.waiting = 70_000  # an answer's end not taken by the client yet
+        assert not protocol.idle
+        transport.waiting = 0
+        protocol.conn.out.append(b"queued")
+        assert not protocol.idle
+
+    asyncio.run(main())
