@@ -141,21 +141,26 @@ def wait_for_log(server: RunningServer, text: str, seconds: float = 5.0) -> bool
     return False
 
 
+def mirror_server(tmp: Path, **settings: str) -> RunningServer:
+    """The mirror model, the OIP gRPC API on the native transport at a free port, and ``settings``."""
+    address = f"127.0.0.1:{free_port()}"
+    properties = {"load_models": "kmirror=kmirror", "oip_grpc_address": address, "grpc_transport": "native"}
+    running = start_server(
+        tmp, {"kmirror": TEST_MODELS / "kmirror"}, properties={**properties, **settings}, wait_models=["kmirror"]
+    )
+    running.extra["grpc"] = address
+    return running
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("grpc_bounds")
-    address = f"127.0.0.1:{free_port()}"
-    properties = {
-        "load_models": "kmirror=kmirror",
-        "oip_grpc_address": address,
-        "grpc_transport": "native",
-        "header_read_timeout": "1",
-        "write_timeout": "1.5",
-        "max_response_size": str(64 << 20),
-        "max_request_size": str(64 << 20),
-    }
-    running = start_server(tmp, {"kmirror": TEST_MODELS / "kmirror"}, properties=properties, wait_models=["kmirror"])
-    running.extra["grpc"] = address
+    running = mirror_server(
+        tmp_path_factory.mktemp("grpc_bounds"),
+        header_read_timeout="1",
+        write_timeout="1.5",
+        max_response_size=str(64 << 20),
+        max_request_size=str(64 << 20),
+    )
     yield running
     assert running.stop() == 0
 
@@ -277,16 +282,7 @@ def test_an_answer_given_no_window_is_cancelled_after_the_write_timeout_and_the_
 
 @pytest.fixture(scope="module")
 def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("grpc_cap")
-    address = f"127.0.0.1:{free_port()}"
-    properties = {
-        "load_models": "kmirror=kmirror",
-        "oip_grpc_address": address,
-        "grpc_transport": "native",
-        "max_connections": "16",
-    }
-    running = start_server(tmp, {"kmirror": TEST_MODELS / "kmirror"}, properties=properties, wait_models=["kmirror"])
-    running.extra["grpc"] = address
+    running = mirror_server(tmp_path_factory.mktemp("grpc_cap"), max_connections="16")
     yield running
     assert running.stop() == 0
 
