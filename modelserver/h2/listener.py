@@ -85,7 +85,6 @@ class NativeGrpcListener:
         )
         self._budget = budget
         self._tls_files = tls_files
-        self._server_tls = False
         self._server: asyncio.base_events.Server | None = None
         self._connections: dict[GrpcProtocol, None] = {}  # insertion-ordered: the oldest first
         self.port: int | None = None
@@ -99,7 +98,7 @@ class NativeGrpcListener:
                 return protocol
             budget.others[protocol] = None
         self._connections[protocol] = None
-        if self._server_tls:
+        if self.address.is_tls:
             # A TLS connection is counted from its accept; one whose handshake fails is never made (nor lost), so
             # it is forgotten once the handshake's time is up.
             loop = asyncio.get_running_loop()
@@ -121,7 +120,6 @@ class NativeGrpcListener:
             if self._tls_files is None:
                 raise ConfigError(f"{self.name}: https:// gRPC needs certificate_file and private_key_file")
             context = tls_context(*self._tls_files)
-            self._server_tls = True
         loop = asyncio.get_running_loop()
         try:
             self._server = await loop.create_server(
